@@ -1,0 +1,206 @@
+"""The gateway's one config file: typed, validated once, failing with one clear line.
+
+``model_list`` follows LiteLLM's shape (``model_name``, ``litellm_params``,
+``model_info``) so LiteLLM users can bring theirs. Secrets may be written as
+``os.environ/NAME``; they are resolved where they are used (in the replica), and
+their presence is checked at load time so a missing one fails at start.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+ENV_PREFIX = "os.environ/"
+DEMO_MASTER_KEY = "sk-routeiq-demo"
+
+
+class ConfigError(Exception):
+    """The config is invalid; the message is one line naming the key and why."""
+
+
+def resolve_secret(value: str | None) -> str | None:
+    """Resolve an ``os.environ/NAME`` reference (or return a literal as is)."""
+    if value is None or not value.startswith(ENV_PREFIX):
+        return value
+    name = value[len(ENV_PREFIX) :]
+    if name not in os.environ:
+        raise ConfigError(f"environment variable {name} is not set")
+    return os.environ[name]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LiteLLMParams(BaseModel):
+    """Arguments for ``litellm.acompletion``; extra keys pass through to litellm."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    model: str = Field(description="litellm model string, e.g. `openai/gpt-4o-mini`.")
+    api_base: str | None = Field(None, description="Provider base URL.")
+    api_key: str | None = Field(None, description="Key, or `os.environ/NAME`.")
+    timeout: float | None = Field(None, gt=0, description="Per-model timeout (s).")
+    weight: float = Field(1.0, gt=0, description="Weight among deployments of one model_name.")
+
+
+class ModelInfo(BaseModel):
+    """Prices, limits and capabilities; unknown keys are kept (LiteLLM allows them)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    input_cost_per_token: float | None = Field(None, ge=0, description="$ per input token.")
+    output_cost_per_token: float | None = Field(None, ge=0, description="$ per output token.")
+    max_input_tokens: int | None = Field(None, gt=0, description="Context window.")
+    mode: Literal["chat", "completion", "embedding"] = Field("chat", description="API kind.")
+    capabilities: tuple[str, ...] = Field((), description="e.g. `tools`, `vision`, `json`.")
+
+
+class ModelEntry(_Strict):
+    """One provider deployment serving a public ``model_name``."""
+
+    model_name: str = Field(min_length=1, description="Name clients send as `model`.")
+    litellm_params: LiteLLMParams
+    model_info: ModelInfo = Field(default_factory=ModelInfo)
+    provider_group: str = Field("default", description="Provider-call deployment serving it.")
+
+
+class RouterConfig(_Strict):
+    """A router clients reach through ``model: <name>`` (``auto`` by default)."""
+
+    name: str = Field(description="The `model` value that selects this router.")
+    strategy: Literal["learned", "cost-first", "weighted-shuffle"] = Field(
+        "cost-first", description="How the router picks among candidates."
+    )
+    artifact: str | None = Field(None, description="Learned router artifact directory.")
+    lam: float | None = Field(None, alias="lambda", ge=0, description="Default willingness to pay.")
+    candidates: tuple[str, ...] = Field((), description="Model names it may pick; empty = all chat models.")
+    fallback_model: str | None = Field(None, description="Used if the scorer is down or slow.")
+    timeout_ms: float = Field(250, gt=0, description="Deadline for a routing decision.")
+
+
+class RouterAlias(_Strict):
+    """Another ``model`` name for a router with its own λ (e.g. ``auto:cost``)."""
+
+    router: str = Field(description="Name of the router it uses.")
+    lam: float = Field(alias="lambda", ge=0, description="Willingness to pay for this alias.")
+
+
+class RouterSettings(_Strict):
+    """Routers, aliases and retry policy."""
+
+    routers: tuple[RouterConfig, ...] = Field((), description="Routers clients may name.")
+    aliases: dict[str, RouterAlias] = Field(default_factory=dict, description="Alias → router, λ.")
+    num_retries: int = Field(2, ge=0, le=10, description="Retries on 5xx/connection errors.")
+    retry_backoff_s: float = Field(0.05, ge=0, description="First backoff; doubles, with jitter.")
+
+
+class ProviderGroup(_Strict):
+    """A provider-call deployment (one Serve deployment per group)."""
+
+    name: str
+    transport: Literal["auto", "litellm"] = Field(
+        "auto",
+        description="`auto`: OpenAI-compatible upstreams use the native passthrough; "
+        "others go through litellm. `litellm`: everything through litellm.",
+    )
+    max_connections: int = Field(256, gt=0, description="Connection pool size per replica.")
+
+
+class GeneralSettings(_Strict):
+    """Gateway-wide settings."""
+
+    master_key: str | None = Field(None, description="Admin key; `ROUTEIQ_MASTER_KEY` overrides.")
+    max_request_body_bytes: int = Field(1 << 20, gt=0, description="413 above this.")
+    request_timeout_s: float = Field(60.0, gt=0, description="Whole-request timeout (504).")
+    stream_first_chunk_timeout_s: float = Field(30.0, gt=0, description="Time to first chunk.")
+
+
+class GatewayConfig(_Strict):
+    """The root of the gateway config file."""
+
+    model_list: tuple[ModelEntry, ...] = Field(min_length=1)
+    router_settings: RouterSettings = Field(default_factory=RouterSettings)
+    provider_groups: tuple[ProviderGroup, ...] = Field(())
+    general_settings: GeneralSettings = Field(default_factory=GeneralSettings)
+
+    @model_validator(mode="after")
+    def _check_references(self) -> GatewayConfig:
+        names = {m.model_name for m in self.model_list}
+        for i, r in enumerate(self.router_settings.routers):
+            if r.name in names:
+                raise ValueError(f"router_settings.routers[{i}].name: {r.name!r} is also a model_name")
+            for c in (*r.candidates, *filter(None, [r.fallback_model])):
+                if c not in names:
+                    raise ValueError(f"router_settings.routers[{i}]: unknown model {c!r}")
+            if r.strategy == "learned" and not r.artifact:
+                raise ValueError(f"router_settings.routers[{i}].artifact: required for strategy learned")
+        routers = {r.name for r in self.router_settings.routers}
+        for alias, a in self.router_settings.aliases.items():
+            if a.router not in routers:
+                raise ValueError(f"router_settings.aliases.{alias}.router: unknown router {a.router!r}")
+        declared = {g.name for g in self.provider_groups}
+        for i, m in enumerate(self.model_list):
+            if declared and m.provider_group not in declared:
+                raise ValueError(f"model_list[{i}].provider_group: {m.provider_group!r} is not declared")
+        return self
+
+    def groups(self) -> tuple[ProviderGroup, ...]:
+        """Declared provider groups, plus any a model names without declaring."""
+        known = {g.name: g for g in self.provider_groups}
+        for m in self.model_list:
+            known.setdefault(m.provider_group, ProviderGroup(name=m.provider_group))
+        return tuple(known.values())
+
+    def master_key(self) -> str:
+        """The admin key: env ``ROUTEIQ_MASTER_KEY``, else the config's (secret refs resolved)."""
+        key = os.environ.get("ROUTEIQ_MASTER_KEY") or resolve_secret(self.general_settings.master_key)
+        if not key:
+            raise ConfigError("general_settings.master_key: not set (and ROUTEIQ_MASTER_KEY is unset)")
+        return key
+
+
+def _env_refs(node: object, path: str = "") -> list[tuple[str, str]]:
+    if isinstance(node, str) and node.startswith(ENV_PREFIX):
+        return [(path, node[len(ENV_PREFIX) :])]
+    if isinstance(node, dict):
+        return [r for k, v in node.items() for r in _env_refs(v, f"{path}.{k}" if path else str(k))]
+    if isinstance(node, list):
+        return [r for i, v in enumerate(node) for r in _env_refs(v, f"{path}[{i}]")]
+    return []
+
+
+def _one_line(err: ValidationError) -> str:
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"])
+    msg = first["msg"].removeprefix("Value error, ")
+    return f"{loc}: {msg}" if loc else msg
+
+
+def parse_config(raw: object) -> GatewayConfig:
+    """Validate a parsed YAML document; raise ``ConfigError`` with one line."""
+    if not isinstance(raw, dict):
+        raise ConfigError("config: expected a mapping at the top level")
+    for path, name in _env_refs(raw):
+        if name not in os.environ and not path.endswith("master_key"):
+            raise ConfigError(f"{path}: environment variable {name} is not set")
+    try:
+        return GatewayConfig.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_one_line(err)) from None
+
+
+def load_config(path: str | Path) -> GatewayConfig:
+    """Read and validate a gateway config file."""
+    try:
+        raw = yaml.safe_load(Path(path).read_text())
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read ({err.strerror})") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    return parse_config(raw)

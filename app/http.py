@@ -1,0 +1,67 @@
+"""Shared HTTP helpers for the route handlers: body parsing, request ids, responses."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any, TypeVar
+
+import orjson
+from fastapi import Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ValidationError
+
+from app.errors import InvalidRequestError, PayloadTooLargeError, RouteIQError, to_openai_error
+
+M = TypeVar("M", bound=BaseModel)
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def request_id(request: Request) -> str:
+    """The caller's ``x-request-id`` when it is sane, else a fresh one."""
+    rid = request.headers.get("x-request-id")
+    if not rid or not _SAFE_ID.match(rid):
+        rid = uuid.uuid4().hex
+    request.state.request_id = rid
+    return rid
+
+
+async def read_json(request: Request, limit: int) -> dict[str, Any]:
+    """The JSON object body; 413 above ``limit`` bytes, 400 when it is not JSON."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLargeError(f"request body is {declared} bytes; the limit is {limit}")
+    raw = await request.body()
+    if len(raw) > limit:
+        raise PayloadTooLargeError(f"request body is {len(raw)} bytes; the limit is {limit}")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as err:
+        raise InvalidRequestError(f"We could not parse the JSON body of your request ({err})") from None
+    if not isinstance(body, dict):
+        raise InvalidRequestError("The request body must be a JSON object")
+    return body
+
+
+def validate(model: type[M], body: dict[str, Any]) -> M:
+    """Validate ``body`` against an OpenAI schema; 400 naming the first bad field."""
+    try:
+        return model.model_validate(body)
+    except ValidationError as err:
+        first = err.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        raise InvalidRequestError(f"Invalid value for '{loc}': {first['msg']}", param=loc or None) from None
+
+
+def json_response(body: bytes, headers: dict[str, str], status: int = 200) -> Response:
+    return Response(content=body, status_code=status, media_type="application/json", headers=headers)
+
+
+def error_response(err: BaseException, request_id: str | None = None) -> Response:
+    status, body, headers = to_openai_error(err)
+    if request_id:
+        headers = {**headers, "x-request-id": request_id}
+    return json_response(body, headers, status)
+
+
+__all__ = ["RouteIQError", "error_response", "json_response", "read_json", "request_id", "validate"]

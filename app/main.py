@@ -1,0 +1,68 @@
+"""Builds the FastAPI app around an already-built ``Gateway``.
+
+No clients are created here: the caller (the ingress deployment, or a test) builds
+the gateway and passes it in. One set of exception handlers is the only place where
+errors become HTTP responses, so no traceback ever reaches a client.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.auth import Authenticator
+from app.errors import InvalidRequestError, NotFoundError, RouteIQError
+from app.gateway import Gateway
+from app.http import error_response
+from app.routes import health, inference, models
+
+log = logging.getLogger("routeiq.app")
+Readiness = Callable[[], Awaitable[dict[str, Any]]]
+
+
+def _rid(request: Request) -> str | None:
+    return getattr(request.state, "request_id", None)
+
+
+async def _routeiq_error(request: Request, err: Exception) -> Response:
+    return error_response(err, _rid(request))
+
+
+async def _http_error(request: Request, err: Exception) -> Response:
+    assert isinstance(err, StarletteHTTPException)
+    if err.status_code == 404:
+        mapped: RouteIQError = NotFoundError(f"Unknown path {request.url.path}", code="not_found")
+    elif err.status_code == 405:
+        mapped = InvalidRequestError(f"Method {request.method} is not allowed on {request.url.path}")
+    else:
+        mapped = RouteIQError(str(err.detail))
+        mapped.status = err.status_code  # type: ignore[misc]
+    return error_response(mapped, _rid(request))
+
+
+async def _unexpected(request: Request, err: Exception) -> Response:
+    if isinstance(err, RequestValidationError):
+        return error_response(InvalidRequestError(str(err.errors()[0].get("msg"))), _rid(request))
+    log.exception("unhandled error in request %s", _rid(request))
+    return error_response(err, _rid(request))
+
+
+def create_app(gateway: Gateway, authenticator: Authenticator, readiness: Readiness | None = None) -> FastAPI:
+    """The ASGI app of the ingress."""
+    app = FastAPI(title="RouteIQ", version="0.1.0", docs_url=None, redoc_url=None)
+    app.state.gateway = gateway
+    app.state.authenticator = authenticator
+    app.state.readiness = readiness
+    app.add_exception_handler(RouteIQError, _routeiq_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _unexpected)
+    app.add_exception_handler(Exception, _unexpected)
+    for module in (inference, models, health):
+        app.include_router(module.router)
+    return app

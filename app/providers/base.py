@@ -1,0 +1,106 @@
+"""Types crossing the provider-call boundary, and the cost of a call."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from app.config import ModelEntry
+
+Endpoint = Literal["chat", "completions", "embeddings"]
+
+
+@dataclass(frozen=True)
+class ProviderCall:
+    """One request for a provider deployment (picklable: it crosses a handle)."""
+
+    endpoint: Endpoint
+    deployment: int
+    """Index of the entry in ``model_list``."""
+    body: dict[str, Any]
+    """The client's validated JSON body; ``model`` is replaced by the provider's."""
+    request_id: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    """Headers forwarded upstream (request id, W3C trace context)."""
+    include_usage: bool = False
+    """Whether the client asked for the usage chunk of a stream."""
+    timeout_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True)
+class ProviderResult:
+    """A finished, non-streamed answer: the OpenAI JSON body, ready to send."""
+
+    body: bytes
+    usage: Usage
+    model: str
+
+
+@dataclass(frozen=True)
+class StreamEnd:
+    """Last item of a stream: what it used and cost (never sent to the client)."""
+
+    usage: Usage
+    chunks: int = 0
+
+
+StreamItem = bytes | StreamEnd
+
+
+class ProviderClient(Protocol):
+    """How a provider deployment talks to one kind of upstream."""
+
+    async def complete(self, entry: ModelEntry, call: ProviderCall) -> ProviderResult:
+        """A non-streamed chat/completions/embeddings call."""
+        ...
+
+    def stream(self, entry: ModelEntry, call: ProviderCall) -> AsyncIterator[StreamItem]:
+        """SSE bytes of a streamed call, then one ``StreamEnd``."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Prices:
+    """$ per token; from ``model_info``, else litellm's cost map (loaded offline)."""
+
+    input: float = 0.0
+    output: float = 0.0
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        return prompt_tokens * self.input + completion_tokens * self.output
+
+    @classmethod
+    def of(cls, entry: ModelEntry) -> Prices:
+        info = entry.model_info
+        if info.input_cost_per_token is not None or info.output_cost_per_token is not None:
+            return cls(info.input_cost_per_token or 0.0, info.output_cost_per_token or 0.0)
+        return cls(*_litellm_prices(entry.litellm_params.model))
+
+
+def _litellm_prices(model: str) -> tuple[float, float]:
+    import litellm  # noqa: PLC0415  (heavy; only provider replicas get here)
+
+    info = litellm.model_cost.get(model) or litellm.model_cost.get(model.split("/", 1)[-1]) or {}
+    return float(info.get("input_cost_per_token") or 0.0), float(info.get("output_cost_per_token") or 0.0)
+
+
+def usage_from(payload: dict[str, Any] | None, prices: Prices) -> Usage:
+    """Usage with cost from an OpenAI ``usage`` object."""
+    payload = payload or {}
+    prompt = int(payload.get("prompt_tokens") or 0)
+    completion = int(payload.get("completion_tokens") or 0)
+    return Usage(prompt, completion, prices.cost(prompt, completion))

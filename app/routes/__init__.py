@@ -1,0 +1,1 @@
+"""One module a resource: inference (chat, completions, embeddings), models, health."""

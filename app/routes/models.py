@@ -1,0 +1,23 @@
+"""``/v1/models``: the models and routers a caller may name."""
+
+from __future__ import annotations
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from app.gateway import Gateway
+from app.http import json_response, request_id
+
+router = APIRouter()
+
+
+@router.get("/v1/models")
+async def list_models(request: Request) -> Response:
+    gateway: Gateway = request.app.state.gateway
+    rid = request_id(request)
+    principal = request.app.state.authenticator.authenticate(request.headers.get("authorization"))
+    allowed = principal.allowed_models
+    names = [n for n in gateway.catalog.public_names() if allowed is None or n in allowed or n in gateway.catalog.routers]
+    data = [{"id": n, "object": "model", "created": 0, "owned_by": "routeiq"} for n in names]
+    return json_response(orjson.dumps({"object": "list", "data": data}), {"x-request-id": rid})

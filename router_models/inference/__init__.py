@@ -1,0 +1,1 @@
+"""Routing decisions at request time: strategies, learned scorers, the cost decision."""

@@ -1,0 +1,54 @@
+"""Plain data passed between the ingress and the router-scoring deployment.
+
+Kept free of heavy imports: ``app/`` imports these types, and crossing a Ray
+DeploymentHandle pickles them, so they stay small frozen dataclasses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A model the router may pick, as the gateway config describes it."""
+
+    name: str
+    """Gateway ``model_name``."""
+    price: float
+    """Mean of input and output price, in $ per 1M tokens (the data README's protocol)."""
+    context_window: int = 0
+    """Max input tokens; 0 means unknown (never filtered out on length)."""
+    capabilities: frozenset[str] = frozenset()
+    weight: float = 1.0
+    """Relative weight for the weighted-shuffle strategy."""
+
+
+@dataclass(frozen=True)
+class RouteQuery:
+    """What the router needs to know about one request."""
+
+    router: str
+    """Name of the router (``auto`` or a configured alias)."""
+    text: str
+    """The query text the learned router embeds (last user turn, truncated by the embedder)."""
+    candidates: tuple[Candidate, ...]
+    """Already narrowed to what the caller may use and what fits the request."""
+    lam: float | None = None
+    """Willingness to pay: utility = quality - lam * price. ``None``: the router's default."""
+    request_id: str = ""
+
+
+@dataclass(frozen=True)
+class RouteDecision:
+    """The router's answer: which model, by which strategy, and why."""
+
+    model: str
+    strategy: str
+    scores: dict[str, float] = field(default_factory=dict)
+    """Per-candidate score (the utility the strategy maximised, or its weight)."""
+    reason: str = ""
+    lam: float | None = None
+    latency_ms: float = 0.0
+    fallback: bool = False
+    """True when the router could not decide and the configured default model was used."""

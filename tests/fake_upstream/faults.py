@@ -1,0 +1,57 @@
+"""Per-request behaviour of the fake upstream.
+
+Knobs come, later ones winning, from: the server's defaults (CLI flags), the request's
+``x-fake-<knob>`` headers, a ``fake`` object in the JSON body, and a
+``[[fake knob=value ...]]`` directive anywhere in the prompt (the only way that
+survives every gateway path unchanged). Knobs:
+
+- ``latency_ms``: delay before a non-streamed answer; ``ttft_ms``: before the first
+  chunk; ``itl_ms``: between chunks; ``tokens``: completion length.
+- ``error``: ``429``, ``500``, ``503``, ``timeout`` (never answers), ``disconnect``
+  (drops the connection before answering), ``disconnect_mid`` (after half the chunks).
+- ``retry_after``: seconds sent with a 429/503; ``fail_times`` with ``key``: fail only
+  the first N requests carrying that key, then succeed (for retry tests).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+_DIRECTIVE = re.compile(r"\[\[fake ([^\]]*)\]\]")
+
+
+@dataclass(frozen=True)
+class Faults:
+    latency_ms: float = 0.0
+    ttft_ms: float = 0.0
+    itl_ms: float = 0.0
+    tokens: int = 16
+    error: str = ""
+    retry_after: float = 1.0
+    fail_times: int = 0
+    key: str = ""
+
+    def merged(self, values: dict[str, Any]) -> Faults:
+        """A copy with the known knobs in ``values`` applied (strings are coerced)."""
+        types = {f.name: f.type for f in fields(self)}
+        kept = {}
+        for name, raw in values.items():
+            name = name.replace("-", "_")
+            if name in types:
+                kind = {"float": float, "int": int, "str": str}[str(types[name])]
+                kept[name] = kind(raw)
+        return replace(self, **kept)
+
+
+def from_request(defaults: Faults, headers: dict[str, str], body: dict[str, Any], prompt: str) -> Faults:
+    """Collect the knobs of one request."""
+    knobs: dict[str, Any] = {k[7:]: v for k, v in headers.items() if k.lower().startswith("x-fake-")}
+    if isinstance(body.get("fake"), dict):
+        knobs.update(body["fake"])
+    for match in _DIRECTIVE.finditer(prompt):
+        for pair in match.group(1).split():
+            name, _, value = pair.partition("=")
+            knobs[name] = value
+    return defaults.merged(knobs)

@@ -1,0 +1,235 @@
+"""aiohttp server speaking OpenAI's chat, completions, embeddings and models APIs.
+
+Answers are deterministic: the reply echoes the last user message and pads it with
+numbered tokens, so tests can check that each stream got its own content. Counters
+at ``GET /_fake/stats`` let tests assert what the upstream saw (e.g. a cancelled
+stream after a client disconnect); ``POST /_fake/reset`` clears them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+import time
+from collections import Counter
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from tests.fake_upstream.faults import Faults, from_request
+
+_ids = itertools.count()
+
+
+class FakeUpstream:
+    """State shared by the handlers: defaults, counters, fail-times bookkeeping."""
+
+    def __init__(self, defaults: Faults | None = None) -> None:
+        self.defaults = defaults or Faults()
+        self.stats: Counter[str] = Counter()
+        self.seen_keys: Counter[str] = Counter()
+
+    def faults_for(self, request: web.Request, body: dict[str, Any], prompt: str) -> Faults:
+        faults = from_request(self.defaults, dict(request.headers), body, prompt)
+        if faults.fail_times and faults.key:
+            self.seen_keys[faults.key] += 1
+            if self.seen_keys[faults.key] > faults.fail_times:
+                faults = Faults(**{**faults.__dict__, "error": ""})
+        return faults
+
+
+def _prompt_of(body: dict[str, Any]) -> str:
+    if "messages" in body:
+        texts = []
+        for m in body.get("messages") or []:
+            content = m.get("content")
+            if isinstance(content, list):
+                content = " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+            texts.append(str(content or ""))
+        return "\n".join(texts)
+    prompt = body.get("prompt", "")
+    return " ".join(prompt) if isinstance(prompt, list) else str(prompt)
+
+
+def _last_user_text(body: dict[str, Any]) -> str:
+    for m in reversed(body.get("messages") or []):
+        if m.get("role") == "user" and isinstance(m.get("content"), str):
+            return m["content"]
+    return _prompt_of(body)
+
+
+def reply_tokens(body: dict[str, Any], n: int) -> list[str]:
+    """The completion as a token list: an echo of the last user turn, then padding."""
+    echo = "echo: " + _last_user_text(body).split("[[fake")[0].strip()[:200]
+    words = echo.split(" ")
+    tokens = [w if i == 0 else " " + w for i, w in enumerate(words)][:n]
+    tokens += [f" t{i}" for i in range(len(tokens), n)]
+    return tokens
+
+
+def _usage(body: dict[str, Any], completion: int) -> dict[str, int]:
+    prompt = max(1, len(_prompt_of(body).split()))
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+async def _fail(faults: Faults, request: web.Request, up: FakeUpstream) -> web.StreamResponse | None:
+    if faults.error in ("429", "500", "503"):
+        up.stats[f"error_{faults.error}"] += 1
+        status = int(faults.error)
+        headers = {"retry-after": str(faults.retry_after)} if status in (429, 503) else {}
+        err = {"error": {"message": f"fake {status}", "type": "fake_error", "param": None, "code": None}}
+        return web.json_response(err, status=status, headers=headers, dumps=lambda o: orjson.dumps(o).decode())
+    if faults.error == "timeout":
+        up.stats["timeout"] += 1
+        await asyncio.sleep(3600)
+    if faults.error == "disconnect":
+        up.stats["disconnect"] += 1
+        assert request.transport is not None
+        request.transport.close()
+        raise asyncio.CancelledError
+    return None
+
+
+def _json(obj: Any) -> web.Response:
+    return web.Response(body=orjson.dumps(obj), content_type="application/json")
+
+
+async def _read(request: web.Request) -> dict[str, Any]:
+    try:
+        body = orjson.loads(await request.read())
+    except orjson.JSONDecodeError:
+        raise web.HTTPBadRequest(text='{"error": {"message": "bad json"}}') from None
+    return body if isinstance(body, dict) else {}
+
+
+async def chat(request: web.Request) -> web.StreamResponse:
+    return await _complete(request, chat=True)
+
+
+async def completions(request: web.Request) -> web.StreamResponse:
+    return await _complete(request, chat=False)
+
+
+async def _complete(request: web.Request, *, chat: bool) -> web.StreamResponse:
+    up: FakeUpstream = request.app["upstream"]
+    body = await _read(request)
+    faults = up.faults_for(request, body, _prompt_of(body))
+    up.stats["requests"] += 1
+    up.stats[f"model:{body.get('model')}"] += 1
+    if (failed := await _fail(faults, request, up)) is not None:
+        return failed
+    n = int(body.get("max_tokens") or body.get("max_completion_tokens") or faults.tokens)
+    tokens = reply_tokens(body, min(n, faults.tokens) if body.get("max_tokens") else faults.tokens)
+    if body.get("stream"):
+        return await _stream(request, up, body, faults, tokens, chat=chat)
+    if faults.latency_ms:
+        await asyncio.sleep(faults.latency_ms / 1000)
+    text = "".join(tokens)
+    choice: dict[str, Any] = {"index": 0, "finish_reason": "stop", "logprobs": None}
+    if chat:
+        choice["message"] = {"role": "assistant", "content": text}
+    else:
+        choice["text"] = text
+    return _json({
+        "id": f"fake-{next(_ids)}",
+        "object": "chat.completion" if chat else "text_completion",
+        "created": int(time.time()),
+        "model": body.get("model"),
+        "choices": [choice],
+        "usage": _usage(body, len(tokens)),
+    })
+
+
+def _chunk(base: dict[str, Any], chat: bool, delta: str | None, finish: str | None = None) -> bytes:
+    if chat:
+        d = {} if delta is None else ({"role": "assistant", "content": delta})
+        choice = {"index": 0, "delta": d, "finish_reason": finish, "logprobs": None}
+    else:
+        choice = {"index": 0, "text": delta or "", "finish_reason": finish, "logprobs": None}
+    return b"data: " + orjson.dumps({**base, "choices": [choice]}) + b"\n\n"
+
+
+async def _stream(
+    request: web.Request, up: FakeUpstream, body: dict[str, Any], faults: Faults, tokens: list[str], *, chat: bool
+) -> web.StreamResponse:
+    resp = web.StreamResponse(headers={"content-type": "text/event-stream", "cache-control": "no-cache"})
+    await resp.prepare(request)
+    up.stats["streams_started"] += 1
+    base = {"id": f"fake-{next(_ids)}", "object": "chat.completion.chunk" if chat else "text_completion",
+            "created": int(time.time()), "model": body.get("model")}
+    try:
+        if faults.ttft_ms:
+            await asyncio.sleep(faults.ttft_ms / 1000)
+        for i, tok in enumerate(tokens):
+            if faults.error == "disconnect_mid" and i == len(tokens) // 2:
+                up.stats["disconnect_mid"] += 1
+                assert request.transport is not None
+                request.transport.close()
+                return resp
+            if i and faults.itl_ms:
+                await asyncio.sleep(faults.itl_ms / 1000)
+            await resp.write(_chunk(base, chat, tok))
+        await resp.write(_chunk(base, chat, None, "stop"))
+        if (body.get("stream_options") or {}).get("include_usage"):
+            usage = orjson.dumps({**base, "choices": [], "usage": _usage(body, len(tokens))})
+            await resp.write(b"data: " + usage + b"\n\n")
+        await resp.write(b"data: [DONE]\n\n")
+        await resp.write_eof()
+    except (ConnectionResetError, asyncio.CancelledError):
+        up.stats["streams_cancelled"] += 1
+        raise
+    up.stats["streams_completed"] += 1
+    return resp
+
+
+async def embeddings(request: web.Request) -> web.StreamResponse:
+    up: FakeUpstream = request.app["upstream"]
+    body = await _read(request)
+    inputs = body.get("input", "")
+    inputs = inputs if isinstance(inputs, list) else [inputs]
+    faults = up.faults_for(request, body, " ".join(map(str, inputs)))
+    up.stats["requests"] += 1
+    if (failed := await _fail(faults, request, up)) is not None:
+        return failed
+    dim = int(body.get("dimensions") or 8)
+    data = [{"object": "embedding", "index": i, "embedding": _vector(str(x), dim)} for i, x in enumerate(inputs)]
+    tokens = sum(len(str(x).split()) for x in inputs)
+    return _json({"object": "list", "data": data, "model": body.get("model"),
+                  "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+
+
+def _vector(text: str, dim: int) -> list[float]:
+    digest = hashlib.sha256(text.encode()).digest()
+    return [(digest[i % 32] - 128) / 128 for i in range(dim)]
+
+
+async def models(request: web.Request) -> web.Response:
+    names = request.app["model_names"]
+    return _json({"object": "list", "data": [{"id": n, "object": "model", "owned_by": "fake"} for n in names]})
+
+
+async def stats(request: web.Request) -> web.Response:
+    return _json(dict(request.app["upstream"].stats))
+
+
+async def reset(request: web.Request) -> web.Response:
+    up: FakeUpstream = request.app["upstream"]
+    up.stats.clear()
+    up.seen_keys.clear()
+    return _json({"ok": True})
+
+
+def build_app(defaults: Faults | None = None, model_names: tuple[str, ...] = ()) -> web.Application:
+    """The aiohttp application; ``FakeUpstream`` state lives at ``app["upstream"]``."""
+    app = web.Application(client_max_size=8 << 20)
+    app["upstream"] = FakeUpstream(defaults)
+    app["model_names"] = model_names
+    app.router.add_post("/v1/chat/completions", chat)
+    app.router.add_post("/v1/completions", completions)
+    app.router.add_post("/v1/embeddings", embeddings)
+    app.router.add_get("/v1/models", models)
+    app.router.add_get("/_fake/stats", stats)
+    app.router.add_post("/_fake/reset", reset)
+    return app
