@@ -1,16 +1,22 @@
-"""Who is calling: bearer-token authentication for ``/v1/*``.
+"""Who is calling and what they may spend: the ``AccessPolicy`` seam of the request path.
 
-Keys are compared in constant time. The master key may do everything; virtual keys
-(with their own allowlists and limits) are resolved by a ``KeyStore`` when one is
-configured.
+Every request goes, in this order: ``authenticate`` (key valid, not expired or
+blocked) → model allowed (the gateway narrows ``auto``'s candidates to the
+principal's allowlist) → ``admit`` (RPM/TPM limits, budget) → provider call →
+``settle`` (tokens actually used: spend, TPM). ``MasterKeyPolicy`` is the policy with
+only a master key and no limits; richer policies (virtual keys, teams, Redis limits,
+Postgres spend) implement the same protocol.
 """
 
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from app.errors import AuthenticationError
+from app.providers.base import Usage
 
 
 @dataclass(frozen=True)
@@ -20,6 +26,21 @@ class Principal:
     key_id: str
     is_admin: bool = False
     allowed_models: frozenset[str] | None = None
+    team_id: str | None = None
+
+
+class AccessPolicy(Protocol):
+    """Authentication, admission (limits, budget) and settlement (spend) of requests."""
+
+    async def authenticate(self, authorization: str | None) -> Principal: ...
+
+    async def admit(self, principal: Principal, model: str, estimated_tokens: int) -> None:
+        """Raise ``RateLimitError`` (429) or ``InvalidRequestError`` (budget) to refuse."""
+        ...
+
+    async def settle(self, principal: Principal, model: str, usage: Usage, request_id: str) -> None:
+        """Record what a finished request used; must not block the response."""
+        ...
 
 
 def bearer_token(authorization: str | None) -> str:
@@ -32,14 +53,25 @@ def bearer_token(authorization: str | None) -> str:
     return token.strip()
 
 
-class Authenticator:
-    """Checks bearer tokens against the master key."""
+def is_master(token: str, master_key: str) -> bool:
+    """Constant-time comparison with the master key."""
+    return hmac.compare_digest(token.encode(), master_key.encode())
 
-    def __init__(self, master_key: str) -> None:
-        self._master = master_key.encode()
 
-    def authenticate(self, authorization: str | None) -> Principal:
-        token = bearer_token(authorization)
-        if hmac.compare_digest(token.encode(), self._master):
+class MasterKeyPolicy:
+    """Only the master key, no limits, no spend records (the policy of the bare gateway)."""
+
+    def __init__(self, master_key: Callable[[], str]) -> None:
+        self._master_key = master_key
+        """A callable, so a rotated key (a re-read secret file) takes effect at once."""
+
+    async def authenticate(self, authorization: str | None) -> Principal:
+        if is_master(bearer_token(authorization), self._master_key()):
             return Principal(key_id="master", is_admin=True)
         raise AuthenticationError("Incorrect API key provided")
+
+    async def admit(self, principal: Principal, model: str, estimated_tokens: int) -> None:
+        return None
+
+    async def settle(self, principal: Principal, model: str, usage: Usage, request_id: str) -> None:
+        return None

@@ -204,3 +204,23 @@ def load_config(path: str | Path) -> GatewayConfig:
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
     return parse_config(raw)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m app.config FILE``: validate a config, one line on error."""
+    import sys  # noqa: PLC0415
+
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        cfg = load_config(args[0])
+        cfg.master_key()
+    except (ConfigError, IndexError) as err:
+        print(f"config error: {err}" if isinstance(err, ConfigError) else "usage: python -m app.config FILE",
+              file=sys.stderr)
+        return 1
+    print(f"{args[0]}: ok ({len(cfg.model_list)} models, {len(cfg.router_settings.routers)} routers)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

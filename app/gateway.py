@@ -15,10 +15,11 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from app.catalog import Deployment, ModelCatalog, RouterTarget, fitting, query_text
+from app.auth import AccessPolicy, MasterKeyPolicy, Principal
+from app.catalog import Deployment, ModelCatalog, RouterTarget, estimate_tokens, fitting, query_text
 from app.config import GatewayConfig
 from app.errors import InvalidRequestError, PermissionDeniedError
-from app.providers.base import Endpoint, ProviderCall, ProviderResult, StreamItem
+from app.providers.base import Endpoint, ProviderCall, ProviderResult, StreamItem, Usage
 from router_models.inference.strategies import weighted_choice
 from router_models.inference.types import RouteDecision, RouteQuery
 
@@ -44,8 +45,8 @@ class RequestContext:
     """Per-request facts the handlers collect before calling the gateway."""
 
     request_id: str
+    principal: Principal
     trace_headers: dict[str, str] = field(default_factory=dict)
-    allowed_models: frozenset[str] | None = None
     lam: float | None = None
     """λ from the ``x-routeiq-lambda`` header; the body's ``routeiq.lambda`` wins."""
 
@@ -69,9 +70,16 @@ class Plan:
 class Gateway:
     """Resolves, routes and calls; one per ingress replica."""
 
-    def __init__(self, cfg: GatewayConfig, providers: ProviderPool, router: RouterClient | None) -> None:
+    def __init__(
+        self,
+        cfg: GatewayConfig,
+        providers: ProviderPool,
+        router: RouterClient | None,
+        policy: AccessPolicy | None = None,
+    ) -> None:
         self.cfg = cfg
         self.catalog = ModelCatalog(cfg)
+        self.policy: AccessPolicy = policy or MasterKeyPolicy(cfg.master_key)
         self._providers = providers
         self._router = router
         self._timeout = cfg.general_settings.request_timeout_s
@@ -80,8 +88,9 @@ class Gateway:
         """Pick the deployment for this request (through the router for ``auto``)."""
         name = body["model"]
         target = self.catalog.routers.get(name)
+        allowed = ctx.principal.allowed_models
         if target is None:
-            if ctx.allowed_models is not None and name not in ctx.allowed_models:
+            if allowed is not None and name not in allowed:
                 raise PermissionDeniedError(f"this key may not use model `{name}`", param="model")
             deployments = self.catalog.model(name)
             return Plan(self._pick(deployments))
@@ -95,7 +104,7 @@ class Gateway:
         return deployments[weighted_choice([d.entry.litellm_params.weight for d in deployments])]
 
     async def _route(self, target: RouterTarget, body: dict[str, Any], ctx: RequestContext) -> RouteDecision:
-        cands = fitting(target.candidates, body, ctx.allowed_models)
+        cands = fitting(target.candidates, body, ctx.principal.allowed_models)
         opts = body.get("routeiq") or {}
         lam = opts.get("lambda", ctx.lam if ctx.lam is not None else target.lam)
         query = RouteQuery(target.router.name, query_text(body), cands, lam, ctx.request_id)
@@ -130,10 +139,20 @@ class Gateway:
             timeout_s=self._timeout,
         )
 
+    async def _admitted_plan(self, body: dict[str, Any], ctx: RequestContext) -> Plan:
+        plan = await self.plan(body, ctx)
+        await self.policy.admit(ctx.principal, plan.deployment.entry.model_name, estimate_tokens(body))
+        return plan
+
+    async def finish(self, ctx: RequestContext, plan: Plan, usage: Usage) -> None:
+        """Settle a finished request (spend, tokens) with the access policy."""
+        await self.policy.settle(ctx.principal, plan.deployment.entry.model_name, usage, ctx.request_id)
+
     async def complete(self, endpoint: Endpoint, body: dict[str, Any], ctx: RequestContext) -> tuple[Plan, ProviderResult]:
         """A non-streamed request, end to end."""
-        plan = await self.plan(body, ctx)
+        plan = await self._admitted_plan(body, ctx)
         result = await self._providers.complete(plan.deployment.entry.provider_group, self.call(endpoint, body, plan, ctx))
+        await self.finish(ctx, plan, result.usage)
         return plan, result
 
     async def stream(
@@ -142,7 +161,7 @@ class Gateway:
         """A streamed request: its plan, its first item (errors surface here), the rest."""
         if endpoint == "embeddings":
             raise InvalidRequestError("embeddings cannot be streamed", param="stream")
-        plan = await self.plan(body, ctx)
+        plan = await self._admitted_plan(body, ctx)
         items = aiter(self._providers.stream(plan.deployment.entry.provider_group, self.call(endpoint, body, plan, ctx)))
         first = await anext(items)
         return plan, first, items

@@ -18,7 +18,11 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
 def request_id(request: Request) -> str:
-    """The caller's ``x-request-id`` when it is sane, else a fresh one."""
+    """The caller's ``x-request-id`` when it is sane, else a fresh one.
+
+    Behind Ray Serve the proxy has already put its request id in this header (and
+    echoes it on the response), so the id is the same on every hop and log line.
+    """
     rid = request.headers.get("x-request-id")
     if not rid or not _SAFE_ID.match(rid):
         rid = uuid.uuid4().hex
@@ -59,9 +63,18 @@ def json_response(body: bytes, headers: dict[str, str], status: int = 200) -> Re
 
 def error_response(err: BaseException, request_id: str | None = None) -> Response:
     status, body, headers = to_openai_error(err)
-    if request_id:
-        headers = {**headers, "x-request-id": request_id}
-    return json_response(body, headers, status)
+    return json_response(body, id_header(request_id, headers), status)
+
+
+ECHO_REQUEST_ID = True
+"""Whether responses carry ``x-request-id``; off behind Serve, which adds it itself."""
+
+
+def id_header(request_id: str | None, headers: dict[str, str]) -> dict[str, str]:
+    """``headers`` plus ``x-request-id`` (unless the server in front already adds it)."""
+    if request_id and ECHO_REQUEST_ID:
+        return {"x-request-id": request_id, **headers}
+    return headers
 
 
 __all__ = ["RouteIQError", "error_response", "json_response", "read_json", "request_id", "validate"]

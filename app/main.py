@@ -16,7 +16,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.auth import Authenticator
 from app.errors import InvalidRequestError, NotFoundError, RouteIQError
 from app.gateway import Gateway
 from app.http import error_response
@@ -53,11 +52,10 @@ async def _unexpected(request: Request, err: Exception) -> Response:
     return error_response(err, _rid(request))
 
 
-def create_app(gateway: Gateway, authenticator: Authenticator, readiness: Readiness | None = None) -> FastAPI:
+def create_app(gateway: Gateway, readiness: Readiness | None = None) -> FastAPI:
     """The ASGI app of the ingress."""
     app = FastAPI(title="RouteIQ", version="0.1.0", docs_url=None, redoc_url=None)
     app.state.gateway = gateway
-    app.state.authenticator = authenticator
     app.state.readiness = readiness
     app.add_exception_handler(RouteIQError, _routeiq_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

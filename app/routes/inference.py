@@ -16,8 +16,8 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel
 
 from app.errors import InvalidRequestError, sse_error_event
-from app.gateway import Gateway, RequestContext
-from app.http import json_response, read_json, request_id, validate
+from app.gateway import Gateway, Plan, RequestContext
+from app.http import id_header, json_response, read_json, request_id, validate
 from app.providers.base import Endpoint, StreamEnd, StreamItem
 from app.schemas.openai import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 
@@ -49,13 +49,17 @@ def _lambda_header(request: Request) -> float | None:
     return lam
 
 
-async def _relay(first: StreamItem, rest: AsyncIterator[StreamItem], rid: str) -> AsyncIterator[bytes]:
+async def _relay(
+    gateway: Gateway, ctx: RequestContext, plan: Plan, first: StreamItem, rest: AsyncIterator[StreamItem]
+) -> AsyncIterator[bytes]:
+    rid = ctx.request_id
     try:
         item = first
         while True:
             if isinstance(item, bytes):
                 yield item
             elif isinstance(item, StreamEnd):
+                await gateway.finish(ctx, plan, item.usage)
                 return
             item = await anext(rest)
     except StopAsyncIteration:
@@ -71,16 +75,16 @@ async def serve(request: Request, endpoint: Endpoint, schema: type[BaseModel]) -
     """The shared inference path."""
     gateway: Gateway = request.app.state.gateway
     rid = request_id(request)
-    principal = request.app.state.authenticator.authenticate(request.headers.get("authorization"))
+    principal = await gateway.policy.authenticate(request.headers.get("authorization"))
     body = await read_json(request, gateway.cfg.general_settings.max_request_body_bytes)
     validate(schema, body)
-    ctx = RequestContext(rid, trace_headers(request), principal.allowed_models, _lambda_header(request))
+    ctx = RequestContext(rid, principal, trace_headers(request), _lambda_header(request))
     if body.get("stream"):
         plan, first, rest = await gateway.stream(endpoint, body, ctx)
-        headers = {"x-request-id": rid, "cache-control": "no-cache", **plan.headers()}
-        return StreamingResponse(_relay(first, rest, rid), media_type="text/event-stream", headers=headers)
+        headers = id_header(rid, {"cache-control": "no-cache", **plan.headers()})
+        return StreamingResponse(_relay(gateway, ctx, plan, first, rest), media_type="text/event-stream", headers=headers)
     plan, result = await gateway.complete(endpoint, body, ctx)
-    headers = {"x-request-id": rid, **plan.headers(), "x-routeiq-cost": f"{result.usage.cost:.10f}"}
+    headers = id_header(rid, {**plan.headers(), "x-routeiq-cost": f"{result.usage.cost:.10f}"})
     return json_response(result.body, headers)
 
 

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from app.gateway import Gateway
-from app.http import json_response, request_id
+from app.http import id_header, json_response, request_id
 
 router = APIRouter()
 
@@ -16,8 +16,8 @@ router = APIRouter()
 async def list_models(request: Request) -> Response:
     gateway: Gateway = request.app.state.gateway
     rid = request_id(request)
-    principal = request.app.state.authenticator.authenticate(request.headers.get("authorization"))
+    principal = await gateway.policy.authenticate(request.headers.get("authorization"))
     allowed = principal.allowed_models
     names = [n for n in gateway.catalog.public_names() if allowed is None or n in allowed or n in gateway.catalog.routers]
     data = [{"id": n, "object": "model", "created": 0, "owned_by": "routeiq"} for n in names]
-    return json_response(orjson.dumps({"object": "list", "data": data}), {"x-request-id": rid})
+    return json_response(orjson.dumps({"object": "list", "data": data}), id_header(rid, {}))

@@ -1,0 +1,90 @@
+"""The deployment graph: the only place that calls ``serve.deployment`` and ``.bind``.
+
+``build_app`` is the import path of every Serve config (``serve run``, KubeRay's
+``serveConfigV2``): ``deployments.graph:build_app`` with ``args: {config_path: ...}``.
+The config is validated here, once; each deployment gets only what it needs.
+
+Options are sized for an I/O-bound gateway on small machines: fractional CPUs (three
+deployments that each ask for a whole CPU never schedule on 2 cores) and a high
+``max_ongoing_requests`` (the default 5 makes the router queue and back off). The
+Serve config file may override any of them per deployment name.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ray import serve
+from ray.serve import Application
+
+from app.config import ConfigError, GatewayConfig, load_config, parse_config
+from deployments.ingress import Ingress
+from deployments.provider_call import ProviderDeployment
+from deployments.router_scoring import RouterScoring
+from router_models.inference.service import RouterSpec
+
+INGRESS = "Ingress"
+ROUTER_SCORING = "RouterScoring"
+PROVIDER_PREFIX = "Provider-"
+
+INGRESS_OPTIONS: dict[str, Any] = {
+    "ray_actor_options": {"num_cpus": 0.25},
+    "max_ongoing_requests": 1024,
+    "max_queued_requests": 2048,
+}
+ROUTER_OPTIONS: dict[str, Any] = {
+    "ray_actor_options": {"num_cpus": 0.25},
+    "max_ongoing_requests": 128,
+    "max_queued_requests": 512,
+}
+PROVIDER_OPTIONS: dict[str, Any] = {
+    "ray_actor_options": {"num_cpus": 0.25},
+    "max_ongoing_requests": 1024,
+    "max_queued_requests": 2048,
+}
+
+
+def provider_deployment_name(group: str) -> str:
+    return f"{PROVIDER_PREFIX}{group}"
+
+
+def _absolute_artifacts(cfg: GatewayConfig, root: Path) -> list[RouterSpec]:
+    specs = []
+    for r in cfg.router_settings.routers:
+        artifact = r.artifact
+        if artifact and "://" not in artifact and not Path(artifact).is_absolute():
+            artifact = str((root / artifact).resolve())
+        specs.append(RouterSpec(r.name, r.strategy, artifact, r.lam))
+    return specs
+
+
+def build_graph(cfg: GatewayConfig, root: Path | None = None) -> Application:
+    """Bind the ingress, router-scoring and provider-call deployments for ``cfg``."""
+    cfg.master_key()  # fail at start, not at the first request
+    providers = {
+        g.name: serve.deployment(ProviderDeployment)
+        .options(name=provider_deployment_name(g.name), **PROVIDER_OPTIONS)
+        .bind(cfg, g.name)
+        for g in cfg.groups()
+    }
+    router = None
+    if cfg.router_settings.routers:
+        specs = _absolute_artifacts(cfg, root or Path.cwd())
+        router = serve.deployment(RouterScoring).options(name=ROUTER_SCORING, **ROUTER_OPTIONS).bind(specs)
+    ingress = serve.deployment(serve.ingress()(Ingress)).options(name=INGRESS, **INGRESS_OPTIONS)
+    return ingress.bind(cfg, router, providers)
+
+
+def build_app(args: dict[str, Any]) -> Application:
+    """Serve application builder: ``args`` has ``config_path`` (or an inline ``config``)."""
+    if "config" in args:
+        cfg = parse_config(args["config"])
+        root = Path(args.get("root", Path.cwd()))
+    elif "config_path" in args:
+        path = Path(args["config_path"])
+        cfg = load_config(path)
+        root = Path(args.get("root", path.resolve().parent.parent))
+    else:
+        raise ConfigError("application args: expected `config_path` (or `config`)")
+    return build_graph(cfg, root)

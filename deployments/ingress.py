@@ -1,0 +1,70 @@
+"""Ingress deployment: the FastAPI app of ``app/``, mounted with ``serve.ingress``.
+
+The app is built per replica (``__serve_build_asgi_app__``) around a ``Gateway``
+whose two collaborators are the DeploymentHandles of the router-scoring and
+provider-call deployments, adapted to the ``RouterClient``/``ProviderPool`` protocols.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from ray.serve.handle import DeploymentHandle
+
+from app import http
+from app.config import GatewayConfig
+from app.gateway import Gateway
+from app.main import create_app
+from app.providers.base import ProviderCall, ProviderResult, StreamItem
+from router_models.inference.types import RouteDecision, RouteQuery
+
+
+class HandleRouter:
+    """``RouterClient`` over the router-scoring deployment."""
+
+    def __init__(self, handle: DeploymentHandle) -> None:
+        self._route = handle.route
+
+    async def route(self, query: RouteQuery) -> RouteDecision:
+        return await self._route.remote(query)
+
+
+class HandleProviders:
+    """``ProviderPool`` over the provider-call deployments (one handle per group)."""
+
+    def __init__(self, handles: dict[str, DeploymentHandle]) -> None:
+        self._complete = {g: h.complete for g, h in handles.items()}
+        self._stream = {g: h.options(stream=True).stream for g, h in handles.items()}
+
+    async def complete(self, group: str, call: ProviderCall) -> ProviderResult:
+        return await self._complete[group].remote(call)
+
+    async def stream(self, group: str, call: ProviderCall) -> AsyncIterator[StreamItem]:
+        gen = self._stream[group].remote(call)
+        finished = False
+        try:
+            async for item in gen:
+                yield item
+            finished = True
+        finally:
+            if not finished:
+                gen.cancel()  # the client left: cancel the provider call upstream
+
+
+class Ingress:
+    """Auth, validation and the request path, in front of the graph."""
+
+    def __init__(
+        self, cfg: GatewayConfig, router: DeploymentHandle | None, providers: dict[str, DeploymentHandle]
+    ) -> None:
+        self._cfg = cfg
+        self._gateway = Gateway(cfg, HandleProviders(providers), HandleRouter(router) if router else None)
+        self._draining = False
+
+    def __serve_build_asgi_app__(self) -> Any:
+        http.ECHO_REQUEST_ID = False  # Serve's proxy/direct ingress echoes x-request-id itself
+        return create_app(self._gateway, self._readiness)
+
+    async def _readiness(self) -> dict[str, Any]:
+        return {"status": "draining" if self._draining else "ready"}

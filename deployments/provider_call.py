@@ -1,0 +1,31 @@
+"""Provider-call deployment: one per provider group, a shell over ``ProviderCaller``.
+
+Streams are coalesced before they cross the handle: whatever the ingress has not yet
+taken travels as one item, so a fast upstream does not cost one handle item a token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from app.config import GatewayConfig
+from app.providers.base import ProviderCall, ProviderResult, StreamItem
+from app.providers.caller import ProviderCaller
+from app.providers.sse import coalesce
+
+
+class ProviderDeployment:
+    """Calls the models of one provider group."""
+
+    def __init__(self, cfg: GatewayConfig, group: str) -> None:
+        self._caller = ProviderCaller(cfg, group)
+
+    async def complete(self, call: ProviderCall) -> ProviderResult:
+        return await self._caller.complete(call)
+
+    async def stream(self, call: ProviderCall) -> AsyncIterator[StreamItem]:
+        async for item in coalesce(self._caller.stream(call)):
+            yield item
+
+    async def __del__(self) -> None:
+        await self._caller.close()

@@ -1,0 +1,30 @@
+"""Router-scoring deployment: a shell over ``RoutingService`` with request batching.
+
+Concurrent decisions are gathered by ``@serve.batch`` so a learned router embeds
+them in one forward pass. The artifact is loaded once, in the constructor.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from ray import serve
+
+from router_models.inference.service import RouterSpec, RoutingService
+from router_models.inference.types import RouteDecision, RouteQuery
+
+
+class RouterScoring:
+    """Routes queries for every configured router."""
+
+    def __init__(self, specs: Sequence[RouterSpec], allow_pickle: bool = False) -> None:
+        key = os.environ.get("ROUTEIQ_ROUTER_SIGNING_KEY")
+        self._service = RoutingService(specs, signing_key=key.encode() if key else None, allow_pickle=allow_pickle)
+
+    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.002)
+    async def route(self, queries: list[RouteQuery]) -> list[RouteDecision]:
+        return await self._service.route_batch(queries)
+
+    def check_health(self) -> None:
+        """Serve calls this periodically; loading failures already fail the constructor."""
