@@ -2,7 +2,8 @@
 
 ``model_list`` follows LiteLLM's shape (``model_name``, ``litellm_params``,
 ``model_info``) so LiteLLM users can bring theirs. Secrets may be written as
-``os.environ/NAME``; they are resolved where they are used (in the replica), and
+``os.environ/NAME`` or ``file:/path`` (a mounted Secret, re-read when rotated: see
+``app.secrets``); they are resolved where they are used (in the replica), and
 their presence is checked at load time so a missing one fails at start.
 """
 
@@ -15,6 +16,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from app.secrets import FILE_PREFIX, SecretError, read_secret_file
+
 ENV_PREFIX = "os.environ/"
 DEMO_MASTER_KEY = "sk-routeiq-demo"
 
@@ -24,8 +27,18 @@ class ConfigError(Exception):
 
 
 def resolve_secret(value: str | None) -> str | None:
-    """Resolve an ``os.environ/NAME`` reference (or return a literal as is)."""
-    if value is None or not value.startswith(ENV_PREFIX):
+    """Resolve an ``os.environ/NAME`` or ``file:/path`` reference (or return a literal as is).
+
+    Called per request: a ``file:`` value comes from ``app.secrets``' cache.
+    """
+    if value is None:
+        return value
+    if value.startswith(FILE_PREFIX):
+        try:
+            return read_secret_file(value[len(FILE_PREFIX) :])
+        except SecretError as err:
+            raise ConfigError(str(err)) from None
+    if not value.startswith(ENV_PREFIX):
         return value
     name = value[len(ENV_PREFIX) :]
     if name not in os.environ:
@@ -158,20 +171,24 @@ class GatewayConfig(_Strict):
         return tuple(known.values())
 
     def master_key(self) -> str:
-        """The admin key: env ``ROUTEIQ_MASTER_KEY``, else the config's (secret refs resolved)."""
-        key = os.environ.get("ROUTEIQ_MASTER_KEY") or resolve_secret(self.general_settings.master_key)
+        """The admin key: env ``ROUTEIQ_MASTER_KEY``, else the file ``ROUTEIQ_MASTER_KEY_FILE``
+        names (re-read when rotated), else the config's (secret refs resolved). Called per request."""
+        key = os.environ.get("ROUTEIQ_MASTER_KEY")
+        if not key and (path := os.environ.get("ROUTEIQ_MASTER_KEY_FILE")):
+            key = resolve_secret(FILE_PREFIX + path)
+        key = key or resolve_secret(self.general_settings.master_key)
         if not key:
             raise ConfigError("general_settings.master_key: not set (and ROUTEIQ_MASTER_KEY is unset)")
         return key
 
 
-def _env_refs(node: object, path: str = "") -> list[tuple[str, str]]:
-    if isinstance(node, str) and node.startswith(ENV_PREFIX):
-        return [(path, node[len(ENV_PREFIX) :])]
+def _env_refs(node: object, path: str = "", prefix: str = ENV_PREFIX) -> list[tuple[str, str]]:
+    if isinstance(node, str) and node.startswith(prefix):
+        return [(path, node[len(prefix) :])]
     if isinstance(node, dict):
-        return [r for k, v in node.items() for r in _env_refs(v, f"{path}.{k}" if path else str(k))]
+        return [r for k, v in node.items() for r in _env_refs(v, f"{path}.{k}" if path else str(k), prefix)]
     if isinstance(node, list):
-        return [r for i, v in enumerate(node) for r in _env_refs(v, f"{path}[{i}]")]
+        return [r for i, v in enumerate(node) for r in _env_refs(v, f"{path}[{i}]", prefix)]
     return []
 
 
@@ -189,6 +206,12 @@ def parse_config(raw: object) -> GatewayConfig:
     for path, name in _env_refs(raw):
         if name not in os.environ and not path.endswith("master_key"):
             raise ConfigError(f"{path}: environment variable {name} is not set")
+    for path, file in _env_refs(raw, prefix=FILE_PREFIX):
+        if not path.endswith("master_key"):  # the master key is checked by master_key(), at start
+            try:
+                read_secret_file(file)
+            except SecretError as err:
+                raise ConfigError(f"{path}: {err}") from None
     try:
         return GatewayConfig.model_validate(raw)
     except ValidationError as err:
