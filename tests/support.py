@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from tests.fake_upstream.faults import Faults
-from tests.fake_upstream.server import FakeUpstream, build_app
+from tests.fake_upstream.server import UPSTREAM, FakeUpstream, build_app
 
 MASTER_KEY = "sk-test-master"
 CHEAP, MID, PRICEY = "tiny-model", "mid-model", "big-model"
@@ -71,14 +71,16 @@ class ThreadedFakeUpstream:
 
     @property
     def state(self) -> FakeUpstream:
-        return self._app["upstream"]
+        return self._app[UPSTREAM]
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
-        runner = web.AppRunner(self._app, access_log=None)
+        runner = web.AppRunner(self._app, access_log=None, shutdown_timeout=0.5)
         self._loop.run_until_complete(runner.setup())
         self._loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", self.port).start())
         self._loop.run_forever()
+        self._loop.run_until_complete(runner.cleanup())
+        self._loop.close()
 
     def start(self) -> ThreadedFakeUpstream:
         self._thread.start()
@@ -87,6 +89,7 @@ class ThreadedFakeUpstream:
 
     def stop(self) -> None:
         self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
 
 
 def wait_port(port: int, timeout: float = 10.0) -> None:

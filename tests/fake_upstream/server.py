@@ -12,7 +12,7 @@ import asyncio
 import hashlib
 import itertools
 import time
-from collections import Counter
+from collections import Counter, deque
 from typing import Any
 
 import orjson
@@ -21,6 +21,9 @@ from aiohttp import web
 from tests.fake_upstream.faults import Faults, from_request
 
 _ids = itertools.count()
+UPSTREAM = web.AppKey("upstream", "FakeUpstream")
+MODEL_NAMES = web.AppKey("model_names", tuple)
+_RECORDED_HEADERS = {"x-request-id", "traceparent", "tracestate", "authorization"}
 
 
 class FakeUpstream:
@@ -30,6 +33,12 @@ class FakeUpstream:
         self.defaults = defaults or Faults()
         self.stats: Counter[str] = Counter()
         self.seen_keys: Counter[str] = Counter()
+        self.requests: deque[dict[str, Any]] = deque(maxlen=500)
+        """Recent requests: path, forwarded headers and body, for tests to inspect."""
+
+    def record(self, request: web.Request, body: dict[str, Any]) -> None:
+        headers = {k.lower(): v for k, v in request.headers.items() if k.lower() in _RECORDED_HEADERS}
+        self.requests.append({"path": request.path, "headers": headers, "body": body})
 
     def faults_for(self, request: web.Request, body: dict[str, Any], prompt: str) -> Faults:
         faults = from_request(self.defaults, dict(request.headers), body, prompt)
@@ -113,9 +122,10 @@ async def completions(request: web.Request) -> web.StreamResponse:
 
 
 async def _complete(request: web.Request, *, chat: bool) -> web.StreamResponse:
-    up: FakeUpstream = request.app["upstream"]
+    up: FakeUpstream = request.app[UPSTREAM]
     body = await _read(request)
     faults = up.faults_for(request, body, _prompt_of(body))
+    up.record(request, body)
     up.stats["requests"] += 1
     up.stats[f"model:{body.get('model')}"] += 1
     if (failed := await _fail(faults, request, up)) is not None:
@@ -185,11 +195,12 @@ async def _stream(
 
 
 async def embeddings(request: web.Request) -> web.StreamResponse:
-    up: FakeUpstream = request.app["upstream"]
+    up: FakeUpstream = request.app[UPSTREAM]
     body = await _read(request)
     inputs = body.get("input", "")
     inputs = inputs if isinstance(inputs, list) else [inputs]
     faults = up.faults_for(request, body, " ".join(map(str, inputs)))
+    up.record(request, body)
     up.stats["requests"] += 1
     if (failed := await _fail(faults, request, up)) is not None:
         return failed
@@ -206,26 +217,27 @@ def _vector(text: str, dim: int) -> list[float]:
 
 
 async def models(request: web.Request) -> web.Response:
-    names = request.app["model_names"]
+    names = request.app[MODEL_NAMES]
     return _json({"object": "list", "data": [{"id": n, "object": "model", "owned_by": "fake"} for n in names]})
 
 
 async def stats(request: web.Request) -> web.Response:
-    return _json(dict(request.app["upstream"].stats))
+    return _json(dict(request.app[UPSTREAM].stats))
 
 
 async def reset(request: web.Request) -> web.Response:
-    up: FakeUpstream = request.app["upstream"]
+    up: FakeUpstream = request.app[UPSTREAM]
     up.stats.clear()
     up.seen_keys.clear()
+    up.requests.clear()
     return _json({"ok": True})
 
 
 def build_app(defaults: Faults | None = None, model_names: tuple[str, ...] = ()) -> web.Application:
-    """The aiohttp application; ``FakeUpstream`` state lives at ``app["upstream"]``."""
+    """The aiohttp application; ``FakeUpstream`` state lives at ``app[UPSTREAM]``."""
     app = web.Application(client_max_size=8 << 20)
-    app["upstream"] = FakeUpstream(defaults)
-    app["model_names"] = model_names
+    app[UPSTREAM] = FakeUpstream(defaults)
+    app[MODEL_NAMES] = model_names
     app.router.add_post("/v1/chat/completions", chat)
     app.router.add_post("/v1/completions", completions)
     app.router.add_post("/v1/embeddings", embeddings)

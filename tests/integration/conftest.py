@@ -1,0 +1,54 @@
+"""One Ray instance and one Serve HTTP port for the whole session.
+
+Starting Ray costs ~10 s, so every integration test shares it. Tests deploy gateway
+applications with ``deploy_gateway(config, name=..., route_prefix=...)``; several
+applications can live side by side under different route prefixes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from tests.support import free_port, gateway_config
+
+DeployGateway = Callable[..., str]
+
+
+@pytest.fixture(scope="session")
+def serve_port() -> Iterator[int]:
+    import ray
+    from ray import serve
+
+    port = free_port()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    yield port
+    serve.shutdown()
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def deploy_gateway(serve_port: int) -> DeployGateway:
+    """Deploy a gateway app from a config dict; returns its OpenAI base URL (``.../v1``)."""
+    from ray import serve
+
+    from deployments.graph import build_graph
+    from app.config import parse_config
+
+    def deploy(config: dict[str, Any], *, name: str = "routeiq", route_prefix: str = "/",
+               overrides: dict[str, dict[str, Any]] | None = None) -> str:
+        app = build_graph(parse_config(config), overrides=overrides)
+        serve.run(app, name=name, route_prefix=route_prefix)
+        prefix = route_prefix.rstrip("/")
+        return f"http://127.0.0.1:{serve_port}{prefix}/v1"
+
+    return deploy
+
+
+@pytest.fixture(scope="session")
+def gateway_url(deploy_gateway: DeployGateway, upstream: Any) -> str:
+    """The main test gateway (tests/support.gateway_config) at route prefix ``/``."""
+    return deploy_gateway(gateway_config(upstream.url))
