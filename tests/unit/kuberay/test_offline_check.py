@@ -1,0 +1,78 @@
+"""The pods' startup check fails clearly when something would reach out or is not baked in."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.unit.kuberay.conftest import KUBERAY, ROOT
+
+CHECK = KUBERAY / "offline_check.py"
+spec = importlib.util.spec_from_file_location("offline_check", CHECK)
+assert spec and spec.loader
+offline_check = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(offline_check)
+
+
+def test_outbound_lookups_and_connections_are_refused_and_recorded() -> None:
+    with offline_check.no_outbound() as attempts:
+        with pytest.raises(offline_check.OutboundAttemptError, match=r"huggingface\.co"):
+            socket.getaddrinfo("huggingface.co", 443)
+        with pytest.raises(offline_check.OutboundAttemptError), socket.socket() as s:
+            s.connect(("192.0.2.1", 443))  # TEST-NET-1: refused before any packet is sent
+        with socket.socket() as s:
+            assert s.connect_ex(("127.0.0.1", 9)) != 0  # loopback is allowed (nothing listens)
+    assert attempts == ["DNS lookup of huggingface.co", "192.0.2.1:443"]
+    assert socket.getaddrinfo("127.0.0.1", 80)  # restored
+
+
+def _config(tmp_path: Path, artifact: Path) -> Path:
+    key = tmp_path / "key"
+    key.write_text("sk-check\n")
+    text = (KUBERAY / "base" / "gateway.yaml").read_text()
+    for ref in ("/run/secrets/routeiq-providers/upstream-api-key", "/run/secrets/routeiq/master-key"):
+        text = text.replace(f"file:{ref}", f"file:{key}")
+    cfg = yaml.safe_load(text)
+    for r in cfg["router_settings"]["routers"]:
+        if r.get("artifact"):
+            r["artifact"] = str(artifact)
+    path = tmp_path / "gateway.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def _run(config: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if k not in offline_check.OFFLINE_ENV}
+    return subprocess.run(
+        [sys.executable, str(CHECK), "--config", str(config), "--root", str(ROOT)],
+        capture_output=True, text=True, timeout=120, env={**base, **env}, check=False,
+    )
+
+
+def test_check_passes_offline_and_fails_clearly_in_strict_mode(tmp_path: Path) -> None:
+    artifact = tmp_path / "artifact"
+    artifact.mkdir()
+    (artifact / "model.safetensors").write_bytes(b"\0")
+    ok = _run(_config(tmp_path, artifact), **offline_check.OFFLINE_ENV)
+    assert ok.returncode == 0, ok.stderr
+    assert "offline check: ok" in ok.stdout and "no outbound connection attempted" in ok.stdout
+
+    missing = _run(_config(tmp_path, tmp_path / "nope"), **offline_check.OFFLINE_ENV)
+    assert missing.returncode == 1
+    assert "artifact" in missing.stderr and "bake it into the image" in missing.stderr
+    assert len(missing.stderr.strip().splitlines()) == 1
+
+    online = _run(_config(tmp_path, artifact))  # no offline env: litellm would fetch its cost map
+    assert online.returncode == 1
+    assert "LITELLM_LOCAL_MODEL_COST_MAP must be 'True'" in online.stderr
+    assert "outbound connection attempted" in online.stderr
+
+    warn = _run(_config(tmp_path, tmp_path / "nope"), ROUTEIQ_OFFLINE_CHECK="warn", **offline_check.OFFLINE_ENV)
+    assert warn.returncode == 0 and "FAILED (warn)" in warn.stderr
