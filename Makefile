@@ -8,7 +8,7 @@ export LITELLM_LOCAL_MODEL_COST_MAP := True
 export RAY_SERVE_THROUGHPUT_OPTIMIZED := 1
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: install run test lint bench services
+.PHONY: install run test lint bench services kuberay kuberay-check
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -36,3 +36,14 @@ lint: install
 
 bench: install
 	$(PY) -m bench.gateway
+
+## kuberay: regenerate kuberay/base/{serve-config,gateway}.yaml from configs/, then render both overlays
+kuberay: install
+	$(PY) kuberay/generate.py
+	$(VENV)/bin/kubectl kustomize kuberay/overlays/dev >/dev/null
+	$(VENV)/bin/kubectl kustomize kuberay/overlays/prod >/dev/null
+
+## kuberay-check: the deployment tests only (manifests vs CRDs, serveConfigV2, Dockerfile, offline check)
+kuberay-check: install
+	$(PY) kuberay/generate.py --check
+	$(PY) -m pytest -q tests/unit/kuberay tests/unit/app/test_secrets.py
