@@ -22,7 +22,7 @@ install: $(STAMP)
 ## run: the demo gateway on http://127.0.0.1:8000 (fake upstream on :9100, no API keys)
 run: install
 	@$(PY) -m app.config configs/demo.yaml
-	@bash scripts/run-demo.sh
+	@RAY_SERVE_ENABLE_HA_PROXY=1 bash scripts/run-demo.sh
 
 ## test: the whole suite (starts Redis/Postgres if they are not running)
 test: install services

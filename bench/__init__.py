@@ -1,0 +1,1 @@
+"""Benchmarks (never timed tests). Each writes its results, with date and machine, under bench/."""

@@ -1,0 +1,165 @@
+"""Gateway overhead benchmark: added latency and throughput vs calling the upstream directly.
+
+``python -m bench.gateway`` (or ``make bench``) starts the fake upstream at 0 ms, then
+each Serve configuration in turn, measures plain requests with wrk at several
+concurrencies and 50-token streams (time to first token, streams/s), and writes
+``bench/RESULTS.md`` (date and machine noted) and ``bench/gateway.png``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+
+from bench.loadgen import StreamResult, WrkResult, streams, wrk
+from tests.support import MASTER_KEY, free_port, wait_port
+
+HERE = Path(__file__).parent
+CONCURRENCY = (1, 8, 32, 64)
+STREAM_CONCURRENCY = (1, 16)
+PLAIN = {"model": "mid-model", "messages": [{"role": "user", "content": "hello benchmark"}]}
+STREAM = {**PLAIN, "stream": True, "messages": [{"role": "user", "content": "hello [[fake tokens=50]]"}]}
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    env: dict[str, str]
+    transport: str = "auto"
+
+
+VARIANTS = (
+    Variant("serve defaults", {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "0", "RAY_SERVE_ENABLE_HA_PROXY": "0"}),
+    Variant("throughput-optimized", {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1", "RAY_SERVE_ENABLE_HA_PROXY": "0"}),
+    Variant("throughput-optimized + HAProxy (shipped)",
+            {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1", "RAY_SERVE_ENABLE_HA_PROXY": "1"}),
+    Variant("shipped, litellm transport",
+            {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1", "RAY_SERVE_ENABLE_HA_PROXY": "1"}, "litellm"),
+)
+
+
+@dataclass
+class Measured:
+    plain: dict[int, WrkResult] = field(default_factory=dict)
+    stream: dict[int, StreamResult] = field(default_factory=dict)
+
+
+def _measure(url: str, seconds: float, progress: Progress, label: str) -> Measured:
+    m = Measured()
+    task = progress.add_task(label, total=len(CONCURRENCY) + len(STREAM_CONCURRENCY))
+    for c in CONCURRENCY:
+        m.plain[c] = wrk(f"{url}/chat/completions", PLAIN, MASTER_KEY, c, seconds)
+        progress.advance(task)
+    for c in STREAM_CONCURRENCY:
+        m.stream[c] = streams(f"{url}/chat/completions", STREAM, MASTER_KEY, c, seconds)
+        progress.advance(task)
+    return m
+
+
+def _start_gateway(variant: Variant, upstream: str) -> tuple[subprocess.Popen[str], int]:
+    port = free_port()
+    env = {**os.environ, **variant.env, "RAY_USAGE_STATS_ENABLED": "0"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.serve_gateway", upstream, str(port), variant.transport],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.strip() == "READY":
+            break
+    wait_port(port)
+    time.sleep(2)  # let the replicas settle (HAProxy reloads its config)
+    return proc, port
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    subprocess.run([sys.executable, "-m", "ray.scripts.scripts", "stop", "--force"], capture_output=True)
+
+
+def _machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
+
+
+def _table(direct: Measured, results: dict[str, Measured]) -> str:
+    rows = ["| configuration | c | RPS | p50 ms | p99 ms | added p50 ms | errors |", "|---|---|---|---|---|---|---|"]
+    for name, m in {"direct to upstream": direct, **results}.items():
+        for c, r in m.plain.items():
+            added = r.p50_ms - direct.plain[c].p50_ms
+            rows.append(f"| {name} | {c} | {r.rps:.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | {added:+.2f} | {r.errors} |")
+    rows += ["", "Streams of 50 tokens (fake upstream at 0 ms; Python aiohttp client measuring first byte):", "",
+             "| configuration | c | streams/s | TTFT p50 ms | TTFT p99 ms | added TTFT p50 ms | total p50 ms | errors |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, m in {"direct to upstream": direct, **results}.items():
+        for c, s in m.stream.items():
+            added = s.ttft_p50_ms - direct.stream[c].ttft_p50_ms
+            rows.append(f"| {name} | {c} | {s.streams_per_s:.1f} | {s.ttft_p50_ms:.2f} | {s.ttft_p99_ms:.2f} | "
+                        f"{added:+.2f} | {s.total_p50_ms:.2f} | {s.errors} |")
+    return "\n".join(rows)
+
+
+def _plot(direct: Measured, results: dict[str, Measured], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for name, m in results.items():
+        ax1.plot(list(m.plain), [r.rps for r in m.plain.values()], marker="o", label=name)
+        ax2.plot(list(m.plain), [r.p50_ms - direct.plain[c].p50_ms for c, r in m.plain.items()], marker="o", label=name)
+    ax1.axhline(160, ls="--", c="grey", label="target 160 RPS")
+    ax1.axhline(80, ls=":", c="red", label="LiteLLM proxy ~80 RPS")
+    ax1.set(xscale="log", xlabel="concurrency", ylabel="requests/s", title="Throughput (plain chat)")
+    ax2.set(xscale="log", yscale="log", xlabel="concurrency", ylabel="ms", title="Added p50 latency vs direct")
+    ax1.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(seconds: float = 5.0, only: str = "") -> None:
+    """Run every configuration (or those whose name contains ``only``) and write the report."""
+    console = Console()
+    port = free_port()
+    upstream_proc = subprocess.Popen([sys.executable, "-m", "tests.fake_upstream", "--port", str(port)])
+    wait_port(port)
+    upstream = f"http://127.0.0.1:{port}/v1"
+    results: dict[str, Measured] = {}
+    try:
+        with Progress(console=console) as progress:
+            direct = _measure(upstream, seconds, progress, "direct to upstream")
+            for variant in (v for v in VARIANTS if only in v.name):
+                proc, gw_port = _start_gateway(variant, upstream)
+                try:
+                    results[variant.name] = _measure(f"http://127.0.0.1:{gw_port}/v1", seconds, progress, variant.name)
+                finally:
+                    _stop(proc)
+    finally:
+        upstream_proc.terminate()
+    table = _table(direct, results)
+    print(table)
+    _plot(direct, results, HERE / "gateway.png")
+    header = (f"## Gateway overhead — {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC\n\n"
+              f"Machine: {_machine()}. One run, {seconds:g} s per point, wrk for plain requests. "
+              "Fake upstream at 0 ms on the same machine.\n\n")
+    (HERE / "RESULTS.md").write_text("# Benchmark results\n\n" + header + table + "\n\n![gateway](gateway.png)\n")
+
+
+if __name__ == "__main__":
+    typer.run(main)
