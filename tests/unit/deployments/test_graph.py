@@ -1,0 +1,47 @@
+"""The graph as bound, checked without starting Ray."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.config import ConfigError, parse_config
+from deployments.graph import INGRESS, ROUTER_SCORING, build_app, build_graph, provider_deployment_name
+from tests.support import gateway_config
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_graph_binds_one_provider_deployment_per_group() -> None:
+    ingress = build_graph(parse_config(gateway_config("http://x/v1")))._bound_deployment
+    assert ingress.name == INGRESS
+    cfg, router, providers = ingress.init_args
+    assert router._bound_deployment.name == ROUTER_SCORING
+    assert {g: p._bound_deployment.name for g, p in providers.items()} == {
+        g: provider_deployment_name(g) for g in ("small", "large", "slow")}
+
+
+def test_deployments_use_fractional_cpus_and_high_concurrency() -> None:
+    ingress = build_graph(parse_config(gateway_config("http://x/v1")))._bound_deployment
+    _, router, providers = ingress.init_args
+    for dep in (ingress, router._bound_deployment, *(p._bound_deployment for p in providers.values())):
+        assert dep.ray_actor_options["num_cpus"] < 1
+        assert dep._deployment_config.max_ongoing_requests >= 100
+
+
+def test_overrides_replace_defaults() -> None:
+    app = build_graph(parse_config(gateway_config("http://x/v1")), overrides={INGRESS: {"num_replicas": 2}})
+    assert app._bound_deployment.num_replicas == 2
+
+
+def test_build_app_from_demo_config_resolves_artifacts_against_the_project() -> None:
+    ingress = build_app({"config_path": str(ROOT / "configs/demo.yaml")})._bound_deployment
+    specs = ingress.init_args[1]._bound_deployment.init_args[0]
+    learned = [s for s in specs if s.strategy == "learned"]
+    assert learned and all(Path(s.artifact).is_absolute() for s in learned)
+
+
+def test_build_app_without_config_is_a_one_line_error() -> None:
+    with pytest.raises(ConfigError, match="config_path"):
+        build_app({})
