@@ -59,20 +59,31 @@ def _absolute_artifacts(cfg: GatewayConfig, root: Path) -> list[RouterSpec]:
     return specs
 
 
-def build_graph(cfg: GatewayConfig, root: Path | None = None) -> Application:
-    """Bind the ingress, router-scoring and provider-call deployments for ``cfg``."""
+def build_graph(
+    cfg: GatewayConfig, root: Path | None = None, overrides: dict[str, dict[str, Any]] | None = None
+) -> Application:
+    """Bind the ingress, router-scoring and provider-call deployments for ``cfg``.
+
+    ``overrides`` maps a deployment name to Serve options that replace the defaults
+    (tests use it; a Serve config file's ``deployments:`` section does the same).
+    """
     cfg.master_key()  # fail at start, not at the first request
+    overrides = overrides or {}
+
+    def opts(name: str, defaults: dict[str, Any]) -> dict[str, Any]:
+        return {"name": name, **defaults, **overrides.get(name, {})}
+
     providers = {
         g.name: serve.deployment(ProviderDeployment)
-        .options(name=provider_deployment_name(g.name), **PROVIDER_OPTIONS)
+        .options(**opts(provider_deployment_name(g.name), PROVIDER_OPTIONS))
         .bind(cfg, g.name)
         for g in cfg.groups()
     }
     router = None
     if cfg.router_settings.routers:
         specs = _absolute_artifacts(cfg, root or Path.cwd())
-        router = serve.deployment(RouterScoring).options(name=ROUTER_SCORING, **ROUTER_OPTIONS).bind(specs)
-    ingress = serve.deployment(serve.ingress()(Ingress)).options(name=INGRESS, **INGRESS_OPTIONS)
+        router = serve.deployment(RouterScoring).options(**opts(ROUTER_SCORING, ROUTER_OPTIONS)).bind(specs)
+    ingress = serve.deployment(serve.ingress()(Ingress)).options(**opts(INGRESS, INGRESS_OPTIONS))
     return ingress.bind(cfg, router, providers)
 
 
