@@ -111,6 +111,16 @@ class RouterSettings(_Strict):
     aliases: dict[str, RouterAlias] = Field(default_factory=dict, description="Alias → router, λ.")
     num_retries: int = Field(2, ge=0, le=10, description="Retries on 5xx/connection errors.")
     retry_backoff_s: float = Field(0.05, ge=0, description="First backoff; doubles, with jitter.")
+    fallbacks: tuple[dict[str, tuple[str, ...]], ...] = Field(
+        (), description="LiteLLM's shape: `[{model: [fallback, ...]}]`, tried in order on 429/5xx/timeouts."
+    )
+    allowed_fails: int = Field(3, ge=1, description="Failures within the window that start a cooldown.")
+    allowed_fails_window_s: float = Field(60.0, gt=0, description="Window counting failures.")
+    cooldown_time_s: float = Field(30.0, ge=0, description="How long a failing deployment is skipped.")
+
+    def fallback_chain(self, model: str) -> tuple[str, ...]:
+        """Configured fallbacks of ``model``, in order."""
+        return tuple(m for entry in self.fallbacks for m in entry.get(model, ()))
 
 
 class ProviderGroup(_Strict):
@@ -125,11 +135,32 @@ class ProviderGroup(_Strict):
     max_connections: int = Field(256, gt=0, description="Connection pool size per replica.")
 
 
+class AccessSettings(_Strict):
+    """Virtual keys, limits and spend (docs/access.md); pools are per ingress replica."""
+
+    enabled: bool = Field(True, description="Virtual keys, limits and spend; false: master key only.")
+    sqlite_path: str = Field(".routeiq/routeiq.db", description="Embedded store when no database_url.")
+    redis_prefix: str = Field("routeiq", min_length=1, description="Prefix of every Redis key.")
+    key_cache_ttl_s: float = Field(10.0, ge=0, description="Per-replica cache of key lookups.")
+    spend_flush_interval_s: float = Field(1.0, gt=0, description="Spend batch write period.")
+    spend_buffer_max: int = Field(100_000, gt=0, description="Spend events kept while the DB is down.")
+    db_pool_size: int = Field(5, gt=0, description="Postgres connections per replica (and as many overflow).")
+    db_timeout_s: float = Field(5.0, gt=0, description="Connect/query timeout for the database.")
+    redis_pool_size: int = Field(64, gt=0, description="Redis connections per replica.")
+    redis_timeout_s: float = Field(1.0, gt=0, description="Redis socket timeout.")
+
+
 class GeneralSettings(_Strict):
     """Gateway-wide settings."""
 
     master_key: str | None = Field(None, description="Admin key; `ROUTEIQ_MASTER_KEY` overrides.")
+    database_url: str | None = Field(None, description="Postgres URL or `os.environ/NAME`; else `DATABASE_URL`.")
+    redis_url: str | None = Field(None, description="Redis URL or `os.environ/NAME`; else `REDIS_URL`.")
+    access: AccessSettings = Field(default_factory=AccessSettings)
     max_request_body_bytes: int = Field(1 << 20, gt=0, description="413 above this.")
+    max_inflight_requests: int = Field(
+        2048, gt=0, description="Per ingress replica; above it new requests get 503 with Retry-After."
+    )
     request_timeout_s: float = Field(60.0, gt=0, description="Whole-request timeout (504).")
     stream_first_chunk_timeout_s: float = Field(30.0, gt=0, description="Time to first chunk.")
 
@@ -153,6 +184,11 @@ class GatewayConfig(_Strict):
                     raise ValueError(f"router_settings.routers[{i}]: unknown model {c!r}")
             if r.strategy == "learned" and not r.artifact:
                 raise ValueError(f"router_settings.routers[{i}].artifact: required for strategy learned")
+        for i, entry in enumerate(self.router_settings.fallbacks):
+            for model, chain in entry.items():
+                for m in (model, *chain):
+                    if m not in names:
+                        raise ValueError(f"router_settings.fallbacks[{i}]: unknown model {m!r}")
         routers = {r.name for r in self.router_settings.routers}
         for alias, a in self.router_settings.aliases.items():
             if a.router not in routers:

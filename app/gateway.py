@@ -15,15 +15,27 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from app.admission import Admission
 from app.auth import AccessPolicy, MasterKeyPolicy, Principal
 from app.catalog import Deployment, ModelCatalog, RouterTarget, estimate_tokens, fitting, query_text
 from app.config import GatewayConfig
-from app.errors import InvalidRequestError, PermissionDeniedError
+from app.cooldowns import Cooldowns, LocalCooldowns
+from app.errors import (
+    InvalidRequestError,
+    OverloadedError,
+    PermissionDeniedError,
+    RateLimitError,
+    RouteIQError,
+    UpstreamError,
+    UpstreamTimeoutError,
+)
 from app.providers.base import Endpoint, ProviderCall, ProviderResult, StreamItem, Usage
 from router_models.inference.strategies import weighted_choice
 from router_models.inference.types import RouteDecision, RouteQuery
 
 log = logging.getLogger("routeiq.gateway")
+FALLBACK_ERRORS = (RateLimitError, UpstreamError, UpstreamTimeoutError, OverloadedError)
+"""Failures another deployment may not have: try the next one in the chain."""
 
 
 class RouterClient(Protocol):
@@ -57,9 +69,13 @@ class Plan:
 
     deployment: Deployment
     decision: RouteDecision | None = None
+    fallback_from: str | None = None
+    """The model that failed when a fallback answered."""
 
     def headers(self) -> dict[str, str]:
         h = {"x-routeiq-model": self.deployment.entry.model_name}
+        if self.fallback_from:
+            h["x-routeiq-fallback-from"] = self.fallback_from
         if self.decision is not None:
             h["x-routeiq-strategy"] = self.decision.strategy
             if self.decision.lam is not None:
@@ -76,10 +92,15 @@ class Gateway:
         providers: ProviderPool,
         router: RouterClient | None,
         policy: AccessPolicy | None = None,
+        cooldowns: Cooldowns | None = None,
     ) -> None:
         self.cfg = cfg
         self.catalog = ModelCatalog(cfg)
         self.policy: AccessPolicy = policy or MasterKeyPolicy(cfg.master_key)
+        self.admission = Admission(cfg.general_settings.max_inflight_requests)
+        rs = cfg.router_settings
+        self.cooldowns: Cooldowns = cooldowns or LocalCooldowns(
+            rs.allowed_fails, rs.allowed_fails_window_s, rs.cooldown_time_s)
         self._providers = providers
         self._router = router
         self._timeout = cfg.general_settings.request_timeout_s
@@ -97,14 +118,40 @@ class Gateway:
         decision = await self._route(target, body, ctx)
         return Plan(self._pick(self.catalog.model(decision.model)), decision)
 
-    @staticmethod
-    def _pick(deployments: list[Deployment]) -> Deployment:
+    def _pick(self, deployments: list[Deployment]) -> Deployment:
         if len(deployments) == 1:
             return deployments[0]
-        return deployments[weighted_choice([d.entry.litellm_params.weight for d in deployments])]
+        cooling = self.cooldowns.cooling()
+        live = [d for d in deployments if d.index not in cooling] or deployments
+        return live[weighted_choice([d.entry.litellm_params.weight for d in live])]
+
+    def _chain(self, plan: Plan, ctx: RequestContext) -> list[Deployment]:
+        """The deployments to try in order: the plan's, then fallbacks, cooled-down ones last."""
+        primary = plan.deployment.entry.model_name
+        names = list(self.cfg.router_settings.fallback_chain(primary))
+        if not names and plan.decision is not None:  # auto: the router's next-best candidates
+            ranked = sorted(plan.decision.scores.items(), key=lambda kv: -kv[1])
+            names = [m for m, _ in ranked if m != primary][:2]
+        allowed = ctx.principal.allowed_models
+        chain = [plan.deployment] + [
+            self._pick(self.catalog.deployments[n]) for n in names
+            if n in self.catalog.deployments and (allowed is None or n in allowed)
+        ]
+        cooling = self.cooldowns.cooling()
+        return [d for d in chain if d.index not in cooling] + [d for d in chain if d.index in cooling]
+
+    async def _failed(self, dep: Deployment, err: RouteIQError, ctx: RequestContext) -> None:
+        if await self.cooldowns.failure(dep.index):
+            log.warning("%s (deployment %d) cools down for %.0f s after repeated failures",
+                        dep.entry.model_name, dep.index, self.cfg.router_settings.cooldown_time_s)
+        log.info("request %s: %s failed (%s), trying the next deployment",
+                 ctx.request_id, dep.entry.model_name, err.code)
 
     async def _route(self, target: RouterTarget, body: dict[str, Any], ctx: RequestContext) -> RouteDecision:
         cands = fitting(target.candidates, body, ctx.principal.allowed_models)
+        cooling = self.cooldowns.cooling()
+        if warm := tuple(c for c in cands if any(d.index not in cooling for d in self.catalog.deployments[c.name])):
+            cands = warm  # never route to a model whose every deployment cools down
         opts = body.get("routeiq") or {}
         lam = opts.get("lambda", ctx.lam if ctx.lam is not None else target.lam)
         query = RouteQuery(target.router.name, query_text(body), cands, lam, ctx.request_id)
@@ -149,11 +196,28 @@ class Gateway:
         await self.policy.settle(ctx.principal, plan.deployment.entry.model_name, usage, ctx.request_id)
 
     async def complete(self, endpoint: Endpoint, body: dict[str, Any], ctx: RequestContext) -> tuple[Plan, ProviderResult]:
-        """A non-streamed request, end to end."""
+        """A non-streamed request, end to end, along its fallback chain."""
         plan = await self._admitted_plan(body, ctx)
-        result = await self._providers.complete(plan.deployment.entry.provider_group, self.call(endpoint, body, plan, ctx))
-        await self.finish(ctx, plan, result.usage)
-        return plan, result
+        chain = self._chain(plan, ctx)
+        for i, dep in enumerate(chain):
+            attempt = self._attempt(plan, dep)
+            try:
+                call = self.call(endpoint, body, attempt, ctx)
+                result = await self._providers.complete(dep.entry.provider_group, call)
+            except FALLBACK_ERRORS as err:
+                await self._failed(dep, err, ctx)
+                if i == len(chain) - 1:
+                    raise
+                continue
+            await self.finish(ctx, attempt, result.usage)
+            return attempt, result
+        raise AssertionError("a chain has at least one deployment")
+
+    @staticmethod
+    def _attempt(plan: Plan, dep: Deployment) -> Plan:
+        if dep is plan.deployment:
+            return plan
+        return Plan(dep, plan.decision, fallback_from=plan.deployment.entry.model_name)
 
     async def stream(
         self, endpoint: Endpoint, body: dict[str, Any], ctx: RequestContext
@@ -162,6 +226,16 @@ class Gateway:
         if endpoint == "embeddings":
             raise InvalidRequestError("embeddings cannot be streamed", param="stream")
         plan = await self._admitted_plan(body, ctx)
-        items = aiter(self._providers.stream(plan.deployment.entry.provider_group, self.call(endpoint, body, plan, ctx)))
-        first = await anext(items)
-        return plan, first, items
+        chain = self._chain(plan, ctx)
+        for i, dep in enumerate(chain):
+            attempt = self._attempt(plan, dep)
+            items = aiter(self._providers.stream(dep.entry.provider_group, self.call(endpoint, body, attempt, ctx)))
+            try:
+                first = await anext(items)
+            except FALLBACK_ERRORS as err:  # nothing reached the client yet: fall back
+                await self._failed(dep, err, ctx)
+                if i == len(chain) - 1:
+                    raise
+                continue
+            return attempt, first, items
+        raise AssertionError("a chain has at least one deployment")

@@ -11,13 +11,34 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator
 
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
 
 from app.config import GatewayConfig, ModelEntry
 from app.errors import NotFoundError, UpstreamError, UpstreamTimeoutError
 from app.providers.base import ProviderCall, ProviderClient, ProviderResult, StreamItem
 from app.providers.errors import RetryableUpstreamError
 from app.providers.openai_native import OpenAINativeClient, is_native
+
+
+MAX_BACKOFF_S = 2.0
+
+
+class _HonourRetryAfter:
+    """Exponential backoff with jitter, but never sooner than the upstream's Retry-After."""
+
+    def __init__(self, initial: float) -> None:
+        self._exp = wait_exponential_jitter(initial=initial, max=MAX_BACKOFF_S)
+
+    def __call__(self, state: RetryCallState) -> float:
+        err = state.outcome.exception() if state.outcome else None
+        after = getattr(err, "retry_after", None) or 0.0
+        return max(self._exp(state), min(after, MAX_BACKOFF_S))
 
 
 class ProviderCaller:
@@ -50,7 +71,7 @@ class ProviderCaller:
     def _retrying(self) -> AsyncRetrying:
         return AsyncRetrying(
             stop=stop_after_attempt(self._retries + 1),
-            wait=wait_exponential_jitter(initial=self._backoff, max=2.0),
+            wait=_HonourRetryAfter(self._backoff),
             retry=retry_if_exception_type(RetryableUpstreamError),
             reraise=True,
         )

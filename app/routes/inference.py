@@ -53,6 +53,7 @@ async def _relay(
     gateway: Gateway, ctx: RequestContext, plan: Plan, first: StreamItem, rest: AsyncIterator[StreamItem]
 ) -> AsyncIterator[bytes]:
     rid = ctx.request_id
+    gateway.admission.active_streams += 1
     try:
         item = first
         while True:
@@ -68,12 +69,26 @@ async def _relay(
         log.warning("stream %s failed after it started: %s", rid, err)
         yield sse_error_event(err)
     finally:
+        gateway.admission.active_streams -= 1
+        gateway.admission.leave()
         await rest.aclose()  # type: ignore[attr-defined]
 
 
 async def serve(request: Request, endpoint: Endpoint, schema: type[BaseModel]) -> Response:
-    """The shared inference path."""
+    """The shared inference path, inside the replica's admission bound."""
     gateway: Gateway = request.app.state.gateway
+    gateway.admission.enter()
+    streaming = False
+    try:
+        response = await _serve(request, gateway, endpoint, schema)
+        streaming = isinstance(response, StreamingResponse)
+        return response
+    finally:
+        if not streaming:  # a stream leaves the bound when its relay ends
+            gateway.admission.leave()
+
+
+async def _serve(request: Request, gateway: Gateway, endpoint: Endpoint, schema: type[BaseModel]) -> Response:
     rid = request_id(request)
     principal = await gateway.policy.authenticate(request.headers.get("authorization"))
     body = await read_json(request, gateway.cfg.general_settings.max_request_body_bytes)

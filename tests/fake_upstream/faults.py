@@ -11,6 +11,7 @@ survives every gateway path unchanged). Knobs:
   (drops the connection before answering), ``disconnect_mid`` (after half the chunks).
 - ``retry_after``: seconds sent with a 429/503; ``fail_times`` with ``key``: fail only
   the first N requests carrying that key, then succeed (for retry tests).
+- ``only``: the error applies only to requests for this model (for fallback tests).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class Faults:
     retry_after: float = 1.0
     fail_times: int = 0
     key: str = ""
+    only: str = ""
 
     def merged(self, values: dict[str, Any]) -> Faults:
         """A copy with the known knobs in ``values`` applied (strings are coerced)."""

@@ -13,6 +13,7 @@ import hashlib
 import itertools
 import time
 from collections import Counter, deque
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -42,10 +43,12 @@ class FakeUpstream:
 
     def faults_for(self, request: web.Request, body: dict[str, Any], prompt: str) -> Faults:
         faults = from_request(self.defaults, dict(request.headers), body, prompt)
+        if faults.only and faults.only != body.get("model"):
+            faults = replace(faults, error="")
         if faults.fail_times and faults.key:
             self.seen_keys[faults.key] += 1
             if self.seen_keys[faults.key] > faults.fail_times:
-                faults = Faults(**{**faults.__dict__, "error": ""})
+                faults = replace(faults, error="")
         return faults
 
 

@@ -23,7 +23,8 @@ def serve_port() -> Iterator[int]:
     from ray import serve
 
     port = free_port()
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    # Logical CPUs: several test apps (0.25 CPU a replica) share the 2 real cores.
+    ray.init(num_cpus=16, include_dashboard=False, log_to_driver=False, configure_logging=False)
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     yield port
     serve.shutdown()

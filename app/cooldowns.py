@@ -1,0 +1,155 @@
+"""Cooldowns: a provider deployment that failed N times in a window is skipped for a while.
+
+The state is shared across ingress replicas through Redis (one Lua script per failure:
+count in a window, open a cooldown key with a TTL); in embedded mode it is in-process.
+Reading it is on every request's path, so replicas keep a local copy refreshed in the
+background (at most ``refresh_s`` old) and never wait on Redis to route a request.
+If Redis fails, the replica falls back to its in-process state for ``breaker_s``
+(a circuit breaker) instead of hammering a dead server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from app.config import GatewayConfig
+
+log = logging.getLogger("routeiq.cooldowns")
+
+_FAILURE_LUA = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+if n >= tonumber(ARGV[2]) then
+  redis.call('SET', KEYS[2], '1', 'PX', ARGV[3])
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
+"""
+
+
+class Cooldowns(Protocol):
+    """Which deployments (indexes into ``model_list``) are cooling down."""
+
+    def cooling(self) -> frozenset[int]: ...
+
+    async def failure(self, deployment: int) -> bool:
+        """Count a failure; True when it starts a cooldown."""
+        ...
+
+
+class LocalCooldowns:
+    """In-process cooldowns (embedded mode, and the fallback when Redis is down)."""
+
+    def __init__(self, allowed_fails: int, window_s: float, cooldown_s: float) -> None:
+        self._allowed, self._window, self._cooldown = allowed_fails, window_s, cooldown_s
+        self._fails: dict[int, deque[float]] = {}
+        self._until: dict[int, float] = {}
+
+    def cooling(self) -> frozenset[int]:
+        now = time.monotonic()
+        if any(t <= now for t in self._until.values()):
+            self._until = {d: t for d, t in self._until.items() if t > now}
+        return frozenset(self._until)
+
+    def mark(self, deployment: int, seconds: float) -> None:
+        self._until[deployment] = time.monotonic() + seconds
+
+    async def failure(self, deployment: int) -> bool:
+        now = time.monotonic()
+        fails = self._fails.setdefault(deployment, deque())
+        fails.append(now)
+        while fails and fails[0] < now - self._window:
+            fails.popleft()
+        if len(fails) < self._allowed:
+            return False
+        fails.clear()
+        self.mark(deployment, self._cooldown)
+        return True
+
+
+class RedisCooldowns:
+    """Cooldowns shared through Redis, read from a background-refreshed local copy."""
+
+    def __init__(
+        self,
+        redis: Any,
+        deployments: Sequence[str],
+        *,
+        allowed_fails: int,
+        window_s: float,
+        cooldown_s: float,
+        prefix: str = "routeiq",
+        refresh_s: float = 0.5,
+        breaker_s: float = 5.0,
+    ) -> None:
+        self._redis = redis
+        self._ids = list(deployments)
+        """Stable names of the deployments, by index (the same on every replica)."""
+        self._prefix = prefix
+        self._args = (int(window_s * 1000), allowed_fails, int(cooldown_s * 1000))
+        self._local = LocalCooldowns(allowed_fails, window_s, cooldown_s)
+        self._shared: frozenset[int] = frozenset()
+        self._refreshed = 0.0
+        self._refresh_s, self._breaker_s = refresh_s, breaker_s
+        self._broken_until = 0.0
+        self._refreshing: asyncio.Task[None] | None = None
+        self._script = redis.register_script(_FAILURE_LUA)
+
+    def _key(self, kind: str, deployment: int) -> str:
+        return f"{self._prefix}:{kind}:{self._ids[deployment]}"
+
+    def _healthy(self) -> bool:
+        return time.monotonic() >= self._broken_until
+
+    def _trip(self, err: Exception) -> None:
+        if self._healthy():
+            log.warning("redis unreachable for cooldowns (%s); using in-process state for %.0f s",
+                        type(err).__name__, self._breaker_s)
+        self._broken_until = time.monotonic() + self._breaker_s
+
+    def cooling(self) -> frozenset[int]:
+        now = time.monotonic()
+        if self._healthy() and now - self._refreshed > self._refresh_s and not self._refreshing:
+            with contextlib.suppress(RuntimeError):  # no running loop: skip the refresh
+                self._refreshing = asyncio.get_running_loop().create_task(self._refresh())
+        return self._shared | self._local.cooling()
+
+    async def _refresh(self) -> None:
+        try:
+            values = await self._redis.mget([self._key("cooldown", i) for i in range(len(self._ids))])
+            self._shared = frozenset(i for i, v in enumerate(values) if v is not None)
+        except Exception as err:  # noqa: BLE001  (any Redis failure trips the breaker)
+            self._trip(err)
+        finally:
+            self._refreshed = time.monotonic()
+            self._refreshing = None
+
+    async def failure(self, deployment: int) -> bool:
+        if not self._healthy():
+            return await self._local.failure(deployment)
+        try:
+            keys = [self._key("fails", deployment), self._key("cooldown", deployment)]
+            started = bool(await self._script(keys=keys, args=list(self._args)))
+        except Exception as err:  # noqa: BLE001
+            self._trip(err)
+            return await self._local.failure(deployment)
+        if started:
+            self._shared = self._shared | {deployment}
+        return started
+
+
+def build_cooldowns(cfg: GatewayConfig, redis: Any | None) -> Cooldowns:
+    """Shared cooldowns when the replica has a Redis client, in-process ones otherwise."""
+    rs = cfg.router_settings
+    if redis is None:
+        return LocalCooldowns(rs.allowed_fails, rs.allowed_fails_window_s, rs.cooldown_time_s)
+    ids = [f"{i}:{entry.model_name}" for i, entry in enumerate(cfg.model_list)]
+    return RedisCooldowns(redis, ids, allowed_fails=rs.allowed_fails, window_s=rs.allowed_fails_window_s,
+                          cooldown_s=rs.cooldown_time_s, prefix=f"{cfg.general_settings.access.redis_prefix}:cd")
