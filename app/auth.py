@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from app.errors import AuthenticationError
@@ -27,10 +27,16 @@ class Principal:
     is_admin: bool = False
     allowed_models: frozenset[str] | None = None
     team_id: str | None = None
+    grant: object | None = field(default=None, compare=False, repr=False)
+    """The policy's own record of the caller (limits, versions); opaque to the gateway."""
 
 
 class AccessPolicy(Protocol):
-    """Authentication, admission (limits, budget) and settlement (spend) of requests."""
+    """Authentication, admission (limits, budget) and settlement (spend) of requests.
+
+    A policy may also define ``async start()`` and ``async close()``: the app's lifespan
+    calls them on replica start and stop (connections, migrations, flushing buffers).
+    """
 
     async def authenticate(self, authorization: str | None) -> Principal: ...
 

@@ -8,7 +8,8 @@ errors become HTTP responses, so no traceback ever reaches a client.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -19,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from app.errors import InvalidRequestError, NotFoundError, RouteIQError
 from app.gateway import Gateway
 from app.http import error_response
-from app.routes import health, inference, models
+from app.routes import admin, health, inference, models, spend
 
 log = logging.getLogger("routeiq.app")
 Readiness = Callable[[], Awaitable[dict[str, Any]]]
@@ -52,15 +53,28 @@ async def _unexpected(request: Request, err: Exception) -> Response:
     return error_response(err, _rid(request))
 
 
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Start and stop the access policy's clients with the replica (if it has any)."""
+    policy = app.state.gateway.policy
+    if start := getattr(policy, "start", None):
+        await start()
+    try:
+        yield
+    finally:
+        if close := getattr(policy, "close", None):
+            await close()
+
+
 def create_app(gateway: Gateway, readiness: Readiness | None = None) -> FastAPI:
     """The ASGI app of the ingress."""
-    app = FastAPI(title="RouteIQ", version="0.1.0", docs_url=None, redoc_url=None)
+    app = FastAPI(title="RouteIQ", version="0.1.0", docs_url=None, redoc_url=None, lifespan=_lifespan)
     app.state.gateway = gateway
     app.state.readiness = readiness
     app.add_exception_handler(RouteIQError, _routeiq_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _unexpected)
     app.add_exception_handler(Exception, _unexpected)
-    for module in (inference, models, health):
+    for module in (inference, models, health, admin, spend):
         app.include_router(module.router)
     return app

@@ -13,6 +13,7 @@ from typing import Any
 from ray.serve.handle import DeploymentHandle
 
 from app import http
+from app.access import build_policy
 from app.config import GatewayConfig
 from app.gateway import Gateway
 from app.main import create_app
@@ -59,7 +60,8 @@ class Ingress:
         self, cfg: GatewayConfig, router: DeploymentHandle | None, providers: dict[str, DeploymentHandle]
     ) -> None:
         self._cfg = cfg
-        self._gateway = Gateway(cfg, HandleProviders(providers), HandleRouter(router) if router else None)
+        self._gateway = Gateway(cfg, HandleProviders(providers), HandleRouter(router) if router else None,
+                                policy=build_policy(cfg))
         self._draining = False
 
     def __serve_build_asgi_app__(self) -> Any:

@@ -1,0 +1,38 @@
+"""Virtual keys, teams, global rate limits, spend and audit: the access layer.
+
+``build_policy(cfg)`` is the one factory: it builds the clients from config (Postgres
+or the embedded SQLite file; Redis or the in-process limiter) and returns the
+``AccessPolicy`` the ingress hands to its ``Gateway``. Nothing connects until the
+policy's ``start()`` (the app's lifespan): migrations, then the spend flusher.
+
+Modules: ``keys`` (generation, hashing, grants), ``tables``/``migrations`` (schema),
+``store`` (SQL), ``limits`` (Lua/in-process limiter), ``spend`` (buffer), ``policy``
+(the request path), ``admin`` (key/team management). No Ray here.
+"""
+
+from __future__ import annotations
+
+from app.access.policy import VirtualKeyPolicy
+from app.auth import AccessPolicy, MasterKeyPolicy
+from app.config import GatewayConfig
+
+
+def build_policy(cfg: GatewayConfig) -> AccessPolicy:
+    """The access policy for ``cfg`` (master key only when ``access.enabled`` is false)."""
+    settings = cfg.general_settings.access
+    if not settings.enabled:
+        return MasterKeyPolicy(cfg.master_key)
+    from app.access.db import build_engine, build_redis  # noqa: PLC0415
+    from app.access.limits import LocalLimiter, RedisLimiter  # noqa: PLC0415
+    from app.access.spend import SpendBuffer  # noqa: PLC0415
+    from app.access.store import AccessStore  # noqa: PLC0415
+
+    store = AccessStore(build_engine(cfg.general_settings), settings.db_timeout_s)
+    redis = build_redis(cfg.general_settings)
+    limiter = RedisLimiter(redis) if redis is not None else LocalLimiter()
+    spend = SpendBuffer(store, settings.spend_flush_interval_s, settings.spend_buffer_max)
+    return VirtualKeyPolicy(cfg.master_key, store, limiter, spend, prefix=settings.redis_prefix,
+                            cache_ttl_s=settings.key_cache_ttl_s, limiter_timeout_s=settings.redis_timeout_s * 2)
+
+
+__all__ = ["VirtualKeyPolicy", "build_policy"]

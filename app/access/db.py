@@ -1,0 +1,99 @@
+"""Database and Redis clients of the access layer, built once per replica from config.
+
+URLs are the standard forms (``postgresql://user:pw@host:5432/db?sslmode=require``,
+``redis://:pw@host:6379/0``, ``rediss://`` for TLS); this module maps them to the
+async drivers (asyncpg, aiosqlite) and sizes the pools per replica. Nothing connects
+here: the first query or command does.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from app.config import AccessSettings, GeneralSettings, resolve_secret
+
+
+def database_url(general: GeneralSettings) -> str | None:
+    """The configured Postgres URL (config, else ``DATABASE_URL``); ``None``: embedded."""
+    return resolve_secret(general.database_url) or os.environ.get("DATABASE_URL") or None
+
+
+def redis_url(general: GeneralSettings) -> str | None:
+    """The configured Redis URL (config, else ``REDIS_URL``); ``None``: in-process limits."""
+    return resolve_secret(general.redis_url) or os.environ.get("REDIS_URL") or None
+
+
+def async_db_url(url: str) -> str:
+    """``postgresql://`` → asyncpg (``sslmode`` becomes asyncpg's ``ssl``); sqlite → aiosqlite."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend in ("postgresql", "postgres"):
+        query = dict(parsed.query)
+        if "sslmode" in query:
+            query["ssl"] = query.pop("sslmode")
+        parsed = parsed.set(drivername="postgresql+asyncpg", query=query)
+    elif backend == "sqlite":
+        parsed = parsed.set(drivername="sqlite+aiosqlite")
+    else:
+        raise ValueError(f"database_url: unsupported scheme {backend!r} (postgresql:// or sqlite:///)")
+    return parsed.render_as_string(hide_password=False)
+
+
+def sqlite_url(settings: AccessSettings) -> str:
+    path = Path(settings.sqlite_path).expanduser().resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite+aiosqlite:///{path}"
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")  # readers never wait for the spend writer
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def build_engine(general: GeneralSettings) -> AsyncEngine:
+    """The replica's engine: Postgres when configured, else the embedded SQLite file."""
+    settings = general.access
+    url = database_url(general)
+    if url is None:
+        engine = create_async_engine(sqlite_url(settings), connect_args={"timeout": 30})
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+    url = async_db_url(url)
+    if url.startswith("sqlite"):
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_async_engine(
+        url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_pool_size,
+        pool_timeout=settings.db_timeout_s,
+        pool_pre_ping=True,  # a restarted Postgres leaves dead connections in the pool
+        connect_args={"timeout": settings.db_timeout_s, "command_timeout": settings.db_timeout_s * 2},
+    )
+
+
+def build_redis(general: GeneralSettings) -> Any:
+    """A ``redis.asyncio.Redis`` with a per-replica pool, or ``None`` (in-process limits)."""
+    url = redis_url(general)
+    if url is None:
+        return None
+    import redis.asyncio as aioredis  # noqa: PLC0415  (only replicas with Redis need it)
+
+    settings = general.access
+    return aioredis.from_url(
+        url,
+        max_connections=settings.redis_pool_size,
+        socket_timeout=settings.redis_timeout_s,
+        socket_connect_timeout=settings.redis_timeout_s,
+        health_check_interval=30,
+    )

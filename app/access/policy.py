@@ -1,0 +1,243 @@
+"""``VirtualKeyPolicy``: the ``AccessPolicy`` of virtual keys, teams, limits and spend.
+
+Per request: ``authenticate`` hashes the bearer token and looks the hash up in a
+per-replica cache (short TTL; a miss is one indexed query joining the team);
+``admit`` is one limiter call (one Redis round trip) for versions, RPM, TPM and
+budget of the key and its team; ``settle`` appends to the spend buffer and charges
+tokens and cost in a background task. The cache is kept honest across replicas by
+versions: an admin change bumps the record's version in the limiter, and the admit
+script reports a cached record as stale, which is then reloaded.
+
+Must not: log a key or an Authorization header, call the database on a cache hit, or
+let a limiter/database failure become a 500 (it is a 503 ``OverloadedError``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from app.access import limits as L
+from app.access.keys import Grant, Limits, effective_models, hash_key, now_utc, parse_duration, utc
+from app.access.limits import Limiter, Scope, retry_after_s
+from app.access.spend import SpendBuffer
+from app.access.store import AccessStore, SpendEvent
+from app.auth import Principal, bearer_token, is_master
+from app.errors import (
+    AuthenticationError,
+    InvalidRequestError,
+    OverloadedError,
+    PermissionDeniedError,
+    RateLimitError,
+    RouteIQError,
+)
+from app.providers.base import Usage
+
+log = logging.getLogger("routeiq.access")
+MASTER = Principal(key_id="master", is_admin=True)
+CACHE_MAX = 50_000
+SEED_TTL_MAX_S = 3600
+"""Budget counters expire at least hourly and are re-read from the database then."""
+
+
+def limits_of(row: dict[str, Any]) -> Limits:
+    anchor = utc(row["budget_anchor"])
+    return Limits(
+        rpm=row["rpm_limit"], tpm=row["tpm_limit"], budget=row["max_budget"],
+        budget_period_s=parse_duration(row["budget_duration"]),
+        budget_anchor=anchor.timestamp() if anchor else 0.0, version=int(row["version"]),
+    )
+
+
+def grant_of(key: dict[str, Any], team: dict[str, Any] | None) -> Grant:
+    expires = utc(key["expires_at"])
+    return Grant(
+        key_id=key["key_id"], key=limits_of(key), team_id=key["team_id"],
+        team=limits_of(team) if team else None,
+        models=effective_models(key["models"], team["models"] if team else None),
+        admin=bool(key["admin"]), blocked=bool(key["blocked"]) or bool(team and team["blocked"]),
+        expires_at=expires.timestamp() if expires else None,
+    )
+
+
+class VirtualKeyPolicy:
+    def __init__(
+        self,
+        master_key: Callable[[], str],
+        store: AccessStore,
+        limiter: Limiter,
+        spend: SpendBuffer,
+        *,
+        prefix: str = "routeiq",
+        cache_ttl_s: float = 10.0,
+        limiter_timeout_s: float = 2.0,
+    ) -> None:
+        self._master_key = master_key
+        self.store = store
+        self.limiter = limiter
+        self.spend = spend
+        self.prefix = prefix
+        self._ttl = cache_ttl_s
+        self._limiter_timeout = limiter_timeout_s
+        self._cache: dict[str, tuple[float, Grant | None]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # lifecycle ------------------------------------------------------------------------------
+    async def start(self) -> None:
+        from app.access.migrate import upgrade  # noqa: PLC0415  (alembic: start-up only)
+
+        await upgrade(self.store.engine)
+        self.spend.start()
+
+    async def close(self) -> None:
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.spend.close()
+        await self.limiter.close()
+        await self.store.engine.dispose()
+
+    # authenticate -----------------------------------------------------------------------------
+    async def authenticate(self, authorization: str | None) -> Principal:
+        token = bearer_token(authorization)
+        if is_master(token, self._master_key()):
+            return MASTER
+        grant = await self._grant(hash_key(token))
+        self._check_valid(grant)
+        assert grant is not None
+        return self._principal(grant)
+
+    @staticmethod
+    def _principal(grant: Grant) -> Principal:
+        return Principal(key_id=grant.key_id, is_admin=grant.admin, allowed_models=grant.models,
+                         team_id=grant.team_id, grant=grant)
+
+    @staticmethod
+    def _check_valid(grant: Grant | None) -> None:
+        if grant is None:
+            raise AuthenticationError("Incorrect API key provided")
+        if grant.blocked:
+            raise AuthenticationError("This API key is blocked", code="key_blocked")
+        if grant.expired(time.time()):
+            raise AuthenticationError("This API key has expired", code="key_expired")
+
+    async def _grant(self, key_hash: str, fresh: bool = False) -> Grant | None:
+        now = time.monotonic()
+        hit = None if fresh else self._cache.get(key_hash)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        found = await self.store.key_with_team(key_hash)
+        grant = grant_of(*found) if found else None
+        if len(self._cache) >= CACHE_MAX:
+            self._cache.clear()
+        self._cache[key_hash] = (now + self._ttl, grant)
+        return grant
+
+    def invalidate(self, key_ids: set[str] | None = None, team_id: str | None = None) -> None:
+        """Forget cached grants of these keys or of this team (after an admin change here)."""
+        for h, (_, g) in list(self._cache.items()):
+            if g is not None and (g.key_id in (key_ids or ()) or (team_id and g.team_id == team_id)):
+                del self._cache[h]
+
+    # admit ------------------------------------------------------------------------------------
+    def scope_keys(self, kind: str, ident: str) -> tuple[str, str, str, str]:
+        """Limiter key names of a key or team: version, RPM, TPM and the budget prefix."""
+        base = f"{self.prefix}:{kind}:{ident}"
+        return f"{base}:ver", f"{base}:rpm", f"{base}:tpm", f"{base}:spend"
+
+    def _scope(self, kind: str, ident: str, lim: Limits, now: float) -> Scope:
+        ver, rpm, tpm, spend = self.scope_keys(kind, ident)
+        period, _ = lim.period(now)
+        return Scope(kind, lim.version, lim.rpm, lim.tpm, lim.budget, ver, rpm, tpm, f"{spend}:{period}")
+
+    def scopes(self, grant: Grant, now: float | None = None) -> list[Scope]:
+        now = time.time() if now is None else now
+        scopes = [self._scope("key", grant.key_id, grant.key, now)]
+        if grant.team_id and grant.team:
+            scopes.append(self._scope("team", grant.team_id, grant.team, now))
+        return scopes
+
+    async def guarded(self, op: Any) -> Any:
+        try:
+            async with asyncio.timeout(self._limiter_timeout):
+                return await op
+        except RouteIQError:
+            raise
+        except Exception as err:  # noqa: BLE001  (redis errors, timeouts: one 503 for all)
+            log.warning("rate limiter unavailable: %s", type(err).__name__)
+            raise OverloadedError("rate limiter unavailable; retry shortly", retry_after=1) from None
+
+    async def admit(self, principal: Principal, model: str, estimated_tokens: int) -> None:
+        grant = principal.grant
+        if not isinstance(grant, Grant):
+            return  # the master key: no limits
+        member = secrets.token_hex(8)
+        for _ in range(4):
+            scopes = self.scopes(grant)
+            verdict: L.Verdict = await self.guarded(self.limiter.admit(scopes, member))
+            if verdict.code == L.OK:
+                return
+            scope = scopes[verdict.scope]
+            if verdict.code == L.STALE:
+                grant = await self._reload(grant, model)
+            elif verdict.code == L.UNSEEDED:
+                await self._seed(grant, scope)
+            elif verdict.code in (L.RPM, L.TPM):
+                what = f"{scope.rpm} requests" if verdict.code == L.RPM else f"{scope.tpm} tokens"
+                raise RateLimitError(f"Rate limit reached for this {scope.name}: {what} per minute",
+                                     retry_after=retry_after_s(verdict.retry_ms))
+            else:
+                raise InvalidRequestError(f"Budget exceeded for this {scope.name}: max budget ${scope.budget:g}",
+                                          code="budget_exceeded")
+        raise OverloadedError("access check did not settle; retry", retry_after=1)
+
+    async def _reload(self, grant: Grant, model: str) -> Grant:
+        """The record changed on some replica: re-read it and re-check it."""
+        self.invalidate({grant.key_id})
+        found = await self.store.get("keys", grant.key_id)
+        fresh = await self._grant(found["key_hash"], fresh=True) if found else None
+        self._check_valid(fresh)
+        assert fresh is not None
+        if fresh.models is not None and model not in fresh.models:
+            raise PermissionDeniedError(f"this key may not use model `{model}`", param="model")
+        return fresh
+
+    async def _seed(self, grant: Grant, scope: Scope) -> None:
+        """Initialise a missing budget counter from the database (reconciliation)."""
+        lim, column, ident = (grant.key, "key_id", grant.key_id) if scope.name == "key" else (
+            grant.team, "team_id", grant.team_id)
+        assert lim is not None and ident is not None
+        now = time.time()
+        _, start = lim.period(now)
+        since = None if not lim.budget_period_s else _from_epoch(start)
+        spent = await self.store.spend_since(column, ident, since)
+        ttl = SEED_TTL_MAX_S
+        if lim.budget_period_s:
+            ttl = min(ttl, int(start + lim.budget_period_s - now) + 60)
+        await self.guarded(self.limiter.seed_spend(scope.spend_key, spent, ttl))
+
+    # settle -----------------------------------------------------------------------------------
+    async def settle(self, principal: Principal, model: str, usage: Usage, request_id: str) -> None:
+        self.spend.add(SpendEvent(uuid.uuid4().hex, request_id, principal.key_id, principal.team_id, model,
+                                  usage.prompt_tokens, usage.completion_tokens, usage.cost, now_utc()))
+        if isinstance(principal.grant, Grant):
+            task = asyncio.create_task(self._charge(principal.grant, usage))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _charge(self, grant: Grant, usage: Usage) -> None:
+        try:
+            async with asyncio.timeout(self._limiter_timeout):
+                await self.limiter.charge(self.scopes(grant), usage.total_tokens, usage.cost)
+        except Exception as err:  # noqa: BLE001  (a lost charge must not fail anything)
+            log.warning("could not charge %s tokens to key %s: %s", usage.total_tokens, grant.key_id,
+                        type(err).__name__)
+
+
+def _from_epoch(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)

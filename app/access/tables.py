@@ -1,0 +1,107 @@
+"""The access tables, as SQLAlchemy Core (no ORM: the store builds plain statements).
+
+The schema itself is created and changed only by the alembic migrations in
+``migrations/``; these definitions must match them. ``spend_logs`` holds one row per
+request; ``spend_minutes`` holds aggregates per (minute, key, model), written once a
+second per replica, so no request ever waits on a per-key row lock.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+)
+
+metadata = MetaData()
+TS = DateTime(timezone=True)
+
+teams = Table(
+    "routeiq_teams",
+    metadata,
+    Column("team_id", String(64), primary_key=True),
+    Column("team_alias", String(256)),
+    Column("models", JSON),
+    Column("max_budget", Float),
+    Column("budget_duration", String(16)),
+    Column("budget_anchor", TS, nullable=False),
+    Column("rpm_limit", Integer),
+    Column("tpm_limit", BigInteger),
+    Column("metadata", JSON),
+    Column("blocked", Boolean, nullable=False, default=False),
+    Column("version", Integer, nullable=False, default=1),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+)
+
+keys = Table(
+    "routeiq_keys",
+    metadata,
+    Column("key_id", String(64), primary_key=True),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("key_hint", String(16), nullable=False),
+    Column("key_alias", String(256)),
+    Column("team_id", String(64), index=True),
+    Column("models", JSON),
+    Column("max_budget", Float),
+    Column("budget_duration", String(16)),
+    Column("budget_anchor", TS, nullable=False),
+    Column("rpm_limit", Integer),
+    Column("tpm_limit", BigInteger),
+    Column("expires_at", TS),
+    Column("metadata", JSON),
+    Column("admin", Boolean, nullable=False, default=False),
+    Column("blocked", Boolean, nullable=False, default=False),
+    Column("version", Integer, nullable=False, default=1),
+    Column("created_by", String(64)),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+)
+
+spend_logs = Table(
+    "routeiq_spend_logs",
+    metadata,
+    Column("event_id", String(32), primary_key=True),
+    Column("request_id", String(128), nullable=False, index=True),
+    Column("key_id", String(64), nullable=False),
+    Column("team_id", String(64)),
+    Column("model", String(256), nullable=False),
+    Column("prompt_tokens", Integer, nullable=False),
+    Column("completion_tokens", Integer, nullable=False),
+    Column("total_tokens", Integer, nullable=False),
+    Column("cost", Float, nullable=False),
+    Column("created_at", TS, nullable=False),
+)
+
+spend_minutes = Table(
+    "routeiq_spend_minutes",
+    metadata,
+    Column("minute", TS, primary_key=True),
+    Column("key_id", String(64), primary_key=True),
+    Column("model", String(256), primary_key=True),
+    Column("team_id", String(64)),
+    Column("requests", BigInteger, nullable=False),
+    Column("prompt_tokens", BigInteger, nullable=False),
+    Column("completion_tokens", BigInteger, nullable=False),
+    Column("cost", Float, nullable=False),
+)
+
+audit_log = Table(
+    "routeiq_audit_log",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("created_at", TS, nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("target", String(256)),
+    Column("outcome", String(32), nullable=False),
+    Column("detail", JSON),
+)

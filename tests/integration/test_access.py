@@ -1,0 +1,254 @@
+"""Keys, limits, budgets and spend end to end: the openai SDK → Serve → fake upstream.
+
+The same tests run twice: ``real`` (Postgres + Redis, two ingress replicas) and
+``embedded`` (SQLite + in-process limiter, one replica: the limiter is per process).
+"""
+
+from __future__ import annotations
+
+import glob
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from tests.access_support import access_general, create_database, drop_database, pg_ctl, require_services
+from tests.support import CHEAP, MASTER_KEY, MID
+
+SMALL = {"ray_actor_options": {"num_cpus": 0.05}}
+
+
+def access_config(upstream: str, general: dict[str, Any]) -> dict[str, Any]:
+    def entry(name: str, price: float) -> dict[str, Any]:
+        return {"model_name": name, "provider_group": "access",
+                "litellm_params": {"model": f"openai/{name}", "api_base": upstream, "api_key": "sk-up"},
+                "model_info": {"input_cost_per_token": price / 1e6, "output_cost_per_token": price / 1e6}}
+
+    return {
+        "model_list": [entry(CHEAP, 0.1), entry(MID, 0.5)],
+        "router_settings": {"routers": [{"name": "auto", "strategy": "cost-first"}]},
+        "general_settings": {"master_key": MASTER_KEY, "request_timeout_s": 10, **general},
+    }
+
+
+class App:
+    def __init__(self, url: str, backend: str, db: str | None) -> None:
+        self.url, self.backend, self.db = url, backend, db
+        self.root = url.removesuffix("/v1")
+        self.http = httpx.Client(base_url=self.root, timeout=30)
+
+    def admin(self, method: str, path: str, key: str = MASTER_KEY, **kw: Any) -> httpx.Response:
+        return self.http.request(method, path, headers={"authorization": f"Bearer {key}"}, **kw)
+
+    def new_key(self, **body: Any) -> dict[str, Any]:
+        resp = self.admin("POST", "/key/generate", json=body)
+        assert resp.status_code == 200, resp.text
+        return resp.json()
+
+    def client(self, key: str) -> openai.OpenAI:
+        return openai.OpenAI(base_url=self.url, api_key=key, max_retries=0, timeout=30)
+
+
+@pytest.fixture(scope="module", params=["real", "embedded"])
+def app(request: pytest.FixtureRequest, deploy_gateway: Callable[..., str], upstream: Any,
+        tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
+    from ray import serve  # noqa: PLC0415  (Ray only once the session fixtures started it)
+
+    require_services()
+    backend = request.param
+    db = create_database() if backend == "real" else None
+    general = access_general(backend, db, str(tmp_path_factory.mktemp("access")), key_cache_ttl_s=60)
+    replicas = 2 if backend == "real" else 1
+    name = f"access-{backend}"
+    overrides = {"Ingress": {**SMALL, "num_replicas": replicas}, "Provider-access": SMALL, "RouterScoring": SMALL}
+    url = deploy_gateway(access_config(upstream.url, general), name=name, route_prefix=f"/{name}",
+                         overrides=overrides)
+    yield App(url, backend, db)
+    serve.delete(name)
+    if db:
+        drop_database(db)
+
+
+def chat(client: openai.OpenAI, model: str = CHEAP, text: str = "hi", **kw: Any) -> Any:
+    return client.chat.completions.with_raw_response.create(
+        model=model, messages=[{"role": "user", "content": text}], **kw)
+
+
+def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.1)
+
+
+def test_rpm_limit_holds_across_replicas_and_clients(app: App) -> None:
+    key = app.new_key(rpm_limit=10)["key"]
+    clients = [app.client(key), app.client(key)]
+
+    def one(i: int) -> tuple[int, str | None]:
+        try:
+            chat(clients[i % 2], text=f"burst {i}")
+            return 200, None
+        except openai.RateLimitError as err:
+            return 429, err.response.headers.get("retry-after")
+
+    with ThreadPoolExecutor(40) as pool:
+        results = list(pool.map(one, range(40)))
+    assert [s for s, _ in results].count(200) == 10
+    limited = [r for s, r in results if s == 429]
+    assert len(limited) == 30 and all(r is not None and 1 <= int(r) <= 60 for r in limited)
+
+
+def test_tpm_counts_streamed_tokens(app: App) -> None:
+    client = app.client(app.new_key(tpm_limit=40)["key"])
+    stream = client.chat.completions.create(model=CHEAP, messages=[{"role": "user", "content": "s [[fake tokens=50]]"}],
+                                            stream=True)
+    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+
+    def limited() -> bool:
+        try:
+            chat(client)
+        except openai.RateLimitError as err:
+            return int(err.response.headers["retry-after"]) >= 1
+        return False
+
+    eventually(limited)
+
+
+def test_budget_exhaustion_is_400(app: App) -> None:
+    client = app.client(app.new_key(max_budget=1e-6)["key"])
+    chat(client, text="spend [[fake tokens=30]]")  # 0.1 $/M x ~32 tokens > 1e-6 $
+
+    def exhausted() -> bool:
+        try:
+            chat(client)
+        except openai.BadRequestError as err:
+            return err.code == "budget_exceeded"
+        return False
+
+    eventually(exhausted)
+
+
+def test_model_allowlist_and_auto_narrowing(app: App) -> None:
+    client = app.client(app.new_key(models=[MID])["key"])
+    with pytest.raises(openai.PermissionDeniedError):
+        chat(client, model=CHEAP)
+    routed = chat(client, model="auto")  # cost-first would pick CHEAP; the allowlist leaves MID
+    assert routed.headers["x-routeiq-model"] == MID
+
+
+def test_expired_and_deleted_keys_are_401(app: App) -> None:
+    past = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
+    with pytest.raises(openai.AuthenticationError):
+        chat(app.client(app.new_key(expires=past)["key"]))
+    created = app.new_key()
+    client = app.client(created["key"])
+    for _ in range(4):  # warm both replicas' caches
+        chat(client)
+    resp = app.admin("POST", "/key/delete", json={"keys": [created["key_id"]]})
+    assert resp.json() == {"deleted_keys": [created["key_id"]]}
+    for _ in range(4):
+        with pytest.raises(openai.AuthenticationError):
+            chat(client)
+
+
+def test_admin_routes_are_403_for_non_admin_keys(app: App) -> None:
+    user = app.new_key()["key"]
+    calls = [("POST", "/key/generate", {"json": {}}), ("GET", "/key/list", {}), ("POST", "/team/new", {"json": {}}),
+             ("POST", "/key/delete", {"json": {"keys": ["x"]}}), ("GET", "/spend/keys", {}),
+             ("GET", "/audit/log", {})]
+    for method, path, kw in calls:
+        resp = app.admin(method, path, key=user, **kw)
+        assert resp.status_code == 403, path
+        assert resp.json()["error"]["type"] == "permission_error"
+    assert app.admin("GET", "/key/list", key="sk-wrong").status_code == 401
+    admin_key = app.new_key(admin=True)["key"]
+    assert app.admin("GET", "/key/list", key=admin_key).status_code == 200
+    audit = app.admin("GET", "/audit/log", params={"size": 500}).json()["data"]
+    assert any(a["action"] == "key.generate" and a["outcome"] == "denied" for a in audit)
+    assert any(a["action"] == "key.list" and a["outcome"] == "success" and a["actor"] != "master" for a in audit)
+
+
+def test_teams_share_limits(app: App) -> None:
+    team = app.admin("POST", "/team/new", json={"team_alias": "ml", "rpm_limit": 2}).json()
+    a = app.client(app.new_key(team_id=team["team_id"])["key"])
+    b = app.client(app.new_key(team_id=team["team_id"])["key"])
+    chat(a)
+    chat(b)
+    with pytest.raises(openai.RateLimitError):
+        chat(a)
+    info = app.admin("GET", "/team/info", params={"team_id": team["team_id"]}).json()
+    assert len(info["keys"]) == 2
+
+
+def _spend_rows(app: App, key_id: str) -> list[dict[str, Any]]:
+    resp = app.admin("GET", "/spend/logs", params={"key_id": key_id, "size": 1000})
+    assert resp.status_code == 200, resp.text
+    return resp.json()["data"]
+
+
+def test_spend_rows_match_usage(app: App) -> None:
+    created = app.new_key()
+    client = app.client(created["key"])
+    usage = {}
+    for i in range(6):
+        raw = chat(client, model=CHEAP if i % 2 else MID, text=f"usage {i} [[fake tokens={5 + i}]]")
+        reply = raw.parse()
+        usage[raw.headers["x-request-id"]] = (reply.usage.prompt_tokens, reply.usage.completion_tokens,
+                                              reply.usage.model_extra["cost"])
+    eventually(lambda: len(_spend_rows(app, created["key_id"])) == 6)
+    rows = {r["request_id"]: r for r in _spend_rows(app, created["key_id"])}
+    assert set(rows) == set(usage)
+    for rid, (p, c, cost) in usage.items():
+        assert (rows[rid]["prompt_tokens"], rows[rid]["completion_tokens"]) == (p, c)
+        assert rows[rid]["cost"] == pytest.approx(cost)
+    report = app.admin("GET", "/spend/models", params={"key_id": created["key_id"]}).json()["data"]
+    assert sum(r["requests"] for r in report) == 6
+    assert sum(r["cost"] for r in report) == pytest.approx(sum(u[2] for u in usage.values()))
+
+
+def test_keys_are_not_in_plaintext_in_the_database_or_logs(app: App) -> None:
+    created = app.new_key(key_alias="secret-check")
+    chat(app.client(created["key"]))
+    with pytest.raises(openai.AuthenticationError):
+        chat(app.client(created["key"] + "x"))
+    if app.backend == "real":
+        dump = subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", str(app.db), "-tAc",
+                               "SELECT t::text FROM routeiq_keys t; SELECT t::text FROM routeiq_audit_log t"],
+                              capture_output=True, text=True, check=True).stdout
+        assert created["key_id"] in dump
+        assert created["key"] not in dump and created["key"][3:] not in dump
+    logs = glob.glob("/tmp/ray/session_latest/logs/**/*", recursive=True)
+    for path in logs:
+        try:
+            with open(path, errors="ignore") as fh:
+                assert created["key"][3:] not in fh.read(), path
+        except (IsADirectoryError, PermissionError):
+            continue
+
+
+def test_postgres_outage_loses_no_spend(app: App) -> None:
+    if app.backend != "real":
+        pytest.skip("embedded mode has no database server to stop")
+    created = app.new_key()
+    client = app.client(created["key"])
+    for _ in range(4):  # both replicas cache the key (TTL 60 s): requests go on during the outage
+        chat(client)
+    rids = set()
+    pg_ctl("stop")
+    try:
+        for i in range(8):
+            rids.add(chat(client, text=f"outage {i} {uuid.uuid4().hex}").headers["x-request-id"])
+        time.sleep(1.0)  # flush attempts fail and the events stay buffered
+    finally:
+        pg_ctl("start")
+    eventually(lambda: len(_spend_rows(app, created["key_id"])) == 12, timeout=30)
+    rows = _spend_rows(app, created["key_id"])
+    assert rids <= {r["request_id"] for r in rows} and len(rows) == 12

@@ -1,0 +1,40 @@
+"""Key material and grants: pure functions, no servers."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.access.keys import Limits, effective_models, hash_key, key_hint, new_key, parse_duration
+
+
+def test_keys_are_random_and_hashed_with_sha256() -> None:
+    a, b = new_key(), new_key()
+    assert a != b and a.startswith("sk-") and len(a) > 40
+    assert len(hash_key(a)) == 64 and hash_key(a) != a and hash_key(a) == hash_key(a)
+    assert key_hint(a) == f"sk-...{a[-4:]}"
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("30s", 30), ("10m", 600), ("1h", 3600), ("7d", 604800),
+                                               ("1mo", 2592000), (None, None)])
+def test_durations(text: str | None, seconds: int | None) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("bad", ["", "0d", "5y", "d", "-1h"])
+def test_bad_durations(bad: str) -> None:
+    with pytest.raises(ValueError):
+        parse_duration(bad)
+
+
+def test_team_narrows_key_models() -> None:
+    assert effective_models(None, None) is None
+    assert effective_models(["a", "b"], None) == {"a", "b"}
+    assert effective_models(None, ["b"]) == {"b"}
+    assert effective_models(["a", "b"], ["b", "c"]) == {"b"}
+
+
+def test_budget_windows() -> None:
+    lim = Limits(budget=1.0, budget_period_s=100, budget_anchor=1000.0)
+    assert lim.period(1050.0) == (0, 1000.0)
+    assert lim.period(1250.0) == (2, 1200.0)
+    assert Limits(budget=1.0).period(5e9) == (0, 0.0)
