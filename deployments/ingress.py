@@ -10,15 +10,24 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+from ray.serve.exceptions import BackPressureError
 from ray.serve.handle import DeploymentHandle
 
 from app import http
 from app.access import build_policy
+from app.access.db import build_redis
+from app.cooldowns import build_cooldowns
 from app.config import GatewayConfig
+from app.errors import OverloadedError
 from app.gateway import Gateway
 from app.main import create_app
 from app.providers.base import ProviderCall, ProviderResult, StreamItem
 from router_models.inference.types import RouteDecision, RouteQuery
+
+
+def _overloaded(err: BackPressureError) -> OverloadedError:
+    """Serve's queue for a deployment is full (``max_queued_requests``): 503, retry soon."""
+    return OverloadedError(f"the gateway is overloaded ({err}); retry shortly", retry_after=1.0)
 
 
 class HandleRouter:
@@ -39,14 +48,20 @@ class HandleProviders:
         self._stream = {g: h.options(stream=True).stream for g, h in handles.items()}
 
     async def complete(self, group: str, call: ProviderCall) -> ProviderResult:
-        return await self._complete[group].remote(call)
+        try:
+            return await self._complete[group].remote(call)
+        except BackPressureError as err:
+            raise _overloaded(err) from None
 
     async def stream(self, group: str, call: ProviderCall) -> AsyncIterator[StreamItem]:
         gen = self._stream[group].remote(call)
         finished = False
         try:
-            async for item in gen:
-                yield item
+            try:
+                async for item in gen:
+                    yield item
+            except BackPressureError as err:
+                raise _overloaded(err) from None
             finished = True
         finally:
             if not finished:
@@ -60,8 +75,13 @@ class Ingress:
         self, cfg: GatewayConfig, router: DeploymentHandle | None, providers: dict[str, DeploymentHandle]
     ) -> None:
         self._cfg = cfg
-        self._gateway = Gateway(cfg, HandleProviders(providers), HandleRouter(router) if router else None,
-                                policy=build_policy(cfg))
+        self._gateway = Gateway(
+            cfg,
+            HandleProviders(providers),
+            HandleRouter(router) if router else None,
+            policy=build_policy(cfg),
+            cooldowns=build_cooldowns(cfg, build_redis(cfg.general_settings)),
+        )
         self._draining = False
 
     def __serve_build_asgi_app__(self) -> Any:
