@@ -15,6 +15,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from opentelemetry.context import Context
+
 from app.admission import Admission
 from app.auth import AccessPolicy, MasterKeyPolicy, Principal
 from app.catalog import Deployment, ModelCatalog, RouterTarget, estimate_tokens, fitting, query_text
@@ -29,7 +31,9 @@ from app.errors import (
     UpstreamError,
     UpstreamTimeoutError,
 )
+from app.metrics import Metrics, NoMetrics
 from app.providers.base import Endpoint, ProviderCall, ProviderResult, StreamItem, Usage
+from app.tracing import headers_for, tracer
 from router_models.inference.strategies import weighted_choice
 from router_models.inference.types import RouteDecision, RouteQuery
 
@@ -61,6 +65,8 @@ class RequestContext:
     trace_headers: dict[str, str] = field(default_factory=dict)
     lam: float | None = None
     """λ from the ``x-routeiq-lambda`` header; the body's ``routeiq.lambda`` wins."""
+    otel: Context | None = None
+    """The request span's trace context (parent of the routing span)."""
 
 
 @dataclass
@@ -82,6 +88,13 @@ class Plan:
                 h["x-routeiq-lambda"] = f"{self.decision.lam:g}"
         return h
 
+    def span_attributes(self) -> dict[str, str | float | bool]:
+        attrs: dict[str, str | float | bool] = {"routeiq.model": self.deployment.entry.model_name,
+                                                "gen_ai.system": self.deployment.entry.litellm_params.model.split("/")[0]}
+        if self.fallback_from:
+            attrs["routeiq.fallback_from"] = self.fallback_from
+        return attrs
+
 
 class Gateway:
     """Resolves, routes and calls; one per ingress replica."""
@@ -93,11 +106,13 @@ class Gateway:
         router: RouterClient | None,
         policy: AccessPolicy | None = None,
         cooldowns: Cooldowns | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.cfg = cfg
         self.catalog = ModelCatalog(cfg)
         self.policy: AccessPolicy = policy or MasterKeyPolicy(cfg.master_key)
         self.admission = Admission(cfg.general_settings.max_inflight_requests)
+        self.metrics: Metrics = metrics or NoMetrics()
         rs = cfg.router_settings
         self.cooldowns: Cooldowns = cooldowns or LocalCooldowns(
             rs.allowed_fails, rs.allowed_fails_window_s, rs.cooldown_time_s)
@@ -142,6 +157,7 @@ class Gateway:
 
     async def _failed(self, dep: Deployment, err: RouteIQError, ctx: RequestContext) -> None:
         if await self.cooldowns.failure(dep.index):
+            self.metrics.cooldown(model=dep.entry.model_name)
             log.warning("%s (deployment %d) cools down for %.0f s after repeated failures",
                         dep.entry.model_name, dep.index, self.cfg.router_settings.cooldown_time_s)
         log.info("request %s: %s failed (%s), trying the next deployment",
@@ -154,15 +170,22 @@ class Gateway:
             cands = warm  # never route to a model whose every deployment cools down
         opts = body.get("routeiq") or {}
         lam = opts.get("lambda", ctx.lam if ctx.lam is not None else target.lam)
-        query = RouteQuery(target.router.name, query_text(body), cands, lam, ctx.request_id)
-        started = time.perf_counter()
-        try:
-            if self._router is None:
-                raise RuntimeError("no router-scoring deployment")
-            async with asyncio.timeout(target.router.timeout_ms / 1000):
-                return await self._router.route(query)
-        except Exception as err:  # noqa: BLE001  (any router failure falls back, by design)
-            return self._fallback(target, query, err, time.perf_counter() - started)
+        with tracer().start_as_current_span("routeiq.route", context=ctx.otel) as span:
+            query = RouteQuery(target.router.name, query_text(body), cands, lam, ctx.request_id,
+                               trace=headers_for(trace_context(span)))
+            started = time.perf_counter()
+            try:
+                if self._router is None:
+                    raise RuntimeError("no router-scoring deployment")
+                async with asyncio.timeout(target.router.timeout_ms / 1000):
+                    decision = await self._router.route(query)
+            except Exception as err:  # noqa: BLE001  (any router failure falls back, by design)
+                decision = self._fallback(target, query, err, time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            span.set_attributes(_route_attributes(decision, query, elapsed))
+        self.metrics.routed(router=target.router.name, strategy=decision.strategy, model=decision.model,
+                            seconds=elapsed)
+        return decision
 
     @staticmethod
     def _fallback(target: RouterTarget, query: RouteQuery, err: BaseException, elapsed: float) -> RouteDecision:
@@ -193,6 +216,8 @@ class Gateway:
 
     async def finish(self, ctx: RequestContext, plan: Plan, usage: Usage) -> None:
         """Settle a finished request (spend, tokens) with the access policy."""
+        self.metrics.usage(model=plan.deployment.entry.model_name, prompt_tokens=usage.prompt_tokens,
+                           completion_tokens=usage.completion_tokens, cost=usage.cost)
         await self.policy.settle(ctx.principal, plan.deployment.entry.model_name, usage, ctx.request_id)
 
     async def complete(self, endpoint: Endpoint, body: dict[str, Any], ctx: RequestContext) -> tuple[Plan, ProviderResult]:
@@ -213,10 +238,10 @@ class Gateway:
             return attempt, result
         raise AssertionError("a chain has at least one deployment")
 
-    @staticmethod
-    def _attempt(plan: Plan, dep: Deployment) -> Plan:
+    def _attempt(self, plan: Plan, dep: Deployment) -> Plan:
         if dep is plan.deployment:
             return plan
+        self.metrics.fallback(from_model=plan.deployment.entry.model_name, to_model=dep.entry.model_name)
         return Plan(dep, plan.decision, fallback_from=plan.deployment.entry.model_name)
 
     async def stream(
@@ -239,3 +264,28 @@ class Gateway:
                 continue
             return attempt, first, items
         raise AssertionError("a chain has at least one deployment")
+
+
+def trace_context(span: Any) -> Context:
+    """A context whose current span is ``span``."""
+    from opentelemetry import trace  # noqa: PLC0415
+
+    return trace.set_span_in_context(span)
+
+
+def _route_attributes(d: RouteDecision, q: RouteQuery, seconds: float) -> dict[str, Any]:
+    """The ``router.*`` attributes of the ``routeiq.route`` span."""
+    attrs: dict[str, Any] = {
+        "router.name": q.router,
+        "router.strategy": d.strategy,
+        "router.model": d.model,
+        "router.candidates": [c.name for c in q.candidates],
+        "router.latency_ms": seconds * 1000,
+        "router.fallback": d.fallback,
+        "routeiq.request_id": q.request_id,
+    }
+    if d.model in d.scores:
+        attrs["router.score"] = d.scores[d.model]
+    if d.lam is not None:
+        attrs["router.lambda"] = d.lam
+    return attrs

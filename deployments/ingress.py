@@ -16,12 +16,14 @@ from ray.serve.handle import DeploymentHandle
 from app import http
 from app.access import build_policy
 from app.access.db import build_redis
-from app.cooldowns import build_cooldowns
 from app.config import GatewayConfig
+from app.cooldowns import build_cooldowns
 from app.errors import OverloadedError
 from app.gateway import Gateway
 from app.main import create_app
 from app.providers.base import ProviderCall, ProviderResult, StreamItem
+from app.tracing import configure_tracing
+from deployments.metrics import ServeMetrics
 from router_models.inference.types import RouteDecision, RouteQuery
 
 
@@ -75,12 +77,14 @@ class Ingress:
         self, cfg: GatewayConfig, router: DeploymentHandle | None, providers: dict[str, DeploymentHandle]
     ) -> None:
         self._cfg = cfg
+        configure_tracing("ingress")
         self._gateway = Gateway(
             cfg,
             HandleProviders(providers),
             HandleRouter(router) if router else None,
             policy=build_policy(cfg),
             cooldowns=build_cooldowns(cfg, build_redis(cfg.general_settings)),
+            metrics=ServeMetrics(),
         )
         self._draining = False
 

@@ -12,12 +12,14 @@ from app.config import GatewayConfig
 from app.providers.base import ProviderCall, ProviderResult, StreamItem
 from app.providers.caller import ProviderCaller
 from app.providers.sse import coalesce
+from app.tracing import configure_tracing
 
 
 class ProviderDeployment:
     """Calls the models of one provider group."""
 
     def __init__(self, cfg: GatewayConfig, group: str) -> None:
+        configure_tracing(f"provider-{group}")
         self._caller = ProviderCaller(cfg, group)
 
     async def complete(self, call: ProviderCall) -> ProviderResult:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from ray import serve
 
+from app.tracing import configure_tracing, extract, tracer
 from router_models.inference.service import RouterSpec, RoutingService
 from router_models.inference.types import RouteDecision, RouteQuery
 
@@ -19,12 +20,20 @@ class RouterScoring:
     """Routes queries for every configured router."""
 
     def __init__(self, specs: Sequence[RouterSpec], allow_pickle: bool = False) -> None:
+        configure_tracing("router-scoring")
         key = os.environ.get("ROUTEIQ_ROUTER_SIGNING_KEY")
         self._service = RoutingService(specs, signing_key=key.encode() if key else None, allow_pickle=allow_pickle)
 
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.002)
     async def route(self, queries: list[RouteQuery]) -> list[RouteDecision]:
-        return await self._service.route_batch(queries)
+        spans = [tracer().start_span("routeiq.score", context=extract(q.trace),
+                                     attributes={"routeiq.request_id": q.request_id, "router.batch_size": len(queries)})
+                 for q in queries]
+        try:
+            return await self._service.route_batch(queries)
+        finally:
+            for span in spans:
+                span.end()
 
     def check_health(self) -> None:
         """Serve calls this periodically; loading failures already fail the constructor."""

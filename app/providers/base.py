@@ -46,6 +46,16 @@ class ProviderResult:
     body: bytes
     usage: Usage
     model: str
+    finish_reason: str | None = None
+
+    def span_attributes(self) -> dict[str, str | int]:
+        """GenAI semantic-convention attributes of the answer."""
+        attrs: dict[str, str | int] = {"gen_ai.response.model": self.model,
+                                       "gen_ai.usage.input_tokens": self.usage.prompt_tokens,
+                                       "gen_ai.usage.output_tokens": self.usage.completion_tokens}
+        if self.finish_reason:
+            attrs["gen_ai.response.finish_reasons"] = self.finish_reason
+        return attrs
 
 
 @dataclass(frozen=True)

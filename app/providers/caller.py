@@ -9,8 +9,13 @@ stream with an OpenAI-shaped error event in the ingress.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator
+import dataclasses
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from contextlib import contextmanager
+from typing import Any
 
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -21,10 +26,10 @@ from tenacity import (
 
 from app.config import GatewayConfig, ModelEntry
 from app.errors import NotFoundError, UpstreamError, UpstreamTimeoutError
-from app.providers.base import ProviderCall, ProviderClient, ProviderResult, StreamItem
+from app.providers.base import ProviderCall, ProviderClient, ProviderResult, StreamEnd, StreamItem
 from app.providers.errors import RetryableUpstreamError
 from app.providers.openai_native import OpenAINativeClient, is_native
-
+from app.tracing import extract, headers_for, tracer
 
 MAX_BACKOFF_S = 2.0
 
@@ -82,6 +87,12 @@ class ProviderCaller:
     async def complete(self, call: ProviderCall) -> ProviderResult:
         """A non-streamed call, retried; 502 when retries run out, 504 on timeout."""
         entry = self._entry(call)
+        with _provider_span(entry, call) as (span, call):
+            result = await self._complete(entry, call)
+            span.set_attributes(result.span_attributes())
+            return result
+
+    async def _complete(self, entry: ModelEntry, call: ProviderCall) -> ProviderResult:
         client = self._client(entry)
         try:
             async with asyncio.timeout(self._timeout(entry, call)):
@@ -98,13 +109,17 @@ class ProviderCaller:
         """A streamed call; the wait for the first chunk is retried and time-limited."""
         entry = self._entry(call)
         client = self._client(entry)
-        source, first = await self._open_stream(entry, client, call)
-        try:
-            yield first
-            async for item in source:
-                yield item
-        finally:
-            await source.aclose()  # closes the upstream connection when the client left
+        with _provider_span(entry, call) as (span, call):
+            source, first = await self._open_stream(entry, client, call)
+            try:
+                yield first
+                async for item in source:
+                    if isinstance(item, StreamEnd):
+                        span.set_attributes({"gen_ai.usage.input_tokens": item.usage.prompt_tokens,
+                                             "gen_ai.usage.output_tokens": item.usage.completion_tokens})
+                    yield item
+            finally:
+                await source.aclose()  # closes the upstream connection when the client left
 
     async def _open_stream(
         self, entry: ModelEntry, client: ProviderClient, call: ProviderCall
@@ -125,3 +140,23 @@ class ProviderCaller:
 
     async def close(self) -> None:
         await self._native.close()
+
+
+@contextmanager
+def _provider_span(entry: ModelEntry, call: ProviderCall) -> Iterator[tuple[Any, ProviderCall]]:
+    """A client span for the upstream call, child of the request's; the upstream gets its context."""
+    parent = extract(call.headers)
+    attrs = {"gen_ai.operation.name": call.endpoint, "gen_ai.request.model": entry.model_name,
+             "gen_ai.system": entry.litellm_params.model.split("/")[0], "routeiq.request_id": call.request_id,
+             "routeiq.deployment": call.deployment}
+    # Not made "current": a streamed call resumes across yields, where attaching and
+    # detaching a context would cross tasks. The span is passed explicitly instead.
+    span = tracer().start_span("routeiq.provider", context=parent, kind=SpanKind.CLIENT, attributes=attrs)
+    headers = {**call.headers, **headers_for(trace.set_span_in_context(span), call.headers)}
+    try:
+        yield span, dataclasses.replace(call, headers=headers)
+    except BaseException as err:
+        span.set_status(Status(StatusCode.ERROR, str(err)[:200] or type(err).__name__))
+        raise
+    finally:
+        span.end()

@@ -74,7 +74,9 @@ class LiteLLMClient:
         payload.pop("_hidden_params", None)
         if isinstance(payload.get("usage"), dict):
             payload["usage"]["cost"] = usage.cost
-        return ProviderResult(orjson.dumps(payload, default=str), usage, str(payload.get("model")))
+        choices = payload.get("choices") or [{}]
+        return ProviderResult(orjson.dumps(payload, default=str), usage, str(payload.get("model")),
+                              choices[0].get("finish_reason"))
 
     async def stream(self, entry: ModelEntry, call: ProviderCall) -> AsyncIterator[StreamItem]:
         response = await self._invoke(entry, call, stream=True)

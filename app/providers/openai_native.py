@@ -76,7 +76,8 @@ class OpenAINativeClient:
         if isinstance(payload.get("usage"), dict):
             payload["usage"]["cost"] = usage.cost
             raw = orjson.dumps(payload)
-        return ProviderResult(raw, usage, str(payload.get("model") or entry.model_name))
+        choices = payload.get("choices") or [{}]
+        return ProviderResult(raw, usage, str(payload.get("model") or entry.model_name), choices[0].get("finish_reason"))
 
     async def stream(self, entry: ModelEntry, call: ProviderCall) -> AsyncIterator[StreamItem]:
         url, data, headers = self._request(entry, call)

@@ -7,33 +7,26 @@ ordinary HTTP errors; after it, the stream ends with an OpenAI-shaped error even
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import secrets
+import time
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
 from pydantic import BaseModel
 
-from app.errors import InvalidRequestError, sse_error_event
+from app.errors import InvalidRequestError, RouteIQError, sse_error_event
 from app.gateway import Gateway, Plan, RequestContext
 from app.http import id_header, json_response, read_json, request_id, validate
 from app.providers.base import Endpoint, StreamEnd, StreamItem
 from app.schemas.openai import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
+from app.tracing import extract, headers_for, tracer
 
 router = APIRouter()
 log = logging.getLogger("routeiq.ingress")
-
-
-def trace_headers(request: Request) -> dict[str, str]:
-    """W3C trace context to forward: the caller's, or a fresh root."""
-    parent = request.headers.get("traceparent")
-    if parent is None:
-        parent = f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
-    headers = {"traceparent": parent}
-    if state := request.headers.get("tracestate"):
-        headers["tracestate"] = state
-    return headers
 
 
 def _lambda_header(request: Request) -> float | None:
@@ -49,13 +42,42 @@ def _lambda_header(request: Request) -> float | None:
     return lam
 
 
-async def _relay(
-    gateway: Gateway, ctx: RequestContext, plan: Plan, first: StreamItem, rest: AsyncIterator[StreamItem]
-) -> AsyncIterator[bytes]:
-    rid = ctx.request_id
+class _Exchange:
+    """One request's bookkeeping: its span, its clock, its admission slot and metrics."""
+
+    def __init__(self, request: Request, gateway: Gateway, endpoint: Endpoint) -> None:
+        self.gateway, self.endpoint = gateway, endpoint
+        self.started = time.perf_counter()
+        self.context = extract(request.headers)
+        self.span = tracer().start_span("routeiq.request", context=self.context, kind=SpanKind.SERVER,
+                                        attributes={"http.route": request.url.path, "gen_ai.operation.name": endpoint})
+        self.otel = trace.set_span_in_context(self.span, self.context)
+        self.plan: Plan | None = None
+
+    def finish(self, status: int, err: BaseException | None = None) -> None:
+        gw = self.gateway
+        model = self.plan.deployment.entry.model_name if self.plan else "none"
+        strategy = self.plan.decision.strategy if self.plan and self.plan.decision else "direct"
+        gw.metrics.request_done(endpoint=self.endpoint, model=model, status=status, strategy=strategy,
+                                seconds=time.perf_counter() - self.started)
+        if status >= 400:
+            gw.metrics.rejected(reason=getattr(err, "code", None) or str(status))
+        self.span.set_attribute("http.response.status_code", status)
+        if self.plan:
+            self.span.set_attributes(self.plan.span_attributes())
+        if err is not None:
+            self.span.set_status(Status(StatusCode.ERROR, str(err)[:200]))
+        self.span.end()
+
+
+async def _relay(ex: _Exchange, ctx: RequestContext, first: StreamItem, rest: AsyncIterator[StreamItem]) -> AsyncIterator[bytes]:
+    gateway, plan = ex.gateway, ex.plan
+    assert plan is not None
     gateway.admission.active_streams += 1
+    status, failure = 200, None
     try:
         item = first
+        gateway.metrics.first_token(model=plan.deployment.entry.model_name, seconds=time.perf_counter() - ex.started)
         while True:
             if isinstance(item, bytes):
                 yield item
@@ -65,54 +87,75 @@ async def _relay(
             item = await anext(rest)
     except StopAsyncIteration:
         return
+    except asyncio.CancelledError:
+        status = 499  # the client went away
+        raise
     except Exception as err:  # noqa: BLE001  (any failure mid-stream becomes an error event)
-        log.warning("stream %s failed after it started: %s", rid, err)
+        log.warning("stream %s failed after it started: %s", ctx.request_id, err)
+        status, failure = getattr(err, "status", 500), err
         yield sse_error_event(err)
     finally:
         gateway.admission.active_streams -= 1
         gateway.admission.leave()
+        gateway.metrics.load(inflight=gateway.admission.inflight, active_streams=gateway.admission.active_streams)
+        ex.finish(status, failure)
         await rest.aclose()  # type: ignore[attr-defined]
 
 
-async def serve(request: Request, endpoint: Endpoint, schema: type[BaseModel]) -> Response:
+async def serve(request: Request, endpoint: Endpoint) -> Response:
     """The shared inference path, inside the replica's admission bound."""
     gateway: Gateway = request.app.state.gateway
-    gateway.admission.enter()
-    streaming = False
+    ex = _Exchange(request, gateway, endpoint)
     try:
-        response = await _serve(request, gateway, endpoint, schema)
-        streaming = isinstance(response, StreamingResponse)
-        return response
-    finally:
-        if not streaming:  # a stream leaves the bound when its relay ends
-            gateway.admission.leave()
+        gateway.admission.enter()
+    except RouteIQError as err:
+        ex.finish(err.status, err)
+        raise
+    gateway.metrics.load(inflight=gateway.admission.inflight, active_streams=gateway.admission.active_streams)
+    try:
+        return await _serve(request, ex)
+    except BaseException as err:
+        gateway.admission.leave()
+        ex.finish(getattr(err, "status", 500), err)
+        raise
 
 
-async def _serve(request: Request, gateway: Gateway, endpoint: Endpoint, schema: type[BaseModel]) -> Response:
+async def _serve(request: Request, ex: _Exchange) -> Response:
+    gateway, endpoint = ex.gateway, ex.endpoint
     rid = request_id(request)
+    ex.span.set_attribute("routeiq.request_id", rid)
     principal = await gateway.policy.authenticate(request.headers.get("authorization"))
     body = await read_json(request, gateway.cfg.general_settings.max_request_body_bytes)
-    validate(schema, body)
-    ctx = RequestContext(rid, principal, trace_headers(request), _lambda_header(request))
+    validate(_SCHEMAS[endpoint], body)
+    ex.span.set_attribute("gen_ai.request.model", str(body["model"]))
+    trace_headers = headers_for(ex.otel, request.headers)
+    ctx = RequestContext(rid, principal, trace_headers, _lambda_header(request), otel=ex.otel)
     if body.get("stream"):
-        plan, first, rest = await gateway.stream(endpoint, body, ctx)
-        headers = id_header(rid, {"cache-control": "no-cache", **plan.headers()})
-        return StreamingResponse(_relay(gateway, ctx, plan, first, rest), media_type="text/event-stream", headers=headers)
-    plan, result = await gateway.complete(endpoint, body, ctx)
-    headers = id_header(rid, {**plan.headers(), "x-routeiq-cost": f"{result.usage.cost:.10f}"})
+        ex.plan, first, rest = await gateway.stream(endpoint, body, ctx)
+        headers = id_header(rid, {"cache-control": "no-cache", **ex.plan.headers()})
+        return StreamingResponse(_relay(ex, ctx, first, rest), media_type="text/event-stream", headers=headers)
+    ex.plan, result = await gateway.complete(endpoint, body, ctx)
+    ex.span.set_attributes(result.span_attributes())
+    gateway.admission.leave()
+    ex.finish(200)
+    headers = id_header(rid, {**ex.plan.headers(), "x-routeiq-cost": f"{result.usage.cost:.10f}"})
     return json_response(result.body, headers)
+
+
+_SCHEMAS: dict[str, type[BaseModel]] = {
+    "chat": ChatCompletionRequest, "completions": CompletionRequest, "embeddings": EmbeddingRequest}
 
 
 @router.post("/v1/chat/completions")
 async def chat_completions(request: Request) -> Response:
-    return await serve(request, "chat", ChatCompletionRequest)
+    return await serve(request, "chat")
 
 
 @router.post("/v1/completions")
 async def completions(request: Request) -> Response:
-    return await serve(request, "completions", CompletionRequest)
+    return await serve(request, "completions")
 
 
 @router.post("/v1/embeddings")
 async def embeddings(request: Request) -> Response:
-    return await serve(request, "embeddings", EmbeddingRequest)
+    return await serve(request, "embeddings")

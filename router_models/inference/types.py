@@ -37,6 +37,8 @@ class RouteQuery:
     lam: float | None = None
     """Willingness to pay: utility = quality - lam * price. ``None``: the router's default."""
     request_id: str = ""
+    trace: dict[str, str] = field(default_factory=dict)
+    """W3C trace headers of the routing span, so the scorer's span joins the request's trace."""
 
 
 @dataclass(frozen=True)

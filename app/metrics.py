@@ -1,0 +1,56 @@
+"""What the request path measures, behind a protocol so ``app/`` stays free of Ray.
+
+``NoMetrics`` is the default (tests, plain FastAPI); the ingress deployment plugs in
+``deployments.metrics.ServeMetrics``, which exports through ``ray.serve.metrics`` on
+Ray's Prometheus endpoint. Calls are cheap and never raise.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class Metrics(Protocol):
+    def request_done(self, *, endpoint: str, model: str, status: int, strategy: str, seconds: float) -> None: ...
+
+    def first_token(self, *, model: str, seconds: float) -> None: ...
+
+    def usage(self, *, model: str, prompt_tokens: int, completion_tokens: int, cost: float) -> None: ...
+
+    def routed(self, *, router: str, strategy: str, model: str, seconds: float) -> None: ...
+
+    def fallback(self, *, from_model: str, to_model: str) -> None: ...
+
+    def cooldown(self, *, model: str) -> None: ...
+
+    def rejected(self, *, reason: str) -> None: ...
+
+    def load(self, *, inflight: int, active_streams: int) -> None: ...
+
+
+class NoMetrics:
+    """Measures nothing."""
+
+    def request_done(self, *, endpoint: str, model: str, status: int, strategy: str, seconds: float) -> None:
+        return None
+
+    def first_token(self, *, model: str, seconds: float) -> None:
+        return None
+
+    def usage(self, *, model: str, prompt_tokens: int, completion_tokens: int, cost: float) -> None:
+        return None
+
+    def routed(self, *, router: str, strategy: str, model: str, seconds: float) -> None:
+        return None
+
+    def fallback(self, *, from_model: str, to_model: str) -> None:
+        return None
+
+    def cooldown(self, *, model: str) -> None:
+        return None
+
+    def rejected(self, *, reason: str) -> None:
+        return None
+
+    def load(self, *, inflight: int, active_streams: int) -> None:
+        return None

@@ -1,0 +1,70 @@
+"""``Metrics`` exported with ``ray.serve.metrics`` (Ray's Prometheus endpoint).
+
+Names are prefixed ``routeiq_``; Ray adds ``ray_`` and the Serve tags (deployment,
+replica, application). ``routeiq_active_streams`` and ``routeiq_inflight_requests``
+are the gauges an external autoscaler (HPA/KEDA) can scale on; Serve's own
+``ray_serve_deployment_queued_queries`` gives per-deployment queue depth.
+"""
+
+from __future__ import annotations
+
+from ray.serve.metrics import Counter, Gauge, Histogram
+
+_LATENCY_S = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
+_ROUTE_S = [0.001, 0.0025, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5]
+
+
+class ServeMetrics:
+    """One set of metric objects per ingress replica."""
+
+    def __init__(self) -> None:
+        self._requests = Counter("routeiq_requests", "Requests by outcome.",
+                                 tag_keys=("endpoint", "model", "status", "strategy"))
+        self._latency = Histogram("routeiq_request_latency_s", "Request latency (s).", _LATENCY_S,
+                                  tag_keys=("endpoint", "model"))
+        self._ttft = Histogram("routeiq_time_to_first_token_s", "Time to first streamed byte (s).", _LATENCY_S,
+                               tag_keys=("model",))
+        self._tokens = Counter("routeiq_tokens", "Tokens used.", tag_keys=("model", "kind"))
+        self._cost = Counter("routeiq_cost_usd", "Provider cost ($).", tag_keys=("model",))
+        self._route = Histogram("routeiq_routing_latency_s", "Routing decision latency (s).", _ROUTE_S,
+                                tag_keys=("router", "strategy"))
+        self._routed = Counter("routeiq_routed", "Routing decisions.", tag_keys=("router", "strategy", "model"))
+        self._fallbacks = Counter("routeiq_fallbacks", "Fallbacks to another model.",
+                                  tag_keys=("from_model", "to_model"))
+        self._cooldowns = Counter("routeiq_cooldowns", "Deployments put in cooldown.", tag_keys=("model",))
+        self._rejected = Counter("routeiq_rejections", "Requests refused, by reason.", tag_keys=("reason",))
+        self._inflight = Gauge("routeiq_inflight_requests", "Requests in flight in this ingress replica.")
+        self._streams = Gauge("routeiq_active_streams", "Streams in flight in this ingress replica.")
+
+    def request_done(self, *, endpoint: str, model: str, status: int, strategy: str, seconds: float) -> None:
+        self._requests.inc(tags={"endpoint": endpoint, "model": model, "status": str(status), "strategy": strategy})
+        self._latency.observe(seconds, tags={"endpoint": endpoint, "model": model})
+
+    def first_token(self, *, model: str, seconds: float) -> None:
+        self._ttft.observe(seconds, tags={"model": model})
+
+    def usage(self, *, model: str, prompt_tokens: int, completion_tokens: int, cost: float) -> None:
+        # Ray counters refuse increments <= 0 (an embedding has no completion tokens).
+        if prompt_tokens > 0:
+            self._tokens.inc(prompt_tokens, tags={"model": model, "kind": "prompt"})
+        if completion_tokens > 0:
+            self._tokens.inc(completion_tokens, tags={"model": model, "kind": "completion"})
+        if cost > 0:
+            self._cost.inc(cost, tags={"model": model})
+
+    def routed(self, *, router: str, strategy: str, model: str, seconds: float) -> None:
+        self._route.observe(seconds, tags={"router": router, "strategy": strategy})
+        self._routed.inc(tags={"router": router, "strategy": strategy, "model": model})
+
+    def fallback(self, *, from_model: str, to_model: str) -> None:
+        self._fallbacks.inc(tags={"from_model": from_model, "to_model": to_model})
+
+    def cooldown(self, *, model: str) -> None:
+        self._cooldowns.inc(tags={"model": model})
+
+    def rejected(self, *, reason: str) -> None:
+        self._rejected.inc(tags={"reason": reason})
+
+    def load(self, *, inflight: int, active_streams: int) -> None:
+        self._inflight.set(inflight)
+        self._streams.set(active_streams)
