@@ -21,8 +21,11 @@ from router_models.embedding import Embedder, EmbedderConfig
 DEFAULT_CACHE_DIR = Path(os.environ.get("ROUTEIQ_CACHE_DIR", ".routeiq/cache"))
 
 
+_CACHE_VERSION = "2"  # bump when Embedder's numerics change for the same config
+
+
 def cache_key(config: EmbedderConfig, texts: Sequence[str]) -> str:
-    digest = hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode())
+    digest = hashlib.sha256((_CACHE_VERSION + json.dumps(config.to_dict(), sort_keys=True)).encode())
     for t in texts:
         digest.update(hashlib.sha256(t.encode("utf-8", "surrogatepass")).digest())
     return digest.hexdigest()[:32]

@@ -146,7 +146,7 @@ def _read_pickle(path: Path) -> Any:
     import pickle
 
     with open(path, "rb") as fh:
-        return pickle.load(fh)  # noqa: S301 - caller opted in, hash and signature checked
+        return pickle.load(fh)  # caller opted in; hash and signature already checked
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

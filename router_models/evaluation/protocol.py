@@ -13,9 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-DEFAULT_LAMBDAS: tuple[float, ...] = tuple(
-    [0.0] + [float(x) for x in np.round(np.geomspace(0.005, 2.0, 57), 5)]
-)
+DEFAULT_LAMBDAS: tuple[float, ...] = tuple([0.0] + [float(x) for x in np.round(np.geomspace(0.005, 2.0, 57), 5)])
 """Lambda grid: 0 (pure quality) then log-spaced; 2.0 already buys the cheapest model."""
 
 
@@ -109,5 +107,5 @@ def evaluate(
         q_at_c_best=max(affordable) if affordable else float("nan"),
         c_at_q_best_pct=100.0 * cheapest.cost / c_best if cheapest else None,
         lambda_at_q_best=cheapest.lam if cheapest else None,
-        n_queries=int(len(scores)),
+        n_queries=len(scores),
     )

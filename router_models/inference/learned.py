@@ -25,8 +25,13 @@ from router_models.inference.scorers import PREDICTORS
 class LearnedRouter:
     """Predicts each artifact model's quality in [0, 1] for a batch of query texts."""
 
-    def __init__(self, manifest: dict[str, Any], tensors: Mapping[str, np.ndarray], embedder: Embedder | None,
-                 pickled: Any = None) -> None:
+    def __init__(
+        self,
+        manifest: dict[str, Any],
+        tensors: Mapping[str, np.ndarray],
+        embedder: Embedder | None,
+        pickled: Any = None,
+    ) -> None:
         self.manifest = manifest
         self.models: list[str] = list(manifest["models"])
         self.prices: dict[str, float] = {m: float(p) for m, p in manifest["prices"].items()}
@@ -61,6 +66,14 @@ class LearnedRouter:
         router._self_check(path)
         router._embedder = embedder or Embedder(config, num_threads=num_threads)
         return router
+
+    @property
+    def embedder(self) -> Embedder | None:
+        return self._embedder
+
+    @property
+    def embedder_config(self) -> EmbedderConfig:
+        return EmbedderConfig(**self.manifest["embedder"])
 
     def predict(self, texts: Sequence[str]) -> np.ndarray:
         """(n, len(models)) float32 predicted quality for ``texts`` (batched)."""

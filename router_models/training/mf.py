@@ -73,8 +73,15 @@ def _make_trainer(router: Any) -> Any:
         return MFRouterTrainer(router, device="cpu")
 
 
-def _fit(model: Any, bias: Any, trainer: Any, x: np.ndarray, y: np.ndarray, pair_w: float,
-         progress: Callable[[int, int], None] | None) -> None:
+def _fit(
+    model: Any,
+    bias: Any,
+    trainer: Any,
+    x: np.ndarray,
+    y: np.ndarray,
+    pair_w: float,
+    progress: Callable[[int, int], None] | None,
+) -> None:
     import torch
     import torch.nn.functional as F
 

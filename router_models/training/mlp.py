@@ -68,8 +68,12 @@ def train_mlp(
     return TrainedScorer(
         router_type="mlp",
         tensors=tensors,
-        params={"activation": hp["activation"], "n_layers": len(hp["hidden_layer_sizes"]) + 1,
-                "n_seeds": n_seeds, "hparam": hp},
+        params={
+            "activation": hp["activation"],
+            "n_layers": len(hp["hidden_layer_sizes"]) + 1,
+            "n_seeds": n_seeds,
+            "hparam": hp,
+        },
         library="llmrouter.models.MLPRouter + MLPTrainer (MLPClassifierNN, per-model BCE targets)",
     )
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +47,7 @@ class TrainConfig:
     data: Path = Path("router_models/data/routing/train.jsonl")
     candidates: Path = DEFAULT_CANDIDATES
     out: Path = Path("router_models/pretrained/default")
-    embedder: EmbedderConfig = EmbedderConfig()
+    embedder: EmbedderConfig = field(default_factory=EmbedderConfig)
     folds: int = 5
     seed: int = 0
     hparam: dict[str, Any] | None = None
@@ -57,8 +57,9 @@ class TrainConfig:
     """Optional held-out split (e.g. test.jsonl) scored after fitting, for the manifest only."""
 
 
-def fit_predict(router_type: str, data: RoutingData, x: np.ndarray, x_eval: np.ndarray,
-                hparam: dict[str, Any] | None = None) -> tuple[TrainedScorer, np.ndarray]:
+def fit_predict(
+    router_type: str, data: RoutingData, x: np.ndarray, x_eval: np.ndarray, hparam: dict[str, Any] | None = None
+) -> tuple[TrainedScorer, np.ndarray]:
     """Train ``router_type`` on (x, data) and predict quality for ``x_eval`` (serving code path)."""
     from router_models.inference.scorers import PREDICTORS
 
@@ -105,8 +106,9 @@ def train(cfg: TrainConfig, progress: ProgressSink | None = None) -> dict[str, A
     if cfg.router_type not in ROUTER_TYPES:
         raise ValueError(f"unknown router type {cfg.router_type!r}; choose from {ROUTER_TYPES}")
     data = load_routing_data(cfg.data, cfg.candidates)
-    x = embed_cached(data.queries, cfg.embedder, cache_dir=cfg.cache_dir,
-                     progress=progress.task("embedding queries", len(data)))
+    x = embed_cached(
+        data.queries, cfg.embedder, cache_dir=cfg.cache_dir, progress=progress.task("embedding queries", len(data))
+    )
     cv = cross_validate(cfg, data, x, progress) if cfg.folds > 1 else {"default_lambda": 0.0}
     advance = progress.task(f"fitting {cfg.router_type} on all {len(data)} rows", 1)
     scorer, _ = fit_predict(cfg.router_type, data, x, x[:1], cfg.hparam)
@@ -122,8 +124,12 @@ def train(cfg: TrainConfig, progress: ProgressSink | None = None) -> dict[str, A
         "prices": dict(zip(data.models, map(float, data.prices), strict=True)),
         "price_unit": "USD per 1M tokens, (input + output) / 2",
         "embedder": cfg.embedder.to_dict(),
-        "training_data": {"file": Path(cfg.data).name, "sha256": file_sha256(cfg.data), "rows": len(data),
-                          "candidates_sha256": file_sha256(cfg.candidates)},
+        "training_data": {
+            "file": Path(cfg.data).name,
+            "sha256": file_sha256(cfg.data),
+            "rows": len(data),
+            "candidates_sha256": file_sha256(cfg.candidates),
+        },
         "default_lambda": cv["default_lambda"],
         "eval": evals,
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -132,20 +138,27 @@ def train(cfg: TrainConfig, progress: ProgressSink | None = None) -> dict[str, A
     return manifest
 
 
-def _holdout(cfg: TrainConfig, train_data: RoutingData, scorer: TrainedScorer, lam: float,
-             progress: ProgressSink) -> dict[str, Any]:
+def _holdout(
+    cfg: TrainConfig, train_data: RoutingData, scorer: TrainedScorer, lam: float, progress: ProgressSink
+) -> dict[str, Any]:
     """Protocol metrics of the fitted scorer on ``cfg.eval_data`` (never used for choices)."""
     from router_models.evaluation.protocol import quality_cost_curve
     from router_models.inference.scorers import PREDICTORS
 
     assert cfg.eval_data is not None
     held = load_routing_data(cfg.eval_data, cfg.candidates, models=train_data.models)
-    xe = embed_cached(held.queries, cfg.embedder, cache_dir=cfg.cache_dir,
-                      progress=progress.task("embedding eval queries", len(held)))
+    xe = embed_cached(
+        held.queries, cfg.embedder, cache_dir=cfg.cache_dir, progress=progress.task("embedding eval queries", len(held))
+    )
     f32 = {k: v.astype(np.float32) for k, v in scorer.tensors.items()}
     pred = PREDICTORS[scorer.router_type](xe, f32, scorer.params)
     rep = evaluate(pred, held.scores, held.prices, held.models, train_data.scores.mean(0))
     at_default = quality_cost_curve(pred, held.scores, held.prices, (lam,))[0]
     out = {k: v for k, v in rep.to_dict().items() if k != "curve"}
-    return {"file": Path(cfg.eval_data).name, "sha256": file_sha256(cfg.eval_data), **out,
-            "quality_at_default": at_default.quality, "cost_at_default": at_default.cost}
+    return {
+        "file": Path(cfg.eval_data).name,
+        "sha256": file_sha256(cfg.eval_data),
+        **out,
+        "quality_at_default": at_default.quality,
+        "cost_at_default": at_default.cost,
+    }

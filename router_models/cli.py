@@ -1,0 +1,147 @@
+"""``routeiq`` command line: ``train`` and ``eval`` for learned routers.
+
+Imports are lazy (inside commands) so ``routeiq --help`` does not load torch or
+llmrouter. Progress bars go to stderr; ``eval --json`` prints one JSON object on stdout.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    help="RouteIQ learned routing: train and evaluate routers.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+
+_TRAIN = Path("router_models/data/routing/train.jsonl")
+_CANDIDATES = Path("router_models/data/routing/llm_candidates.json")
+
+
+def _offline() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+
+@app.command()
+def train(
+    router: Annotated[str, typer.Option(help="Router type: ensemble (default), mlp, knn, mf.")] = "ensemble",
+    data: Annotated[Path, typer.Option(help="Training split (JSONL: query, scores).")] = _TRAIN,
+    candidates: Annotated[Path, typer.Option(help="Model prices (llm_candidates.json).")] = _CANDIDATES,
+    out: Annotated[Path, typer.Option(help="Artifact directory to write.")] = Path("router_models/pretrained/default"),
+    eval_data: Annotated[Path | None, typer.Option(help="Held-out split to record in the manifest.")] = None,
+    folds: Annotated[int, typer.Option(help="Cross-validation folds for the default lambda.")] = 5,
+    max_seq_length: Annotated[int, typer.Option(help="Embedder window (tokens).")] = 128,
+    quantize: Annotated[bool, typer.Option(help="Dynamic int8 quantisation of the embedder.")] = True,
+    seed: Annotated[int, typer.Option()] = 0,
+    sign: Annotated[bool, typer.Option(help="Sign with $ROUTEIQ_ROUTER_SIGNING_KEY (automatic if set).")] = False,
+) -> None:
+    """Train a router and write a verified artifact directory."""
+    _offline()
+    from rich.console import Console
+
+    from router_models.artifacts import SIGNING_KEY_ENV
+    from router_models.embedding import EmbedderConfig
+    from router_models.training.pipeline import TrainConfig
+    from router_models.training.pipeline import train as run_train
+    from router_models.training.progress import rich_progress
+
+    if sign and not os.environ.get(SIGNING_KEY_ENV):
+        raise typer.BadParameter(f"--sign needs {SIGNING_KEY_ENV} in the environment")
+    cfg = TrainConfig(
+        router_type=router,
+        data=data,
+        candidates=candidates,
+        out=out,
+        folds=folds,
+        seed=seed,
+        embedder=EmbedderConfig(max_seq_length=max_seq_length, quantize=quantize),
+        eval_data=eval_data,
+    )
+    with rich_progress() as progress:
+        manifest = run_train(cfg, progress)
+    cv = manifest["eval"]["cross_validation"]
+    console = Console(stderr=True)
+    lam = manifest["default_lambda"]
+    console.print(f"[bold]wrote[/] {out}  router={manifest['router_type']}  default_lambda={lam:g}")
+    if "q_at_c_best_ratio" in cv:
+        console.print(
+            f"cross-validation: Q@C_best {cv['q_at_c_best_ratio']:.3f} x Q_best, "
+            f"C@Q_best {cv['c_at_q_best_pct'] if cv['c_at_q_best_pct'] is not None else 'not reached'} %"
+        )
+
+
+@app.command("eval")
+def eval_cmd(
+    router_dir: Annotated[Path, typer.Option(help="Artifact directory.")],
+    data: Annotated[Path, typer.Option(help="Split to evaluate (JSONL).")],
+    train_data: Annotated[Path, typer.Option(help="Training split (picks the best single model).")] = _TRAIN,
+    candidates: Annotated[Path, typer.Option(help="Model prices.")] = _CANDIDATES,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
+    plot: Annotated[Path | None, typer.Option(help="Write the curve as a PNG.")] = None,
+    allow_pickle: Annotated[bool, typer.Option(help="Accept pickle artifacts (they can run code).")] = False,
+) -> None:
+    """Evaluate an artifact with the README protocol (lambda sweep, Q@C_best, C@Q_best)."""
+    _offline()
+    import json
+
+    from router_models.artifacts import ArtifactError
+    from router_models.evaluation.report import plot_report, print_report
+    from router_models.evaluation.run import evaluate_artifact
+    from router_models.training.progress import rich_progress
+
+    try:
+        with rich_progress() as progress:
+            report = evaluate_artifact(
+                router_dir,
+                data,
+                train_path=train_data,
+                candidates_path=candidates,
+                allow_pickle=allow_pickle,
+                progress=progress,
+            )
+    except ArtifactError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if plot is not None:
+        plot_report({str(report.extra["router_type"]): report}, plot)
+    if as_json:
+        typer.echo(json.dumps(report.to_dict()))
+    else:
+        print_report(report)
+
+
+@app.command()
+def compare(
+    router_dir: Annotated[list[Path], typer.Option(help="Artifact directories (repeat the option).")],
+    data: Annotated[Path, typer.Option(help="Split to evaluate (JSONL).")],
+    plot: Annotated[Path | None, typer.Option(help="Write all curves in one PNG.")] = None,
+    train_data: Annotated[Path, typer.Option(help="Training split (picks the best single model).")] = _TRAIN,
+) -> None:
+    """Evaluate several artifacts on one split; print a markdown table (for docs/routing.md)."""
+    _offline()
+    from router_models.evaluation.report import markdown_table, plot_report
+    from router_models.evaluation.run import evaluate_artifact
+    from router_models.training.progress import rich_progress
+
+    reports = {}
+    with rich_progress() as progress:
+        for d in router_dir:
+            rep = evaluate_artifact(d, data, train_path=train_data, progress=progress)
+            reports[f"{rep.extra['router_type']} ({d.name})"] = rep
+    if plot is not None:
+        plot_report(reports, plot)
+    typer.echo(markdown_table(reports))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
