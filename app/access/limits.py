@@ -68,8 +68,14 @@ class Limiter(Protocol):
     async def close(self) -> None: ...
 
 
-ADMIT_LUA = """
-local now = tonumber(ARGV[1])
+# Both scripts read the clock of the Redis server, never the caller's: replicas on
+# different nodes with skewed clocks still share one window.
+NOW_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"""
+
+ADMIT_LUA = NOW_LUA + """
 local member = ARGV[2]
 local n = tonumber(ARGV[3])
 local window = 60000
@@ -130,8 +136,8 @@ end
 return {0, 0, 0}
 """
 
-CHARGE_LUA = """
-local bucket = tostring(math.floor(tonumber(ARGV[1]) / 10000))
+CHARGE_LUA = NOW_LUA + """
+local bucket = tostring(math.floor(now / 10000))
 local tokens = tonumber(ARGV[2])
 for i = 1, #KEYS, 2 do
   if tokens > 0 then
@@ -165,6 +171,7 @@ class RedisLimiter:
 
     async def admit(self, scopes: list[Scope], member: str) -> Verdict:
         keys = [k for s in scopes for k in (s.ver_key, s.rpm_key, s.tpm_key, s.spend_key)]
+        # ARGV[1], the caller's clock, is informational: the script uses the server's.
         args = [_now_ms(), member, len(scopes), *(a for s in scopes for a in _argv(s))]
         code, retry, scope = await self._admit(keys=keys, args=args)
         return Verdict(int(code), int(retry), int(scope))
@@ -270,5 +277,5 @@ class LocalLimiter:
 
 
 def retry_after_s(retry_ms: int) -> float:
-    """Seconds a client should wait (at least one)."""
-    return float(max(1, math.ceil(retry_ms / 1000)))
+    """Seconds a client should wait (one to sixty)."""
+    return float(min(WINDOW_MS // 1000, max(1, math.ceil(retry_ms / 1000))))
