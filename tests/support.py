@@ -6,7 +6,7 @@ import asyncio
 import socket
 import threading
 import time
-from typing import Any
+from typing import Any, Self
 
 from aiohttp import web
 
@@ -59,19 +59,14 @@ def gateway_config(upstream: str, **general: Any) -> dict[str, Any]:
     }
 
 
-class ThreadedFakeUpstream:
-    """The fake upstream on a free port, in a background thread with its own loop."""
+class ThreadedServer:
+    """An aiohttp app on a free port, in a background thread with its own loop."""
 
-    def __init__(self, defaults: Faults | None = None) -> None:
+    def __init__(self, app: web.Application) -> None:
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/v1"
-        self._app = build_app(defaults)
+        self._app = app
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, daemon=True)
-
-    @property
-    def state(self) -> FakeUpstream:
-        return self._app[UPSTREAM]
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
@@ -82,7 +77,7 @@ class ThreadedFakeUpstream:
         self._loop.run_until_complete(runner.cleanup())
         self._loop.close()
 
-    def start(self) -> ThreadedFakeUpstream:
+    def start(self) -> Self:
         self._thread.start()
         wait_port(self.port)
         return self
@@ -90,6 +85,18 @@ class ThreadedFakeUpstream:
     def stop(self) -> None:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
+
+
+class ThreadedFakeUpstream(ThreadedServer):
+    """The fake upstream (tests/fake_upstream) on a free port."""
+
+    def __init__(self, defaults: Faults | None = None) -> None:
+        super().__init__(build_app(defaults))
+        self.url = f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def state(self) -> FakeUpstream:
+        return self._app[UPSTREAM]
 
 
 def wait_port(port: int, timeout: float = 10.0) -> None:

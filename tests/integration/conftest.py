@@ -15,6 +15,8 @@ import pytest
 from tests.support import free_port, gateway_config
 
 DeployGateway = Callable[..., str]
+METRICS_PORT = free_port()
+"""Ray exports every process's metrics (ray.serve.metrics included) here, for Prometheus."""
 
 
 @pytest.fixture(scope="session")
@@ -24,7 +26,8 @@ def serve_port() -> Iterator[int]:
 
     port = free_port()
     # Logical CPUs: several test apps (0.25 CPU a replica) share the 2 real cores.
-    ray.init(num_cpus=16, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.init(num_cpus=16, include_dashboard=False, log_to_driver=False, configure_logging=False,
+             _metrics_export_port=METRICS_PORT)
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     yield port
     serve.shutdown()
