@@ -31,6 +31,7 @@ from app.errors import (
     UpstreamError,
     UpstreamTimeoutError,
 )
+from app.decisions import DecisionLog, NoDecisionLog
 from app.metrics import Metrics, NoMetrics
 from app.providers.base import Endpoint, ProviderCall, ProviderResult, StreamItem, Usage
 from app.tracing import headers_for, tracer
@@ -77,6 +78,8 @@ class Plan:
     decision: RouteDecision | None = None
     fallback_from: str | None = None
     """The model that failed when a fallback answered."""
+    query: str = ""
+    """The text the router scored (routed requests only)."""
 
     def headers(self) -> dict[str, str]:
         h = {"x-routeiq-model": self.deployment.entry.model_name}
@@ -107,12 +110,14 @@ class Gateway:
         policy: AccessPolicy | None = None,
         cooldowns: Cooldowns | None = None,
         metrics: Metrics | None = None,
+        decisions: DecisionLog | None = None,
     ) -> None:
         self.cfg = cfg
         self.catalog = ModelCatalog(cfg)
         self.policy: AccessPolicy = policy or MasterKeyPolicy(cfg.master_key)
         self.admission = Admission(cfg.general_settings.max_inflight_requests)
         self.metrics: Metrics = metrics or NoMetrics()
+        self.decisions: DecisionLog = decisions or NoDecisionLog()
         rs = cfg.router_settings
         self.cooldowns: Cooldowns = cooldowns or LocalCooldowns(
             rs.allowed_fails, rs.allowed_fails_window_s, rs.cooldown_time_s)
@@ -131,7 +136,7 @@ class Gateway:
             deployments = self.catalog.model(name)
             return Plan(self._pick(deployments))
         decision = await self._route(target, body, ctx)
-        return Plan(self._pick(self.catalog.model(decision.model)), decision)
+        return Plan(self._pick(self.catalog.model(decision.model)), decision, query=query_text(body))
 
     def _pick(self, deployments: list[Deployment]) -> Deployment:
         if len(deployments) == 1:
@@ -242,7 +247,7 @@ class Gateway:
         if dep is plan.deployment:
             return plan
         self.metrics.fallback(from_model=plan.deployment.entry.model_name, to_model=dep.entry.model_name)
-        return Plan(dep, plan.decision, fallback_from=plan.deployment.entry.model_name)
+        return Plan(dep, plan.decision, fallback_from=plan.deployment.entry.model_name, query=plan.query)
 
     async def stream(
         self, endpoint: Endpoint, body: dict[str, Any], ctx: RequestContext

@@ -21,7 +21,8 @@ from pydantic import BaseModel
 from app.errors import InvalidRequestError, RouteIQError, sse_error_event
 from app.gateway import Gateway, Plan, RequestContext
 from app.http import id_header, json_response, read_json, request_id, validate
-from app.providers.base import Endpoint, StreamEnd, StreamItem
+from app.decisions import DecisionRecord
+from app.providers.base import Endpoint, StreamEnd, StreamItem, Usage
 from app.schemas.openai import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 from app.tracing import extract, headers_for, tracer
 
@@ -53,6 +54,9 @@ class _Exchange:
                                         attributes={"http.route": request.url.path, "gen_ai.operation.name": endpoint})
         self.otel = trace.set_span_in_context(self.span, self.context)
         self.plan: Plan | None = None
+        self.usage = Usage()
+        self.request_id = self.key_id = self.router = ""
+        self.arrived = time.time()
 
     def finish(self, status: int, err: BaseException | None = None) -> None:
         gw = self.gateway
@@ -68,9 +72,24 @@ class _Exchange:
         if err is not None:
             self.span.set_status(Status(StatusCode.ERROR, str(err)[:200]))
         self.span.end()
+        if self.plan is not None and self.plan.decision is not None:
+            gw.decisions.record(self._decision(status))
+
+    def _decision(self, status: int) -> DecisionRecord:
+        plan, u = self.plan, self.usage
+        assert plan is not None and plan.decision is not None
+        d = plan.decision
+        return DecisionRecord(
+            request_id=self.request_id, created_at=self.arrived, key_id=self.key_id, router=self.router, strategy=d.strategy,
+            lam=d.lam, query=plan.query, candidates=dict(d.scores), chosen=plan.deployment.entry.model_name,
+            routed_to=d.model, route_latency_ms=d.latency_ms, latency_ms=(time.perf_counter() - self.started) * 1000,
+            prompt_tokens=u.prompt_tokens, completion_tokens=u.completion_tokens, cost=u.cost, status=status,
+            fallback=d.fallback)
 
 
-async def _relay(ex: _Exchange, ctx: RequestContext, first: StreamItem, rest: AsyncIterator[StreamItem]) -> AsyncIterator[bytes]:
+async def _relay(
+    ex: _Exchange, ctx: RequestContext, first: StreamItem, rest: AsyncIterator[StreamItem]
+) -> AsyncIterator[bytes]:
     gateway, plan = ex.gateway, ex.plan
     assert plan is not None
     gateway.admission.active_streams += 1
@@ -82,6 +101,7 @@ async def _relay(ex: _Exchange, ctx: RequestContext, first: StreamItem, rest: As
             if isinstance(item, bytes):
                 yield item
             elif isinstance(item, StreamEnd):
+                ex.usage = item.usage
                 await gateway.finish(ctx, plan, item.usage)
                 return
             item = await anext(rest)
@@ -124,10 +144,13 @@ async def _serve(request: Request, ex: _Exchange) -> Response:
     gateway, endpoint = ex.gateway, ex.endpoint
     rid = request_id(request)
     ex.span.set_attribute("routeiq.request_id", rid)
+    ex.request_id = rid
     principal = await gateway.policy.authenticate(request.headers.get("authorization"))
+    ex.key_id = principal.key_id
     body = await read_json(request, gateway.cfg.general_settings.max_request_body_bytes)
     validate(_SCHEMAS[endpoint], body)
     ex.span.set_attribute("gen_ai.request.model", str(body["model"]))
+    ex.router = str(body["model"])
     trace_headers = headers_for(ex.otel, request.headers)
     ctx = RequestContext(rid, principal, trace_headers, _lambda_header(request), otel=ex.otel)
     if body.get("stream"):
@@ -135,6 +158,7 @@ async def _serve(request: Request, ex: _Exchange) -> Response:
         headers = id_header(rid, {"cache-control": "no-cache", **ex.plan.headers()})
         return StreamingResponse(_relay(ex, ctx, first, rest), media_type="text/event-stream", headers=headers)
     ex.plan, result = await gateway.complete(endpoint, body, ctx)
+    ex.usage = result.usage
     ex.span.set_attributes(result.span_attributes())
     gateway.admission.leave()
     ex.finish(200)

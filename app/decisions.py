@@ -1,0 +1,49 @@
+"""The routing decision log: one record per routed request, for audits and retraining.
+
+The ingress builds a ``DecisionRecord`` when a routed request ends (success or not)
+and hands it to a ``DecisionLog``, which must not block: implementations buffer and
+write off the request path. ``NoDecisionLog`` drops records (plain gateways, tests).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class DecisionRecord:
+    request_id: str
+    created_at: float
+    """Unix time the request arrived."""
+    key_id: str
+    router: str
+    strategy: str
+    lam: float | None
+    query: str
+    """The query text the router scored (the feature needed for retraining)."""
+    candidates: dict[str, float] = field(default_factory=dict)
+    """Candidate → the score the strategy maximised."""
+    chosen: str = ""
+    """The model that answered (after fallbacks)."""
+    routed_to: str = ""
+    """The model the router picked."""
+    route_latency_ms: float = 0.0
+    latency_ms: float = 0.0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+    status: int = 0
+    fallback: bool = False
+    """True when the router failed and the configured fallback model was used."""
+
+
+class DecisionLog(Protocol):
+    def record(self, record: DecisionRecord) -> None:
+        """Queue a record; never blocks, never raises."""
+        ...
+
+
+class NoDecisionLog:
+    def record(self, record: DecisionRecord) -> None:
+        return None
