@@ -28,20 +28,30 @@ INGRESS = "Ingress"
 ROUTER_SCORING = "RouterScoring"
 PROVIDER_PREFIX = "Provider-"
 
+# Queue-depth autoscaling: Serve adds replicas when ongoing + queued requests per
+# replica exceed the target. Provider calls mostly wait on the upstream (I/O-bound),
+# so a replica holds many; scoring is CPU-bound and batched. Timings suit one machine;
+# kuberay/generate.py declares cluster values.
+_TIMING: dict[str, Any] = {"upscale_delay_s": 5, "downscale_delay_s": 60, "metrics_interval_s": 2,
+                           "look_back_period_s": 10}
 INGRESS_OPTIONS: dict[str, Any] = {
     "ray_actor_options": {"num_cpus": 0.25},
     "max_ongoing_requests": 1024,
     "max_queued_requests": 2048,
+    "graceful_shutdown_timeout_s": 60,  # in-flight streams finish on redeploy / scale-down
 }
 ROUTER_OPTIONS: dict[str, Any] = {
     "ray_actor_options": {"num_cpus": 0.25},
     "max_ongoing_requests": 128,
     "max_queued_requests": 512,
+    "autoscaling_config": {"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 16, **_TIMING},
 }
 PROVIDER_OPTIONS: dict[str, Any] = {
     "ray_actor_options": {"num_cpus": 0.25},
     "max_ongoing_requests": 1024,
     "max_queued_requests": 2048,
+    "graceful_shutdown_timeout_s": 60,
+    "autoscaling_config": {"min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 64, **_TIMING},
 }
 
 

@@ -1,0 +1,68 @@
+"""A redeploy while streams are in flight: every stream finishes intact on the old replicas."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import threading
+import time
+
+import openai
+from ray import serve
+
+from tests.support import MASTER_KEY, MID, gateway_config
+
+
+async def test_redeploy_under_twenty_active_streams(deploy_gateway, upstream) -> None:
+    cfg = copy.deepcopy(gateway_config(upstream.url))
+    url = deploy_gateway(cfg, name="drain", route_prefix="/drain")
+    client = openai.AsyncOpenAI(base_url=url, api_key=MASTER_KEY, max_retries=0, timeout=60)
+    started = asyncio.Event()
+    first_chunks = 0
+    ended: list[float] = []
+
+    async def one(i: int) -> str:
+        nonlocal first_chunks
+        stream = await client.chat.completions.create(
+            model=MID, messages=[{"role": "user", "content": f"drain-{i} [[fake tokens=200 itl_ms=100]]"}], stream=True)
+        parts: list[str] = []
+        async for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                if not parts:
+                    first_chunks += 1
+                    if first_chunks == 20:
+                        started.set()
+                parts.append(chunk.choices[0].delta.content)
+        ended.append(time.monotonic())
+        return "".join(parts)
+
+    streams = [asyncio.create_task(one(i)) for i in range(20)]
+    await asyncio.wait_for(started.wait(), 30)
+    # A new config (new init args) rolls every replica of the app while the streams run.
+    changed = copy.deepcopy(cfg)
+    changed["general_settings"]["request_timeout_s"] = 4
+    draining_seen: list[float] = []
+    done = threading.Event()
+
+    def watch() -> None:  # records when old replicas are stopping while we stream
+        while not done.is_set():
+            app = serve.status().applications.get("drain")
+            if app and any(d.replica_states.get("STOPPING") for d in app.deployments.values()):
+                draining_seen.append(time.monotonic())
+            time.sleep(0.2)
+
+    thread = threading.Thread(target=deploy_gateway, args=(changed,), kwargs={"name": "drain", "route_prefix": "/drain"})
+    watcher = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    watcher.start()
+    texts = await asyncio.gather(*streams)
+    await asyncio.to_thread(thread.join, 120)
+    done.set()
+    for i, text in enumerate(texts):
+        assert text.startswith(f"echo: drain-{i}") and text.endswith(" t199"), text
+    # Old replicas were stopping (draining) while the streams were still running.
+    assert draining_seen and draining_seen[0] < min(ended)
+    # and the new version serves
+    reply = await client.chat.completions.create(model=MID, messages=[{"role": "user", "content": "after"}])
+    assert reply.choices[0].message.content.startswith("echo: after")
+    await client.close()
