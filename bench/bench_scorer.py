@@ -117,6 +117,8 @@ def write_markdown(rows: list[dict[str, object]], out: Path, router_dir: Path, t
         f"- router: `{router_dir}` ({meta['router_type']}), embedder {meta['embedder']}",
         f"- torch threads: {threads or 'default'}; {n} real test queries; embed + score + decide, in-process",
         f"- load time {meta['load_s']:.2f} s; process RSS after load and predict: {meta['rss_mb']:.0f} MB",
+        f"- load average at the end (1/5/15 min): {' '.join(f'{x:.1f}' for x in os.getloadavg())}"
+        " (the 2 cores are shared: a load above 2 inflates every figure)",
         "",
         "| batch | p50 ms / batch | p99 ms / batch | decisions / s |",
         "| ---: | ---: | ---: | ---: |",

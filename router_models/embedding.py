@@ -80,7 +80,7 @@ class Embedder:
         tok.enable_truncation(self.config.max_seq_length)
         tok.enable_padding(pad_id=0, pad_token="[PAD]")  # pad to the longest in the batch
         self._tokenizer = tok
-        model = BertModel.from_pretrained(str(path), add_pooling_layer=False).eval()
+        model = _load_bert(BertModel, path)
         if self.config.quantize:
             model = _quantize(model)
         self._model = model
@@ -115,6 +115,21 @@ class Embedder:
             pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
             pooled = torch.nn.functional.normalize(pooled, p=2, dim=-1)
         return pooled.numpy().astype(np.float32, copy=False)
+
+
+def _load_bert(bert_cls: Any, path: Path) -> Any:
+    """Load without the pooler (mean pooling is ours), silencing transformers' load report."""
+    from transformers.utils import logging as hf_logging
+
+    previous, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        return bert_cls.from_pretrained(str(path), add_pooling_layer=False).eval()
+    finally:
+        hf_logging.set_verbosity(previous)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def _quantize(model: Any) -> Any:

@@ -153,4 +153,5 @@ def _atomic_write(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(fd, "wb") as fh:
         fh.write(data)
+    os.chmod(tmp, 0o644)  # mkstemp makes 0600; artifacts are read by other users (replicas)
     os.replace(tmp, path)
