@@ -48,6 +48,8 @@ class Verdict:
     code: int
     retry_ms: int = 0
     scope: int = 0
+    spent: tuple[float | None, ...] = ()
+    """On OK from Redis: each scope's budget counter as read (``None``: no budget)."""
 
 
 class Limiter(Protocol):
@@ -78,6 +80,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 ADMIT_LUA = NOW_LUA + """
 local member = ARGV[2]
 local n = tonumber(ARGV[3])
+local spent_out = {}
 local window = 60000
 local bucket_ms = 10000
 for s = 0, n - 1 do
@@ -125,6 +128,9 @@ for s = 0, n - 1 do
     local spent = redis.call('GET', KEYS[k + 4])
     if not spent then return {5, 0, s} end
     if tonumber(spent) >= budget then return {3, 0, s} end
+    spent_out[s + 1] = spent
+  else
+    spent_out[s + 1] = ''
   end
 end
 for s = 0, n - 1 do
@@ -133,7 +139,9 @@ for s = 0, n - 1 do
     redis.call('PEXPIRE', KEYS[s * 4 + 2], window + 1000)
   end
 end
-return {0, 0, 0}
+-- the budget counters as read (strings: Redis would truncate Lua numbers), so a
+-- replica knows the last value if it has to check budgets without Redis
+return {0, 0, 0, unpack(spent_out)}
 """
 
 CHARGE_LUA = NOW_LUA + """
@@ -173,8 +181,8 @@ class RedisLimiter:
         keys = [k for s in scopes for k in (s.ver_key, s.rpm_key, s.tpm_key, s.spend_key)]
         # ARGV[1], the caller's clock, is informational: the script uses the server's.
         args = [_now_ms(), member, len(scopes), *(a for s in scopes for a in _argv(s))]
-        code, retry, scope = await self._admit(keys=keys, args=args)
-        return Verdict(int(code), int(retry), int(scope))
+        code, retry, scope, *spent = await self._admit(keys=keys, args=args)
+        return Verdict(int(code), int(retry), int(scope), tuple(float(v) if v else None for v in spent))
 
     async def charge(self, scopes: list[Scope], tokens: int, cost: float) -> None:
         keys = [k for s in scopes for k in (s.tpm_key, s.spend_key)]
@@ -189,6 +197,12 @@ class RedisLimiter:
     async def spent(self, spend_key: str) -> float | None:
         raw = await self._redis.get(spend_key)
         return None if raw is None else float(raw)
+
+    async def ping(self, fresh: bool = False) -> None:
+        """``fresh``: drop pooled connections first (after an outage they may all be dead)."""
+        if fresh:
+            await self._redis.connection_pool.disconnect()
+        await self._redis.ping()
 
     async def close(self) -> None:
         await self._redis.aclose()
@@ -267,6 +281,12 @@ class LocalLimiter:
 
     async def bump(self, ver_key: str, version: int) -> None:
         self._values[ver_key] = (str(version), time.time() + 86_400)
+
+    def remember(self, spend_key: str, value: float, ttl_s: int) -> None:
+        """Overwrite a budget counter with a value read elsewhere (Redis, when it was up)."""
+        if len(self._values) >= 100_000:
+            self._values.clear()
+        self._values[spend_key] = (repr(float(value)), time.time() + max(1, ttl_s))
 
     async def spent(self, spend_key: str) -> float | None:
         raw = self._get(spend_key)

@@ -1,0 +1,133 @@
+"""``FallbackLimiter``: Redis limits while Redis answers, in-process limits while it does not.
+
+The ``Limiter`` the policy uses when Redis is configured. Healthy, every call goes to
+the ``RedisLimiter`` (global, exact; see ``limits``) and the budget counters the admit
+script read are remembered in the ``LocalLimiter``. When a Redis call fails, the
+``Breaker`` opens and calls go to the ``LocalLimiter`` at once: limits then hold per
+replica (N replicas admit up to N times a limit), RPM/TPM windows start empty, and
+budgets are checked against the last counters seen (plus this replica's spend since).
+No request waits on a dead Redis: while the breaker is open, a background ``PING``
+probes it every few seconds; when it answers, Redis is used again and the cost charged
+locally during the outage is replayed into the Redis budget counters (tokens are not:
+their 60-second window has moved on). docs/operations.md "Degraded mode" is the policy.
+
+Must not: raise a Redis error to the policy, or wait on Redis while the breaker is open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+
+from app.access.limits import OK, LocalLimiter, RedisLimiter, Scope, Verdict
+from app.breaker import Breaker
+
+log = logging.getLogger("routeiq.access.limits")
+T = TypeVar("T")
+REMEMBER_TTL_S = 3600
+REPLAY_MAX = 50_000
+
+
+class FallbackLimiter:
+    def __init__(self, redis: RedisLimiter, local: LocalLimiter, breaker: Breaker, timeout_s: float = 1.0) -> None:
+        self.redis, self.local, self.breaker = redis, local, breaker
+        self._timeout = timeout_s
+        self._unreplayed: deque[tuple[list[Scope], float]] = deque(maxlen=REPLAY_MAX)
+        """Cost charged locally while Redis was down, for its budget counters."""
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    async def _call(self, call: Awaitable[T]) -> tuple[bool, T | None]:
+        """(True, result) from Redis, or (False, None) after tripping the breaker."""
+        try:
+            async with asyncio.timeout(self._timeout):
+                result = await call
+        except asyncio.CancelledError:
+            self.breaker.release()
+            raise
+        except Exception as err:  # noqa: BLE001  (connection, timeout, server errors: all mean "use local")
+            self.breaker.failure(err)
+            return False, None
+        was_down = not self.breaker.up
+        self.breaker.success()
+        if was_down and self._unreplayed:
+            self._spawn(self._replay())
+        return True, result
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _use_redis(self) -> bool:
+        """True while up; while down, start a background probe when one is due."""
+        if self.breaker.up:
+            return True
+        if self.breaker.allow():
+            # A fresh pool: connections made before a restart would fail once each and
+            # re-open the breaker right after it closed.
+            self._spawn(self._call(self.redis.ping(fresh=True)))
+        return False
+
+    async def probe(self) -> dict[str, Any]:
+        """Readiness: ping Redis now if it is up (a probe is due otherwise); its state."""
+        if self.breaker.up:
+            await self._call(self.redis.ping())
+        else:
+            self._use_redis()
+        return self.breaker.report()
+
+    # the Limiter protocol -----------------------------------------------------------------
+    async def admit(self, scopes: list[Scope], member: str) -> Verdict:
+        if self._use_redis():
+            ok, verdict = await self._call(self.redis.admit(scopes, member))
+            if ok and verdict is not None:
+                if verdict.code == OK:
+                    for scope, spent in zip(scopes, verdict.spent, strict=False):
+                        if spent is not None:
+                            self.local.remember(scope.spend_key, spent, REMEMBER_TTL_S)
+                return verdict
+        return await self.local.admit(scopes, member)
+
+    async def charge(self, scopes: list[Scope], tokens: int, cost: float) -> None:
+        if self._use_redis() and (await self._call(self.redis.charge(scopes, tokens, cost)))[0]:
+            return
+        await self.local.charge(scopes, tokens, cost)
+        if cost:
+            self._unreplayed.append((scopes, cost))
+
+    async def _replay(self) -> None:
+        replayed = 0
+        while self._unreplayed and self.breaker.up:
+            scopes, cost = self._unreplayed.popleft()
+            ok, _ = await self._call(self.redis.charge(scopes, 0, cost))
+            if not ok:
+                self._unreplayed.appendleft((scopes, cost))
+                return
+            replayed += 1
+        log.warning("replayed %d charges made during the Redis outage into its budget counters", replayed)
+
+    async def seed_spend(self, spend_key: str, value: float, ttl_s: int) -> None:
+        await self.local.seed_spend(spend_key, value, ttl_s)
+        if self._use_redis():
+            await self._call(self.redis.seed_spend(spend_key, value, ttl_s))
+
+    async def bump(self, ver_key: str, version: int) -> None:
+        await self.local.bump(ver_key, version)
+        if not (self._use_redis() and (await self._call(self.redis.bump(ver_key, version)))[0]):
+            log.warning("redis down: a record change reaches other replicas when their key cache expires")
+
+    async def spent(self, spend_key: str) -> float | None:
+        if self._use_redis():
+            ok, value = await self._call(self.redis.spent(spend_key))
+            if ok:
+                return value
+        return await self.local.spent(spend_key)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.redis.close()
