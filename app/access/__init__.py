@@ -6,7 +6,8 @@ or the embedded SQLite file; Redis or the in-process limiter) and returns the
 policy's ``start()`` (the app's lifespan): migrations, then the spend flusher.
 
 Modules: ``keys`` (generation, hashing, grants), ``tables``/``migrations`` (schema),
-``store`` (SQL), ``limits`` (Lua/in-process limiter), ``spend`` (buffer), ``policy``
+``store`` (SQL), ``limits`` (Lua/in-process limiter), ``fallback`` (Redis, else
+in-process, behind a breaker), ``spend`` (buffer), ``policy``
 (the request path), ``admin`` (key/team management). No Ray here.
 """
 
@@ -23,13 +24,17 @@ def build_policy(cfg: GatewayConfig) -> AccessPolicy:
     if not settings.enabled:
         return MasterKeyPolicy(cfg.master_key)
     from app.access.db import build_engine, build_redis  # noqa: PLC0415
-    from app.access.limits import LocalLimiter, RedisLimiter  # noqa: PLC0415
+    from app.access.fallback import FallbackLimiter  # noqa: PLC0415
+    from app.access.limits import Limiter, LocalLimiter, RedisLimiter  # noqa: PLC0415
     from app.access.spend import SpendBuffer  # noqa: PLC0415
     from app.access.store import AccessStore  # noqa: PLC0415
+    from app.breaker import Breaker  # noqa: PLC0415
 
-    store = AccessStore(build_engine(cfg.general_settings), settings.db_timeout_s)
+    store = AccessStore(build_engine(cfg.general_settings), settings.db_timeout_s, Breaker("database"))
     redis = build_redis(cfg.general_settings)
-    limiter = RedisLimiter(redis) if redis is not None else LocalLimiter()
+    limiter: Limiter = LocalLimiter()
+    if redis is not None:  # global limits, per-replica ones while Redis is down (docs/operations.md)
+        limiter = FallbackLimiter(RedisLimiter(redis), LocalLimiter(), Breaker("redis"), settings.redis_timeout_s)
     spend = SpendBuffer(store, settings.spend_flush_interval_s, settings.spend_buffer_max)
     return VirtualKeyPolicy(cfg.master_key, store, limiter, spend, prefix=settings.redis_prefix,
                             cache_ttl_s=settings.key_cache_ttl_s, limiter_timeout_s=settings.redis_timeout_s * 2)

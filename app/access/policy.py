@@ -8,8 +8,12 @@ tokens and cost in a background task. The cache is kept honest across replicas b
 versions: an admin change bumps the record's version in the limiter, and the admit
 script reports a cached record as stale, which is then reloaded.
 
+Degraded mode (docs/operations.md): with Redis down the ``FallbackLimiter`` limits per
+replica; with the database down a cached grant outlives its TTL until the database
+answers again, and only a key this replica has not cached gets a 503.
+
 Must not: log a key or an Authorization header, call the database on a cache hit, or
-let a limiter/database failure become a 500 (it is a 503 ``OverloadedError``).
+let a limiter/database failure become a 500 (at worst it is a 503 ``OverloadedError``).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from app.access import limits as L
 from app.access.keys import Grant, Limits, effective_models, hash_key, now_utc, parse_duration, utc
 from app.access.limits import Limiter, Scope, retry_after_s
 from app.access.spend import SpendBuffer
-from app.access.store import AccessStore, SpendEvent
+from app.access.store import AccessStore, SpendEvent, StoreUnavailableError
 from app.auth import Principal, bearer_token, is_master
 from app.errors import (
     AuthenticationError,
@@ -44,6 +48,8 @@ MASTER = Principal(key_id="master", is_admin=True)
 CACHE_MAX = 50_000
 SEED_TTL_MAX_S = 3600
 """Budget counters expire at least hourly and are re-read from the database then."""
+SEED_BLIND_TTL_S = 60
+"""A counter started at 0 because the database is down is re-read after this."""
 
 
 def limits_of(row: dict[str, Any]) -> Limits:
@@ -100,7 +106,7 @@ class VirtualKeyPolicy:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.spend.close()
         await self.limiter.close()
-        await self.store.engine.dispose()
+        await self.store.close()
 
     # authenticate -----------------------------------------------------------------------------
     async def authenticate(self, authorization: str | None) -> Principal:
@@ -131,7 +137,14 @@ class VirtualKeyPolicy:
         hit = None if fresh else self._cache.get(key_hash)
         if hit is not None and hit[0] > now:
             return hit[1]
-        found = await self.store.key_with_team(key_hash)
+        try:
+            found = await self.store.key_with_team(key_hash)
+        except StoreUnavailableError:
+            stale = self._cache.get(key_hash)
+            if stale is None:
+                raise  # never seen here: 503 with Retry-After (docs/operations.md)
+            self._cache[key_hash] = (now + self._ttl, stale[1])  # the database is down: keep it
+            return stale[1]
         grant = grant_of(*found) if found else None
         if len(self._cache) >= CACHE_MAX:
             self._cache.clear()
@@ -215,11 +228,26 @@ class VirtualKeyPolicy:
         now = time.time()
         _, start = lim.period(now)
         since = None if not lim.budget_period_s else _from_epoch(start)
-        spent = await self.store.spend_since(column, ident, since)
         ttl = SEED_TTL_MAX_S
         if lim.budget_period_s:
             ttl = min(ttl, int(start + lim.budget_period_s - now) + 60)
+        try:
+            spent = await self.store.spend_since(column, ident, since)
+        except StoreUnavailableError:
+            # No replica knows this counter and the database is down: start it at 0 for
+            # a minute rather than refuse every request (docs/operations.md).
+            log.warning("database down: budget of %s %s counted from 0 for %d s", scope.name, ident,
+                        SEED_BLIND_TTL_S)
+            spent, ttl = 0.0, SEED_BLIND_TTL_S
         await self.guarded(self.limiter.seed_spend(scope.spend_key, spent, ttl))
+
+    # health -------------------------------------------------------------------------------
+    async def health(self) -> dict[str, Any]:
+        """Readiness detail: each dependency's state and the spend events not yet written."""
+        redis_probe = getattr(self.limiter, "probe", None)  # only the FallbackLimiter has Redis
+        database, redis = await asyncio.gather(self.store.probe(), redis_probe() if redis_probe else _none())
+        report = {"redis": redis} if redis is not None else {}
+        return {**report, "database": database, "spend_buffer": self.spend.stats.pending}
 
     # settle -----------------------------------------------------------------------------------
     async def settle(self, principal: Principal, model: str, usage: Usage, request_id: str) -> None:
@@ -237,6 +265,10 @@ class VirtualKeyPolicy:
         except Exception as err:  # noqa: BLE001  (a lost charge must not fail anything)
             log.warning("could not charge %s tokens to key %s: %s", usage.total_tokens, grant.key_id,
                         type(err).__name__)
+
+
+async def _none() -> None:
+    return None
 
 
 def _from_epoch(ts: float) -> datetime:

@@ -3,26 +3,32 @@
 Plain SQLAlchemy Core over one ``AsyncEngine``; the same statements run on asyncpg
 and aiosqlite. Foreign errors (asyncpg, sqlite3, SQLAlchemy, socket) are mapped to
 ``StoreUnavailableError`` here, at the one boundary where the database is called,
-and every call has a deadline. Raw keys never reach this module: only hashes.
+and every call has a deadline. A connection-level failure opens the store's
+``Breaker``: until a background ``SELECT 1`` finds the database again, every call
+fails fast (no connect timeouts piling up) and callers take their fallback (cached
+keys, the spend buffer). Raw keys never reach this module: only hashes.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DataError, IntegrityError, ProgrammingError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.access.keys import now_utc, utc
 from app.access.tables import audit_log, keys, spend_logs, spend_minutes, teams
+from app.breaker import Breaker
 from app.errors import OverloadedError
+
+PROBE_TIMEOUT_S = 2.0
 
 
 class StoreUnavailableError(OverloadedError):
@@ -53,19 +59,61 @@ GROUPS = {"key": spend_minutes.c.key_id, "team": spend_minutes.c.team_id, "model
 class AccessStore:
     """All SQL of the access layer."""
 
-    def __init__(self, engine: AsyncEngine, timeout_s: float = 5.0) -> None:
+    def __init__(self, engine: AsyncEngine, timeout_s: float = 5.0, breaker: Breaker | None = None) -> None:
         self.engine = engine
         self._timeout = timeout_s
         dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
         self._insert = dialect.insert
+        self.breaker = breaker or Breaker("database")
+        self._probing: asyncio.Task[None] | None = None
 
     @asynccontextmanager
     async def _tx(self, timeout: float | None = None) -> AsyncIterator[AsyncConnection]:
+        if not self.breaker.up:
+            self._start_probe()
+            raise StoreUnavailableError("access database unavailable (down; retrying in the background)",
+                                        retry_after=2)
         try:
             async with asyncio.timeout(timeout or self._timeout), self.engine.begin() as conn:
                 yield conn
         except (SQLAlchemyError, OSError, TimeoutError) as err:
+            if _unreachable(err):
+                self.breaker.failure(err)
             raise StoreUnavailableError(f"access database unavailable ({type(err).__name__})", retry_after=1) from err
+
+    def _start_probe(self) -> None:
+        if self._probing is None and self.breaker.allow():
+            self._probing = asyncio.create_task(self._probe())
+
+    async def _probe(self) -> None:
+        try:
+            async with asyncio.timeout(PROBE_TIMEOUT_S), self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except asyncio.CancelledError:
+            self.breaker.release()
+            raise
+        except Exception as err:  # noqa: BLE001  (any failure: still down)
+            self.breaker.failure(err)
+        else:
+            self.breaker.success()
+        finally:
+            self._probing = None
+
+    async def probe(self) -> dict[str, Any]:
+        """Readiness: a ``SELECT 1`` now if the database is up (else a background probe); its state."""
+        if self.breaker.up:
+            with suppress(StoreUnavailableError):
+                async with self._tx(PROBE_TIMEOUT_S) as conn:
+                    await conn.execute(text("SELECT 1"))
+        else:
+            self._start_probe()
+        return self.breaker.report()
+
+    async def close(self) -> None:
+        if self._probing is not None:
+            self._probing.cancel()
+            await asyncio.gather(self._probing, return_exceptions=True)
+        await self.engine.dispose()
 
     # keys and teams -------------------------------------------------------------------
     async def key_with_team(self, key_hash: str) -> tuple[dict[str, Any], dict[str, Any] | None] | None:
@@ -198,6 +246,11 @@ class AccessStore:
         stmt = select(spend_logs).where(*conds).order_by(c.created_at.desc()).limit(limit)
         async with self._tx() as conn:
             return [_aware(r) for r in (await conn.execute(stmt)).mappings()]
+
+
+def _unreachable(err: BaseException) -> bool:
+    """A failure of the connection (trips the breaker), not of one statement (a bad row)."""
+    return not isinstance(err, (IntegrityError, ProgrammingError, DataError))
 
 
 def _aware(row: Any) -> dict[str, Any]:

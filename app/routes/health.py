@@ -1,11 +1,20 @@
-"""Health probes: unauthenticated, and never showing secrets."""
+"""Health probes: unauthenticated, and never showing secrets.
+
+``/health/readiness`` is 200 ``ready``, 200 ``degraded`` (a dependency is down and
+the replica serves under the degraded policy of docs/operations.md: it stays in
+rotation) or 503 ``draining`` (the replica is shutting down). Its detail is built
+from breaker states and exception type names only: no URL, key or error message.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from app.gateway import Gateway
 from app.http import json_response
 
 router = APIRouter()
@@ -17,10 +26,21 @@ async def liveliness() -> Response:
     return json_response(b'{"status":"ok"}', {})
 
 
+async def readiness_report(gateway: Gateway) -> dict[str, Any]:
+    """``ready``, or ``degraded`` with the state of each dependency of the access policy."""
+    health = getattr(gateway.policy, "health", None)
+    detail: dict[str, Any] = await health() if health else {}
+    down = any(isinstance(v, dict) and v.get("status") == "down" for v in detail.values())
+    return {"status": "degraded" if down else "ready", **detail}
+
+
 @router.get("/health/readiness")
 async def readiness(request: Request) -> Response:
     """Ready to serve: 200 with detail, or 503 while draining or not ready."""
-    checks = request.app.state.readiness
-    report = await checks() if checks else {"status": "ready"}
+    if getattr(request.app.state, "draining", False):
+        report: dict[str, Any] = {"status": "draining"}
+    else:
+        checks = request.app.state.readiness
+        report = await checks() if checks else await readiness_report(request.app.state.gateway)
     status = 200 if report.get("status") in ("ready", "degraded") else 503
     return json_response(orjson.dumps(report), {}, status)

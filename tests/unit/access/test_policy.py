@@ -131,10 +131,11 @@ async def test_budget_exhaustion_and_reconciliation(policy: VirtualKeyPolicy, ad
     # The fast counter is lost (Redis flushed, a restart): it is re-read from the database.
     await policy.spend.flush()
     counter = policy.scopes(p.grant)[0].spend_key  # type: ignore[arg-type]
-    if hasattr(policy.limiter, "_redis"):
-        await policy.limiter._redis.delete(counter)
+    limiter = getattr(policy.limiter, "redis", policy.limiter)  # the FallbackLimiter's Redis side
+    if hasattr(limiter, "_redis"):
+        await limiter._redis.delete(counter)
     else:
-        policy.limiter._values.pop(counter)  # type: ignore[attr-defined]
+        limiter._values.pop(counter)  # type: ignore[attr-defined]
     assert await policy.limiter.spent(counter) is None
     with pytest.raises(InvalidRequestError):
         await policy.admit(p, "tiny-model", 1)
