@@ -44,10 +44,13 @@ def wrk(url: str, body: dict, key: str, connections: int, seconds: float) -> Wrk
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(lua)
     threads = 1 if connections < 2 else 2
-    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", "-s", f.name, url]
+    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "30s",
+           "--latency", "-s", f.name, url]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     Path(f.name).unlink()
-    pct = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.M))
+    pct = dict(re.findall(r"^\s+(50|99)(?:\.000)?%\s+(\S+)\s*$", out, re.M))
+    if "50" not in pct:
+        raise RuntimeError(f"wrk printed no latency distribution:\n{out}")
     errors = sum(int(x) for x in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
     errors += sum(int(x) for x in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]

@@ -34,14 +34,31 @@ class RoutingService:
 
     def __init__(self, specs: Sequence[RouterSpec], *, signing_key: bytes | None = None, allow_pickle: bool = False):
         self._specs = {s.name: s for s in specs}
+        self._signing_key, self._allow_pickle = signing_key, allow_pickle
         self._learned: dict[str, Any] = {}
         for spec in specs:
             if spec.strategy == "learned":
                 self._learned[spec.name] = _load_learned(spec, signing_key, allow_pickle)
 
+    def reload(self, name: str, artifact: str) -> None:
+        """Swap router ``name`` to another artifact, only once it loaded and verified.
+
+        A tampered, unsigned-when-required or incompatible artifact raises
+        ``ArtifactError`` and the router already loaded keeps serving.
+        """
+        spec = self._specs.get(name)
+        if spec is None or spec.strategy != "learned":
+            raise ValueError(f"router {name!r} is not a learned router")
+        if spec.artifact == artifact:
+            return
+        new_spec = RouterSpec(spec.name, spec.strategy, artifact, spec.lam)
+        self._learned[name] = _load_learned(new_spec, self._signing_key, self._allow_pickle)
+        self._specs[name] = new_spec
+
     def describe(self) -> dict[str, Any]:
-        """What is loaded (for readiness and logs)."""
-        return {name: getattr(r, "manifest", {}).get("router_type", "?") for name, r in self._learned.items()}
+        """What is loaded (for readiness and logs): router → type and artifact."""
+        return {name: {"type": getattr(r, "router_type", "?"), "artifact": self._specs[name].artifact}
+                for name, r in self._learned.items()}
 
     async def route_batch(self, queries: Sequence[RouteQuery]) -> list[RouteDecision]:
         """Decide a batch; learned routers embed all their queries in one call."""
@@ -67,7 +84,7 @@ class RoutingService:
         return (await self.route_batch([query]))[0]
 
     def _decide_learned(self, name: str, queries: Sequence[RouteQuery]) -> list[RouteDecision]:
-        from router_models.inference.decide import decide  # noqa: PLC0415
+        from router_models.inference.decide import decide
 
         router = self._learned[name]
         quality = router.predict([q.text for q in queries])
@@ -87,7 +104,7 @@ def _stamp(d: RouteDecision, q: RouteQuery, elapsed_ms: float) -> RouteDecision:
 
 
 def _load_learned(spec: RouterSpec, signing_key: bytes | None, allow_pickle: bool) -> Any:
-    from router_models.inference.learned import LearnedRouter  # noqa: PLC0415  (torch: scorer only)
+    from router_models.inference.learned import LearnedRouter
 
     assert spec.artifact is not None
     return LearnedRouter.load(Path(spec.artifact), signing_key=signing_key, allow_pickle=allow_pickle)
