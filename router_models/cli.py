@@ -75,10 +75,9 @@ def train(
     lam = manifest["default_lambda"]
     console.print(f"[bold]wrote[/] {out}  router={manifest['router_type']}  default_lambda={lam:g}")
     if "q_at_c_best_ratio" in cv:
-        console.print(
-            f"cross-validation: Q@C_best {cv['q_at_c_best_ratio']:.3f} x Q_best, "
-            f"C@Q_best {cv['c_at_q_best_pct'] if cv['c_at_q_best_pct'] is not None else 'not reached'} %"
-        )
+        c = cv["c_at_q_best_pct"]
+        reached = "not reached" if c is None else f"{c:.1f} % of C_best"
+        console.print(f"cross-validation: Q@C_best {cv['q_at_c_best_ratio']:.3f} x Q_best, C@Q_best {reached}")
 
 
 @app.command("eval")
@@ -146,10 +145,12 @@ def compare(
 
 @decisions_app.command("export")
 def decisions_export(
-    config: Annotated[Path, typer.Option(help="Gateway config: its database (or DATABASE_URL, or the SQLite file).")]
-    = Path("configs/demo.yaml"),
-    database_url: Annotated[str | None, typer.Option(help="postgresql://... or sqlite:///path (wins over --config).")]
-    = None,
+    config: Annotated[
+        Path, typer.Option(help="Gateway config: its database (or DATABASE_URL, or the SQLite file).")
+    ] = Path("configs/demo.yaml"),
+    database_url: Annotated[
+        str | None, typer.Option(help="postgresql://... or sqlite:///path (wins over --config).")
+    ] = None,
     since: Annotated[str | None, typer.Option(help="Only decisions at or after this ISO 8601 time.")] = None,
     out: Annotated[Path | None, typer.Option(help="JSONL file to write; default stdout.")] = None,
     training: Annotated[bool, typer.Option(help='Write {"query", "scores": {chosen: feedback}} rows only.')] = False,
@@ -187,8 +188,11 @@ def decisions_export(
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from None
     except StoreUnavailableError as err:
-        typer.echo(f"error: cannot read routeiq_decisions ({err.__cause__ or err}); "
-                   "is the database reachable and has the gateway started on it?", err=True)
+        typer.echo(
+            f"error: cannot read routeiq_decisions ({err.__cause__ or err}); "
+            "is the database reachable and has the gateway started on it?",
+            err=True,
+        )
         raise typer.Exit(1) from None
     typer.echo(f"exported {n} decisions" + (f" to {out}" if out else ""), err=True)
 

@@ -136,3 +136,14 @@ def test_training_signs_when_key_given(data_dir: Path, cache_dir: Path, tmp_path
     train(cfg)
     assert (tmp_path / "knn" / "manifest.sig").exists()
     assert _load(tmp_path / "knn", embedder, signing_key=KEY).router_type == "knn"
+
+
+def test_predict_is_thread_safe(artifact: Path, embedder) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    router = _load(artifact, embedder)
+    texts = [f"question {i}: what is {i} times {i + 3}?" for i in range(24)] + [""]
+    serial = router.predict(texts)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        parallel = list(pool.map(lambda t: router.predict([t])[0], texts))
+    np.testing.assert_allclose(np.stack(parallel), serial, rtol=0, atol=1e-6)
