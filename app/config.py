@@ -150,6 +150,17 @@ class AccessSettings(_Strict):
     redis_timeout_s: float = Field(1.0, gt=0, description="Redis socket timeout.")
 
 
+class DecisionLogSettings(_Strict):
+    """The routing decision log (docs/observability.md): one row per routed request."""
+
+    enabled: bool = Field(True, description="Record routed requests in `routeiq_decisions` (same database as access).")
+    store_query: Literal["text", "sha256"] = Field(
+        "text", description="`text`: the query text (truncated) and its SHA-256; `sha256`: only the hash (privacy).")
+    query_max_chars: int = Field(4096, gt=0, description="Query text kept per row (characters).")
+    flush_interval_s: float = Field(1.0, gt=0, description="Batch write period.")
+    buffer_max: int = Field(50_000, gt=0, description="Records kept in memory while the database is down.")
+
+
 class GeneralSettings(_Strict):
     """Gateway-wide settings."""
 
@@ -157,6 +168,9 @@ class GeneralSettings(_Strict):
     database_url: str | None = Field(None, description="Postgres URL or `os.environ/NAME`; else `DATABASE_URL`.")
     redis_url: str | None = Field(None, description="Redis URL or `os.environ/NAME`; else `REDIS_URL`.")
     access: AccessSettings = Field(default_factory=AccessSettings)
+    decisions: DecisionLogSettings = Field(default_factory=DecisionLogSettings)
+    log_format: Literal["json", "text"] = Field("json", description="Replica log lines: JSON objects or plain text.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Level of `routeiq.*` loggers.")
     max_request_body_bytes: int = Field(1 << 20, gt=0, description="413 above this.")
     max_inflight_requests: int = Field(
         2048, gt=0, description="Per ingress replica; above it new requests get 503 with Retry-After."

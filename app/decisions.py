@@ -3,6 +3,9 @@
 The ingress builds a ``DecisionRecord`` when a routed request ends (success or not)
 and hands it to a ``DecisionLog``, which must not block: implementations buffer and
 write off the request path. ``NoDecisionLog`` drops records (plain gateways, tests).
+``app.access.decision_log.DecisionWriter`` is the implementation the ingress uses: rows
+in ``routeiq_decisions``, feedback from ``POST /v1/feedback``, export with
+``routeiq decisions export`` (docs/observability.md).
 """
 
 from __future__ import annotations
@@ -39,11 +42,23 @@ class DecisionRecord:
 
 
 class DecisionLog(Protocol):
+    """May also define ``async start()``/``close()``: the app's lifespan calls them."""
+
     def record(self, record: DecisionRecord) -> None:
         """Queue a record; never blocks, never raises."""
+        ...
+
+    async def feedback(self, request_id: str, score: float, key_id: str | None) -> bool:
+        """Attach a score in [0, 1] to a recorded request; ``key_id`` None: any owner (admin).
+
+        False when there is no such request (or it belongs to another key).
+        """
         ...
 
 
 class NoDecisionLog:
     def record(self, record: DecisionRecord) -> None:
         return None
+
+    async def feedback(self, request_id: str, score: float, key_id: str | None) -> bool:
+        return False

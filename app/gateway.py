@@ -22,6 +22,7 @@ from app.auth import AccessPolicy, MasterKeyPolicy, Principal
 from app.catalog import Deployment, ModelCatalog, RouterTarget, estimate_tokens, fitting, query_text
 from app.config import GatewayConfig
 from app.cooldowns import Cooldowns, LocalCooldowns
+from app.decisions import DecisionLog, NoDecisionLog
 from app.errors import (
     InvalidRequestError,
     OverloadedError,
@@ -31,7 +32,6 @@ from app.errors import (
     UpstreamError,
     UpstreamTimeoutError,
 )
-from app.decisions import DecisionLog, NoDecisionLog
 from app.metrics import Metrics, NoMetrics
 from app.providers.base import Endpoint, ProviderCall, ProviderResult, StreamItem, Usage
 from app.tracing import headers_for, tracer
@@ -68,6 +68,8 @@ class RequestContext:
     """λ from the ``x-routeiq-lambda`` header; the body's ``routeiq.lambda`` wins."""
     otel: Context | None = None
     """The request span's trace context (parent of the routing span)."""
+    plan: Plan | None = None
+    """Set once planned, so a request that then fails still has its routing decision logged."""
 
 
 @dataclass
@@ -215,7 +217,7 @@ class Gateway:
         )
 
     async def _admitted_plan(self, body: dict[str, Any], ctx: RequestContext) -> Plan:
-        plan = await self.plan(body, ctx)
+        plan = ctx.plan = await self.plan(body, ctx)
         await self.policy.admit(ctx.principal, plan.deployment.entry.model_name, estimate_tokens(body))
         return plan
 

@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from app.errors import InvalidRequestError, NotFoundError, RouteIQError
 from app.gateway import Gateway
 from app.http import error_response
-from app.routes import admin, health, inference, models, spend
+from app.routes import admin, feedback, health, inference, models, spend
 
 log = logging.getLogger("routeiq.app")
 Readiness = Callable[[], Awaitable[dict[str, Any]]]
@@ -57,11 +57,16 @@ async def _unexpected(request: Request, err: Exception) -> Response:
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Start and stop the access policy's clients with the replica (if it has any)."""
     policy = app.state.gateway.policy
+    decisions = app.state.gateway.decisions
     if start := getattr(policy, "start", None):
         await start()
+    if start := getattr(decisions, "start", None):
+        await start()  # after the policy: it may share the policy's engine (and migrations)
     try:
         yield
     finally:
+        if close := getattr(decisions, "close", None):
+            await close()  # before the policy, which disposes a shared engine
         if close := getattr(policy, "close", None):
             await close()
 
@@ -75,6 +80,6 @@ def create_app(gateway: Gateway, readiness: Readiness | None = None) -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _unexpected)
     app.add_exception_handler(Exception, _unexpected)
-    for module in (inference, models, health, admin, spend):
+    for module in (inference, models, health, admin, spend, feedback):
         app.include_router(module.router)
     return app

@@ -3,7 +3,8 @@
 The schema itself is created and changed only by the alembic migrations in
 ``migrations/``; these definitions must match them. ``spend_logs`` holds one row per
 request; ``spend_minutes`` holds aggregates per (minute, key, model), written once a
-second per replica, so no request ever waits on a per-key row lock.
+second per replica, so no request ever waits on a per-key row lock. ``decisions`` is
+the routing decision log (``app.access.decision_log``): one row per routed request.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
 )
 
 metadata = MetaData()
@@ -104,4 +106,30 @@ audit_log = Table(
     Column("target", String(256)),
     Column("outcome", String(32), nullable=False),
     Column("detail", JSON),
+)
+
+decisions = Table(
+    "routeiq_decisions",
+    metadata,
+    Column("request_id", String(128), primary_key=True),
+    Column("created_at", TS, nullable=False),
+    Column("key_id", String(64), nullable=False),
+    Column("router", String(256), nullable=False),
+    Column("strategy", String(64), nullable=False),
+    Column("lam", Float),
+    Column("query", Text),
+    Column("query_sha256", String(64), nullable=False),
+    Column("query_chars", Integer, nullable=False),
+    Column("candidates", JSON, nullable=False),
+    Column("chosen", String(256), nullable=False),
+    Column("routed_to", String(256), nullable=False),
+    Column("route_latency_ms", Float, nullable=False),
+    Column("latency_ms", Float, nullable=False),
+    Column("prompt_tokens", Integer, nullable=False),
+    Column("completion_tokens", Integer, nullable=False),
+    Column("cost", Float, nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("fallback", Boolean, nullable=False),
+    Column("feedback", Float),
+    Column("feedback_at", TS),
 )

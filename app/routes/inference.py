@@ -18,10 +18,10 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from pydantic import BaseModel
 
+from app.decisions import DecisionRecord
 from app.errors import InvalidRequestError, RouteIQError, sse_error_event
 from app.gateway import Gateway, Plan, RequestContext
 from app.http import id_header, json_response, read_json, request_id, validate
-from app.decisions import DecisionRecord
 from app.providers.base import Endpoint, StreamEnd, StreamItem, Usage
 from app.schemas.openai import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 from app.tracing import extract, headers_for, tracer
@@ -56,6 +56,7 @@ class _Exchange:
         self.plan: Plan | None = None
         self.usage = Usage()
         self.request_id = self.key_id = self.router = ""
+        self.ctx: RequestContext | None = None
         self.arrived = time.time()
 
     def finish(self, status: int, err: BaseException | None = None) -> None:
@@ -72,17 +73,19 @@ class _Exchange:
         if err is not None:
             self.span.set_status(Status(StatusCode.ERROR, str(err)[:200]))
         self.span.end()
-        if self.plan is not None and self.plan.decision is not None:
-            gw.decisions.record(self._decision(status))
+        plan = self.plan or (self.ctx.plan if self.ctx else None)  # a failed request has only ctx's
+        if plan is not None and plan.decision is not None:
+            gw.decisions.record(self._decision(plan, status))
 
-    def _decision(self, status: int) -> DecisionRecord:
-        plan, u = self.plan, self.usage
-        assert plan is not None and plan.decision is not None
+    def _decision(self, plan: Plan, status: int) -> DecisionRecord:
+        u = self.usage
+        assert plan.decision is not None
         d = plan.decision
         return DecisionRecord(
-            request_id=self.request_id, created_at=self.arrived, key_id=self.key_id, router=self.router, strategy=d.strategy,
-            lam=d.lam, query=plan.query, candidates=dict(d.scores), chosen=plan.deployment.entry.model_name,
-            routed_to=d.model, route_latency_ms=d.latency_ms, latency_ms=(time.perf_counter() - self.started) * 1000,
+            request_id=self.request_id, created_at=self.arrived, key_id=self.key_id, router=self.router,
+            strategy=d.strategy, lam=d.lam, query=plan.query, candidates=dict(d.scores),
+            chosen=plan.deployment.entry.model_name, routed_to=d.model, route_latency_ms=d.latency_ms,
+            latency_ms=(time.perf_counter() - self.started) * 1000,
             prompt_tokens=u.prompt_tokens, completion_tokens=u.completion_tokens, cost=u.cost, status=status,
             fallback=d.fallback)
 
@@ -152,7 +155,7 @@ async def _serve(request: Request, ex: _Exchange) -> Response:
     ex.span.set_attribute("gen_ai.request.model", str(body["model"]))
     ex.router = str(body["model"])
     trace_headers = headers_for(ex.otel, request.headers)
-    ctx = RequestContext(rid, principal, trace_headers, _lambda_header(request), otel=ex.otel)
+    ctx = ex.ctx = RequestContext(rid, principal, trace_headers, _lambda_header(request), otel=ex.otel)
     if body.get("stream"):
         ex.plan, first, rest = await gateway.stream(endpoint, body, ctx)
         headers = id_header(rid, {"cache-control": "no-cache", **ex.plan.headers()})

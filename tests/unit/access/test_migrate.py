@@ -28,15 +28,15 @@ async def test_concurrent_upgrades_on_postgres() -> None:
     require_services()
     db = create_database()
     try:
-        assert await _race(async_db_url(pg_url(db))) == ["0001"]
-        assert await _race(async_db_url(pg_url(db)), n=2) == ["0001"]  # and again: a no-op
+        assert await _race(async_db_url(pg_url(db))) == ["0002"]
+        assert await _race(async_db_url(pg_url(db)), n=2) == ["0002"]  # and again: a no-op
     finally:
         drop_database(db)
 
 
 async def test_concurrent_upgrades_on_sqlite(tmp_path: Any) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path}/race.db"
-    assert await _race(url, connect_args={"timeout": 30}) == ["0001"]
+    assert await _race(url, connect_args={"timeout": 30}) == ["0002"]
 
 
 def test_url_forms() -> None:

@@ -1,0 +1,172 @@
+"""``DecisionWriter``: the ``DecisionLog`` of the gateway, batched into ``routeiq_decisions``.
+
+``record`` is synchronous and O(1) on the request path: the record becomes a row
+(query truncated or hashed) and joins a bounded buffer. A background task writes the
+buffer every ``flush_interval_s`` in one transaction; while the database is down rows
+stay buffered (past ``buffer_max`` the oldest are dropped, counted and logged) and
+are written when it is back; ``close`` flushes what is left. Modelled on the spend
+buffer (``app.access.spend``).
+
+Feedback may arrive while its row is still buffered, here or in another replica:
+``feedback`` flushes this replica's buffer first, then updates the row, and waits up to
+one flush interval (plus a margin) for another replica's buffer before answering
+"unknown". With the database down it rates a row still buffered here, else fails 503.
+Must not: block or raise in ``record``, or log query text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.access.decision_store import DecisionStore, Feedback, decision_row
+from app.access.store import StoreUnavailableError
+from app.config import DecisionLogSettings, GatewayConfig
+from app.decisions import DecisionLog, DecisionRecord, NoDecisionLog
+
+log = logging.getLogger("routeiq.decisions")
+BATCH = 1000
+FEEDBACK_MARGIN_S = 1.0
+
+
+class DecisionWriter:
+    def __init__(self, store: DecisionStore, settings: DecisionLogSettings, *, owns_engine: bool = True) -> None:
+        self.store = store
+        self._settings = settings
+        self._interval = settings.flush_interval_s
+        self._rows: deque[dict[str, Any]] = deque()
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self._owns_engine = owns_engine
+        self._outage_since: float | None = None
+        self._schema_ok = False
+        self.feedback_wait_s = settings.flush_interval_s + FEEDBACK_MARGIN_S
+        """How long feedback waits for a row another replica may still hold in its buffer."""
+        self.written = self.dropped = self.failures = 0
+
+    @property
+    def pending(self) -> int:
+        return len(self._rows)
+
+    def record(self, record: DecisionRecord) -> None:
+        try:
+            row = decision_row(record, self._settings)
+        except Exception as err:  # noqa: BLE001  (a bad record must never fail the request)
+            log.warning("decision record %s not logged: %s", record.request_id, type(err).__name__)
+            return
+        if len(self._rows) >= self._settings.buffer_max:
+            self._rows.popleft()
+            self.dropped += 1
+            if self.dropped == 1 or self.dropped % 1000 == 0:
+                log.error("decision buffer full (%d): dropped %d oldest so far", self._settings.buffer_max,
+                          self.dropped)
+        self._rows.append(row)
+
+    # lifecycle ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        try:
+            await self._schema()
+        except Exception as err:  # noqa: BLE001  (a database down at start: buffer, retry the schema later)
+            log.warning("decision log: schema not checked at start (%s); buffering", type(err).__name__)
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="routeiq-decision-flusher")
+
+    async def _schema(self) -> None:
+        if not self._schema_ok:
+            from app.access.migrate import upgrade  # noqa: PLC0415  (alembic: start-up only)
+
+            await upgrade(self.store.engine)
+            self._schema_ok = True
+
+    async def _run(self) -> None:
+        delay = self._interval
+        while True:
+            await asyncio.sleep(delay)
+            ok = await self.flush()
+            delay = self._interval if ok else min(delay * 2, 10 * self._interval)
+
+    async def close(self, timeout_s: float = 10.0) -> None:
+        """Stop the flusher and write what is pending (best effort within ``timeout_s``)."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        deadline = time.monotonic() + timeout_s
+        while self._rows and time.monotonic() < deadline:
+            if not await self.flush():
+                await asyncio.sleep(0.5)
+        if self._rows:
+            log.error("shutting down with %d unwritten decision records", len(self._rows))
+        if self._owns_engine:
+            await self.store.engine.dispose()
+
+    # writing -----------------------------------------------------------------------------
+    async def flush(self) -> bool:
+        """Write everything pending; ``False`` if the database refused (rows kept)."""
+        async with self._lock:
+            while self._rows:
+                batch = [self._rows[i] for i in range(min(BATCH, len(self._rows)))]
+                try:
+                    await self._schema()
+                    self.written += await self.store.write(batch)
+                except Exception as err:  # noqa: BLE001  (any failure: keep the rows, retry later)
+                    self._failed(err)
+                    return False
+                for _ in batch:
+                    self._rows.popleft()
+            if self._outage_since is not None:
+                log.warning("decision database back after %.1f s; buffer flushed", time.time() - self._outage_since)
+                self._outage_since = None
+            return True
+
+    def _failed(self, err: BaseException) -> None:
+        self.failures += 1
+        if self._outage_since is None:
+            self._outage_since = time.time()
+            log.warning("decision database unreachable (%s); buffering %d records", type(err).__name__,
+                        len(self._rows))
+
+    # feedback ----------------------------------------------------------------------------
+    async def feedback(self, request_id: str, score: float, key_id: str | None) -> bool:
+        """Rate a decision; ``key_id`` None: any request (admin). False: unknown (or not yours)."""
+        if not await self.flush():
+            return await self._rate_buffered(request_id, score, key_id)
+        deadline = time.monotonic() + self.feedback_wait_s
+        while True:
+            outcome = await self.store.set_feedback(request_id, score, key_id)
+            if outcome is not Feedback.MISSING:
+                return outcome is Feedback.SAVED
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.2)  # another replica may not have written it yet
+
+    async def _rate_buffered(self, request_id: str, score: float, key_id: str | None) -> bool:
+        async with self._lock:
+            for row in self._rows:
+                if row["request_id"] == request_id:
+                    if key_id is not None and row["key_id"] != key_id:
+                        return False
+                    row["feedback"], row["feedback_at"] = score, datetime.now(UTC)
+                    return True
+        raise StoreUnavailableError("decision database unavailable; retry the feedback shortly", retry_after=1)
+
+
+def build_decision_log(cfg: GatewayConfig, policy: object | None = None) -> DecisionLog:
+    """The gateway's decision log: on the access policy's engine when it has one, else its own."""
+    settings = cfg.general_settings.decisions
+    if not settings.enabled:
+        return NoDecisionLog()
+    engine: AsyncEngine | None = getattr(getattr(policy, "store", None), "engine", None)
+    owns = engine is None
+    if engine is None:
+        from app.access.db import build_engine  # noqa: PLC0415
+
+        engine = build_engine(cfg.general_settings)
+    return DecisionWriter(DecisionStore(engine, cfg.general_settings.access.db_timeout_s), settings,
+                          owns_engine=owns)

@@ -1,0 +1,147 @@
+"""SQL of the routing decision log (``routeiq_decisions``), and its JSONL export.
+
+The same ``AsyncEngine`` (Postgres or the embedded SQLite file) and migrations as the
+access layer. Foreign errors become ``StoreUnavailableError`` here, the one place the
+table is queried, and every call has a deadline. Rows are keyed by request id, so a
+batch retried after an unclear failure inserts nothing twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any, TextIO
+
+import orjson
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from app.access.keys import utc
+from app.access.store import StoreUnavailableError
+from app.access.tables import decisions
+from app.config import DecisionLogSettings
+from app.decisions import DecisionRecord
+
+PAGE = 1000
+EXPORT_FIELDS = (
+    "request_id", "created_at", "key_id", "router", "strategy", "lambda", "query", "query_sha256", "query_chars",
+    "candidates", "chosen", "routed_to", "route_latency_ms", "latency_ms", "prompt_tokens", "completion_tokens",
+    "cost", "status", "fallback", "feedback", "feedback_at",
+)
+"""The JSONL fields, in order (docs/observability.md documents each)."""
+
+
+class Feedback(Enum):
+    SAVED = "saved"
+    MISSING = "missing"
+    """No such request id (or not yet written)."""
+    FORBIDDEN = "forbidden"
+    """The request belongs to another key."""
+
+
+def decision_row(record: DecisionRecord, settings: DecisionLogSettings) -> dict[str, Any]:
+    """The table row of a record: the query truncated (or only hashed), times as UTC."""
+    query = record.query
+    return {
+        "request_id": record.request_id, "created_at": datetime.fromtimestamp(record.created_at, UTC),
+        "key_id": record.key_id, "router": record.router, "strategy": record.strategy, "lam": record.lam,
+        "query": query[: settings.query_max_chars] if settings.store_query == "text" else None,
+        "query_sha256": hashlib.sha256(query.encode("utf-8", "surrogatepass")).hexdigest(),
+        "query_chars": len(query), "candidates": dict(record.candidates), "chosen": record.chosen,
+        "routed_to": record.routed_to, "route_latency_ms": record.route_latency_ms, "latency_ms": record.latency_ms,
+        "prompt_tokens": record.prompt_tokens, "completion_tokens": record.completion_tokens, "cost": record.cost,
+        "status": record.status, "fallback": record.fallback, "feedback": None, "feedback_at": None,
+    }
+
+
+class DecisionStore:
+    def __init__(self, engine: AsyncEngine, timeout_s: float = 5.0) -> None:
+        self.engine = engine
+        self._timeout = timeout_s
+        self._insert = (postgresql if engine.dialect.name == "postgresql" else sqlite).insert
+
+    @asynccontextmanager
+    async def _tx(self) -> AsyncIterator[AsyncConnection]:
+        try:
+            async with asyncio.timeout(self._timeout), self.engine.begin() as conn:
+                yield conn
+        except (SQLAlchemyError, OSError, TimeoutError) as err:
+            raise StoreUnavailableError(f"decision database unavailable ({type(err).__name__})",
+                                        retry_after=1) from err
+
+    async def write(self, rows: list[dict[str, Any]]) -> int:
+        """Insert rows (skipping request ids already there); feedback given while buffered is kept."""
+        stmt = self._insert(decisions).on_conflict_do_nothing(index_elements=["request_id"])
+        rated = [r for r in rows if r["feedback"] is not None]
+        async with self._tx() as conn:
+            inserted = len(list(await conn.execute(stmt.returning(decisions.c.request_id), rows)))
+            for r in rated:  # rows an earlier, unclear attempt wrote without their feedback
+                await conn.execute(update(decisions).where(decisions.c.request_id == r["request_id"])
+                                   .values(feedback=r["feedback"], feedback_at=r["feedback_at"]))
+        return inserted
+
+    async def set_feedback(self, request_id: str, score: float, key_id: str | None) -> Feedback:
+        """Store a score on a written row; ``key_id`` None: any owner (admin)."""
+        c = decisions.c
+        async with self._tx() as conn:
+            owner = (await conn.execute(select(c.key_id).where(c.request_id == request_id))).scalar_one_or_none()
+            if owner is None:
+                return Feedback.MISSING
+            if key_id is not None and owner != key_id:
+                return Feedback.FORBIDDEN
+            await conn.execute(update(decisions).where(c.request_id == request_id)
+                               .values(feedback=score, feedback_at=datetime.now(UTC)))
+        return Feedback.SAVED
+
+    async def rows(self, since: datetime | None = None) -> AsyncIterator[dict[str, Any]]:
+        """Every row from ``since`` on, oldest first, read in pages (keyset, not OFFSET)."""
+        c = decisions.c
+        after: tuple[datetime, str] | None = None
+        while True:
+            stmt = select(decisions).order_by(c.created_at, c.request_id).limit(PAGE)
+            if since is not None:
+                stmt = stmt.where(c.created_at >= since)
+            if after is not None:
+                stmt = stmt.where(or_(c.created_at > after[0], and_(c.created_at == after[0],
+                                                                     c.request_id > after[1])))
+            async with self._tx() as conn:
+                page = (await conn.execute(stmt)).mappings().all()
+            for row in page:
+                yield export_record(row)
+            if len(page) < PAGE:
+                return
+            after = (page[-1]["created_at"], page[-1]["request_id"])
+
+
+def export_record(row: Any) -> dict[str, Any]:
+    """A table row as one JSONL object (``lam`` is written ``lambda``; times ISO 8601 UTC)."""
+    out = {("lambda" if k == "lam" else str(k)): v for k, v in dict(row).items()}
+    for k in ("created_at", "feedback_at"):
+        if out.get(k) is not None:
+            out[k] = utc(out[k]).isoformat()  # type: ignore[union-attr]
+    return {k: out.get(k) for k in EXPORT_FIELDS}
+
+
+def training_record(rec: dict[str, Any]) -> dict[str, Any] | None:
+    """The training-data form (``{"query", "scores"}``) of an exported row with feedback."""
+    if rec.get("feedback") is None or not rec.get("query") or rec.get("status") != 200:
+        return None
+    return {"query": rec["query"], "scores": {rec["chosen"]: float(rec["feedback"])}}
+
+
+async def export_jsonl(store: DecisionStore, out: TextIO, since: datetime | None = None,
+                       training: bool = False) -> int:
+    """Write rows as JSON lines (or their training form); returns the lines written."""
+    n = 0
+    async for rec in store.rows(since):
+        line = training_record(rec) if training else rec
+        if line is not None:
+            out.write(orjson.dumps(line).decode() + "\n")
+            n += 1
+    return n

@@ -1,0 +1,52 @@
+"""Decision writers on a real database: the embedded SQLite file, or a fresh Postgres database."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from app.access.decision_log import DecisionWriter, build_decision_log
+from app.config import parse_config
+from app.decisions import DecisionRecord
+from tests.access_support import access_general, create_database, drop_database, require_services
+from tests.support import gateway_config
+
+MakeWriter = Callable[..., Awaitable[DecisionWriter]]
+
+
+def record(i: int, key_id: str = "key_a", query: str = "what is 2 + 2?", **kw: Any) -> DecisionRecord:
+    fields: dict[str, Any] = {
+        "request_id": f"req-{i}", "created_at": time.time(), "key_id": key_id, "router": "auto",
+        "strategy": "learned", "lam": 0.5, "query": query, "candidates": {"tiny-model": 0.4, "big-model": 0.9},
+        "chosen": "big-model", "routed_to": "big-model", "route_latency_ms": 3.0, "latency_ms": 120.0,
+        "prompt_tokens": 7, "completion_tokens": 16, "cost": 2e-5, "status": 200, **kw}
+    return DecisionRecord(**fields)
+
+
+@pytest.fixture(params=["embedded", "real"])
+async def make_writer(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator[MakeWriter]:
+    backend = str(request.param)
+    db = None
+    if backend == "real":
+        require_services()
+        db = create_database()
+    started: list[DecisionWriter] = []
+
+    async def make(**decisions: Any) -> DecisionWriter:
+        general = access_general(backend, db, str(tmp_path))
+        cfg = parse_config(gateway_config("http://127.0.0.1:9/v1", decisions={"flush_interval_s": 0.05,
+                                                                              **decisions}, **general))
+        writer = build_decision_log(cfg)
+        assert isinstance(writer, DecisionWriter)
+        await writer.start()
+        started.append(writer)
+        return writer
+
+    yield make
+    for w in started:
+        await w.close(timeout_s=2)
+    if db:
+        drop_database(db)

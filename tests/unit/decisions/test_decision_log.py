@@ -1,0 +1,127 @@
+"""The decision writer: batched off the request path, bounded while the database is down, feedback."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import pytest
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from app.access.decision_log import DecisionWriter
+from app.access.decision_store import DecisionStore
+from app.access.store import StoreUnavailableError
+from app.config import DecisionLogSettings
+from tests.unit.decisions.conftest import MakeWriter, record
+
+
+async def rows(writer: DecisionWriter) -> dict[str, dict[str, Any]]:
+    return {r["request_id"]: r async for r in writer.store.rows()}
+
+
+async def test_records_are_written_in_batches_by_the_flusher(make_writer: MakeWriter) -> None:
+    writer = await make_writer()
+    calls: list[int] = []
+    write = writer.store.write
+
+    async def counting(batch: list[dict[str, Any]]) -> int:
+        calls.append(len(batch))
+        return await write(batch)
+
+    writer.store.write = counting  # type: ignore[method-assign]
+    for i in range(2500):
+        writer.record(record(i))
+    assert writer.pending == 2500 and calls == []  # record() only queues
+    for _ in range(100):
+        if writer.written == 2500:
+            break
+        await asyncio.sleep(0.05)
+    assert calls == [1000, 1000, 500] and writer.pending == 0
+    assert len(await rows(writer)) == 2500
+
+
+async def test_rows_keep_what_retraining_needs(make_writer: MakeWriter) -> None:
+    writer = await make_writer(query_max_chars=10)
+    writer.record(record(1, query="a long query about databases"))
+    writer.record(record(2, status=502, fallback=True, strategy="fallback"))
+    writer.record(record(1, query="a duplicate id is ignored"))
+    assert await writer.flush()
+    got = await rows(writer)
+    assert set(got) == {"req-1", "req-2"}
+    one = got["req-1"]
+    assert one["query"] == "a long que" and one["query_chars"] == 28 and len(one["query_sha256"]) == 64
+    assert one["candidates"] == {"tiny-model": 0.4, "big-model": 0.9} and one["lambda"] == 0.5
+    assert (one["chosen"], one["prompt_tokens"], one["completion_tokens"], one["status"]) == ("big-model", 7, 16, 200)
+    assert got["req-2"]["status"] == 502 and got["req-2"]["fallback"] is True
+
+
+async def test_sha256_mode_stores_no_query_text(make_writer: MakeWriter) -> None:
+    writer = await make_writer(store_query="sha256")
+    writer.record(record(1, query="my secret medical question"))
+    assert await writer.flush()
+    row = (await rows(writer))["req-1"]
+    assert row["query"] is None and row["query_sha256"] and row["query_chars"] == 26
+
+
+async def test_feedback_rates_own_rows_and_admin_rates_any(make_writer: MakeWriter) -> None:
+    writer = await make_writer()
+    writer.feedback_wait_s = 0.1
+    writer.record(record(1, key_id="key_a"))  # still buffered: feedback flushes first
+    assert await writer.feedback("req-1", 0.75, "key_a")
+    assert not await writer.feedback("req-1", 0.1, "key_b")  # another key's request: unknown
+    assert not await writer.feedback("req-unknown", 0.1, None)
+    assert await writer.feedback("req-1", 1.0, None)  # admin
+    row = (await rows(writer))["req-1"]
+    assert row["feedback"] == 1.0 and row["feedback_at"]
+
+
+async def test_feedback_waits_for_a_row_another_replica_still_buffers(make_writer: MakeWriter) -> None:
+    here, there = await make_writer(), await make_writer()
+    here.feedback_wait_s = 2.0
+    there.record(record(7))
+    assert await here.feedback("req-7", 0.5, "key_a")  # `there` flushes within its interval
+
+
+def _down(**settings: Any) -> DecisionWriter:
+    engine = create_async_engine("postgresql+asyncpg://postgres@127.0.0.1:1/none", connect_args={"timeout": 1})
+    return DecisionWriter(DecisionStore(engine, timeout_s=2), DecisionLogSettings(**settings))
+
+
+async def test_database_down_keeps_a_bounded_buffer(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING)
+    writer = _down(buffer_max=5)
+    for i in range(8):
+        writer.record(record(i))
+    assert not await writer.flush()
+    assert writer.pending == 5 and writer.dropped == 3 and writer.failures == 1 and writer.written == 0
+    assert "unreachable" in caplog.text and "dropped" in caplog.text
+    # feedback on a row still buffered here is kept with it; an unknown one is a 503
+    assert await writer.feedback("req-7", 0.25, "key_a")
+    assert [r["feedback"] for r in writer._rows if r["request_id"] == "req-7"] == [0.25]
+    with pytest.raises(StoreUnavailableError):
+        await writer.feedback("req-0", 0.25, "key_a")  # dropped, and the database is down
+    await writer.close(timeout_s=0.2)
+    assert "unwritten decision records" in caplog.text
+
+
+async def test_records_survive_an_outage_and_keep_their_feedback(make_writer: MakeWriter) -> None:
+    writer = await make_writer()
+    real = writer.store.write
+    outage = True
+
+    async def flaky(batch: list[dict[str, Any]]) -> int:
+        if outage:
+            raise StoreUnavailableError("down")
+        return await real(batch)
+
+    writer.store.write = flaky  # type: ignore[method-assign]
+    for i in range(3):
+        writer.record(record(i))
+    assert await writer.feedback("req-1", 0.5, "key_a")  # rated while buffered
+    await asyncio.sleep(0.2)
+    assert writer.pending == 3
+    outage = False
+    assert await writer.flush()
+    got = await rows(writer)
+    assert len(got) == 3 and got["req-1"]["feedback"] == 0.5
