@@ -12,6 +12,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 
 from app.errors import InvalidRequestError, PayloadTooLargeError, RouteIQError, to_openai_error
+from app.logs import REQUEST_ID
 
 M = TypeVar("M", bound=BaseModel)
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -27,6 +28,7 @@ def request_id(request: Request) -> str:
     if not rid or not _SAFE_ID.match(rid):
         rid = uuid.uuid4().hex
     request.state.request_id = rid
+    REQUEST_ID.set(rid)  # every log line of this request carries it (app.logs)
     return rid
 
 

@@ -16,10 +16,12 @@ from ray.serve.handle import DeploymentHandle
 from app import http
 from app.access import build_policy
 from app.access.db import build_redis
+from app.access.decision_log import build_decision_log
 from app.config import GatewayConfig
 from app.cooldowns import build_cooldowns
 from app.errors import OverloadedError
 from app.gateway import Gateway
+from app.logs import setup_logging
 from app.main import create_app
 from app.providers.base import ProviderCall, ProviderResult, StreamItem
 from app.tracing import configure_tracing
@@ -77,14 +79,17 @@ class Ingress:
         self, cfg: GatewayConfig, router: DeploymentHandle | None, providers: dict[str, DeploymentHandle]
     ) -> None:
         self._cfg = cfg
+        setup_logging("ingress", cfg)
         configure_tracing("ingress")
+        policy = build_policy(cfg)
         self._gateway = Gateway(
             cfg,
             HandleProviders(providers),
             HandleRouter(router) if router else None,
-            policy=build_policy(cfg),
+            policy=policy,
             cooldowns=build_cooldowns(cfg, build_redis(cfg.general_settings)),
             metrics=ServeMetrics(),
+            decisions=build_decision_log(cfg, policy),
         )
         self._draining = False
 

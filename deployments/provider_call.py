@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from app.config import GatewayConfig
+from app.logs import setup_logging
 from app.providers.base import ProviderCall, ProviderResult, StreamItem
 from app.providers.caller import ProviderCaller
 from app.providers.sse import coalesce
@@ -19,6 +20,7 @@ class ProviderDeployment:
     """Calls the models of one provider group."""
 
     def __init__(self, cfg: GatewayConfig, group: str) -> None:
+        setup_logging(f"provider-{group}", cfg)
         configure_tracing(f"provider-{group}")
         self._caller = ProviderCaller(cfg, group)
 

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from ray import serve
 
+from app.logs import setup_logging
 from app.tracing import configure_tracing, extract, tracer
 from router_models.inference.service import RouterSpec, RoutingService
 from router_models.inference.types import RouteDecision, RouteQuery
@@ -20,6 +21,7 @@ class RouterScoring:
     """Routes queries for every configured router."""
 
     def __init__(self, specs: Sequence[RouterSpec], allow_pickle: bool = False) -> None:
+        setup_logging("router-scoring")  # no config here: ROUTEIQ_LOG_FORMAT, pattern redaction
         configure_tracing("router-scoring")
         key = os.environ.get("ROUTEIQ_ROUTER_SIGNING_KEY")
         self._service = RoutingService(specs, signing_key=key.encode() if key else None, allow_pickle=allow_pickle)
