@@ -65,6 +65,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        # Serve runs this from the replica's ``__del__``, after its drain: the first point
+        # where the app learns of the shutdown. Readiness says 503 draining from here on.
+        app.state.draining = True
         if close := getattr(decisions, "close", None):
             await close()  # before the policy, which disposes a shared engine
         if close := getattr(policy, "close", None):
@@ -76,6 +79,7 @@ def create_app(gateway: Gateway, readiness: Readiness | None = None) -> FastAPI:
     app = FastAPI(title="RouteIQ", version="0.1.0", docs_url=None, redoc_url=None, lifespan=_lifespan)
     app.state.gateway = gateway
     app.state.readiness = readiness
+    app.state.draining = False
     app.add_exception_handler(RouteIQError, _routeiq_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _unexpected)

@@ -24,6 +24,7 @@ from app.gateway import Gateway
 from app.logs import setup_logging
 from app.main import create_app
 from app.providers.base import ProviderCall, ProviderResult, StreamItem
+from app.routes.health import readiness_report
 from app.tracing import configure_tracing
 from deployments.metrics import ServeMetrics
 from router_models.inference.types import RouteDecision, RouteQuery
@@ -98,4 +99,6 @@ class Ingress:
         return create_app(self._gateway, self._readiness)
 
     async def _readiness(self) -> dict[str, Any]:
-        return {"status": "draining" if self._draining else "ready"}
+        if self._draining:
+            return {"status": "draining"}
+        return await readiness_report(self._gateway)

@@ -6,15 +6,20 @@ them in one forward pass. The artifact is loaded once, in the constructor.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
+from typing import Any
 
 from ray import serve
 
 from app.logs import setup_logging
 from app.tracing import configure_tracing, extract, tracer
+from router_models.artifacts import ArtifactError
 from router_models.inference.service import RouterSpec, RoutingService
 from router_models.inference.types import RouteDecision, RouteQuery
+
+log = logging.getLogger("routeiq.router_scoring")
 
 
 class RouterScoring:
@@ -36,6 +41,21 @@ class RouterScoring:
         finally:
             for span in spans:
                 span.end()
+
+    def reconfigure(self, user_config: dict[str, Any]) -> None:
+        """Serve ``user_config`` ``{"artifacts": {router: path}}``: swap artifacts without a restart.
+
+        A refused artifact is logged with its one-line reason; the loaded router keeps serving.
+        """
+        for name, artifact in (user_config.get("artifacts") or {}).items():
+            try:
+                self._service.reload(name, artifact)
+                log.info("router %s now serves %s", name, artifact)
+            except (ArtifactError, ValueError) as err:
+                log.error("router %s: artifact %s refused, keeping the loaded one: %s", name, artifact, err)
+
+    def describe(self) -> dict[str, Any]:
+        return self._service.describe()
 
     def check_health(self) -> None:
         """Serve calls this periodically; loading failures already fail the constructor."""

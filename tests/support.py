@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import threading
 import time
+from pathlib import Path
 from typing import Any, Self
 
 from aiohttp import web
@@ -107,3 +109,34 @@ def wait_port(port: int, timeout: float = 10.0) -> None:
                 return
         time.sleep(0.05)
     raise TimeoutError(f"port {port} did not open")
+
+
+ARTIFACT = Path(__file__).resolve().parents[1] / "router_models/pretrained/default"
+
+
+def learned_gateway_config(upstream: str, artifact: Path = ARTIFACT) -> dict[str, Any]:
+    """The routing data's 9 models at their prices, one provider group, and learned routers."""
+    from router_models.data.loader import load_prices
+
+    prices = load_prices()
+    models = json.loads((artifact / "manifest.json").read_text())["models"]
+    entries = [
+        {"model_name": m, "provider_group": "pool",
+         "litellm_params": {"model": f"openai/{m}", "api_base": upstream, "api_key": "sk-up"},
+         "model_info": {"input_cost_per_token": prices[m] / 1e6, "output_cost_per_token": prices[m] / 1e6}}
+        for m in models
+    ]
+    cheapest = min(models, key=lambda m: prices[m])
+    return {
+        "model_list": entries,
+        "router_settings": {
+            "routers": [
+                {"name": "auto", "strategy": "learned", "artifact": str(artifact), "fallback_model": cheapest,
+                 "timeout_ms": 5000},
+                {"name": "auto-hurried", "strategy": "learned", "artifact": str(artifact),
+                 "fallback_model": cheapest, "timeout_ms": 0.001},
+            ],
+            "aliases": {"auto:quality": {"router": "auto", "lambda": 0.0}, "auto:cost": {"router": "auto", "lambda": 5.0}},
+        },
+        "general_settings": {"master_key": MASTER_KEY, "access": {"enabled": False}},
+    }

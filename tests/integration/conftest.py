@@ -30,7 +30,10 @@ def serve_port() -> Iterator[int]:
              _metrics_export_port=METRICS_PORT)
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     yield port
-    serve.shutdown()
+    try:
+        serve.shutdown()
+    except RuntimeError:  # a handle created in a test is bound to pytest's (closed) event loop
+        pass
     ray.shutdown()
 
 

@@ -1,0 +1,79 @@
+"""``auto`` through the graph with the shipped learned router: λ trades quality for cost."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import openai
+import pytest
+from ray import serve
+
+from router_models.data.loader import DEFAULT_TEST, load_prices
+from tests.support import ARTIFACT, MASTER_KEY, learned_gateway_config
+
+PRICES = load_prices()
+LAMBDAS = (0.0, 0.02, 0.05, 0.1, 0.2, 0.5, 5.0)
+
+
+@pytest.fixture(scope="module")
+def learned_url(deploy_gateway, upstream) -> str:
+    return deploy_gateway(learned_gateway_config(upstream.url), name="learned", route_prefix="/learned")
+
+
+@pytest.fixture(scope="module")
+def client(learned_url: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=learned_url, api_key=MASTER_KEY, max_retries=0, timeout=60)
+
+
+def _queries(n: int) -> list[str]:
+    rows = [json.loads(line) for line in DEFAULT_TEST.read_text().splitlines()[:200]]
+    return [r["query"] for r in rows[::200 // n]][:n]
+
+
+def _route(client: openai.OpenAI, query: str, lam: float | None = None, model: str = "auto") -> dict[str, str]:
+    headers = {"x-routeiq-lambda": str(lam)} if lam is not None else {}
+    raw = client.chat.completions.with_raw_response.create(
+        model=model, messages=[{"role": "user", "content": query}], max_tokens=4, extra_headers=headers)
+    return dict(raw.headers)
+
+
+def test_cheaper_models_as_lambda_rises(client: openai.OpenAI) -> None:
+    mean_price = []
+    for lam in LAMBDAS:
+        picks = [_route(client, q, lam) for q in _queries(8)]
+        assert all(p["x-routeiq-strategy"].startswith("learned") for p in picks)
+        assert {float(p["x-routeiq-lambda"]) for p in picks} == {lam}
+        mean_price.append(sum(PRICES[p["x-routeiq-model"]] for p in picks) / len(picks))
+    assert all(a >= b - 1e-9 for a, b in zip(mean_price, mean_price[1:], strict=False)), mean_price
+    assert mean_price[0] > mean_price[-1]
+    assert mean_price[-1] == pytest.approx(min(PRICES.values()))  # a high λ: the cheapest model
+
+
+def test_aliases_set_lambda(client: openai.OpenAI) -> None:
+    query = _queries(1)[0]
+    assert _route(client, query, model="auto:cost")["x-routeiq-lambda"] == "5"
+    assert PRICES[_route(client, query, model="auto:cost")["x-routeiq-model"]] == min(PRICES.values())
+    assert _route(client, query, model="auto:quality")["x-routeiq-lambda"] == "0"
+
+
+def test_scorer_past_its_deadline_falls_back(client: openai.OpenAI) -> None:
+    headers = _route(client, "hello", model="auto-hurried")
+    assert headers["x-routeiq-strategy"] == "fallback"
+    assert PRICES[headers["x-routeiq-model"]] == min(PRICES.values())
+
+
+async def test_tampered_artifact_is_refused_and_the_loaded_router_keeps_serving(
+    client: openai.OpenAI, tmp_path: Path
+) -> None:
+    bad = tmp_path / "tampered"
+    shutil.copytree(ARTIFACT, bad)
+    weights = bad / "weights.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    handle = serve.get_deployment_handle("RouterScoring", app_name="learned")
+    await handle.reconfigure.remote({"artifacts": {"auto": str(bad)}})
+    assert (await handle.describe.remote())["auto"]["artifact"] == str(ARTIFACT)
+    assert _route(client, _queries(1)[0])["x-routeiq-strategy"].startswith("learned")
