@@ -190,6 +190,19 @@ class GatewayConfig(_Strict):
     @model_validator(mode="after")
     def _check_references(self) -> GatewayConfig:
         names = {m.model_name for m in self.model_list}
+        self._check_routers(names)
+        for i, entry in enumerate(self.router_settings.fallbacks):
+            for model, chain in entry.items():
+                for m in (model, *chain):
+                    if m not in names:
+                        raise ValueError(f"router_settings.fallbacks[{i}]: unknown model {m!r}")
+        declared = {g.name for g in self.provider_groups}
+        for i, m in enumerate(self.model_list):
+            if declared and m.provider_group not in declared:
+                raise ValueError(f"model_list[{i}].provider_group: {m.provider_group!r} is not declared")
+        return self
+
+    def _check_routers(self, names: set[str]) -> None:
         for i, r in enumerate(self.router_settings.routers):
             if r.name in names:
                 raise ValueError(f"router_settings.routers[{i}].name: {r.name!r} is also a model_name")
@@ -198,20 +211,10 @@ class GatewayConfig(_Strict):
                     raise ValueError(f"router_settings.routers[{i}]: unknown model {c!r}")
             if r.strategy == "learned" and not r.artifact:
                 raise ValueError(f"router_settings.routers[{i}].artifact: required for strategy learned")
-        for i, entry in enumerate(self.router_settings.fallbacks):
-            for model, chain in entry.items():
-                for m in (model, *chain):
-                    if m not in names:
-                        raise ValueError(f"router_settings.fallbacks[{i}]: unknown model {m!r}")
         routers = {r.name for r in self.router_settings.routers}
         for alias, a in self.router_settings.aliases.items():
             if a.router not in routers:
                 raise ValueError(f"router_settings.aliases.{alias}.router: unknown router {a.router!r}")
-        declared = {g.name for g in self.provider_groups}
-        for i, m in enumerate(self.model_list):
-            if declared and m.provider_group not in declared:
-                raise ValueError(f"model_list[{i}].provider_group: {m.provider_group!r} is not declared")
-        return self
 
     def groups(self) -> tuple[ProviderGroup, ...]:
         """Declared provider groups, plus any a model names without declaring."""
@@ -281,7 +284,7 @@ def load_config(path: str | Path) -> GatewayConfig:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m app.config FILE``: validate a config, one line on error."""
-    import sys  # noqa: PLC0415
+    import sys
 
     args = sys.argv[1:] if argv is None else argv
     try:

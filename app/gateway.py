@@ -94,8 +94,9 @@ class Plan:
         return h
 
     def span_attributes(self) -> dict[str, str | float | bool]:
-        attrs: dict[str, str | float | bool] = {"routeiq.model": self.deployment.entry.model_name,
-                                                "gen_ai.system": self.deployment.entry.litellm_params.model.split("/")[0]}
+        entry = self.deployment.entry
+        attrs: dict[str, str | float | bool] = {"routeiq.model": entry.model_name,
+                                                "gen_ai.system": entry.litellm_params.model.split("/")[0]}
         if self.fallback_from:
             attrs["routeiq.fallback_from"] = self.fallback_from
         return attrs
@@ -227,7 +228,9 @@ class Gateway:
                            completion_tokens=usage.completion_tokens, cost=usage.cost)
         await self.policy.settle(ctx.principal, plan.deployment.entry.model_name, usage, ctx.request_id)
 
-    async def complete(self, endpoint: Endpoint, body: dict[str, Any], ctx: RequestContext) -> tuple[Plan, ProviderResult]:
+    async def complete(
+        self, endpoint: Endpoint, body: dict[str, Any], ctx: RequestContext
+    ) -> tuple[Plan, ProviderResult]:
         """A non-streamed request, end to end, along its fallback chain."""
         plan = await self._admitted_plan(body, ctx)
         chain = self._chain(plan, ctx)
@@ -275,7 +278,7 @@ class Gateway:
 
 def trace_context(span: Any) -> Context:
     """A context whose current span is ``span``."""
-    from opentelemetry import trace  # noqa: PLC0415
+    from opentelemetry import trace
 
     return trace.set_span_in_context(span)
 

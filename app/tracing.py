@@ -22,12 +22,13 @@ from opentelemetry.context import Context
 
 TRACER = "routeiq"
 _lock = threading.Lock()
-_configured = False
+_installed: list[bool] = []
+"""Non-empty once this process installed its tracer provider."""
 
 
 def _exporter(name: str) -> Any:
     if name == "console":
-        from opentelemetry.sdk.trace.export import ConsoleSpanExporter  # noqa: PLC0415
+        from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
         return ConsoleSpanExporter()
     if name != "otlp":
@@ -35,9 +36,9 @@ def _exporter(name: str) -> Any:
     protocol = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or os.environ.get(
         "OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
     if protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter  # noqa: PLC0415
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
     else:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter  # noqa: PLC0415
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     return OTLPSpanExporter()
 
 
@@ -46,17 +47,16 @@ def configure_tracing(component: str, processors: list[Any] | None = None) -> bo
 
     Returns whether tracing is on. Safe to call more than once per process.
     """
-    global _configured
     names = [n.strip() for n in os.environ.get("OTEL_TRACES_EXPORTER", "none").lower().split(",") if n.strip()]
     names = [n for n in names if n != "none"]
     if not names and not processors:
-        return _configured
+        return bool(_installed)
     with _lock:
-        if _configured:
+        if _installed:
             return True
-        from opentelemetry.sdk.resources import Resource  # noqa: PLC0415
-        from opentelemetry.sdk.trace import TracerProvider  # noqa: PLC0415
-        from opentelemetry.sdk.trace.export import BatchSpanProcessor  # noqa: PLC0415
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
         resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", "routeiq"),
                                     "routeiq.component": component})
@@ -64,7 +64,7 @@ def configure_tracing(component: str, processors: list[Any] | None = None) -> bo
         for processor in processors or [BatchSpanProcessor(_exporter(n)) for n in names]:
             provider.add_span_processor(processor)
         trace.set_tracer_provider(provider)
-        _configured = True
+        _installed.append(True)
         return True
 
 

@@ -51,7 +51,8 @@ def main(before: int = 10, load: int = 60, after: int = 100, connections: int = 
     ray.init(num_cpus=8, include_dashboard=False, log_to_driver=False, configure_logging=False)
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
-    serve.run(build_graph(parse_config(gateway_config(f"http://127.0.0.1:{up_port}/v1"))), name="scale", route_prefix="/")
+    cfg = parse_config(gateway_config(f"http://127.0.0.1:{up_port}/v1"))
+    serve.run(build_graph(cfg), name="scale", route_prefix="/")
     url = f"http://127.0.0.1:{port}/v1/chat/completions"
     samples: list[tuple[float, str, dict[str, int]]] = []
     result: list = []
@@ -98,8 +99,8 @@ def _report(samples: list, load_result, connections: int, latency_ms: int, load:
                f"{load_result.rps:.0f} RPS, p50 {load_result.p50_ms:.0f} ms, p99 {load_result.p99_ms:.0f} ms, "
                f"errors {load_result.errors}." if load_result else "load generator failed")
     text = (f"# Autoscaling timeline — {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC\n\nMachine: {_machine()}. "
-            f"{summary}\n\nSettings: deployments/graph.py (providers: target_ongoing_requests 64, 1–4 replicas; "
-            "router: 16, 1–2; upscale delay 5 s, downscale delay 60 s).\n\n" + "\n".join(rows)
+            f"{summary}\n\nSettings: deployments/graph.py (providers: target_ongoing_requests 64, 1-4 replicas; "
+            "router: 16, 1-2; upscale delay 5 s, downscale delay 60 s).\n\n" + "\n".join(rows)
             + "\n\n![autoscaling](../docs/autoscaling.png)\n")
     (ROOT / "bench/RESULTS-autoscaling.md").write_text(text)
     print(text)

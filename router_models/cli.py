@@ -198,9 +198,10 @@ def decisions_export(
 
 
 def _decision_engine(config: Path, database_url: str | None):  # type: ignore[no-untyped-def]
+    from sqlalchemy.ext.asyncio import create_async_engine
+
     from app.access.db import async_db_url, build_engine
     from app.config import load_config
-    from sqlalchemy.ext.asyncio import create_async_engine
 
     if database_url:
         return create_async_engine(async_db_url(database_url))

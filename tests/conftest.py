@@ -14,7 +14,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-from tests.support import ThreadedFakeUpstream  # noqa: E402
+from tests.support import ThreadedFakeUpstream
 
 
 @pytest.fixture(scope="session")

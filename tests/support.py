@@ -136,7 +136,8 @@ def learned_gateway_config(upstream: str, artifact: Path = ARTIFACT) -> dict[str
                 {"name": "auto-hurried", "strategy": "learned", "artifact": str(artifact),
                  "fallback_model": cheapest, "timeout_ms": 0.001},
             ],
-            "aliases": {"auto:quality": {"router": "auto", "lambda": 0.0}, "auto:cost": {"router": "auto", "lambda": 5.0}},
+            "aliases": {"auto:quality": {"router": "auto", "lambda": 0.0},
+                        "auto:cost": {"router": "auto", "lambda": 5.0}},
         },
         "general_settings": {"master_key": MASTER_KEY, "access": {"enabled": False}},
     }

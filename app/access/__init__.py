@@ -23,12 +23,12 @@ def build_policy(cfg: GatewayConfig) -> AccessPolicy:
     settings = cfg.general_settings.access
     if not settings.enabled:
         return MasterKeyPolicy(cfg.master_key)
-    from app.access.db import build_engine, build_redis  # noqa: PLC0415
-    from app.access.fallback import FallbackLimiter  # noqa: PLC0415
-    from app.access.limits import Limiter, LocalLimiter, RedisLimiter  # noqa: PLC0415
-    from app.access.spend import SpendBuffer  # noqa: PLC0415
-    from app.access.store import AccessStore  # noqa: PLC0415
-    from app.breaker import Breaker  # noqa: PLC0415
+    from app.access.db import build_engine, build_redis
+    from app.access.fallback import FallbackLimiter
+    from app.access.limits import Limiter, LocalLimiter, RedisLimiter
+    from app.access.spend import SpendBuffer
+    from app.access.store import AccessStore
+    from app.breaker import Breaker
 
     store = AccessStore(build_engine(cfg.general_settings), settings.db_timeout_s, Breaker("database"))
     redis = build_redis(cfg.general_settings)

@@ -87,7 +87,7 @@ def build_redis(general: GeneralSettings) -> Any:
     url = redis_url(general)
     if url is None:
         return None
-    import redis.asyncio as aioredis  # noqa: PLC0415  (only replicas with Redis need it)
+    import redis.asyncio as aioredis
 
     settings = general.access
     return aioredis.from_url(

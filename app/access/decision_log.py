@@ -79,7 +79,7 @@ class DecisionWriter:
 
     async def _schema(self) -> None:
         if not self._schema_ok:
-            from app.access.migrate import upgrade  # noqa: PLC0415  (alembic: start-up only)
+            from app.access.migrate import upgrade
 
             await upgrade(self.store.engine)
             self._schema_ok = True
@@ -165,7 +165,7 @@ def build_decision_log(cfg: GatewayConfig, policy: object | None = None) -> Deci
     engine: AsyncEngine | None = getattr(getattr(policy, "store", None), "engine", None)
     owns = engine is None
     if engine is None:
-        from app.access.db import build_engine  # noqa: PLC0415
+        from app.access.db import build_engine
 
         engine = build_engine(cfg.general_settings)
     return DecisionWriter(DecisionStore(engine, cfg.general_settings.access.db_timeout_s), settings,

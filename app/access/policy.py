@@ -96,7 +96,7 @@ class VirtualKeyPolicy:
 
     # lifecycle ------------------------------------------------------------------------------
     async def start(self) -> None:
-        from app.access.migrate import upgrade  # noqa: PLC0415  (alembic: start-up only)
+        from app.access.migrate import upgrade
 
         await upgrade(self.store.engine)
         self.spend.start()

@@ -102,7 +102,7 @@ class Prices:
 
 
 def _litellm_prices(model: str) -> tuple[float, float]:
-    import litellm  # noqa: PLC0415  (heavy; only provider replicas get here)
+    import litellm
 
     info = litellm.model_cost.get(model) or litellm.model_cost.get(model.split("/", 1)[-1]) or {}
     return float(info.get("input_cost_per_token") or 0.0), float(info.get("output_cost_per_token") or 0.0)

@@ -62,7 +62,7 @@ class ProviderCaller:
         if self._use_native and is_native(entry):
             return self._native
         if self._litellm is None:
-            from app.providers.litellm_client import LiteLLMClient  # noqa: PLC0415 (heavy import)
+            from app.providers.litellm_client import LiteLLMClient
 
             self._litellm = LiteLLMClient()
         return self._litellm
@@ -87,8 +87,8 @@ class ProviderCaller:
     async def complete(self, call: ProviderCall) -> ProviderResult:
         """A non-streamed call, retried; 502 when retries run out, 504 on timeout."""
         entry = self._entry(call)
-        with _provider_span(entry, call) as (span, call):
-            result = await self._complete(entry, call)
+        with _provider_span(entry, call) as (span, traced):
+            result = await self._complete(entry, traced)
             span.set_attributes(result.span_attributes())
             return result
 
@@ -100,7 +100,8 @@ class ProviderCaller:
                     with attempt:
                         return await client.complete(entry, call)
         except TimeoutError:
-            raise UpstreamTimeoutError(f"{entry.model_name}: no answer within {self._timeout(entry, call):g} s") from None
+            limit = self._timeout(entry, call)
+            raise UpstreamTimeoutError(f"{entry.model_name}: no answer within {limit:g} s") from None
         except RetryableUpstreamError as err:
             raise UpstreamError(err.message, retry_after=err.retry_after) from None
         raise AssertionError("unreachable")
@@ -109,8 +110,8 @@ class ProviderCaller:
         """A streamed call; the wait for the first chunk is retried and time-limited."""
         entry = self._entry(call)
         client = self._client(entry)
-        with _provider_span(entry, call) as (span, call):
-            source, first = await self._open_stream(entry, client, call)
+        with _provider_span(entry, call) as (span, traced):
+            source, first = await self._open_stream(entry, client, traced)
             try:
                 yield first
                 async for item in source:
@@ -131,7 +132,8 @@ class ProviderCaller:
                         source = aiter(client.stream(entry, call))
                         return source, await anext(source)
         except TimeoutError:
-            raise UpstreamTimeoutError(f"{entry.model_name}: no first chunk within {self._timeout(entry, call):g} s") from None
+            limit = self._timeout(entry, call)
+            raise UpstreamTimeoutError(f"{entry.model_name}: no first chunk within {limit:g} s") from None
         except RetryableUpstreamError as err:
             raise UpstreamError(err.message, retry_after=err.retry_after) from None
         except StopAsyncIteration:

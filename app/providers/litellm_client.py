@@ -23,7 +23,7 @@ _RESERVED = {"model", "messages", "prompt", "input", "stream", "routeiq"}
 def _litellm() -> Any:
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     os.environ.setdefault("LITELLM_LOG", "ERROR")
-    import litellm  # noqa: PLC0415
+    import litellm
 
     litellm.telemetry = False
     litellm.suppress_debug_info = True

@@ -1,6 +1,6 @@
 """OpenAI-compatible upstreams over one pooled aiohttp session, without litellm.
 
-litellm's SDK costs ~4–6 ms of CPU per call and ~2 ms per streamed chunk on this
+litellm's SDK costs ~4-6 ms of CPU per call and ~2 ms per streamed chunk on this
 class of machine (shared/NOTES.md); for upstreams that already speak OpenAI's wire
 format (``openai/``, ``hosted_vllm/``, ``custom_openai/`` with an ``api_base``)
 RouteIQ forwards the body and the raw SSE bytes instead. Other providers go through
@@ -77,7 +77,8 @@ class OpenAINativeClient:
             payload["usage"]["cost"] = usage.cost
             raw = orjson.dumps(payload)
         choices = payload.get("choices") or [{}]
-        return ProviderResult(raw, usage, str(payload.get("model") or entry.model_name), choices[0].get("finish_reason"))
+        model = str(payload.get("model") or entry.model_name)
+        return ProviderResult(raw, usage, model, choices[0].get("finish_reason"))
 
     async def stream(self, entry: ModelEntry, call: ProviderCall) -> AsyncIterator[StreamItem]:
         url, data, headers = self._request(entry, call)

@@ -205,7 +205,7 @@ async def team_list(request: Request) -> Response:
 
 @router.get("/audit/log")
 async def audit_log(request: Request) -> Response:
-    from app.routes.spend import time_range  # noqa: PLC0415
+    from app.routes.spend import time_range
 
     call = await admin_call(request, "audit.read")
     start, end = time_range(request)

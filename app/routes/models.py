@@ -18,6 +18,7 @@ async def list_models(request: Request) -> Response:
     rid = request_id(request)
     principal = await gateway.policy.authenticate(request.headers.get("authorization"))
     allowed = principal.allowed_models
-    names = [n for n in gateway.catalog.public_names() if allowed is None or n in allowed or n in gateway.catalog.routers]
+    routers = gateway.catalog.routers
+    names = [n for n in gateway.catalog.public_names() if allowed is None or n in allowed or n in routers]
     data = [{"id": n, "object": "model", "created": 0, "owned_by": "routeiq"} for n in names]
     return json_response(orjson.dumps({"object": "list", "data": data}), id_header(rid, {}))

@@ -90,10 +90,12 @@ class RoutingService:
         quality = router.predict([q.text for q in queries])
         decisions = []
         for q, row in zip(queries, quality, strict=True):
-            lam = q.lam if q.lam is not None else (self._specs[name].lam if self._specs[name].lam is not None else router.default_lambda)
+            configured = self._specs[name].lam
+            lam = q.lam if q.lam is not None else (configured if configured is not None else router.default_lambda)
             predicted = dict(zip(router.models, (float(x) for x in row), strict=True))
             model, scores = decide(predicted, q.candidates, lam)
-            decisions.append(RouteDecision(model=model, strategy=f"learned:{router.manifest.get('router_type', 'model')}",
+            strategy = f"learned:{router.manifest.get('router_type', 'model')}"
+            decisions.append(RouteDecision(model=model, strategy=strategy,
                                            scores=scores, reason="max predicted quality - lambda * price", lam=lam))
         return decisions
 

@@ -39,8 +39,8 @@ class Faults:
         """A copy with the known knobs in ``values`` applied (strings are coerced)."""
         types = {f.name: f.type for f in fields(self)}
         kept = {}
-        for name, raw in values.items():
-            name = name.replace("-", "_")
+        for key, raw in values.items():
+            name = key.replace("-", "_")
             if name in types:
                 kind = {"float": float, "int": int, "str": str}[str(types[name])]
                 kept[name] = kind(raw)

@@ -7,6 +7,7 @@ applications can live side by side under different route prefixes.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -30,10 +31,8 @@ def serve_port() -> Iterator[int]:
              _metrics_export_port=METRICS_PORT)
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     yield port
-    try:
+    with contextlib.suppress(RuntimeError):  # a test's handle is bound to pytest's closed loop
         serve.shutdown()
-    except RuntimeError:  # a handle created in a test is bound to pytest's (closed) event loop
-        pass
     ray.shutdown()
 
 
@@ -42,8 +41,8 @@ def deploy_gateway(serve_port: int) -> DeployGateway:
     """Deploy a gateway app from a config dict; returns its OpenAI base URL (``.../v1``)."""
     from ray import serve
 
-    from deployments.graph import build_graph
     from app.config import parse_config
+    from deployments.graph import build_graph
 
     def deploy(config: dict[str, Any], *, name: str = "routeiq", route_prefix: str = "/",
                overrides: dict[str, dict[str, Any]] | None = None) -> str:

@@ -59,7 +59,7 @@ class App:
 @pytest.fixture(scope="module", params=["real", "embedded"])
 def app(request: pytest.FixtureRequest, deploy_gateway: Callable[..., str], upstream: Any,
         tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
-    from ray import serve  # noqa: PLC0415  (Ray only once the session fixtures started it)
+    from ray import serve
 
     require_services()
     backend = request.param

@@ -89,7 +89,7 @@ class App:
 @pytest.fixture(scope="module", params=["embedded", "real"])
 def app(request: pytest.FixtureRequest, deploy_gateway: Callable[..., str], upstream: Any,
         tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
-    from ray import serve  # noqa: PLC0415  (Ray only once the session fixtures started it)
+    from ray import serve
 
     require_services()
     backend = request.param
@@ -174,7 +174,7 @@ def test_export_produces_the_rows(app: App, tmp_path: Any) -> None:
 
 
 def _session_logs() -> list[str]:
-    import ray  # noqa: PLC0415
+    import ray
 
     logs_dir = ray._private.worker._global_node.get_logs_dir_path()  # this session's, not session_latest
     return [p for p in glob.glob(f"{logs_dir}/**/*", recursive=True) if os.path.isfile(p)]

@@ -49,7 +49,7 @@ def restart_redis() -> None:
 
 @pytest.fixture(scope="module")
 def app(deploy_gateway: Callable[..., str], upstream: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
-    from ray import serve  # noqa: PLC0415
+    from ray import serve
 
     require_services()
     db = create_database()

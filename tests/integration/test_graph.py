@@ -107,7 +107,8 @@ def test_error_statuses(client: openai.OpenAI, gateway_url: str) -> None:
     assert _error(lambda: wrong.chat.completions.create(model=MID, messages=user("x"))).status_code == 401
     big = _error(lambda: client.chat.completions.create(model=MID, messages=user("x" * 70_000)))
     assert big.status_code == 413
-    limited = _error(lambda: client.chat.completions.create(model=MID, messages=user("x [[fake error=429 retry_after=7]]")))
+    limited = _error(lambda: client.chat.completions.create(
+        model=MID, messages=user("x [[fake error=429 retry_after=7]]")))
     assert limited.status_code == 429 and limited.response.headers["retry-after"] == "7"
 
 
@@ -123,7 +124,8 @@ def test_malformed_json_and_missing_key(gateway_url: str) -> None:
 
 def test_upstream_failure_retries_then_502(client: openai.OpenAI, upstream) -> None:
     key = uuid.uuid4().hex
-    err = _error(lambda: client.chat.completions.create(model=MID, messages=user(f"[[fake error=500 key={key} fail_times=99]]")))
+    err = _error(lambda: client.chat.completions.create(
+        model=MID, messages=user(f"[[fake error=500 key={key} fail_times=99]]")))
     assert err.status_code == 502
     assert upstream.state.seen_keys[key] == 3  # 1 try + num_retries=2
     key = uuid.uuid4().hex

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 from pathlib import Path
@@ -46,7 +47,7 @@ def test_cheaper_models_as_lambda_rises(client: openai.OpenAI) -> None:
         assert all(p["x-routeiq-strategy"].startswith("learned") for p in picks)
         assert {float(p["x-routeiq-lambda"]) for p in picks} == {lam}
         mean_price.append(sum(PRICES[p["x-routeiq-model"]] for p in picks) / len(picks))
-    assert all(a >= b - 1e-9 for a, b in zip(mean_price, mean_price[1:], strict=False)), mean_price
+    assert all(a >= b - 1e-9 for a, b in itertools.pairwise(mean_price)), mean_price
     assert mean_price[0] > mean_price[-1]
     assert mean_price[-1] == pytest.approx(min(PRICES.values()))  # a high λ: the cheapest model
 

@@ -51,7 +51,8 @@ async def test_redeploy_under_twenty_active_streams(deploy_gateway, upstream) ->
                 draining_seen.append(time.monotonic())
             time.sleep(0.2)
 
-    thread = threading.Thread(target=deploy_gateway, args=(changed,), kwargs={"name": "drain", "route_prefix": "/drain"})
+    thread = threading.Thread(target=deploy_gateway, args=(changed,),
+                              kwargs={"name": "drain", "route_prefix": "/drain"})
     watcher = threading.Thread(target=watch, daemon=True)
     thread.start()
     watcher.start()

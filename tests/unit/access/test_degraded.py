@@ -23,7 +23,7 @@ from tests.unit.access.conftest import MakePolicy
 
 
 def cut_database(policy: VirtualKeyPolicy) -> AccessStore:
-    from sqlalchemy.ext.asyncio import create_async_engine  # noqa: PLC0415
+    from sqlalchemy.ext.asyncio import create_async_engine
 
     url = async_db_url(f"postgresql://postgres@127.0.0.1:{free_port()}/gone")
     dead = AccessStore(create_async_engine(url, connect_args={"timeout": 1}), 1.0, Breaker("database", 0.2, 0.5))

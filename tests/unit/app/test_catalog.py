@@ -31,7 +31,8 @@ def test_fitting_filters_context_capabilities_and_allowlist() -> None:
 
 
 def test_capabilities_and_query_text() -> None:
-    image = {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}, {"type": "text", "text": "q"}]}
+    parts = [{"type": "image_url", "image_url": {"url": "x"}}, {"type": "text", "text": "q"}]
+    image = {"role": "user", "content": parts}
     assert required_capabilities({"messages": [image]}) == {"vision"}
     assert required_capabilities({"response_format": {"type": "json_object"}, "messages": []}) == {"json"}
     assert query_text({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}) == "a"

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[3]
 def test_graph_binds_one_provider_deployment_per_group() -> None:
     ingress = build_graph(parse_config(gateway_config("http://x/v1")))._bound_deployment
     assert ingress.name == INGRESS
-    cfg, router, providers = ingress.init_args
+    _, router, providers = ingress.init_args
     assert router._bound_deployment.name == ROUTER_SCORING
     assert {g: p._bound_deployment.name for g, p in providers.items()} == {
         g: provider_deployment_name(g) for g in ("small", "large", "slow")}
