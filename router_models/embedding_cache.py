@@ -21,7 +21,7 @@ from router_models.embedding import Embedder, EmbedderConfig
 DEFAULT_CACHE_DIR = Path(os.environ.get("ROUTEIQ_CACHE_DIR", ".routeiq/cache"))
 
 
-_CACHE_VERSION = "2"  # bump when Embedder's numerics change for the same config
+_CACHE_VERSION = "3"  # bump when Embedder's numerics change for the same config
 
 
 def cache_key(config: EmbedderConfig, texts: Sequence[str]) -> str:

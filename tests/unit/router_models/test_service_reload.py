@@ -21,11 +21,13 @@ def service() -> RoutingService:
 
 
 async def test_routes_learned_and_cost_first_in_one_batch(service: RoutingService) -> None:
-    decisions = await service.route_batch([
-        RouteQuery("auto", "What is 17 * 23?", CANDS, lam=0.0),
-        RouteQuery("auto", "What is 17 * 23?", CANDS, lam=10.0),
-        RouteQuery("cheap", "anything", CANDS),
-    ])
+    decisions = await service.route_batch(
+        [
+            RouteQuery("auto", "What is 17 * 23?", CANDS, lam=0.0),
+            RouteQuery("auto", "What is 17 * 23?", CANDS, lam=10.0),
+            RouteQuery("cheap", "anything", CANDS),
+        ]
+    )
     assert decisions[0].strategy.startswith("learned") and set(decisions[0].scores) == {c.name for c in CANDS}
     assert decisions[1].model == "gemma-2-9b-it"  # a high λ buys the cheapest
     assert decisions[2].strategy == "cost-first" and decisions[2].model == "gemma-2-9b-it"
