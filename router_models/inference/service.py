@@ -109,4 +109,8 @@ def _load_learned(spec: RouterSpec, signing_key: bytes | None, allow_pickle: boo
     from router_models.inference.learned import LearnedRouter
 
     assert spec.artifact is not None
-    return LearnedRouter.load(Path(spec.artifact), signing_key=signing_key, allow_pickle=allow_pickle)
+    # One torch thread: two were no faster on shared cores, and replicas share the CPU.
+    router = LearnedRouter.load(Path(spec.artifact), signing_key=signing_key, allow_pickle=allow_pickle,
+                                num_threads=1)
+    router.predict(["warm-up query"])  # the first real request must not pay torch's warm-up
+    return router
