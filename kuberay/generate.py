@@ -100,7 +100,11 @@ def cluster_gateway_config(local: dict[str, Any]) -> dict[str, Any]:
         params = entry["litellm_params"]
         params["api_base"] = UPSTREAM_API_BASE
         params["api_key"] = f"file:{PROVIDER_SECRETS_DIR}/upstream-api-key"
-    out.setdefault("general_settings", {})["master_key"] = f"file:{SECRETS_DIR}/master-key"
+    general = out.setdefault("general_settings", {})
+    general["master_key"] = f"file:{SECRETS_DIR}/master-key"
+    # A cluster has several ingress replicas: limits and spend need the shared servers.
+    general["redis_url"] = f"file:{SECRETS_DIR}/redis-url"
+    general["database_url"] = f"file:{SECRETS_DIR}/postgres-url"
     return out
 
 
