@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from pydantic import BaseModel
@@ -49,7 +50,10 @@ class _Exchange:
     def __init__(self, request: Request, gateway: Gateway, endpoint: Endpoint) -> None:
         self.gateway, self.endpoint = gateway, endpoint
         self.started = time.perf_counter()
-        self.context = extract(request.headers)
+        # Under FastAPI's own tracing (when a tracer provider is installed) a server span is
+        # already current and carries the caller's traceparent: nest under it; else extract.
+        current = trace.get_current_span().get_span_context()
+        self.context = otel_context.get_current() if current.is_valid else extract(request.headers)
         self.span = tracer().start_span("routeiq.request", context=self.context, kind=SpanKind.SERVER,
                                         attributes={"http.route": request.url.path, "gen_ai.operation.name": endpoint})
         self.otel = trace.set_span_in_context(self.span, self.context)

@@ -112,3 +112,30 @@ async def test_deployments_of_one_model_are_weighted() -> None:
     counts = Counter(call.deployment for _, call in pool.calls)
     assert set(counts) == {1, len(raw["model_list"]) - 1}
     assert 2.0 < counts[len(raw["model_list"]) - 1] / counts[1] < 4.5
+
+
+async def test_router_never_sees_a_model_whose_deployments_all_cool_down() -> None:
+    scorer = FakeScorer()
+    gw, _ = make(scorer)
+    mid = gw.catalog.deployments[MID][0].index
+    gw.cooldowns.mark(mid, 30)  # type: ignore[attr-defined]  (LocalCooldowns)
+    await gw.complete("chat", body("auto"), RequestContext("r", ADMIN))
+    assert MID not in {c.name for c in scorer.queries[0].candidates}
+
+
+def test_retry_waits_at_least_the_upstreams_retry_after() -> None:
+    from tenacity import RetryCallState
+
+    from app.providers.caller import MAX_BACKOFF_S, _HonourRetryAfter
+    from app.providers.errors import RetryableUpstreamError
+
+    def state(err: Exception) -> RetryCallState:
+        s = RetryCallState(None, None, (), {})
+        s.attempt_number = 1
+        s.set_exception((type(err), err, None))
+        return s
+
+    wait = _HonourRetryAfter(initial=0.01)
+    assert wait(state(RetryableUpstreamError("x", retry_after=1.5))) >= 1.5
+    assert wait(state(RetryableUpstreamError("x", retry_after=60))) == MAX_BACKOFF_S  # capped
+    assert wait(state(RetryableUpstreamError("x"))) < 0.5
