@@ -26,6 +26,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.access.decision_store import DecisionStore, Feedback, decision_row
+from app.access.flusher import PeriodicFlusher
 from app.access.store import StoreUnavailableError
 from app.config import DecisionLogSettings, GatewayConfig
 from app.decisions import DecisionLog, DecisionRecord, NoDecisionLog
@@ -35,14 +36,15 @@ BATCH = 1000
 FEEDBACK_MARGIN_S = 1.0
 
 
-class DecisionWriter:
+class DecisionWriter(PeriodicFlusher):
+    _what = "decision records"
+
     def __init__(self, store: DecisionStore, settings: DecisionLogSettings, *, owns_engine: bool = True) -> None:
+        super().__init__(settings.flush_interval_s)
         self.store = store
         self._settings = settings
-        self._interval = settings.flush_interval_s
         self._rows: deque[dict[str, Any]] = deque()
         self._lock = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
         self._owns_engine = owns_engine
         self._outage_since: float | None = None
         self._schema_ok = False
@@ -74,8 +76,7 @@ class DecisionWriter:
             await self._schema()
         except Exception as err:  # noqa: BLE001  (a database down at start: buffer, retry the schema later)
             log.warning("decision log: schema not checked at start (%s); buffering", type(err).__name__)
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="routeiq-decision-flusher")
+        self.start_flusher("routeiq-decision-flusher")
 
     async def _schema(self) -> None:
         if not self._schema_ok:
@@ -84,25 +85,9 @@ class DecisionWriter:
             await upgrade(self.store.engine)
             self._schema_ok = True
 
-    async def _run(self) -> None:
-        delay = self._interval
-        while True:
-            await asyncio.sleep(delay)
-            ok = await self.flush()
-            delay = self._interval if ok else min(delay * 2, 10 * self._interval)
-
     async def close(self, timeout_s: float = 10.0) -> None:
         """Stop the flusher and write what is pending (best effort within ``timeout_s``)."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
-        deadline = time.monotonic() + timeout_s
-        while self._rows and time.monotonic() < deadline:
-            if not await self.flush():
-                await asyncio.sleep(0.5)
-        if self._rows:
-            log.error("shutting down with %d unwritten decision records", len(self._rows))
+        await self.stop_and_drain(timeout_s)
         if self._owns_engine:
             await self.store.engine.dispose()
 

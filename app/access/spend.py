@@ -17,6 +17,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from app.access.flusher import PeriodicFlusher
 from app.access.store import AccessStore, SpendEvent
 
 log = logging.getLogger("routeiq.access.spend")
@@ -38,14 +39,15 @@ class SpendStats:
         return dict(self.__dict__)
 
 
-class SpendBuffer:
+class SpendBuffer(PeriodicFlusher):
+    _what = "spend events"
+
     def __init__(self, store: AccessStore, interval_s: float = 1.0, max_events: int = 100_000) -> None:
+        super().__init__(interval_s)
         self._store = store
-        self._interval = interval_s
         self._events: deque[SpendEvent] = deque()
         self._max = max_events
         self._stats = SpendStats()
-        self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._outage_since: float | None = None
 
@@ -62,16 +64,12 @@ class SpendBuffer:
                 log.error("spend buffer full (%d events): dropped %d oldest so far", self._max, self._stats.dropped)
         self._events.append(event)
 
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="routeiq-spend-flusher")
+    @property
+    def pending(self) -> int:
+        return len(self._events)
 
-    async def _run(self) -> None:
-        delay = self._interval
-        while True:
-            await asyncio.sleep(delay)
-            ok = await self.flush()
-            delay = self._interval if ok else min(delay * 2, 10 * self._interval)
+    def start(self) -> None:
+        self.start_flusher("routeiq-spend-flusher")
 
     async def flush(self) -> bool:
         """Write everything pending; ``False`` if the database refused (events kept)."""
@@ -101,13 +99,4 @@ class SpendBuffer:
 
     async def close(self, timeout_s: float = 10.0) -> None:
         """Stop the flusher and write what is pending (best effort within ``timeout_s``)."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
-        deadline = time.monotonic() + timeout_s
-        while self._events and time.monotonic() < deadline:
-            if not await self.flush():
-                await asyncio.sleep(0.5)
-        if self._events:
-            log.error("shutting down with %d unwritten spend events", len(self._events))
+        await self.stop_and_drain(timeout_s)
