@@ -7,6 +7,8 @@ provider-call deployments, adapted to the ``RouterClient``/``ProviderPool`` prot
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -73,6 +75,39 @@ class HandleProviders:
                 gen.cancel()  # the client left: cancel the provider call upstream
 
 
+class GraphProbe:
+    """Whether the router-scoring and provider deployments answer, for readiness.
+
+    Serve lets the ingress take traffic before the scorer finished loading its artifact;
+    readiness stays 503 ``starting`` until every downstream deployment answers a ping.
+    Results are cached for ``ttl_s`` so frequent probes cost one handle call at most.
+    """
+
+    def __init__(self, router: DeploymentHandle | None, providers: dict[str, DeploymentHandle],
+                 ttl_s: float = 2.0, timeout_s: float = 1.0) -> None:
+        self._pings = {f"provider:{g}": h.ping for g, h in providers.items()}
+        if router is not None:
+            self._pings["router-scoring"] = router.ping
+        self._ttl, self._timeout = ttl_s, timeout_s
+        self._last: tuple[float, dict[str, str]] = (0.0, {})
+
+    async def _one(self, ping: Any) -> str:
+        try:
+            await asyncio.wait_for(ping.remote(), self._timeout)
+            return "up"
+        except Exception:  # noqa: BLE001  (not answering, for whatever reason, is "unavailable")
+            return "unavailable"
+
+    async def states(self) -> dict[str, str]:
+        at, states = self._last
+        if time.monotonic() - at > self._ttl or any(v != "up" for v in states.values()) or not states:
+            names = list(self._pings)
+            results = await asyncio.gather(*(self._one(self._pings[n]) for n in names))
+            states = dict(zip(names, results, strict=True))
+            self._last = (time.monotonic(), states)
+        return states
+
+
 class Ingress:
     """Auth, validation and the request path, in front of the graph."""
 
@@ -93,6 +128,7 @@ class Ingress:
             decisions=build_decision_log(cfg, policy),
         )
         self._draining = False
+        self._graph = GraphProbe(router, providers)
 
     def __serve_build_asgi_app__(self) -> Any:
         http.ECHO_REQUEST_ID = False  # Serve's proxy/direct ingress echoes x-request-id itself
@@ -101,4 +137,8 @@ class Ingress:
     async def _readiness(self) -> dict[str, Any]:
         if self._draining:
             return {"status": "draining"}
-        return await readiness_report(self._gateway)
+        graph = await self._graph.states()
+        report = await readiness_report(self._gateway)
+        if any(state != "up" for state in graph.values()):
+            report["status"] = "starting"  # 503 until the whole graph answers
+        return {**report, "graph": graph}

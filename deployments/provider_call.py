@@ -24,6 +24,10 @@ class ProviderDeployment:
         configure_tracing(f"provider-{group}")
         self._caller = ProviderCaller(cfg, group)
 
+    def ping(self) -> str:
+        """Readiness probe of the ingress: this replica is up."""
+        return "ok"
+
     async def complete(self, call: ProviderCall) -> ProviderResult:
         return await self._caller.complete(call)
 

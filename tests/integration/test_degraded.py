@@ -63,8 +63,12 @@ def app(deploy_gateway: Callable[..., str], upstream: Any, tmp_path_factory: pyt
 
 
 def readiness(app: App) -> tuple[int, dict[str, Any]]:
+    """Status and detail; the graph part (every deployment answering) is checked here."""
     resp = app.http.get("/health/readiness")
-    return resp.status_code, resp.json()
+    body = resp.json()
+    graph = body.pop("graph", {})
+    assert graph and set(graph.values()) == {"up"}, graph
+    return resp.status_code, body
 
 
 def all_ready(app: App) -> bool:

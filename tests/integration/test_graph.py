@@ -112,6 +112,15 @@ def test_error_statuses(client: openai.OpenAI, gateway_url: str) -> None:
     assert limited.status_code == 429 and limited.response.headers["retry-after"] == "7"
 
 
+def test_readiness_reports_the_whole_graph(gateway_url: str) -> None:
+    base = gateway_url.removesuffix("/v1")
+    resp = httpx.get(f"{base}/health/readiness")
+    assert resp.status_code == 200 and resp.json()["status"] == "ready"
+    assert resp.json()["graph"] == {"provider:small": "up", "provider:large": "up", "provider:slow": "up",
+                                    "router-scoring": "up"}
+    assert httpx.get(f"{base}/health/liveliness").json() == {"status": "ok"}
+
+
 def test_malformed_json_and_missing_key(gateway_url: str) -> None:
     auth = {"authorization": f"Bearer {MASTER_KEY}", "content-type": "application/json"}
     resp = httpx.post(f"{gateway_url}/chat/completions", content=b"{not json", headers=auth)
