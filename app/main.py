@@ -23,7 +23,8 @@ from app.http import error_response
 from app.routes import admin, feedback, health, inference, models, spend
 
 log = logging.getLogger("routeiq.app")
-Readiness = Callable[[], Awaitable[dict[str, Any]]]
+Readiness = Callable[[tuple[str, int] | None], Awaitable[dict[str, Any]]]
+"""Readiness detail, given the (host, port) of the server the probe came through."""
 
 
 def _rid(request: Request) -> str | None:

@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 from ray.serve.exceptions import BackPressureError
 from ray.serve.handle import DeploymentHandle
 
@@ -108,6 +109,29 @@ class GraphProbe:
         return states
 
 
+async def serve_health(server: tuple[str, int] | None, timeout_s: float = 1.0) -> str:
+    """Serve's own dataplane health of the server a probe came through.
+
+    Ray 2.60 tells user code nothing while a replica drains, but the replica's direct
+    ingress server answers ``/-/healthz`` with 503 ``DRAINING`` from the moment the drain
+    starts; asking it is how readiness turns 503 for the whole drain. Behind the Python
+    proxy this is the proxy's health instead.
+    """
+    if not server:
+        return "unknown"
+    host, port = server
+    host = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as session,
+            session.get(f"http://{host}:{port}/-/healthz") as resp,
+        ):
+            text = (await resp.text()).strip().strip('"')
+            return "up" if resp.status == 200 else (text or "unhealthy").lower()
+    except (aiohttp.ClientError, TimeoutError):
+        return "unreachable"
+
+
 class Ingress:
     """Auth, validation and the request path, in front of the graph."""
 
@@ -127,15 +151,15 @@ class Ingress:
             metrics=ServeMetrics(),
             decisions=build_decision_log(cfg, policy),
         )
-        self._draining = False
         self._graph = GraphProbe(router, providers)
 
     def __serve_build_asgi_app__(self) -> Any:
         http.ECHO_REQUEST_ID = False  # Serve's proxy/direct ingress echoes x-request-id itself
         return create_app(self._gateway, self._readiness)
 
-    async def _readiness(self) -> dict[str, Any]:
-        if self._draining:
+    async def _readiness(self, server: tuple[str, int] | None) -> dict[str, Any]:
+        serve_state = await serve_health(server)
+        if serve_state == "draining":
             return {"status": "draining"}
         graph = await self._graph.states()
         report = await readiness_report(self._gateway)

@@ -43,6 +43,7 @@ async def readiness(request: Request) -> Response:
         report: dict[str, Any] = {"status": "draining"}
     else:
         checks = request.app.state.readiness
-        report = await checks() if checks else await readiness_report(request.app.state.gateway)
+        server = request.scope.get("server")  # the socket this probe came in on
+        report = await checks(server) if checks else await readiness_report(request.app.state.gateway)
     status = 200 if report.get("status") in ("ready", "degraded") else 503
     return json_response(orjson.dumps(report), {}, status)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import threading
 import time
 
+import httpx
 import openai
+import psutil
 from ray import serve
 
 from tests.support import MASTER_KEY, MID, gateway_config
@@ -36,12 +39,14 @@ async def test_redeploy_under_twenty_active_streams(deploy_gateway, upstream) ->
         ended.append(time.monotonic())
         return "".join(parts)
 
+    old_ports = _direct_ingress_ports("/drain")  # the replicas serving the streams now
     streams = [asyncio.create_task(one(i)) for i in range(20)]
     await asyncio.wait_for(started.wait(), 30)
     # A new config (new init args) rolls every replica of the app while the streams run.
     changed = copy.deepcopy(cfg)
     changed["general_settings"]["request_timeout_s"] = 4
     draining_seen: list[float] = []
+    readiness_draining: list[float] = []
     done = threading.Event()
 
     def watch() -> None:  # records when old replicas are stopping while we stream
@@ -49,6 +54,11 @@ async def test_redeploy_under_twenty_active_streams(deploy_gateway, upstream) ->
             app = serve.status().applications.get("drain")
             if app and any(d.replica_states.get("STOPPING") for d in app.deployments.values()):
                 draining_seen.append(time.monotonic())
+            for port in old_ports:  # the old ingress replica's own readiness, asked directly
+                with contextlib.suppress(httpx.HTTPError):
+                    resp = httpx.get(f"http://127.0.0.1:{port}/drain/health/readiness", timeout=2)
+                    if resp.status_code == 503 and resp.json().get("status") == "draining":
+                        readiness_draining.append(time.monotonic())
             time.sleep(0.2)
 
     thread = threading.Thread(target=deploy_gateway, args=(changed,),
@@ -61,9 +71,24 @@ async def test_redeploy_under_twenty_active_streams(deploy_gateway, upstream) ->
     done.set()
     for i, text in enumerate(texts):
         assert text.startswith(f"echo: drain-{i}") and text.endswith(" t199"), text
-    # Old replicas were stopping (draining) while the streams were still running.
+    # Old replicas were stopping (draining) while the streams were still running, and the
+    # old ingress replica's readiness said 503 draining meanwhile.
     assert draining_seen and draining_seen[0] < min(ended)
+    assert old_ports and readiness_draining and readiness_draining[0] < max(ended)
     # and the new version serves
     reply = await client.chat.completions.create(model=MID, messages=[{"role": "user", "content": "after"}])
     assert reply.choices[0].message.content.startswith("echo: after")
     await client.close()
+
+
+def _direct_ingress_ports(route_prefix: str) -> list[int]:
+    """Ports of the ingress replicas serving ``route_prefix`` (Serve's direct ingress)."""
+    ports = []
+    for conn in psutil.net_connections(kind="tcp"):
+        port = conn.laddr.port
+        if conn.status != psutil.CONN_LISTEN or not 30000 <= port < 31000:
+            continue
+        with contextlib.suppress(httpx.HTTPError, ValueError):
+            if route_prefix in httpx.get(f"http://127.0.0.1:{port}/-/routes", timeout=2).json():
+                ports.append(port)
+    return ports
