@@ -38,7 +38,8 @@ class _HonourRetryAfter:
     """Exponential backoff with jitter, but never sooner than the upstream's Retry-After."""
 
     def __init__(self, initial: float) -> None:
-        self._exp = wait_exponential_jitter(initial=initial, max=MAX_BACKOFF_S)
+        # tenacity's default jitter is up to 1 s: scale it with the backoff instead.
+        self._exp = wait_exponential_jitter(initial=initial, max=MAX_BACKOFF_S, jitter=initial)
 
     def __call__(self, state: RetryCallState) -> float:
         err = state.outcome.exception() if state.outcome else None
