@@ -13,6 +13,8 @@ import openai
 import psutil
 from ray import serve
 
+from app.config import parse_config
+from deployments.graph import build_graph
 from tests.support import MASTER_KEY, MID, gateway_config
 
 
@@ -61,8 +63,10 @@ async def test_redeploy_under_twenty_active_streams(deploy_gateway, upstream) ->
                         readiness_draining.append(time.monotonic())
             time.sleep(0.2)
 
-    thread = threading.Thread(target=deploy_gateway, args=(changed,),
-                              kwargs={"name": "drain", "route_prefix": "/drain"})
+    # Bound here, in the main thread: binding deployments touches cloudpickle's global
+    # registry and is not thread-safe; only serve.run goes to the background thread.
+    app = build_graph(parse_config(changed))
+    thread = threading.Thread(target=serve.run, args=(app,), kwargs={"name": "drain", "route_prefix": "/drain"})
     watcher = threading.Thread(target=watch, daemon=True)
     thread.start()
     watcher.start()
