@@ -197,7 +197,13 @@ class VirtualKeyPolicy:
                 return
             scope = scopes[verdict.scope]
             if verdict.code == L.STALE:
-                grant = await self._reload(grant, model)
+                try:
+                    grant = await self._reload(grant, model)
+                except StoreUnavailableError:
+                    # Changed on another replica, but the database is down: the cached record
+                    # stands until it is back (degraded mode, docs/operations.md).
+                    log.warning("database down: key %s changed elsewhere; serving its cached record", grant.key_id)
+                    return
             elif verdict.code == L.UNSEEDED:
                 await self._seed(grant, scope)
             elif verdict.code in (L.RPM, L.TPM):
@@ -211,8 +217,8 @@ class VirtualKeyPolicy:
 
     async def _reload(self, grant: Grant, model: str) -> Grant:
         """The record changed on some replica: re-read it and re-check it."""
+        found = await self.store.get("keys", grant.key_id)  # the cache is kept if this fails
         self.invalidate({grant.key_id})
-        found = await self.store.get("keys", grant.key_id)
         fresh = await self._grant(found["key_hash"], fresh=True) if found else None
         self._check_valid(fresh)
         assert fresh is not None
