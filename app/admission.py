@@ -18,12 +18,10 @@ class Admission:
         self.limit = limit
         self.inflight = 0
         self.active_streams = 0
-        self.rejected = 0
         self._retry_after = retry_after_s
 
     def enter(self) -> None:
         if self.inflight >= self.limit:
-            self.rejected += 1
             raise OverloadedError(
                 f"the gateway is at capacity ({self.limit} requests in flight); retry shortly",
                 retry_after=self._retry_after,

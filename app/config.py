@@ -176,7 +176,6 @@ class GeneralSettings(_Strict):
         2048, gt=0, description="Per ingress replica; above it new requests get 503 with Retry-After."
     )
     request_timeout_s: float = Field(60.0, gt=0, description="Whole-request timeout (504).")
-    stream_first_chunk_timeout_s: float = Field(30.0, gt=0, description="Time to first chunk.")
 
 
 class GatewayConfig(_Strict):

@@ -63,7 +63,6 @@ class StreamEnd:
     """Last item of a stream: what it used and cost (never sent to the client)."""
 
     usage: Usage
-    chunks: int = 0
 
 
 StreamItem = bytes | StreamEnd

@@ -81,7 +81,6 @@ class LiteLLMClient:
     async def stream(self, entry: ModelEntry, call: ProviderCall) -> AsyncIterator[StreamItem]:
         response = await self._invoke(entry, call, stream=True)
         usage: Usage | None = None
-        chunks = 0
         try:
             async for chunk in response:
                 payload = chunk.model_dump(exclude_none=True)
@@ -90,12 +89,11 @@ class LiteLLMClient:
                     payload["usage"]["cost"] = usage.cost
                     if not call.include_usage and not payload.get("choices"):
                         continue
-                chunks += 1
                 yield b"data: " + orjson.dumps(payload, default=str) + b"\n\n"
         except Exception as err:  # noqa: BLE001
             raise from_exception(err, entry.model_name) from None
         yield b"data: [DONE]\n\n"
-        yield StreamEnd(usage or Usage(), chunks)
+        yield StreamEnd(usage or Usage())
 
     async def close(self) -> None:
         return None

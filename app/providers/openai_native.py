@@ -16,7 +16,7 @@ import aiohttp
 import orjson
 
 from app.config import ModelEntry, resolve_secret
-from app.providers.base import Prices, ProviderCall, ProviderResult, StreamEnd, StreamItem, usage_from
+from app.providers.base import Prices, ProviderCall, ProviderResult, StreamEnd, StreamItem, Usage, usage_from
 from app.providers.errors import from_exception, from_status
 from app.providers.sse import SSERelay
 
@@ -83,7 +83,6 @@ class OpenAINativeClient:
     async def stream(self, entry: ModelEntry, call: ProviderCall) -> AsyncIterator[StreamItem]:
         url, data, headers = self._request(entry, call)
         relay = SSERelay(self._prices_for(entry, call), call.include_usage)
-        chunks = 0
         try:
             async with self._http().post(url, data=data, headers=headers) as resp:
                 if resp.status != 200:
@@ -92,7 +91,6 @@ class OpenAINativeClient:
                 try:
                     async for data_in in resp.content.iter_any():
                         if out := relay.feed(data_in):
-                            chunks += 1
                             yield out
                 finally:
                     if not relay.done:
@@ -103,7 +101,7 @@ class OpenAINativeClient:
             raise from_exception(ConnectionError("stream ended early"), entry.model_name)
         if tail := relay.flush():
             yield tail
-        yield StreamEnd(relay.usage or usage_from(None, Prices()), chunks)
+        yield StreamEnd(relay.usage or Usage())
 
     async def close(self) -> None:
         if self._session is not None:

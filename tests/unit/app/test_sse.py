@@ -47,7 +47,7 @@ async def _source(items, delay: float = 0.0):
 
 
 async def test_coalesce_merges_what_the_consumer_has_not_taken() -> None:
-    items = [b"a", b"b", b"c", StreamEnd(Usage(1, 2, 0.0), 3)]
+    items = [b"a", b"b", b"c", StreamEnd(Usage(1, 2, 0.0))]
     got = []
     async for item in coalesce(_source(items)):
         got.append(item)
