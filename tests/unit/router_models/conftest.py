@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from router_models.data import DEFAULT_TEST, DEFAULT_TRAIN, load_routing_data
 from router_models.embedding import Embedder, EmbedderConfig
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from router_models.artifacts import ArtifactError, load_artifact, write_manifest
 from router_models.artifacts.signing import SIGNING_KEY_ENV
 from router_models.inference.learned import LearnedRouter

@@ -3,8 +3,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from router_models.cli import app
 from typer.testing import CliRunner
+
+from router_models.cli import app
 
 runner = CliRunner()
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from router_models.inference.decide import Decision, NoScoredCandidateError, decide
 from router_models.inference.types import Candidate
 

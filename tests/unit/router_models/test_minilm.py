@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import torch
-from router_models.embedding import model_dir
-from router_models.minilm import load_minilm
 from tokenizers import Tokenizer
 from transformers import BertModel
+
+from router_models.embedding import model_dir
+from router_models.minilm import load_minilm
 
 
 def test_hidden_states_match_transformers() -> None:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from router_models.evaluation.protocol import evaluate, pick
 
 PRICES = np.array([0.9, 0.2, 0.1])

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from router_models.embedding_cache import embed_cached
 from router_models.evaluation.protocol import evaluate
 from router_models.inference.learned import LearnedRouter
 from router_models.inference.scorers import PREDICTORS
 from router_models.training.knn import train_knn
 from router_models.training.mf import mf_logits, train_mf
-
 from tests.unit.router_models.conftest import manifest_of
 
 
