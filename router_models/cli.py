@@ -35,7 +35,7 @@ def _offline() -> None:
 
 @app.command()
 def train(
-    router: Annotated[str, typer.Option(help="Router type: ensemble (default), mlp, knn, mf.")] = "ensemble",
+    router: Annotated[str, typer.Option(help="finetuned (default), ensemble, mlp, knn, mf.")] = "finetuned",
     data: Annotated[Path, typer.Option(help="Training split (JSONL: query, scores).")] = _TRAIN,
     candidates: Annotated[Path, typer.Option(help="Model prices (llm_candidates.json).")] = _CANDIDATES,
     out: Annotated[Path, typer.Option(help="Artifact directory to write.")] = Path("router_models/pretrained/default"),

@@ -25,8 +25,9 @@ state, so ``embed`` may be called from several threads (``asyncio.to_thread``).
 
 from __future__ import annotations
 
+import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -49,9 +50,21 @@ class EmbedderConfig:
     dim: int = EMBEDDING_DIM
     quantize: bool = True
     """Dynamic int8 quantisation of Linear layers (CPU only)."""
+    encoder_sha256: str | None = None
+    """Digest (``encoder_digest``) of fine-tuned weights that replace some of the bundled
+    model's; None means the bundled model as shipped."""
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
+
+
+def encoder_digest(overrides: Mapping[str, np.ndarray]) -> str:
+    """sha256 over sorted names and float32 values of encoder weight overrides."""
+    digest = hashlib.sha256()
+    for key in sorted(overrides):
+        digest.update(key.encode())
+        digest.update(np.ascontiguousarray(overrides[key], dtype=np.float32).tobytes())
+    return digest.hexdigest()
 
 
 def model_dir() -> Path:
@@ -64,7 +77,14 @@ def model_dir() -> Path:
 class Embedder:
     """Batch text -> (n, 384) float32, L2-normalised, mean-pooled MiniLM embeddings."""
 
-    def __init__(self, config: EmbedderConfig | None = None, *, num_threads: int | None = None) -> None:
+    def __init__(
+        self,
+        config: EmbedderConfig | None = None,
+        *,
+        num_threads: int | None = None,
+        encoder_overrides: Mapping[str, np.ndarray] | None = None,
+    ) -> None:
+        """``encoder_overrides`` (MiniLM state-dict names) must match ``config.encoder_sha256``."""
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         import torch
@@ -82,11 +102,25 @@ class Embedder:
         tok.enable_truncation(self.config.max_seq_length)
         tok.enable_padding(pad_id=0, pad_token="[PAD]")  # pad to the longest in the batch
         self._tokenizer = tok
-        model = load_minilm(path)
+        model = load_minilm(path, _checked_overrides(self.config, encoder_overrides))
         if self.config.quantize:
             model = _quantize(model)
         self._model = model
         self._torch = torch
+
+    @property
+    def tokenizer(self) -> Any:
+        """The configured ``tokenizers.Tokenizer`` (truncates to the window, pads batches)."""
+        return self._tokenizer
+
+    @property
+    def module(self) -> Any:
+        """The torch encoder (``MiniLM``, quantised when the config says so)."""
+        return self._model
+
+    def clip(self, text: str) -> str:
+        """The prefix of ``text`` that is tokenised (see ``_CHARS_PER_TOKEN_CAP``)."""
+        return text[: self.config.max_seq_length * _CHARS_PER_TOKEN_CAP]
 
     def embed(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
         """Embed ``texts``; fp32 batches similar lengths together, int8 runs texts one by one."""
@@ -115,6 +149,18 @@ class Embedder:
             pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
             pooled = torch.nn.functional.normalize(pooled, p=2, dim=-1)
         return pooled.numpy().astype(np.float32, copy=False)
+
+
+def _checked_overrides(config: EmbedderConfig, overrides: Mapping[str, np.ndarray] | None) -> dict[str, Any] | None:
+    import torch
+
+    if not overrides:
+        if config.encoder_sha256:
+            raise ValueError("this embedder config needs the fine-tuned encoder weights it was trained with")
+        return None
+    if encoder_digest(overrides) != config.encoder_sha256:
+        raise ValueError("encoder weight overrides do not match the config's encoder_sha256")
+    return {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)) for k, v in overrides.items()}
 
 
 def _quantize(model: Any) -> Any:

@@ -94,20 +94,31 @@ class MiniLM(nn.Module):
         self.encoder = _Encoder(layers)
 
     def forward(self, ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.run_layers(self.embed_tokens(ids), attention_mask, 0, len(self.encoder.layer))
+
+    def embed_tokens(self, ids: torch.Tensor) -> torch.Tensor:
+        """Token + position + type-0 embeddings, layer-normed: the input of layer 0."""
         emb = self.embeddings
         pos = torch.arange(ids.shape[1], device=ids.device)
         x = emb.word_embeddings(ids) + emb.position_embeddings(pos)[None] + emb.token_type_embeddings.weight[0]
-        x = emb.LayerNorm(x)
+        return emb.LayerNorm(x)
+
+    def run_layers(self, x: torch.Tensor, attention_mask: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        """Hidden states after layers ``start..stop-1`` (fine-tuning runs the frozen ones once)."""
         mask = None
         if not bool(attention_mask.all()):  # padded batch: large negative bias on padding keys
             mask = (1.0 - attention_mask[:, None, None, :].to(x.dtype)) * torch.finfo(x.dtype).min
-        for layer in self.encoder.layer:
+        for layer in self.encoder.layer[start:stop]:
             x = layer(x, mask)
         return x
 
 
-def load_minilm(model_dir: Path) -> MiniLM:
-    """Build from ``config.json`` and load ``model.safetensors``; every encoder weight must be present."""
+def load_minilm(model_dir: Path, overrides: dict[str, torch.Tensor] | None = None) -> MiniLM:
+    """Build from ``config.json`` and load ``model.safetensors``; every encoder weight must be present.
+
+    ``overrides`` replaces some of those weights (a fine-tuned router's top layers); each
+    key must name an existing weight of the same shape.
+    """
     from safetensors.torch import load_file
 
     cfg = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
@@ -116,6 +127,10 @@ def load_minilm(model_dir: Path) -> MiniLM:
     model = MiniLM(cfg)
     state = {k: v for k, v in load_file(str(model_dir / "model.safetensors")).items() if not k.startswith("pooler.")}
     state.pop("embeddings.position_ids", None)
+    for key, value in (overrides or {}).items():
+        if key not in state or tuple(state[key].shape) != tuple(value.shape):
+            raise ValueError(f"encoder override {key!r} {tuple(value.shape)} does not match a MiniLM weight")
+        state[key] = value.to(state[key].dtype)
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise ValueError(f"{model_dir}: weights do not match MiniLM (missing {missing}, unexpected {unexpected})")

@@ -62,9 +62,11 @@ class LearnedRouter:
         _check_manifest(path, art.manifest, art.pickled)
         if embedder is not None and embedder.config != config:
             raise ArtifactError(f"{path}: artifact needs embedder {config}, got {embedder.config}")
-        router = cls(art.manifest, art.tensors, None, art.pickled)
+        encoder = {k.removeprefix("encoder."): v for k, v in art.tensors.items() if k.startswith("encoder.")}
+        scoring = {k: v for k, v in art.tensors.items() if not k.startswith("encoder.")}
+        router = cls(art.manifest, scoring, None, art.pickled)
         router._self_check(path)
-        router._embedder = embedder or Embedder(config, num_threads=num_threads)
+        router._embedder = embedder or _build_embedder(path, config, encoder, num_threads)
         return router
 
     @property
@@ -101,6 +103,16 @@ class LearnedRouter:
             raise ArtifactError(f"{path}: weights do not fit router type {self.router_type!r} ({exc!r})") from None
         if out.shape != (1, len(self.models)) or not np.all(np.isfinite(out)):
             raise ArtifactError(f"{path}: predictions have shape {out.shape}, expected (1, {len(self.models)})")
+
+
+def _build_embedder(
+    path: str | Path, config: EmbedderConfig, encoder: Mapping[str, np.ndarray], num_threads: int | None
+) -> Embedder:
+    """The manifest's embedder, with the artifact's fine-tuned encoder weights if it has any."""
+    try:
+        return Embedder(config, num_threads=num_threads, encoder_overrides=encoder or None)
+    except ValueError as exc:  # digest mismatch, unknown weight name or shape
+        raise ArtifactError(f"{path}: encoder weights refused ({exc})") from None
 
 
 def _embedder_config(path: str | Path, manifest: dict[str, Any]) -> EmbedderConfig:

@@ -83,4 +83,5 @@ PREDICTORS: dict[str, Callable[[np.ndarray, Tensors, Mapping[str, object]], np.n
     "mf": predict_mf,
     "knn": predict_knn,
     "ensemble": predict_ensemble,
+    "finetuned": predict_ensemble,  # MLP + KNN over the tuned embedder's vectors
 }

@@ -30,15 +30,24 @@ from router_models.training.scorer import TrainedScorer
 
 def _trainers() -> dict[str, Callable[..., TrainedScorer]]:
     from router_models.training.ensemble import train_ensemble
+    from router_models.training.finetune import train_finetuned
     from router_models.training.knn import train_knn
     from router_models.training.mf import train_mf
     from router_models.training.mlp import train_mlp
 
-    return {"ensemble": train_ensemble, "mlp": train_mlp, "knn": train_knn, "mf": train_mf}
+    return {
+        "finetuned": train_finetuned,
+        "ensemble": train_ensemble,
+        "mlp": train_mlp,
+        "knn": train_knn,
+        "mf": train_mf,
+    }
 
 
-ROUTER_TYPES = ("ensemble", "mlp", "knn", "mf")
-DEFAULT_ROUTER = "ensemble"
+ROUTER_TYPES = ("finetuned", "ensemble", "mlp", "knn", "mf")
+DEFAULT_ROUTER = "finetuned"
+TRAINS_EMBEDDER = frozenset({"finetuned"})
+"""Router types whose training changes the embedding space (they re-embed held-out text)."""
 
 
 @dataclass
@@ -58,14 +67,45 @@ class TrainConfig:
 
 
 def fit_predict(
-    router_type: str, data: RoutingData, x: np.ndarray, x_eval: np.ndarray, hparam: dict[str, Any] | None = None
+    router_type: str,
+    data: RoutingData,
+    x: np.ndarray,
+    eval_queries: list[str],
+    x_eval: np.ndarray,
+    hparam: dict[str, Any] | None = None,
+    embedder: EmbedderConfig | None = None,
+    progress: ProgressSink | None = None,
 ) -> tuple[TrainedScorer, np.ndarray]:
-    """Train ``router_type`` on (x, data) and predict quality for ``x_eval`` (serving code path)."""
+    """Train ``router_type`` on (x, data) and predict quality for the eval rows (serving code path).
+
+    ``x_eval`` are the eval queries' frozen-embedder vectors; a router that trains the
+    embedder instead re-embeds ``eval_queries`` with its own tuned encoder.
+    """
+    train = _trainers()[router_type]
+    if router_type in TRAINS_EMBEDDER:
+        advance = (progress or NullProgress()).task(f"fine-tuning on {len(data)} rows (epochs)", _epochs(hparam))
+        scorer = train(data, x, hparam, lambda *_: advance(1), embedder=embedder or EmbedderConfig())
+    else:
+        scorer = train(data, x, hparam)
+    return scorer, predict_scorer(scorer, eval_queries, x_eval)
+
+
+def _epochs(hparam: dict[str, Any] | None) -> int:
+    from router_models.training.finetune import DEFAULT_HPARAM
+
+    return int({**DEFAULT_HPARAM, **(hparam or {})}["epochs"])
+
+
+def predict_scorer(scorer: TrainedScorer, queries: list[str], x: np.ndarray) -> np.ndarray:
+    """Predicted quality as served: ``x`` for frozen-embedder routers, else re-embed ``queries``."""
+    from router_models.embedding import Embedder
     from router_models.inference.scorers import PREDICTORS
 
-    scorer = _trainers()[router_type](data, x, hparam)
-    f32 = {k: v.astype(np.float32) for k, v in scorer.tensors.items()}
-    return scorer, PREDICTORS[scorer.router_type](x_eval, f32, scorer.params)
+    enc = {k.removeprefix("encoder."): v for k, v in scorer.tensors.items() if k.startswith("encoder.")}
+    if enc:
+        x = Embedder(scorer.embedder, encoder_overrides=enc).embed(queries)
+    f32 = {k: v.astype(np.float32) for k, v in scorer.tensors.items() if not k.startswith("encoder.")}
+    return PREDICTORS[scorer.router_type](x, f32, scorer.params)
 
 
 def cross_validate(cfg: TrainConfig, data: RoutingData, x: np.ndarray, progress: ProgressSink) -> dict[str, Any]:
@@ -76,7 +116,10 @@ def cross_validate(cfg: TrainConfig, data: RoutingData, x: np.ndarray, progress:
     quality, cost, q_best, ratios = [], [], [], []
     for f, held in enumerate(parts):
         fit = np.concatenate([p for g, p in enumerate(parts) if g != f])
-        _, pred = fit_predict(cfg.router_type, data.subset(fit), x[fit], x[held], cfg.hparam)
+        queries = [data.queries[i] for i in held]
+        _, pred = fit_predict(
+            cfg.router_type, data.subset(fit), x[fit], queries, x[held], cfg.hparam, cfg.embedder, progress
+        )
         rep = evaluate(pred, data.scores[held], data.prices, data.models, data.scores[fit].mean(0))
         quality.append([p.quality for p in rep.curve])
         cost.append([p.cost for p in rep.curve])
@@ -111,7 +154,7 @@ def train(cfg: TrainConfig, progress: ProgressSink | None = None) -> dict[str, A
     )
     cv = cross_validate(cfg, data, x, progress) if cfg.folds > 1 else {"default_lambda": 0.0}
     advance = progress.task(f"fitting {cfg.router_type} on all {len(data)} rows", 1)
-    scorer, _ = fit_predict(cfg.router_type, data, x, x[:1], cfg.hparam)
+    scorer, _ = fit_predict(cfg.router_type, data, x, data.queries[:1], x[:1], cfg.hparam, cfg.embedder, progress)
     advance(1)
     evals: dict[str, Any] = {"cross_validation": cv}
     if cfg.eval_data is not None:
@@ -123,7 +166,7 @@ def train(cfg: TrainConfig, progress: ProgressSink | None = None) -> dict[str, A
         "models": data.models,
         "prices": dict(zip(data.models, map(float, data.prices), strict=True)),
         "price_unit": "USD per 1M tokens, (input + output) / 2",
-        "embedder": cfg.embedder.to_dict(),
+        "embedder": (scorer.embedder or cfg.embedder).to_dict(),
         "training_data": {
             "file": Path(cfg.data).name,
             "sha256": file_sha256(cfg.data),
@@ -143,15 +186,13 @@ def _holdout(
 ) -> dict[str, Any]:
     """Protocol metrics of the fitted scorer on ``cfg.eval_data`` (never used for choices)."""
     from router_models.evaluation.protocol import quality_cost_curve
-    from router_models.inference.scorers import PREDICTORS
 
     assert cfg.eval_data is not None
     held = load_routing_data(cfg.eval_data, cfg.candidates, models=train_data.models)
     xe = embed_cached(
         held.queries, cfg.embedder, cache_dir=cfg.cache_dir, progress=progress.task("embedding eval queries", len(held))
     )
-    f32 = {k: v.astype(np.float32) for k, v in scorer.tensors.items()}
-    pred = PREDICTORS[scorer.router_type](xe, f32, scorer.params)
+    pred = predict_scorer(scorer, held.queries, xe)
     rep = evaluate(pred, held.scores, held.prices, held.models, train_data.scores.mean(0))
     at_default = quality_cost_curve(pred, held.scores, held.prices, (lam,))[0]
     out = {k: v for k, v in rep.to_dict().items() if k != "curve"}

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from router_models.embedding import EmbedderConfig
+
 
 @dataclass
 class TrainedScorer:
@@ -21,3 +23,5 @@ class TrainedScorer:
     """JSON-serialisable hyperparameters needed at inference (k, activation, ...)."""
     library: str = ""
     """The llmrouter class(es) this was trained with, for the manifest."""
+    embedder: EmbedderConfig | None = None
+    """Set when training changed the embedder (fine-tuned layers); else the pipeline's."""
