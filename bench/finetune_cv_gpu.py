@@ -7,7 +7,7 @@ its own 5-fold CV is what the manifest reports. Steps:
 1. here: ``python -m bench.finetune_cv_gpu prepare .gpu`` writes the token ids, masks and
    scores of train.jsonl (the embedder's tokenisation, 128 tokens) and a float16 copy of
    MiniLM (to fit the device tool's 64 MiB transfer);
-2. there: ``cd .gpu && OUT=... python3 finetune_cv_gpu.py full top2`` (the file copied in);
+2. there: ``cd .gpu && OUT=... python3 finetune_cv_gpu.py full top2 top2x3`` (the file copied in);
 3. here: compare the returned out-of-fold predictions with the frozen-embedder routers on
    the same folds (``np.random.default_rng(split).permutation``, splits 0-2).
 
@@ -133,7 +133,12 @@ def main(variants: list[str]) -> None:  # noqa: PLR0915 - the exploration as it 
             knn = np.zeros((N, 9), np.float32)
             for f, held in enumerate(parts):
                 fit = np.concatenate([p for g, p in enumerate(parts) if g != f])
-                head[held], knn[held] = run(fit, held, variant, seed=f)
+                if variant.endswith("x3"):  # e.g. top2x3: the mean of 3 seeds per fold
+                    outs = [run(fit, held, variant[:-2], seed=f + 100 * k) for k in range(3)]
+                    head[held] = np.mean([o[0] for o in outs], 0)
+                    knn[held] = np.mean([o[1] for o in outs], 0)
+                else:
+                    head[held], knn[held] = run(fit, held, variant, seed=f)
             res[f"head_s{sd}"] = head
             res[f"knn_s{sd}"] = knn
             print(variant, "split", sd, "done", round(time.time() - t, 1), "s", flush=True)
