@@ -63,6 +63,8 @@ def train_finetuned(
     base = Embedder(replace(config, quantize=False, encoder_sha256=None))
     encoder = base.module
     n_layers = len(encoder.encoder.layer)
+    if not 1 <= int(hp["tuned_layers"]) <= n_layers:
+        raise ValueError(f"tuned_layers must be in [1, {n_layers}], got {hp['tuned_layers']}")
     first = n_layers - int(hp["tuned_layers"])
     frozen = _frozen_states(base, data.queries, first)
     head = MLPClassifierNN(config.dim, list(hp["hidden_layer_sizes"]), len(data.models), hp["activation"])
@@ -74,21 +76,25 @@ def train_finetuned(
         for k, v in layer.state_dict().items()
     }
     serving = replace(config, encoder_sha256=encoder_digest(overrides))
-    keys = Embedder(serving, encoder_overrides=overrides).embed(data.queries)
+    keys = Embedder(serving, encoder_overrides=overrides).embed(data.queries)  # the KNN bank, as served
     tensors = {f"encoder.{k}": v for k, v in overrides.items()}
     tensors.update({f"mlp.s0.{k}": v.detach().numpy().astype(np.float32) for k, v in head.state_dict().items()})
     tensors.update({"knn.keys": keys.astype(np.float16), "knn.values": np.asarray(data.scores, np.float16)})
-    components = {
-        "mlp": {"router_type": "mlp", "activation": hp["activation"], "n_layers": len(head.layers), "n_seeds": 1},
-        "knn": {"router_type": "knn", "n_neighbors": int(hp["n_neighbors"]), "weights": "uniform"},
-    }
     return TrainedScorer(
         router_type="finetuned",
         tensors=tensors,
-        params={"components": components, "tuned_layers": int(hp["tuned_layers"]), "hparam": hp},
+        params={"components": _components(hp, len(head.layers)), "tuned_layers": int(hp["tuned_layers"]), "hparam": hp},
         library="MiniLM top layers fine-tuned with llmrouter MLPRouter's MLPClassifierNN head; KNNRouter hparams",
         embedder=serving,
     )
+
+
+def _components(hp: dict[str, Any], n_layers: int) -> dict[str, dict[str, Any]]:
+    """``predict_ensemble`` parameters: the head as a one-seed ``mlp``, the bank as a ``knn``."""
+    return {
+        "mlp": {"router_type": "mlp", "activation": hp["activation"], "n_layers": n_layers, "n_seeds": 1},
+        "knn": {"router_type": "knn", "n_neighbors": int(hp["n_neighbors"]), "weights": "uniform"},
+    }
 
 
 def _frozen_states(base: Embedder, queries: list[str], stop: int) -> list[Any]:

@@ -109,3 +109,12 @@ def test_embedder_checks_overrides() -> None:
     wrong_shape = {"encoder.layer.5.output.dense.bias": np.zeros(3, np.float32)}
     with pytest.raises(ValueError, match="does not match a MiniLM weight"):
         Embedder(EmbedderConfig(encoder_sha256=encoder_digest(wrong_shape)), encoder_overrides=wrong_shape)
+
+
+@pytest.mark.parametrize("layers", [0, 7])
+def test_tuned_layers_out_of_range_is_refused(layers: int, eval_split) -> None:
+    from router_models.training.finetune import train_finetuned
+
+    train, _ = eval_split
+    with pytest.raises(ValueError, match="tuned_layers must be in"):
+        train_finetuned(train.subset(np.arange(10)), np.zeros((10, 384), np.float32), {"tuned_layers": layers})
