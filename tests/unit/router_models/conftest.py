@@ -43,22 +43,22 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("emb-cache")
 
 
-@pytest.fixture(scope="session")
-def trained_mlp(data_dir: Path, cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small MLP router trained through the real pipeline (llmrouter classes included)."""
+def train_slice(data_dir: Path, cache_dir: Path, out: Path, router_type: str, hparam: dict) -> Path:
+    """Train ``router_type`` on the train slice through the real pipeline (2 CV folds)."""
     from router_models.training.pipeline import TrainConfig, train
 
-    out = tmp_path_factory.mktemp("artifact") / "mlp"
     cfg = TrainConfig(
-        router_type="mlp",
-        data=data_dir / "train.jsonl",
-        out=out,
-        folds=2,
-        cache_dir=cache_dir,
-        hparam={"n_seeds": 1, "epochs": 15},
+        router_type=router_type, data=data_dir / "train.jsonl", out=out, folds=2, cache_dir=cache_dir, hparam=hparam
     )
     train(cfg)
     return out
+
+
+@pytest.fixture(scope="session")
+def trained_mlp(data_dir: Path, cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small MLP router trained through the real pipeline (llmrouter classes included)."""
+    out = tmp_path_factory.mktemp("artifact") / "mlp"
+    return train_slice(data_dir, cache_dir, out, "mlp", {"n_seeds": 1, "epochs": 15})
 
 
 @pytest.fixture(scope="session")

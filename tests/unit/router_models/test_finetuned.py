@@ -13,7 +13,7 @@ from router_models.artifacts import ArtifactError
 from router_models.embedding import Embedder, EmbedderConfig, encoder_digest
 from router_models.evaluation.protocol import evaluate
 from router_models.inference.learned import LearnedRouter
-from tests.unit.router_models.conftest import manifest_of
+from tests.unit.router_models.conftest import manifest_of, train_slice
 
 TEXTS = ["What is the capital of Australia?", "Write a python function to reverse a list.", "x" * 5000]
 
@@ -21,19 +21,8 @@ TEXTS = ["What is the capital of Australia?", "Write a python function to revers
 @pytest.fixture(scope="module")
 def trained_finetuned(data_dir: Path, cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One tuned layer, two epochs, on the 1,200-row slice, through the real pipeline."""
-    from router_models.training.pipeline import TrainConfig, train
-
     out = tmp_path_factory.mktemp("artifact") / "finetuned"
-    cfg = TrainConfig(
-        router_type="finetuned",
-        data=data_dir / "train.jsonl",
-        out=out,
-        folds=2,
-        cache_dir=cache_dir,
-        hparam={"tuned_layers": 1, "epochs": 2},
-    )
-    train(cfg)
-    return out
+    return train_slice(data_dir, cache_dir, out, "finetuned", {"tuned_layers": 1, "epochs": 2})
 
 
 def test_manifest_records_the_tuned_encoder(trained_finetuned: Path) -> None:
