@@ -15,6 +15,9 @@ from router_models.evaluation.protocol import evaluate
 from router_models.inference.learned import LearnedRouter
 from tests.unit.router_models.conftest import manifest_of, train_slice
 
+# Training the fixture takes ~40 s on an idle 2-core machine; allow for a loaded one.
+pytestmark = pytest.mark.timeout(900)
+
 TEXTS = ["What is the capital of Australia?", "Write a python function to reverse a list.", "x" * 5000]
 
 
