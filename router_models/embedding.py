@@ -144,11 +144,16 @@ class Embedder:
         ids = torch.tensor([e.ids for e in enc], dtype=torch.long)
         mask = torch.tensor([e.attention_mask for e in enc], dtype=torch.long)
         with torch.inference_mode():
-            hidden = self._model(ids, mask)
-            m = mask.unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
-            pooled = torch.nn.functional.normalize(pooled, p=2, dim=-1)
+            pooled = mean_pool(self._model(ids, mask), mask)
         return pooled.numpy().astype(np.float32, copy=False)
+
+
+def mean_pool(hidden: Any, mask: Any) -> Any:
+    """Mean of the unmasked token states, L2-normalised (sentence-transformers pooling)."""
+    import torch
+
+    m = mask.unsqueeze(-1).to(hidden.dtype)
+    return torch.nn.functional.normalize((hidden * m).sum(1) / m.sum(1).clamp(min=1e-9), p=2, dim=-1)
 
 
 def _checked_overrides(config: EmbedderConfig, overrides: Mapping[str, np.ndarray] | None) -> dict[str, Any] | None:

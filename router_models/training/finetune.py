@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from router_models.data import RoutingData
-from router_models.embedding import Embedder, EmbedderConfig, encoder_digest
+from router_models.embedding import Embedder, EmbedderConfig, encoder_digest, mean_pool
 from router_models.training.scorer import TrainedScorer
 
 DEFAULT_HPARAM: dict[str, Any] = {
@@ -137,7 +137,7 @@ def _fit(encoder: Any, first: int, head: Any, frozen: list[Any], y: Any, hp: dic
         for start in range(0, len(perm), bs):
             idx = perm[start : start + bs].tolist()
             x, mask = _pad([frozen[i] for i in idx])
-            h = _pool(encoder.run_layers(x, mask, first, stop), mask)
+            h = mean_pool(encoder.run_layers(x, mask, first, stop), mask)
             for layer in head.layers[:-1]:
                 h = F.dropout(act(layer(h)), p=float(hp["dropout"]), training=True)
             loss = F.binary_cross_entropy_with_logits(head.layers[-1](h), y[idx])
@@ -160,10 +160,3 @@ def _pad(rows: list[Any]) -> tuple[Any, Any]:
         x[i, : len(r)] = r
         mask[i, : len(r)] = 1
     return x, mask
-
-
-def _pool(hidden: Any, mask: Any) -> Any:
-    import torch
-
-    m = mask.unsqueeze(-1).to(hidden.dtype)
-    return torch.nn.functional.normalize((hidden * m).sum(1) / m.sum(1).clamp(min=1e-9), p=2, dim=-1)
