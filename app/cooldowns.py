@@ -2,8 +2,9 @@
 
 The state is shared across ingress replicas through Redis (one Lua script per failure:
 count in a window, open a cooldown key with a TTL); in embedded mode it is in-process.
-Reading it is on every request's path, so replicas keep a local copy refreshed in the
-background (at most ``refresh_s`` old) and never wait on Redis to route a request.
+Reading it is on every request's path, so replicas keep a local copy that a background
+loop refreshes every ``refresh_s`` (idle or not, so the first request after a quiet spell
+sees fresh state) and never wait on Redis to route a request.
 If Redis fails, the replica falls back to its in-process state for ``breaker_s``
 (a circuit breaker) instead of hammering a dead server.
 """
@@ -96,10 +97,9 @@ class RedisCooldowns:
         self._args = (int(window_s * 1000), allowed_fails, int(cooldown_s * 1000))
         self._local = LocalCooldowns(allowed_fails, window_s, cooldown_s)
         self._shared: frozenset[int] = frozenset()
-        self._refreshed = 0.0
         self._refresh_s, self._breaker_s = refresh_s, breaker_s
         self._broken_until = 0.0
-        self._refreshing: asyncio.Task[None] | None = None
+        self._loop_task: asyncio.Task[None] | None = None
         self._script = redis.register_script(_FAILURE_LUA)
 
     def _key(self, kind: str, deployment: int) -> str:
@@ -115,21 +115,32 @@ class RedisCooldowns:
         self._broken_until = time.monotonic() + self._breaker_s
 
     def cooling(self) -> frozenset[int]:
-        now = time.monotonic()
-        if self._healthy() and now - self._refreshed > self._refresh_s and not self._refreshing:
-            with contextlib.suppress(RuntimeError):  # no running loop: skip the refresh
-                self._refreshing = asyncio.get_running_loop().create_task(self._refresh())
+        if self._loop_task is None:
+            with contextlib.suppress(RuntimeError):  # no running loop yet: start on a later call
+                self._loop_task = asyncio.get_running_loop().create_task(self._refresh_loop())
         return self._shared | self._local.cooling()
 
-    async def _refresh(self) -> None:
+    async def _refresh_loop(self) -> None:
+        while True:
+            if self._healthy():
+                await self.refresh()
+            await asyncio.sleep(self._refresh_s)
+
+    async def refresh(self) -> None:
+        """Read the shared cooldowns now (the background loop calls this every ``refresh_s``)."""
         try:
             values = await self._redis.mget([self._key("cooldown", i) for i in range(len(self._ids))])
             self._shared = frozenset(i for i, v in enumerate(values) if v is not None)
         except Exception as err:  # noqa: BLE001  (any Redis failure trips the breaker)
             self._trip(err)
-        finally:
-            self._refreshed = time.monotonic()
-            self._refreshing = None
+
+    async def aclose(self) -> None:
+        """Stop the background refresh."""
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+            self._loop_task = None
 
     async def failure(self, deployment: int) -> bool:
         if not self._healthy():

@@ -28,21 +28,35 @@ async def redis_client():
     await client.aclose()
 
 
-def _pair(client, prefix: str) -> tuple[RedisCooldowns, RedisCooldowns]:
-    ids = ["0:a", "1:b"]
-    make = lambda: RedisCooldowns(client, ids, allowed_fails=2, window_s=10, cooldown_s=5,  # noqa: E731
-                                  prefix=prefix, refresh_s=0.0)
-    return make(), make()
+@pytest.fixture
+async def pair(redis_client):
+    """Two replicas' views of the same shared state, refreshed every 50 ms."""
+    prefix = f"test-{uuid.uuid4().hex}"
+    a, b = (RedisCooldowns(redis_client, ["0:a", "1:b"], allowed_fails=2, window_s=10, cooldown_s=5,
+                           prefix=prefix, refresh_s=0.05) for _ in range(2))
+    yield a, b
+    await a.aclose()
+    await b.aclose()
 
 
-async def test_cooldown_is_shared_between_replicas(redis_client) -> None:
-    a, b = _pair(redis_client, f"test-{uuid.uuid4().hex}")
+async def test_cooldown_is_shared_between_replicas(pair) -> None:
+    a, b = pair
     assert not await a.failure(1)  # one failure on replica a...
     assert await b.failure(1)  # ...and one on replica b make two: the cooldown starts
     assert 1 in b.cooling()
     a.cooling()  # replica a learns it from Redis in the background
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(0.2)
     assert a.cooling() == {1}
+
+
+async def test_an_idle_replica_routes_its_next_request_with_fresh_state(pair) -> None:
+    a, b = pair
+    assert a.cooling() == frozenset()  # replica a has served a request, then goes quiet
+    await asyncio.sleep(0.1)
+    assert not await b.failure(0)
+    assert await b.failure(0)  # the cooldown opens on replica b while a is idle
+    await asyncio.sleep(0.2)
+    assert a.cooling() == {0}  # a's very next request already avoids it
 
 
 async def test_redis_down_falls_back_to_local_state() -> None:
@@ -50,4 +64,5 @@ async def test_redis_down_falls_back_to_local_state() -> None:
     cd = RedisCooldowns(dead, ["0:a"], allowed_fails=1, window_s=10, cooldown_s=5, refresh_s=0.0)
     assert await cd.failure(0)  # counted in-process, no exception
     assert cd.cooling() == {0}
+    await cd.aclose()
     await dead.aclose()
