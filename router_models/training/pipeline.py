@@ -66,6 +66,22 @@ class TrainConfig:
     """Optional held-out split (e.g. test.jsonl) scored after fitting, for the manifest only."""
 
 
+def fit(
+    router_type: str,
+    data: RoutingData,
+    x: np.ndarray,
+    hparam: dict[str, Any] | None = None,
+    embedder: EmbedderConfig | None = None,
+    progress: ProgressSink | None = None,
+) -> TrainedScorer:
+    """Train ``router_type`` on (x, data); ``x`` are the frozen-embedder vectors of its queries."""
+    train = _trainers()[router_type]
+    if router_type not in TRAINS_EMBEDDER:
+        return train(data, x, hparam)
+    advance = (progress or NullProgress()).task(f"fine-tuning on {len(data)} rows (epochs)", _epochs(hparam))
+    return train(data, x, hparam, lambda *_: advance(1), embedder=embedder or EmbedderConfig())
+
+
 def fit_predict(
     router_type: str,
     data: RoutingData,
@@ -81,12 +97,7 @@ def fit_predict(
     ``x_eval`` are the eval queries' frozen-embedder vectors; a router that trains the
     embedder instead re-embeds ``eval_queries`` with its own tuned encoder.
     """
-    train = _trainers()[router_type]
-    if router_type in TRAINS_EMBEDDER:
-        advance = (progress or NullProgress()).task(f"fine-tuning on {len(data)} rows (epochs)", _epochs(hparam))
-        scorer = train(data, x, hparam, lambda *_: advance(1), embedder=embedder or EmbedderConfig())
-    else:
-        scorer = train(data, x, hparam)
+    scorer = fit(router_type, data, x, hparam, embedder, progress)
     return scorer, predict_scorer(scorer, eval_queries, x_eval)
 
 
@@ -98,13 +109,13 @@ def _epochs(hparam: dict[str, Any] | None) -> int:
 
 def predict_scorer(scorer: TrainedScorer, queries: list[str], x: np.ndarray) -> np.ndarray:
     """Predicted quality as served: ``x`` for frozen-embedder routers, else re-embed ``queries``."""
-    from router_models.embedding import Embedder
+    from router_models.embedding import Embedder, split_encoder
     from router_models.inference.scorers import PREDICTORS
 
-    enc = {k.removeprefix("encoder."): v for k, v in scorer.tensors.items() if k.startswith("encoder.")}
-    if enc:
-        x = Embedder(scorer.embedder, encoder_overrides=enc).embed(queries)
-    f32 = {k: v.astype(np.float32) for k, v in scorer.tensors.items() if not k.startswith("encoder.")}
+    encoder, scoring = split_encoder(scorer.tensors)
+    if encoder:
+        x = Embedder(scorer.embedder, encoder_overrides=encoder).embed(queries)
+    f32 = {k: v.astype(np.float32) for k, v in scoring.items()}
     return PREDICTORS[scorer.router_type](x, f32, scorer.params)
 
 
@@ -154,7 +165,7 @@ def train(cfg: TrainConfig, progress: ProgressSink | None = None) -> dict[str, A
     )
     cv = cross_validate(cfg, data, x, progress) if cfg.folds > 1 else {"default_lambda": 0.0}
     advance = progress.task(f"fitting {cfg.router_type} on all {len(data)} rows", 1)
-    scorer, _ = fit_predict(cfg.router_type, data, x, data.queries[:1], x[:1], cfg.hparam, cfg.embedder, progress)
+    scorer = fit(cfg.router_type, data, x, cfg.hparam, cfg.embedder, progress)
     advance(1)
     evals: dict[str, Any] = {"cross_validation": cv}
     if cfg.eval_data is not None:
