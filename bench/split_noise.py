@@ -17,7 +17,7 @@ import typer
 from rich.progress import track
 
 from bench.gateway import _machine
-from router_models.data import DEFAULT_TRAIN, load_routing_data
+from router_models.data import DEFAULT_TRAIN, file_sha256, load_routing_data
 from router_models.embedding import EmbedderConfig
 from router_models.embedding_cache import DEFAULT_CACHE_DIR, embed_cached
 from router_models.evaluation.protocol import evaluate
@@ -41,6 +41,20 @@ def out_of_fold(router: str, folds: int = 5, seed: int = 0) -> tuple[np.ndarray,
     return pred, data.scores, data.prices, data.models
 
 
+def out_of_fold_cached(
+    router: str, cache_dir: Path = DEFAULT_CACHE_DIR
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """``out_of_fold`` kept in ``cache_dir`` (keyed by router type and the train file's hash)."""
+    path = Path(cache_dir) / f"oof-{router}-{file_sha256(DEFAULT_TRAIN)[:16]}.npz"
+    if path.exists():
+        z = np.load(path)
+        return z["pred"], z["scores"], z["prices"], [str(m) for m in z["models"]]
+    pred, scores, prices, models = out_of_fold(router)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, pred=pred, scores=scores, prices=prices, models=np.array(models))
+    return pred, scores, prices, models
+
+
 def draw(pred: np.ndarray, scores: np.ndarray, prices: np.ndarray, models: list[str], n: int, draws: int,
          seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Q@C_best ratio and C@Q_best % (inf when not reached) on ``draws`` random ``n``-row subsets."""
@@ -56,7 +70,7 @@ def draw(pred: np.ndarray, scores: np.ndarray, prices: np.ndarray, models: list[
 
 
 def main(router: str = "ensemble", n: int = 500, draws: int = 1000, seed: int = 1) -> None:
-    pred, scores, prices, models = out_of_fold(router)
+    pred, scores, prices, models = out_of_fold_cached(router)
     whole = evaluate(pred, scores, prices, models, scores.mean(0))
     ratios, pcts = draw(pred, scores, prices, models, n, draws, seed)
     finite = np.where(np.isfinite(pcts), pcts, 200.0)
