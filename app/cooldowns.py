@@ -123,11 +123,10 @@ class RedisCooldowns:
     async def _refresh_loop(self) -> None:
         while True:
             if self._healthy():
-                await self.refresh()
+                await self._refresh()
             await asyncio.sleep(self._refresh_s)
 
-    async def refresh(self) -> None:
-        """Read the shared cooldowns now (the background loop calls this every ``refresh_s``)."""
+    async def _refresh(self) -> None:
         try:
             values = await self._redis.mget([self._key("cooldown", i) for i in range(len(self._ids))])
             self._shared = frozenset(i for i, v in enumerate(values) if v is not None)

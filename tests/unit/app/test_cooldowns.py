@@ -61,7 +61,7 @@ async def test_an_idle_replica_routes_its_next_request_with_fresh_state(pair) ->
 
 async def test_redis_down_falls_back_to_local_state() -> None:
     dead = aioredis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
-    cd = RedisCooldowns(dead, ["0:a"], allowed_fails=1, window_s=10, cooldown_s=5, refresh_s=0.0)
+    cd = RedisCooldowns(dead, ["0:a"], allowed_fails=1, window_s=10, cooldown_s=5, refresh_s=0.05)
     assert await cd.failure(0)  # counted in-process, no exception
     assert cd.cooling() == {0}
     await cd.aclose()
