@@ -63,19 +63,17 @@ def json_response(body: bytes, headers: dict[str, str], status: int = 200) -> Re
     return Response(content=body, status_code=status, media_type="application/json", headers=headers)
 
 
-def error_response(err: BaseException, request_id: str | None = None) -> Response:
+def error_response(err: BaseException, request: Request) -> Response:
     status, body, headers = to_openai_error(err)
-    return json_response(body, id_header(request_id, headers), status)
+    return json_response(body, id_header(request, headers), status)
 
 
-ECHO_REQUEST_ID = True
-"""Whether responses carry ``x-request-id``; off behind Serve, which adds it itself."""
-
-
-def id_header(request_id: str | None, headers: dict[str, str]) -> dict[str, str]:
-    """``headers`` plus ``x-request-id`` (unless the server in front already adds it)."""
-    if request_id and ECHO_REQUEST_ID:
-        return {"x-request-id": request_id, **headers}
+def id_header(request: Request, headers: dict[str, str]) -> dict[str, str]:
+    """``headers`` plus the request's ``x-request-id``, unless the app was built with
+    ``echo_request_id=False`` (behind Ray Serve, whose proxy adds the header itself)."""
+    rid = getattr(request.state, "request_id", None)
+    if rid and getattr(request.app.state, "echo_request_id", True):
+        return {"x-request-id": rid, **headers}
     return headers
 
 

@@ -32,7 +32,7 @@ def _rid(request: Request) -> str | None:
 
 
 async def _routeiq_error(request: Request, err: Exception) -> Response:
-    return error_response(err, _rid(request))
+    return error_response(err, request)
 
 
 async def _http_error(request: Request, err: Exception) -> Response:
@@ -44,14 +44,14 @@ async def _http_error(request: Request, err: Exception) -> Response:
     else:
         mapped = RouteIQError(str(err.detail))
         mapped.status = err.status_code  # type: ignore[misc]
-    return error_response(mapped, _rid(request))
+    return error_response(mapped, request)
 
 
 async def _unexpected(request: Request, err: Exception) -> Response:
     if isinstance(err, RequestValidationError):
-        return error_response(InvalidRequestError(str(err.errors()[0].get("msg"))), _rid(request))
+        return error_response(InvalidRequestError(str(err.errors()[0].get("msg"))), request)
     log.exception("unhandled error in request %s", _rid(request))
-    return error_response(err, _rid(request))
+    return error_response(err, request)
 
 
 @asynccontextmanager
@@ -75,12 +75,14 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             await close()
 
 
-def create_app(gateway: Gateway, readiness: Readiness | None = None) -> FastAPI:
-    """The ASGI app of the ingress."""
+def create_app(gateway: Gateway, readiness: Readiness | None = None, *, echo_request_id: bool = True) -> FastAPI:
+    """The ASGI app of the ingress; ``echo_request_id=False`` where a proxy in front
+    already puts ``x-request-id`` on every response (Ray Serve's)."""
     app = FastAPI(title="RouteIQ", version="0.1.0", docs_url=None, redoc_url=None, lifespan=_lifespan)
     app.state.gateway = gateway
     app.state.readiness = readiness
     app.state.draining = False
+    app.state.echo_request_id = echo_request_id
     app.add_exception_handler(RouteIQError, _routeiq_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _unexpected)

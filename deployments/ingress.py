@@ -16,7 +16,6 @@ import aiohttp
 from ray.serve.exceptions import BackPressureError
 from ray.serve.handle import DeploymentHandle
 
-from app import http
 from app.access import build_policy
 from app.access.db import build_redis
 from app.access.decision_log import build_decision_log
@@ -154,8 +153,8 @@ class Ingress:
         self._graph = GraphProbe(router, providers)
 
     def __serve_build_asgi_app__(self) -> Any:
-        http.ECHO_REQUEST_ID = False  # Serve's proxy/direct ingress echoes x-request-id itself
-        return create_app(self._gateway, self._readiness)
+        # Serve's proxy (and direct ingress) echoes x-request-id itself
+        return create_app(self._gateway, self._readiness, echo_request_id=False)
 
     async def _readiness(self, server: tuple[str, int] | None) -> dict[str, Any]:
         serve_state = await serve_health(server)

@@ -40,7 +40,7 @@ MAX_PAGE = 1000
 class AdminCall:
     """An authenticated admin request: who, and the service to act with."""
 
-    request_id: str
+    request: Request
     principal: Principal
     admin: AccessAdmin
 
@@ -58,18 +58,18 @@ class AdminCall:
         return result
 
     def reply(self, payload: Any) -> Response:
-        return json_response(orjson.dumps(payload), id_header(self.request_id, {}))
+        return json_response(orjson.dumps(payload), id_header(self.request, {}))
 
 
 async def admin_call(request: Request, action: str, *, admin_only: bool = True) -> AdminCall:
     """Authenticate an admin request (401/403), with the access service to use."""
     gateway = request.app.state.gateway
-    rid = request_id(request)
+    request_id(request)  # on request.state and in the log context
     principal = await gateway.policy.authenticate(request.headers.get("authorization"))
     policy = gateway.policy
     if not isinstance(policy, VirtualKeyPolicy):
         raise InvalidRequestError("virtual keys are disabled (general_settings.access.enabled: false)")
-    call = AdminCall(rid, principal, AccessAdmin(policy))
+    call = AdminCall(request, principal, AccessAdmin(policy))
     if admin_only and not principal.is_admin:
         await policy.store.audit(principal.key_id, action, None, "denied")
         raise PermissionDeniedError("only the master key or an admin key may call the admin API",

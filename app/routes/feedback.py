@@ -24,7 +24,7 @@ MAX_BODY = 4096
 @router.post("/v1/feedback")
 async def feedback(request: Request) -> Response:
     gateway: Gateway = request.app.state.gateway
-    rid = request_id(request)
+    request_id(request)  # on request.state and in the log context
     principal = await gateway.policy.authenticate(request.headers.get("authorization"))
     body = validate(FeedbackRequest, await read_json(request, MAX_BODY))
     owner = None if principal.is_admin else principal.key_id
@@ -32,4 +32,4 @@ async def feedback(request: Request) -> Response:
         raise NotFoundError(f"No routed request with id `{body.request_id}`", param="request_id",
                             code="request_not_found")
     reply = {"object": "feedback", "request_id": body.request_id, "score": body.score}
-    return json_response(orjson.dumps(reply), id_header(rid, {}))
+    return json_response(orjson.dumps(reply), id_header(request, {}))

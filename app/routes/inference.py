@@ -162,14 +162,14 @@ async def _serve(request: Request, ex: _Exchange) -> Response:
     ctx = ex.ctx = RequestContext(rid, principal, trace_headers, _lambda_header(request), otel=ex.otel)
     if body.get("stream"):
         ex.plan, first, rest = await gateway.stream(endpoint, body, ctx)
-        headers = id_header(rid, {"cache-control": "no-cache", **ex.plan.headers()})
+        headers = id_header(request, {"cache-control": "no-cache", **ex.plan.headers()})
         return StreamingResponse(_relay(ex, ctx, first, rest), media_type="text/event-stream", headers=headers)
     ex.plan, result = await gateway.complete(endpoint, body, ctx)
     ex.usage = result.usage
     ex.span.set_attributes(result.span_attributes())
     gateway.admission.leave()
     ex.finish(200)
-    headers = id_header(rid, {**ex.plan.headers(), "x-routeiq-cost": f"{result.usage.cost:.10f}"})
+    headers = id_header(request, {**ex.plan.headers(), "x-routeiq-cost": f"{result.usage.cost:.10f}"})
     return json_response(result.body, headers)
 
 

@@ -15,10 +15,10 @@ router = APIRouter()
 @router.get("/v1/models")
 async def list_models(request: Request) -> Response:
     gateway: Gateway = request.app.state.gateway
-    rid = request_id(request)
+    request_id(request)  # on request.state and in the log context
     principal = await gateway.policy.authenticate(request.headers.get("authorization"))
     allowed = principal.allowed_models
     routers = gateway.catalog.routers
     names = [n for n in gateway.catalog.public_names() if allowed is None or n in allowed or n in routers]
     data = [{"id": n, "object": "model", "created": 0, "owned_by": "routeiq"} for n in names]
-    return json_response(orjson.dumps({"object": "list", "data": data}), id_header(rid, {}))
+    return json_response(orjson.dumps({"object": "list", "data": data}), id_header(request, {}))
