@@ -133,8 +133,8 @@ class RedisCooldowns:
         except Exception as err:  # noqa: BLE001  (any Redis failure trips the breaker)
             self._trip(err)
 
-    async def aclose(self) -> None:
-        """Stop the background refresh."""
+    async def close(self) -> None:
+        """Stop the background refresh (the app's shutdown calls it)."""
         if self._loop_task is not None:
             self._loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

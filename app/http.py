@@ -71,8 +71,8 @@ def error_response(err: BaseException, request: Request) -> Response:
 def id_header(request: Request, headers: dict[str, str]) -> dict[str, str]:
     """``headers`` plus the request's ``x-request-id``, unless the app was built with
     ``echo_request_id=False`` (behind Ray Serve, whose proxy adds the header itself)."""
-    rid = getattr(request.state, "request_id", None)
-    if rid and getattr(request.app.state, "echo_request_id", True):
+    rid = getattr(request.state, "request_id", None)  # unset when routing failed before a handler
+    if rid and request.app.state.echo_request_id:
         return {"x-request-id": rid, **headers}
     return headers
 

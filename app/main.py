@@ -57,8 +57,8 @@ async def _unexpected(request: Request, err: Exception) -> Response:
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Start and stop the access policy's clients with the replica (if it has any)."""
-    policy = app.state.gateway.policy
-    decisions = app.state.gateway.decisions
+    gateway = app.state.gateway
+    policy, decisions = gateway.policy, gateway.decisions
     if start := getattr(policy, "start", None):
         await start()
     if start := getattr(decisions, "start", None):
@@ -69,6 +69,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Serve runs this from the replica's ``__del__``, after its drain: the first point
         # where the app learns of the shutdown. Readiness says 503 draining from here on.
         app.state.draining = True
+        if close := getattr(gateway.cooldowns, "close", None):
+            await close()  # the shared-cooldown refresh loop
         if close := getattr(decisions, "close", None):
             await close()  # before the policy, which disposes a shared engine
         if close := getattr(policy, "close", None):

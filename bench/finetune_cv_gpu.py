@@ -121,7 +121,7 @@ def main(variants: list[str]) -> None:  # noqa: PLR0915 - the exploration as it 
         if layers.startswith("top"):
             for p in net.enc.parameters():
                 p.requires_grad = False
-            for layer in net.enc.encoder.layer[6 - int(layers[3]) :]:
+            for layer in net.enc.encoder.layer[-int(layers[3]) :]:
                 for p in layer.parameters():
                     p.requires_grad = True
             elr = 5e-5

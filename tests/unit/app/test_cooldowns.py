@@ -8,7 +8,12 @@ import uuid
 import pytest
 import redis.asyncio as aioredis
 
+from app.config import parse_config
 from app.cooldowns import LocalCooldowns, RedisCooldowns
+from app.gateway import Gateway
+from app.main import create_app
+from app.providers.pool import LocalProviderPool
+from tests.support import gateway_config
 
 
 async def test_local_cooldown_opens_after_allowed_fails_and_expires() -> None:
@@ -35,8 +40,8 @@ async def pair(redis_client):
     a, b = (RedisCooldowns(redis_client, ["0:a", "1:b"], allowed_fails=2, window_s=10, cooldown_s=5,
                            prefix=prefix, refresh_s=0.05) for _ in range(2))
     yield a, b
-    await a.aclose()
-    await b.aclose()
+    await a.close()
+    await b.close()
 
 
 async def test_cooldown_is_shared_between_replicas(pair) -> None:
@@ -64,5 +69,25 @@ async def test_redis_down_falls_back_to_local_state() -> None:
     cd = RedisCooldowns(dead, ["0:a"], allowed_fails=1, window_s=10, cooldown_s=5, refresh_s=0.05)
     assert await cd.failure(0)  # counted in-process, no exception
     assert cd.cooling() == {0}
-    await cd.aclose()
+    await cd.close()
     await dead.aclose()
+
+
+def _refresh_loops() -> int:
+    return sum(t.get_coro().__qualname__ == "RedisCooldowns._refresh_loop" for t in asyncio.all_tasks() if not t.done())
+
+
+async def test_the_app_shutdown_stops_the_refresh_loop(redis_client) -> None:
+    cfg = parse_config(gateway_config("http://127.0.0.1:9/v1"))
+    cooldowns = RedisCooldowns(redis_client, ["0:a"], allowed_fails=2, window_s=10, cooldown_s=5,
+                               prefix=f"test-{uuid.uuid4().hex}", refresh_s=0.05)
+    app = create_app(Gateway(cfg, LocalProviderPool(cfg), None, cooldowns=cooldowns))
+    try:
+        async with app.router.lifespan_context(app):
+            cooldowns.cooling()  # the first routed request starts the loop
+            await asyncio.sleep(0.1)
+            assert _refresh_loops() == 1
+        await asyncio.sleep(0)
+        assert _refresh_loops() == 0
+    finally:
+        await cooldowns.close()  # idempotent; keeps a failing run from leaving the loop behind

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -17,6 +18,7 @@ from tests.support import MASTER_KEY, gateway_config
 AUTH = {"authorization": f"Bearer {MASTER_KEY}"}
 
 
+@asynccontextmanager
 async def _client(upstream: Any, echo: bool) -> AsyncIterator[httpx.AsyncClient]:
     cfg = parse_config(gateway_config(upstream.url))
     pool = LocalProviderPool(cfg)
@@ -28,13 +30,13 @@ async def _client(upstream: Any, echo: bool) -> AsyncIterator[httpx.AsyncClient]
 
 @pytest.fixture
 async def echoing(upstream: Any) -> AsyncIterator[httpx.AsyncClient]:
-    async for client in _client(upstream, echo=True):
+    async with _client(upstream, echo=True) as client:
         yield client
 
 
 @pytest.fixture
 async def behind_proxy(upstream: Any) -> AsyncIterator[httpx.AsyncClient]:
-    async for client in _client(upstream, echo=False):
+    async with _client(upstream, echo=False) as client:
         yield client
 
 
