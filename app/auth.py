@@ -13,7 +13,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from app.errors import AuthenticationError
 from app.providers.base import Usage
@@ -34,9 +34,17 @@ class Principal:
 class AccessPolicy(Protocol):
     """Authentication, admission (limits, budget) and settlement (spend) of requests.
 
-    A policy may also define ``async start()`` and ``async close()``: the app's lifespan
-    calls them on replica start and stop (connections, migrations, flushing buffers).
+    ``start``/``close`` run with the replica (migrations, background flushers, draining
+    buffers); the clients they use are the replica's, built and closed by ``app.wiring``.
     """
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def health(self) -> dict[str, Any]:
+        """Readiness detail: each dependency's state (``{"status": "down", ...}`` when down)."""
+        ...
 
     async def authenticate(self, authorization: str | None) -> Principal: ...
 
@@ -44,8 +52,9 @@ class AccessPolicy(Protocol):
         """Raise ``RateLimitError`` (429) or ``InvalidRequestError`` (budget) to refuse."""
         ...
 
-    async def settle(self, principal: Principal, model: str, usage: Usage, request_id: str) -> None:
-        """Record what a finished request used; must not block the response."""
+    def settle(self, principal: Principal, model: str, usage: Usage, request_id: str) -> None:
+        """Record what a finished request used: queue it, never wait (it runs in the request's
+        final cleanup, also when the client is gone and the task is being cancelled)."""
         ...
 
 
@@ -71,6 +80,15 @@ class MasterKeyPolicy:
         self._master_key = master_key
         """A callable, so a rotated key (a re-read secret file) takes effect at once."""
 
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def health(self) -> dict[str, Any]:
+        return {}
+
     async def authenticate(self, authorization: str | None) -> Principal:
         if is_master(bearer_token(authorization), self._master_key()):
             return Principal(key_id="master", is_admin=True)
@@ -79,5 +97,5 @@ class MasterKeyPolicy:
     async def admit(self, principal: Principal, model: str, estimated_tokens: int) -> None:
         return None
 
-    async def settle(self, principal: Principal, model: str, usage: Usage, request_id: str) -> None:
+    def settle(self, principal: Principal, model: str, usage: Usage, request_id: str) -> None:
         return None

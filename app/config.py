@@ -175,7 +175,28 @@ class GeneralSettings(_Strict):
     max_inflight_requests: int = Field(
         2048, gt=0, description="Per ingress replica; above it new requests get 503 with Retry-After."
     )
-    request_timeout_s: float = Field(60.0, gt=0, description="Whole-request timeout (504).")
+    request_timeout_s: float = Field(
+        60.0, gt=0, description="Deadline for an upstream's answer, or a stream's first chunk, retries included (504).")
+    stream_idle_timeout_s: float = Field(
+        120.0, gt=0, description="Longest silence between two chunks of a stream before it is ended with an error.")
+    connect_timeout_s: float = Field(10.0, gt=0, description="TCP/TLS connect timeout to an upstream.")
+
+
+class ProviderSettings(_Strict):
+    """One provider-call deployment's slice of the config: what ``graph.py`` binds it with.
+
+    A provider replica never sees the other groups' models, the routers or the access
+    settings; everything it needs to call its upstreams is here.
+    """
+
+    group: ProviderGroup = Field(description="The provider group this deployment serves.")
+    entries: dict[int, ModelEntry] = Field(description="Its `model_list` entries, by index in `model_list`.")
+    num_retries: int = Field(description="Retries on 5xx/connection errors (router_settings).")
+    retry_backoff_s: float = Field(description="First backoff (router_settings).")
+    connect_timeout_s: float = Field(description="Connect timeout (general_settings).")
+    stream_idle_timeout_s: float = Field(description="Longest silence inside a stream (general_settings).")
+    log_format: Literal["json", "text"] = Field("json", description="Replica log format (general_settings).")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
 
 
 class GatewayConfig(_Strict):
@@ -221,6 +242,18 @@ class GatewayConfig(_Strict):
         for m in self.model_list:
             known.setdefault(m.provider_group, ProviderGroup(name=m.provider_group))
         return tuple(known.values())
+
+    def provider_settings(self, group: str) -> ProviderSettings:
+        """The slice of this config a provider-call deployment for ``group`` is bound with."""
+        settings = next(g for g in self.groups() if g.name == group)
+        rs, gs = self.router_settings, self.general_settings
+        return ProviderSettings(
+            group=settings,
+            entries={i: e for i, e in enumerate(self.model_list) if e.provider_group == group},
+            num_retries=rs.num_retries, retry_backoff_s=rs.retry_backoff_s,
+            connect_timeout_s=gs.connect_timeout_s, stream_idle_timeout_s=gs.stream_idle_timeout_s,
+            log_format=gs.log_format, log_level=gs.log_level,
+        )
 
     def master_key(self) -> str:
         """The admin key: env ``ROUTEIQ_MASTER_KEY``, else the file ``ROUTEIQ_MASTER_KEY_FILE``

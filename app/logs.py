@@ -30,7 +30,7 @@ from typing import Any
 
 import orjson
 
-from app.config import ConfigError, GatewayConfig, resolve_secret
+from app.config import ConfigError, GatewayConfig, ModelEntry, ProviderSettings, resolve_secret
 
 REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("routeiq_request_id", default=None)
 MASK = "***"
@@ -130,8 +130,9 @@ def request_id_of(record: logging.LogRecord) -> str | None:
     return getattr(record, "request_id", None) or REQUEST_ID.get()
 
 
-def config_secrets(cfg: GatewayConfig) -> list[str]:
-    """Literal secret values of a config: master key, provider keys and credentials."""
+def config_secrets(cfg: GatewayConfig | ProviderSettings) -> list[str]:
+    """Literal secret values of a config (or a provider's slice of it): master key,
+    provider keys and credentials, database and Redis URLs."""
     found: list[str] = []
 
     def add(value: Any) -> None:
@@ -142,15 +143,17 @@ def config_secrets(cfg: GatewayConfig) -> list[str]:
         if resolved:
             found.append(resolved)
 
-    with contextlib.suppress(ConfigError):
-        found.append(cfg.master_key())
-    for entry in cfg.model_list:
+    entries: Iterable[ModelEntry] = cfg.entries.values() if isinstance(cfg, ProviderSettings) else cfg.model_list
+    for entry in entries:
         params = entry.litellm_params.model_dump()
         for name, value in params.items():
             if any(w in name.lower() for w in ("key", "secret", "token", "password", "credential")):
                 add(value)
-    for url in (cfg.general_settings.database_url, cfg.general_settings.redis_url):
-        add(url)
+    if isinstance(cfg, GatewayConfig):
+        with contextlib.suppress(ConfigError):
+            found.append(cfg.master_key())
+        for url in (cfg.general_settings.database_url, cfg.general_settings.redis_url):
+            add(url)
     return found
 
 
@@ -191,16 +194,19 @@ def _install_factory() -> None:
     logging.setLogRecordFactory(factory)
 
 
-def setup_logging(component: str, cfg: GatewayConfig | None = None, *, stream: Any = None) -> logging.Handler:
+def setup_logging(
+    component: str, cfg: GatewayConfig | ProviderSettings | None = None, *, stream: Any = None
+) -> logging.Handler:
     """Install redaction and the JSON (or text) handler in this process; idempotent.
 
-    Without ``cfg`` (the router-scoring replica gets no config) the format comes from
-    ``ROUTEIQ_LOG_FORMAT`` (default ``json``) and only the patterns redact.
+    ``cfg`` is the whole config (ingress) or a provider's slice of it. Without one (the
+    router-scoring replica gets no config) the format comes from ``ROUTEIQ_LOG_FORMAT``
+    (default ``json``) and only the patterns redact.
     """
     global _handler  # noqa: PLW0603  (one handler per process, replaced on re-setup)
-    general = cfg.general_settings if cfg is not None else None
-    fmt = general.log_format if general else os.environ.get("ROUTEIQ_LOG_FORMAT", "json")
-    level = general.log_level if general else os.environ.get("ROUTEIQ_LOG_LEVEL", "INFO")
+    settings = cfg.general_settings if isinstance(cfg, GatewayConfig) else cfg
+    fmt = settings.log_format if settings else os.environ.get("ROUTEIQ_LOG_FORMAT", "json")
+    level = settings.log_level if settings else os.environ.get("ROUTEIQ_LOG_LEVEL", "INFO")
     with _lock:
         _redactor.set_literals(config_secrets(cfg) if cfg is not None else ())
         _install_factory()

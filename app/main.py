@@ -1,8 +1,9 @@
 """Builds the FastAPI app around an already-built ``Gateway``.
 
 No clients are created here: the caller (the ingress deployment, or a test) builds
-the gateway and passes it in. One set of exception handlers is the only place where
-errors become HTTP responses, so no traceback ever reaches a client.
+the gateway with ``app.wiring.build_gateway`` and passes it in; the app's lifespan
+runs the gateway's ``start``/``close``. One set of exception handlers is the only place
+where errors become HTTP responses, so no traceback ever reaches a client.
 """
 
 from __future__ import annotations
@@ -56,25 +57,16 @@ async def _unexpected(request: Request, err: Exception) -> Response:
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Start and stop the access policy's clients with the replica (if it has any)."""
-    gateway = app.state.gateway
-    policy, decisions = gateway.policy, gateway.decisions
-    if start := getattr(policy, "start", None):
-        await start()
-    if start := getattr(decisions, "start", None):
-        await start()  # after the policy: it may share the policy's engine (and migrations)
+    """Start the gateway with the replica; close it (flushing buffers) when it stops."""
+    gateway: Gateway = app.state.gateway
+    await gateway.start()
     try:
         yield
     finally:
         # Serve runs this from the replica's ``__del__``, after its drain: the first point
         # where the app learns of the shutdown. Readiness says 503 draining from here on.
         app.state.draining = True
-        if close := getattr(gateway.cooldowns, "close", None):
-            await close()  # the shared-cooldown refresh loop
-        if close := getattr(decisions, "close", None):
-            await close()  # before the policy, which disposes a shared engine
-        if close := getattr(policy, "close", None):
-            await close()
+        await gateway.close()
 
 
 def create_app(gateway: Gateway, readiness: Readiness | None = None, *, echo_request_id: bool = True) -> FastAPI:

@@ -86,7 +86,7 @@ def build_graph(
     providers = {
         g.name: serve.deployment(ProviderDeployment)
         .options(**opts(provider_deployment_name(g.name), PROVIDER_OPTIONS))
-        .bind(cfg, g.name)
+        .bind(cfg.provider_settings(g.name))
         for g in cfg.groups()
     }
     router = None

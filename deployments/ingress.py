@@ -1,8 +1,9 @@
 """Ingress deployment: the FastAPI app of ``app/``, mounted with ``serve.ingress``.
 
-The app is built per replica (``__serve_build_asgi_app__``) around a ``Gateway``
-whose two collaborators are the DeploymentHandles of the router-scoring and
-provider-call deployments, adapted to the ``RouterClient``/``ProviderPool`` protocols.
+The app is built per replica (``__serve_build_asgi_app__``) around a ``Gateway`` that
+``app.wiring.build_gateway`` composes; its two collaborators are the DeploymentHandles
+of the router-scoring and provider-call deployments, adapted here to the
+``RouterClient``/``ProviderPool`` protocols. ``Ingress.__init__`` is one call.
 """
 
 from __future__ import annotations
@@ -16,11 +17,7 @@ import aiohttp
 from ray.serve.exceptions import BackPressureError
 from ray.serve.handle import DeploymentHandle
 
-from app.access import build_policy
-from app.access.db import build_redis
-from app.access.decision_log import build_decision_log
 from app.config import GatewayConfig
-from app.cooldowns import build_cooldowns
 from app.errors import OverloadedError
 from app.gateway import Gateway
 from app.logs import setup_logging
@@ -28,6 +25,7 @@ from app.main import create_app
 from app.providers.base import ProviderCall, ProviderResult, StreamItem
 from app.routes.health import readiness_report
 from app.tracing import configure_tracing
+from app.wiring import build_gateway
 from deployments.metrics import ServeMetrics
 from router_models.inference.types import RouteDecision, RouteQuery
 
@@ -131,26 +129,23 @@ async def serve_health(server: tuple[str, int] | None, timeout_s: float = 1.0) -
         return "unreachable"
 
 
+def compose(cfg: GatewayConfig, router: DeploymentHandle | None,
+            providers: dict[str, DeploymentHandle]) -> tuple[Gateway, GraphProbe]:
+    """Everything an ingress replica runs on: logging, tracing, the gateway over the handles."""
+    setup_logging("ingress", cfg)
+    configure_tracing("ingress")
+    gateway = build_gateway(cfg, HandleProviders(providers), HandleRouter(router) if router else None,
+                            metrics=ServeMetrics())
+    return gateway, GraphProbe(router, providers)
+
+
 class Ingress:
     """Auth, validation and the request path, in front of the graph."""
 
     def __init__(
         self, cfg: GatewayConfig, router: DeploymentHandle | None, providers: dict[str, DeploymentHandle]
     ) -> None:
-        self._cfg = cfg
-        setup_logging("ingress", cfg)
-        configure_tracing("ingress")
-        policy = build_policy(cfg)
-        self._gateway = Gateway(
-            cfg,
-            HandleProviders(providers),
-            HandleRouter(router) if router else None,
-            policy=policy,
-            cooldowns=build_cooldowns(cfg, build_redis(cfg.general_settings)),
-            metrics=ServeMetrics(),
-            decisions=build_decision_log(cfg, policy),
-        )
-        self._graph = GraphProbe(router, providers)
+        self._gateway, self._graph = compose(cfg, router, providers)
 
     def __serve_build_asgi_app__(self) -> Any:
         # Serve's proxy (and direct ingress) echoes x-request-id itself

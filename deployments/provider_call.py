@@ -1,5 +1,8 @@
 """Provider-call deployment: one per provider group, a shell over ``ProviderCaller``.
 
+Bound with its group's slice of the config (``ProviderSettings``: the group, its model
+entries, retry and timeout settings), never the whole config.
+
 Streams are coalesced before they cross the handle: whatever the ingress has not yet
 taken travels as one item, so a fast upstream does not cost one handle item a token.
 """
@@ -8,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from app.config import GatewayConfig
+from app.config import ProviderSettings
 from app.logs import setup_logging
 from app.providers.base import ProviderCall, ProviderResult, StreamItem
 from app.providers.caller import ProviderCaller
@@ -19,10 +22,11 @@ from app.tracing import configure_tracing
 class ProviderDeployment:
     """Calls the models of one provider group."""
 
-    def __init__(self, cfg: GatewayConfig, group: str) -> None:
-        setup_logging(f"provider-{group}", cfg)
+    def __init__(self, settings: ProviderSettings) -> None:
+        group = settings.group.name
+        setup_logging(f"provider-{group}", settings)
         configure_tracing(f"provider-{group}")
-        self._caller = ProviderCaller(cfg, group)
+        self._caller = ProviderCaller(settings)
 
     def ping(self) -> str:
         """Readiness probe of the ingress: this replica is up."""

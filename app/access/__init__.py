@@ -1,9 +1,10 @@
 """Virtual keys, teams, global rate limits, spend and audit: the access layer.
 
-``build_policy(cfg)`` is the one factory: it builds the clients from config (Postgres
+``build_policy(cfg, engine, redis)`` builds the policy on the replica's clients (the
+one database engine and the one Redis client ``app.wiring`` builds per replica: Postgres
 or the embedded SQLite file; Redis or the in-process limiter) and returns the
 ``AccessPolicy`` the ingress hands to its ``Gateway``. Nothing connects until the
-policy's ``start()`` (the app's lifespan): migrations, then the spend flusher.
+policy's ``start()`` (the replica's start-up): migrations, then the spend flusher.
 
 Modules: ``keys`` (generation, hashing, grants), ``tables``/``migrations`` (schema),
 ``store`` (SQL), ``limits`` (Lua/in-process limiter), ``fallback`` (Redis, else
@@ -13,25 +14,30 @@ in-process, behind a breaker), ``spend`` (buffer), ``policy``
 
 from __future__ import annotations
 
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from app.access.policy import VirtualKeyPolicy
 from app.auth import AccessPolicy, MasterKeyPolicy
 from app.config import GatewayConfig
 
 
-def build_policy(cfg: GatewayConfig) -> AccessPolicy:
-    """The access policy for ``cfg`` (master key only when ``access.enabled`` is false)."""
+def build_policy(cfg: GatewayConfig, engine: AsyncEngine | None, redis: Any | None) -> AccessPolicy:
+    """The access policy for ``cfg`` on the replica's clients (master key only when
+    ``access.enabled`` is false). ``app.wiring`` builds the clients, once per replica."""
     settings = cfg.general_settings.access
     if not settings.enabled:
         return MasterKeyPolicy(cfg.master_key)
-    from app.access.db import build_engine, build_redis
+    if engine is None:
+        raise ValueError("access is enabled: the policy needs a database engine")
     from app.access.fallback import FallbackLimiter
     from app.access.limits import Limiter, LocalLimiter, RedisLimiter
     from app.access.spend import SpendBuffer
     from app.access.store import AccessStore
     from app.breaker import Breaker
 
-    store = AccessStore(build_engine(cfg.general_settings), settings.db_timeout_s, Breaker("database"))
-    redis = build_redis(cfg.general_settings)
+    store = AccessStore(engine, settings.db_timeout_s, Breaker("database"))
     limiter: Limiter = LocalLimiter()
     if redis is not None:  # global limits, per-replica ones while Redis is down (docs/operations.md)
         limiter = FallbackLimiter(RedisLimiter(redis), LocalLimiter(), Breaker("redis"), settings.redis_timeout_s)

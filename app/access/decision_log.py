@@ -29,7 +29,7 @@ from app.access.decision_store import DecisionStore, Feedback, decision_row
 from app.access.flusher import PeriodicFlusher
 from app.access.store import StoreUnavailableError
 from app.config import DecisionLogSettings, GatewayConfig
-from app.decisions import DecisionLog, DecisionRecord, NoDecisionLog
+from app.gateway.decisions import DecisionLog, DecisionRecord, NoDecisionLog
 
 log = logging.getLogger("routeiq.decisions")
 BATCH = 1000
@@ -39,13 +39,12 @@ FEEDBACK_MARGIN_S = 1.0
 class DecisionWriter(PeriodicFlusher):
     _what = "decision records"
 
-    def __init__(self, store: DecisionStore, settings: DecisionLogSettings, *, owns_engine: bool = True) -> None:
+    def __init__(self, store: DecisionStore, settings: DecisionLogSettings) -> None:
         super().__init__(settings.flush_interval_s)
         self.store = store
         self._settings = settings
         self._rows: deque[dict[str, Any]] = deque()
         self._lock = asyncio.Lock()
-        self._owns_engine = owns_engine
         self._outage_since: float | None = None
         self._schema_ok = False
         self.feedback_wait_s = settings.flush_interval_s + FEEDBACK_MARGIN_S
@@ -88,8 +87,6 @@ class DecisionWriter(PeriodicFlusher):
     async def close(self, timeout_s: float = 10.0) -> None:
         """Stop the flusher and write what is pending (best effort within ``timeout_s``)."""
         await self.stop_and_drain(timeout_s)
-        if self._owns_engine:
-            await self.store.engine.dispose()
 
     # writing -----------------------------------------------------------------------------
     async def flush(self) -> bool:
@@ -142,16 +139,9 @@ class DecisionWriter(PeriodicFlusher):
         raise StoreUnavailableError("decision database unavailable; retry the feedback shortly", retry_after=1)
 
 
-def build_decision_log(cfg: GatewayConfig, policy: object | None = None) -> DecisionLog:
-    """The gateway's decision log: on the access policy's engine when it has one, else its own."""
+def build_decision_log(cfg: GatewayConfig, engine: AsyncEngine | None) -> DecisionLog:
+    """The gateway's decision log, on the replica's engine (``app.wiring`` builds it)."""
     settings = cfg.general_settings.decisions
-    if not settings.enabled:
+    if not settings.enabled or engine is None:
         return NoDecisionLog()
-    engine: AsyncEngine | None = getattr(getattr(policy, "store", None), "engine", None)
-    owns = engine is None
-    if engine is None:
-        from app.access.db import build_engine
-
-        engine = build_engine(cfg.general_settings)
-    return DecisionWriter(DecisionStore(engine, cfg.general_settings.access.db_timeout_s), settings,
-                          owns_engine=owns)
+    return DecisionWriter(DecisionStore(engine, cfg.general_settings.access.db_timeout_s), settings)

@@ -26,7 +26,7 @@ from app.access.keys import utc
 from app.access.store import StoreUnavailableError
 from app.access.tables import decisions
 from app.config import DecisionLogSettings
-from app.decisions import DecisionRecord
+from app.gateway.decisions import DecisionRecord
 
 PAGE = 1000
 EXPORT_FIELDS = (

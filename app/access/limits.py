@@ -205,7 +205,7 @@ class RedisLimiter:
         await self._redis.ping()
 
     async def close(self) -> None:
-        await self._redis.aclose()
+        return None  # the Redis client is the replica's (app.wiring closes it)
 
 
 class LocalLimiter:

@@ -102,6 +102,7 @@ class VirtualKeyPolicy:
         self.spend.start()
 
     async def close(self) -> None:
+        """Finish pending charges and drain the spend buffer (the clients are the wiring's)."""
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.spend.close()
@@ -256,7 +257,7 @@ class VirtualKeyPolicy:
         return {**report, "database": database, "spend_buffer": self.spend.stats.pending}
 
     # settle -----------------------------------------------------------------------------------
-    async def settle(self, principal: Principal, model: str, usage: Usage, request_id: str) -> None:
+    def settle(self, principal: Principal, model: str, usage: Usage, request_id: str) -> None:
         self.spend.add(SpendEvent(uuid.uuid4().hex, request_id, principal.key_id, principal.team_id, model,
                                   usage.prompt_tokens, usage.completion_tokens, usage.cost, now_utc()))
         if isinstance(principal.grant, Grant):

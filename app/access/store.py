@@ -110,10 +110,10 @@ class AccessStore:
         return self.breaker.report()
 
     async def close(self) -> None:
+        """Stop the background probe (the engine is the replica's: app.wiring disposes it)."""
         if self._probing is not None:
             self._probing.cancel()
             await asyncio.gather(self._probing, return_exceptions=True)
-        await self.engine.dispose()
 
     # keys and teams -------------------------------------------------------------------
     async def key_with_team(self, key_hash: str) -> tuple[dict[str, Any], dict[str, Any] | None] | None:

@@ -1,4 +1,11 @@
-"""Types crossing the provider-call boundary, and the cost of a call."""
+"""Types crossing the provider-call boundary, and the cost of a call.
+
+``ProviderCall``/``ProviderResult``/``StreamItem`` cross DeploymentHandles (small,
+picklable). ``Upstream`` and ``ProviderClient`` live inside a provider replica only:
+a client (the native pass-through, litellm, or a test's ``MockTransport``) is handed
+an ``Upstream`` (the model entry with its prices and connection settings), never the
+config, so every client prices and times out calls the same way.
+"""
 
 from __future__ import annotations
 
@@ -33,6 +40,8 @@ class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost: float = 0.0
+    estimated: bool = False
+    """Not reported by the upstream: estimated by the gateway (a stream cut or abandoned)."""
 
     @property
     def total_tokens(self) -> int:
@@ -68,14 +77,35 @@ class StreamEnd:
 StreamItem = bytes | StreamEnd
 
 
-class ProviderClient(Protocol):
-    """How a provider deployment talks to one kind of upstream."""
+@dataclass(frozen=True)
+class Upstream:
+    """One model entry as a client calls it: its parameters, prices and timeouts."""
 
-    async def complete(self, entry: ModelEntry, call: ProviderCall) -> ProviderResult:
+    index: int
+    """Index of the entry in ``model_list``."""
+    entry: ModelEntry
+    prices: Prices
+    connect_timeout_s: float = 10.0
+    stream_idle_timeout_s: float = 120.0
+    """Longest silence between two reads of a stream (a healthy long stream is never cut)."""
+
+    @property
+    def name(self) -> str:
+        return self.entry.model_name
+
+
+class ProviderClient(Protocol):
+    """How a provider deployment talks to one kind of upstream (the transport seam).
+
+    Implementations raise only ``RouteIQError``s (``app.providers.errors`` translates
+    foreign ones) and never retry: retries, deadlines and spans are the caller's.
+    """
+
+    async def complete(self, upstream: Upstream, call: ProviderCall) -> ProviderResult:
         """A non-streamed chat/completions/embeddings call."""
         ...
 
-    def stream(self, entry: ModelEntry, call: ProviderCall) -> AsyncIterator[StreamItem]:
+    def stream(self, upstream: Upstream, call: ProviderCall) -> AsyncIterator[StreamItem]:
         """SSE bytes of a streamed call, then one ``StreamEnd``."""
         ...
 

@@ -1,37 +1,38 @@
-"""The provider-call logic for one provider group: client choice, retries, timeouts.
+"""The provider-call logic for one provider group: client choice, retries, deadlines, spans.
 
-The provider-call deployment is a thin shell around one ``ProviderCaller``. Retries
-(exponential backoff with jitter, tenacity) cover 5xx and connection failures, and
-for streams only the time before the first chunk: after that, a failure ends the
-stream with an OpenAI-shaped error event in the ingress.
+The provider-call deployment is a thin shell around one ``ProviderCaller``, bound with
+its group's slice of the config (``ProviderSettings``). Retries (exponential backoff
+with jitter, tenacity, never sooner than the upstream's Retry-After) cover 5xx and
+connection failures, and for streams only the time before the first chunk: after
+that, a failure ends the stream with an OpenAI-shaped error event in the ingress.
+
+``transport=`` is the injection point (like httpx's): by default each entry goes to
+the native pass-through or to litellm; a test passes a ``MockTransport`` and drives
+retries, Retry-After, deadlines and stream errors without Serve or a network.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential_jitter,
-)
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
+from tenacity import wait_exponential_jitter as _exp_jitter
 
-from app.config import GatewayConfig, ModelEntry
+from app.config import ProviderSettings
 from app.errors import NotFoundError, UpstreamError, UpstreamTimeoutError
-from app.providers.base import ProviderCall, ProviderClient, ProviderResult, StreamEnd, StreamItem
+from app.providers.base import Prices, ProviderCall, ProviderClient, ProviderResult, StreamEnd, StreamItem, Upstream
 from app.providers.errors import RetryableUpstreamError
 from app.providers.openai_native import OpenAINativeClient, is_native
 from app.tracing import extract, headers_for, tracer
 
 MAX_BACKOFF_S = 2.0
+Sleep = Callable[[float], Awaitable[None]]
 
 
 class _HonourRetryAfter:
@@ -39,7 +40,7 @@ class _HonourRetryAfter:
 
     def __init__(self, initial: float) -> None:
         # tenacity's default jitter is up to 1 s: scale it with the backoff instead.
-        self._exp = wait_exponential_jitter(initial=initial, max=MAX_BACKOFF_S, jitter=initial)
+        self._exp = _exp_jitter(initial=initial, max=MAX_BACKOFF_S, jitter=initial)
 
     def __call__(self, state: RetryCallState) -> float:
         err = state.outcome.exception() if state.outcome else None
@@ -50,72 +51,94 @@ class _HonourRetryAfter:
 class ProviderCaller:
     """Calls the model entries of one provider group."""
 
-    def __init__(self, cfg: GatewayConfig, group: str) -> None:
-        settings = next(g for g in cfg.groups() if g.name == group)
-        self._entries = {i: e for i, e in enumerate(cfg.model_list) if e.provider_group == group}
-        self._native = OpenAINativeClient(settings.max_connections)
-        self._use_native = settings.transport == "auto"
+    def __init__(self, settings: ProviderSettings, transport: ProviderClient | None = None,
+                 sleep: Sleep = asyncio.sleep) -> None:
+        self._settings = settings
+        self._transport = transport
+        self._sleep = sleep
+        self._native: OpenAINativeClient | None = None
         self._litellm: ProviderClient | None = None
-        self._retries = cfg.router_settings.num_retries
-        self._backoff = cfg.router_settings.retry_backoff_s
+        self._upstreams: dict[int, Upstream] = {}
 
-    def _client(self, entry: ModelEntry) -> ProviderClient:
-        if self._use_native and is_native(entry):
+    def _client(self, upstream: Upstream) -> ProviderClient:
+        if self._transport is not None:
+            return self._transport
+        if self._settings.group.transport == "auto" and is_native(upstream.entry):
+            if self._native is None:
+                self._native = OpenAINativeClient(self._settings.group.max_connections)
             return self._native
         if self._litellm is None:
-            from app.providers.litellm_client import LiteLLMClient
+            from app.providers.litellm_client import LiteLLMClient  # only where a model needs it
 
             self._litellm = LiteLLMClient()
         return self._litellm
 
-    def _entry(self, call: ProviderCall) -> ModelEntry:
-        try:
-            return self._entries[call.deployment]
-        except KeyError:
-            raise NotFoundError(f"deployment {call.deployment} is not served by this group") from None
+    def _upstream(self, call: ProviderCall) -> Upstream:
+        """The entry a call names, priced once (litellm's cost map only when config has no price)."""
+        if (found := self._upstreams.get(call.deployment)) is not None:
+            return found
+        entry = self._settings.entries.get(call.deployment)
+        if entry is None:
+            raise NotFoundError(f"deployment {call.deployment} is not served by this group")
+        s = self._settings
+        found = self._upstreams[call.deployment] = Upstream(call.deployment, entry, Prices.of(entry),
+                                                            s.connect_timeout_s, s.stream_idle_timeout_s)
+        return found
 
     def _retrying(self) -> AsyncRetrying:
         return AsyncRetrying(
-            stop=stop_after_attempt(self._retries + 1),
-            wait=_HonourRetryAfter(self._backoff),
+            stop=stop_after_attempt(self._settings.num_retries + 1),
+            wait=_HonourRetryAfter(self._settings.retry_backoff_s),
             retry=retry_if_exception_type(RetryableUpstreamError),
+            sleep=self._sleep,
             reraise=True,
         )
 
-    def _timeout(self, entry: ModelEntry, call: ProviderCall) -> float:
-        return min(entry.litellm_params.timeout or call.timeout_s, call.timeout_s)
+    @staticmethod
+    def _limit(upstream: Upstream, call: ProviderCall) -> float:
+        return min(upstream.entry.litellm_params.timeout or call.timeout_s, call.timeout_s)
+
+    @asynccontextmanager
+    async def _deadline(self, upstream: Upstream, call: ProviderCall, what: str) -> AsyncIterator[None]:
+        """The call's whole deadline (retries included) and its one error translation."""
+        limit = self._limit(upstream, call)
+        try:
+            async with asyncio.timeout(limit):
+                yield
+        except TimeoutError:
+            raise UpstreamTimeoutError(f"{upstream.name}: no {what} within {limit:g} s") from None
+        except RetryableUpstreamError as err:
+            raise UpstreamError(err.message, retry_after=err.retry_after) from None
 
     async def complete(self, call: ProviderCall) -> ProviderResult:
-        """A non-streamed call, retried; 502 when retries run out, 504 on timeout."""
-        entry = self._entry(call)
-        with _provider_span(entry, call) as (span, traced):
-            result = await self._complete(entry, traced)
+        """A non-streamed call, retried; 502 when retries run out, 504 past the deadline."""
+        upstream = self._upstream(call)
+        client = self._client(upstream)
+        with _provider_span(upstream, call) as (span, traced):
+            async with self._deadline(upstream, traced, "answer"):
+                async for attempt in self._retrying():
+                    with attempt:
+                        result = await client.complete(upstream, traced)
             span.set_attributes(result.span_attributes())
             return result
 
-    async def _complete(self, entry: ModelEntry, call: ProviderCall) -> ProviderResult:
-        client = self._client(entry)
-        try:
-            async with asyncio.timeout(self._timeout(entry, call)):
-                async for attempt in self._retrying():
-                    with attempt:
-                        return await client.complete(entry, call)
-        except TimeoutError:
-            limit = self._timeout(entry, call)
-            raise UpstreamTimeoutError(f"{entry.model_name}: no answer within {limit:g} s") from None
-        except RetryableUpstreamError as err:
-            raise UpstreamError(err.message, retry_after=err.retry_after) from None
-        raise AssertionError("unreachable")
-
     async def stream(self, call: ProviderCall) -> AsyncIterator[StreamItem]:
-        """A streamed call; the wait for the first chunk is retried and time-limited."""
-        entry = self._entry(call)
-        client = self._client(entry)
-        with _provider_span(entry, call) as (span, traced):
-            source, first = await self._open_stream(entry, client, traced)
+        """A streamed call: the first chunk is retried and time-limited, then each gap is."""
+        upstream = self._upstream(call)
+        client = self._client(upstream)
+        with _provider_span(upstream, call) as (span, traced):
+            source, first = await self._open_stream(upstream, client, traced)
             try:
                 yield first
-                async for item in source:
+                while True:
+                    try:
+                        async with asyncio.timeout(upstream.stream_idle_timeout_s):
+                            item = await anext(source)
+                    except StopAsyncIteration:
+                        return
+                    except TimeoutError:
+                        raise UpstreamTimeoutError(f"{upstream.name}: stream silent for "
+                                                   f"{upstream.stream_idle_timeout_s:g} s") from None
                     if isinstance(item, StreamEnd):
                         span.set_attributes({"gen_ai.usage.input_tokens": item.usage.prompt_tokens,
                                              "gen_ai.usage.output_tokens": item.usage.completion_tokens})
@@ -124,31 +147,29 @@ class ProviderCaller:
                 await source.aclose()  # closes the upstream connection when the client left
 
     async def _open_stream(
-        self, entry: ModelEntry, client: ProviderClient, call: ProviderCall
+        self, upstream: Upstream, client: ProviderClient, call: ProviderCall
     ) -> tuple[AsyncGenerator[StreamItem, None], StreamItem]:
-        try:
-            async with asyncio.timeout(self._timeout(entry, call)):
-                async for attempt in self._retrying():
-                    with attempt:
-                        source = aiter(client.stream(entry, call))
+        async with self._deadline(upstream, call, "first chunk"):
+            async for attempt in self._retrying():
+                with attempt:
+                    source: Any = aiter(client.stream(upstream, call))
+                    try:
                         return source, await anext(source)
-        except TimeoutError:
-            limit = self._timeout(entry, call)
-            raise UpstreamTimeoutError(f"{entry.model_name}: no first chunk within {limit:g} s") from None
-        except RetryableUpstreamError as err:
-            raise UpstreamError(err.message, retry_after=err.retry_after) from None
-        except StopAsyncIteration:
-            raise UpstreamError(f"{entry.model_name}: upstream sent an empty stream") from None
-        raise AssertionError("unreachable")
+                    except StopAsyncIteration:
+                        raise UpstreamError(f"{upstream.name}: upstream sent an empty stream") from None
+        raise AssertionError("unreachable: tenacity re-raises the last failure")
 
     async def close(self) -> None:
-        await self._native.close()
+        for client in (self._native, self._litellm, self._transport):
+            if client is not None:
+                await client.close()
 
 
 @contextmanager
-def _provider_span(entry: ModelEntry, call: ProviderCall) -> Iterator[tuple[Any, ProviderCall]]:
+def _provider_span(upstream: Upstream, call: ProviderCall) -> Iterator[tuple[Any, ProviderCall]]:
     """A client span for the upstream call, child of the request's; the upstream gets its context."""
     parent = extract(call.headers)
+    entry = upstream.entry
     attrs = {"gen_ai.operation.name": call.endpoint, "gen_ai.request.model": entry.model_name,
              "gen_ai.system": entry.litellm_params.model.split("/")[0], "routeiq.request_id": call.request_id,
              "routeiq.deployment": call.deployment}

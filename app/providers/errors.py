@@ -1,11 +1,14 @@
 """Translate upstream failures (HTTP statuses, aiohttp and litellm errors) into RouteIQ's tree.
 
-This is the one boundary where foreign errors become ``RouteIQError``s.
+This is the one boundary where foreign errors become ``RouteIQError``s: clients wrap
+their calls in ``translated(model)`` and map non-200 answers with ``from_status``.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import orjson
@@ -66,3 +69,14 @@ def from_exception(err: BaseException, model: str) -> RouteIQError:
     if "Timeout" in type(err).__name__:
         return UpstreamTimeoutError(f"{model}: upstream did not answer in time")
     return RetryableUpstreamError(f"{model}: upstream connection failed ({type(err).__name__})")
+
+
+@contextmanager
+def translated(model: str) -> Iterator[None]:
+    """Foreign exceptions raised inside become ``RouteIQError``s (cancellation passes)."""
+    try:
+        yield
+    except RouteIQError:
+        raise
+    except Exception as err:  # noqa: BLE001  (aiohttp, litellm, sockets: all mapped here)
+        raise from_exception(err, model) from None

@@ -5,6 +5,11 @@ class of machine (shared/NOTES.md); for upstreams that already speak OpenAI's wi
 format (``openai/``, ``hosted_vllm/``, ``custom_openai/`` with an ``api_base``)
 RouteIQ forwards the body and the raw SSE bytes instead. Other providers go through
 ``litellm_client``. The choice is per provider group (``transport``).
+
+Timeouts are explicit, never aiohttp's default 300 s *total* (which would cut a long
+healthy stream): connecting is bounded by ``connect_timeout_s``; a non-streamed answer
+by the caller's request deadline; a stream by the silence between two reads
+(``sock_read`` = ``stream_idle_timeout_s``), however long it runs in total.
 """
 
 from __future__ import annotations
@@ -16,8 +21,8 @@ import aiohttp
 import orjson
 
 from app.config import ModelEntry, resolve_secret
-from app.providers.base import Prices, ProviderCall, ProviderResult, StreamEnd, StreamItem, Usage, usage_from
-from app.providers.errors import from_exception, from_status
+from app.providers.base import ProviderCall, ProviderResult, StreamEnd, StreamItem, Upstream, Usage, usage_from
+from app.providers.errors import from_exception, from_status, translated
 from app.providers.sse import SSERelay
 
 NATIVE_PREFIXES = ("openai/", "hosted_vllm/", "custom_openai/", "openai_like/")
@@ -30,24 +35,30 @@ def is_native(entry: ModelEntry) -> bool:
     return bool(p.api_base) and p.model.startswith(NATIVE_PREFIXES)
 
 
+def _timeout(upstream: Upstream, stream: bool) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(
+        total=None, connect=upstream.connect_timeout_s, sock_connect=upstream.connect_timeout_s,
+        sock_read=upstream.stream_idle_timeout_s if stream else None)
+
+
 class OpenAINativeClient:
     """``ProviderClient`` for OpenAI-compatible upstreams."""
 
     def __init__(self, max_connections: int = 256) -> None:
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
-        self._prices: dict[int, Prices] = {}
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:  # created lazily: it needs the running loop
             connector = aiohttp.TCPConnector(limit=self._max_connections, keepalive_timeout=30)
             self._session = aiohttp.ClientSession(
-                connector=connector, json_serialize=lambda o: orjson.dumps(o).decode(), auto_decompress=False
-            )
+                connector=connector, json_serialize=lambda o: orjson.dumps(o).decode(), auto_decompress=False,
+                timeout=aiohttp.ClientTimeout(total=None))
         return self._session
 
-    def _request(self, entry: ModelEntry, call: ProviderCall) -> tuple[str, bytes, dict[str, str]]:
-        p = entry.litellm_params
+    @staticmethod
+    def _request(upstream: Upstream, call: ProviderCall) -> tuple[str, bytes, dict[str, str]]:
+        p = upstream.entry.litellm_params
         body: dict[str, Any] = {**call.body, "model": p.model.split("/", 1)[1]}
         body.pop("routeiq", None)
         if body.get("stream"):
@@ -57,37 +68,30 @@ class OpenAINativeClient:
             headers["authorization"] = f"Bearer {key}"
         return str(p.api_base).rstrip("/") + _PATHS[call.endpoint], orjson.dumps(body), headers
 
-    def _prices_for(self, entry: ModelEntry, call: ProviderCall) -> Prices:
-        if call.deployment not in self._prices:
-            self._prices[call.deployment] = Prices.of(entry)
-        return self._prices[call.deployment]
-
-    async def complete(self, entry: ModelEntry, call: ProviderCall) -> ProviderResult:
-        url, data, headers = self._request(entry, call)
-        try:
-            async with self._http().post(url, data=data, headers=headers) as resp:
+    async def complete(self, upstream: Upstream, call: ProviderCall) -> ProviderResult:
+        url, data, headers = self._request(upstream, call)
+        with translated(upstream.name):
+            async with self._http().post(url, data=data, headers=headers, timeout=_timeout(upstream, False)) as resp:
                 raw = await resp.read()
                 if resp.status != 200:
-                    raise from_status(resp.status, raw, resp.headers.get("retry-after"), entry.model_name)
-        except aiohttp.ClientError as err:
-            raise from_exception(err, entry.model_name) from None
+                    raise from_status(resp.status, raw, resp.headers.get("retry-after"), upstream.name)
         payload = orjson.loads(raw)
-        usage = usage_from(payload.get("usage"), self._prices_for(entry, call))
+        usage = usage_from(payload.get("usage"), upstream.prices)
         if isinstance(payload.get("usage"), dict):
             payload["usage"]["cost"] = usage.cost
             raw = orjson.dumps(payload)
         choices = payload.get("choices") or [{}]
-        model = str(payload.get("model") or entry.model_name)
+        model = str(payload.get("model") or upstream.name)
         return ProviderResult(raw, usage, model, choices[0].get("finish_reason"))
 
-    async def stream(self, entry: ModelEntry, call: ProviderCall) -> AsyncIterator[StreamItem]:
-        url, data, headers = self._request(entry, call)
-        relay = SSERelay(self._prices_for(entry, call), call.include_usage)
-        try:
-            async with self._http().post(url, data=data, headers=headers) as resp:
+    async def stream(self, upstream: Upstream, call: ProviderCall) -> AsyncIterator[StreamItem]:
+        url, data, headers = self._request(upstream, call)
+        relay = SSERelay(upstream.prices, call.include_usage)
+        with translated(upstream.name):
+            async with self._http().post(url, data=data, headers=headers, timeout=_timeout(upstream, True)) as resp:
                 if resp.status != 200:
                     raw = await resp.read()
-                    raise from_status(resp.status, raw, resp.headers.get("retry-after"), entry.model_name)
+                    raise from_status(resp.status, raw, resp.headers.get("retry-after"), upstream.name)
                 try:
                     async for data_in in resp.content.iter_any():
                         if out := relay.feed(data_in):
@@ -95,10 +99,8 @@ class OpenAINativeClient:
                 finally:
                     if not relay.done:
                         resp.close()  # do not return a half-read connection to the pool
-        except aiohttp.ClientError as err:
-            raise from_exception(err, entry.model_name) from None
         if not relay.done:
-            raise from_exception(ConnectionError("stream ended early"), entry.model_name)
+            raise from_exception(ConnectionError("stream ended early"), upstream.name)
         if tail := relay.flush():
             yield tail
         yield StreamEnd(relay.usage or Usage())

@@ -12,9 +12,9 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from app.deps import GatewayDep, PrincipalDep
 from app.errors import NotFoundError
-from app.gateway import Gateway
-from app.http import id_header, json_response, read_json, request_id, validate
+from app.http import id_header, json_response, read_json, validate
 from app.schemas.feedback import FeedbackRequest
 
 router = APIRouter()
@@ -22,10 +22,7 @@ MAX_BODY = 4096
 
 
 @router.post("/v1/feedback")
-async def feedback(request: Request) -> Response:
-    gateway: Gateway = request.app.state.gateway
-    request_id(request)  # on request.state and in the log context
-    principal = await gateway.policy.authenticate(request.headers.get("authorization"))
+async def feedback(request: Request, principal: PrincipalDep, gateway: GatewayDep) -> Response:
     body = validate(FeedbackRequest, await read_json(request, MAX_BODY))
     owner = None if principal.is_admin else principal.key_id
     if not await gateway.decisions.feedback(body.request_id, body.score, owner):

@@ -16,6 +16,7 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from app.deps import GatewayDep
 from app.gateway import Gateway
 from app.http import json_response
 
@@ -30,20 +31,19 @@ async def liveliness() -> Response:
 
 async def readiness_report(gateway: Gateway) -> dict[str, Any]:
     """``ready``, or ``degraded`` with the state of each dependency of the access policy."""
-    health = getattr(gateway.policy, "health", None)
-    detail: dict[str, Any] = await health() if health else {}
+    detail = await gateway.health()
     down = any(isinstance(v, dict) and v.get("status") == "down" for v in detail.values())
     return {"status": "degraded" if down else "ready", **detail}
 
 
 @router.get("/health/readiness")
-async def readiness(request: Request) -> Response:
+async def readiness(request: Request, gateway: GatewayDep) -> Response:
     """Ready to serve: 200 with detail, or 503 while draining or not ready."""
-    if getattr(request.app.state, "draining", False):
+    if request.app.state.draining:
         report: dict[str, Any] = {"status": "draining"}
     else:
         checks = request.app.state.readiness
         server = request.scope.get("server")  # the socket this probe came in on
-        report = await checks(server) if checks else await readiness_report(request.app.state.gateway)
+        report = await checks(server) if checks else await readiness_report(gateway)
     status = 200 if report.get("status") in ("ready", "degraded") else 503
     return json_response(orjson.dumps(report), {}, status)

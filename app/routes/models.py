@@ -6,17 +6,14 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from app.gateway import Gateway
-from app.http import id_header, json_response, request_id
+from app.deps import GatewayDep, PrincipalDep
+from app.http import id_header, json_response
 
 router = APIRouter()
 
 
 @router.get("/v1/models")
-async def list_models(request: Request) -> Response:
-    gateway: Gateway = request.app.state.gateway
-    request_id(request)  # on request.state and in the log context
-    principal = await gateway.policy.authenticate(request.headers.get("authorization"))
+async def list_models(request: Request, principal: PrincipalDep, gateway: GatewayDep) -> Response:
     allowed = principal.allowed_models
     routers = gateway.catalog.routers
     names = [n for n in gateway.catalog.public_names() if allowed is None or n in allowed or n in routers]

@@ -8,66 +8,48 @@ buffer (at most ~1 s, longer while the database is down) is not in them yet.
 
 from __future__ import annotations
 
-from datetime import datetime
+from typing import Annotated
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from pydantic import TypeAdapter, ValidationError
 
-from app.access.keys import utc
-from app.errors import InvalidRequestError
-from app.routes.admin import admin_call, paging
+from app.access.policy import VirtualKeyPolicy
+from app.deps import Admin, AdminCall, PageDep, TimeRangeDep
 
 router = APIRouter()
-_TIME = TypeAdapter(datetime)
+SpendCall = Annotated[AdminCall, Admin("spend.read")]
 
 
-def time_range(request: Request) -> tuple[datetime | None, datetime | None]:
-    out = []
-    for name in ("start", "end"):
-        raw = request.query_params.get(name)
-        try:
-            out.append(utc(_TIME.validate_python(raw)) if raw else None)
-        except ValidationError:
-            raise InvalidRequestError(f"{name}: expected an ISO 8601 time", param=name) from None
-    return out[0], out[1]
-
-
-async def _report(request: Request, group_by: str) -> Response:
-    call = await admin_call(request, "spend.read")
-    start, end = time_range(request)
+async def _report(request: Request, call: AdminCall, window: TimeRangeDep, group_by: str) -> Response:
     filters = {k: request.query_params.get(f"{k}_id" if k != "model" else k) for k in ("key", "team", "model")}
-    rows = await call.admin.store.spend_report(group_by, filters, start, end)
-    return call.reply({"group_by": group_by, "start": start, "end": end, "data": rows})
+    rows = await call.admin.store.spend_report(group_by, filters, window.start, window.end)
+    return call.reply({"group_by": group_by, "start": window.start, "end": window.end, "data": rows})
 
 
 @router.get("/spend/keys")
-async def spend_keys(request: Request) -> Response:
-    return await _report(request, "key")
+async def spend_keys(request: Request, call: SpendCall, window: TimeRangeDep) -> Response:
+    return await _report(request, call, window, "key")
 
 
 @router.get("/spend/teams")
-async def spend_teams(request: Request) -> Response:
-    return await _report(request, "team")
+async def spend_teams(request: Request, call: SpendCall, window: TimeRangeDep) -> Response:
+    return await _report(request, call, window, "team")
 
 
 @router.get("/spend/models")
-async def spend_models(request: Request) -> Response:
-    return await _report(request, "model")
+async def spend_models(request: Request, call: SpendCall, window: TimeRangeDep) -> Response:
+    return await _report(request, call, window, "model")
 
 
 @router.get("/spend/logs")
-async def spend_logs(request: Request) -> Response:
-    call = await admin_call(request, "spend.read")
-    start, end = time_range(request)
+async def spend_logs(request: Request, call: SpendCall, window: TimeRangeDep, page: PageDep) -> Response:
     q = request.query_params
     filters = {"key_id": q.get("key_id"), "team_id": q.get("team_id"), "model": q.get("model"),
                "request_id": q.get("request_id")}
-    rows = await call.admin.store.spend_logs(filters, start, end, paging(request)[1])
-    return call.reply({"data": rows})
+    return call.reply({"data": await call.admin.store.spend_logs(filters, window.start, window.end, page.size)})
 
 
 @router.get("/spend/buffer")
-async def spend_buffer(request: Request) -> Response:
-    call = await admin_call(request, "spend.read")
-    return call.reply(call.admin.policy.spend.stats.as_dict())
+async def spend_buffer(call: SpendCall) -> Response:
+    policy: VirtualKeyPolicy = call.admin.policy
+    return call.reply(policy.spend.stats.as_dict())

@@ -54,3 +54,5 @@ class RouteDecision:
     latency_ms: float = 0.0
     fallback: bool = False
     """True when the router could not decide and the configured default model was used."""
+    error: str | None = None
+    """The router could not decide this query (one line why); the ingress falls back."""

@@ -11,6 +11,7 @@ from app.access import build_policy
 from app.access.admin import AccessAdmin
 from app.access.policy import VirtualKeyPolicy
 from app.config import parse_config
+from app.wiring import Clients
 from tests.access_support import access_general, create_database, drop_database, require_services
 from tests.support import gateway_config
 
@@ -33,20 +34,23 @@ def backend(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 async def make_policy(backend: str, access_db: str, tmp_path: Any) -> AsyncIterator[MakePolicy]:
     """Start policies sharing one store and limiter namespace (like replicas of one app)."""
-    started: list[VirtualKeyPolicy] = []
+    started: list[tuple[VirtualKeyPolicy, Clients]] = []
     general = access_general(backend, access_db, str(tmp_path))
 
     async def make(**access: Any) -> VirtualKeyPolicy:
         g = {**general, "access": {**general["access"], **access}}
-        policy = build_policy(parse_config(gateway_config("http://127.0.0.1:9/v1", **g)))
+        cfg = parse_config(gateway_config("http://127.0.0.1:9/v1", **g))
+        clients = Clients.for_config(cfg)  # each policy is one replica: its own clients
+        policy = build_policy(cfg, clients.engine, clients.redis)
         assert isinstance(policy, VirtualKeyPolicy)
         await policy.start()
-        started.append(policy)
+        started.append((policy, clients))
         return policy
 
     yield make
-    for p in started:
+    for p, clients in started:
         await p.close()
+        await clients.close()
 
 
 @pytest.fixture

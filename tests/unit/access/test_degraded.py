@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import pytest
 
@@ -35,6 +36,9 @@ class _Gateway:
     def __init__(self, policy: VirtualKeyPolicy) -> None:
         self.policy = policy
 
+    async def health(self) -> dict[str, Any]:
+        return await self.policy.health()
+
 
 async def test_cached_key_outlives_its_ttl_and_unknown_keys_fail_fast(make_policy: MakePolicy) -> None:
     policy = await make_policy(key_cache_ttl_s=0.05)
@@ -59,6 +63,7 @@ async def test_cached_key_outlives_its_ttl_and_unknown_keys_fail_fast(make_polic
         assert "postgres" not in repr(report) and "127.0.0.1" not in repr(report)
     finally:
         await policy.store.close()
+        await policy.store.engine.dispose()
         policy.store = live
     assert (await readiness_report(_Gateway(policy)))["status"] == "ready"  # type: ignore[arg-type]
 
@@ -76,4 +81,5 @@ async def test_unknown_budget_counter_starts_at_zero_while_the_database_is_down(
         assert await policy.limiter.spent(counter) == 0.0
     finally:
         await policy.store.close()
+        await policy.store.engine.dispose()
         policy.store = live

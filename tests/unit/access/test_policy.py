@@ -64,7 +64,7 @@ async def test_key_is_stored_hashed_and_never_logged(
     key, key_id = await new_key(admin, models=["tiny-model"], rpm_limit=5)
     principal = await policy.authenticate(bearer(key))
     await policy.admit(principal, "tiny-model", 3)
-    await policy.settle(principal, "tiny-model", Usage(1, 2, 0.0), "req-log")
+    policy.settle(principal, "tiny-model", Usage(1, 2, 0.0), "req-log")
     await admin.update_key(key, {"tpm_limit": 100})
     await admin.info(key)
     async with policy.store.engine.connect() as conn:
@@ -100,7 +100,7 @@ async def test_tpm_charges_tokens_actually_used(policy: VirtualKeyPolicy, admin:
     key, _ = await new_key(admin, tpm_limit=100)
     p = await policy.authenticate(bearer(key))
     await policy.admit(p, "tiny-model", 1)  # the estimate does not count; usage does
-    await policy.settle(p, "tiny-model", Usage(30, 80, 0.0), "req-tpm")
+    policy.settle(p, "tiny-model", Usage(30, 80, 0.0), "req-tpm")
 
     async def limited() -> bool:
         try:
@@ -117,7 +117,7 @@ async def test_budget_exhaustion_and_reconciliation(policy: VirtualKeyPolicy, ad
     key, key_id = await new_key(admin, max_budget=0.01, budget_duration="1d")
     p = await policy.authenticate(bearer(key))
     await policy.admit(p, "tiny-model", 1)
-    await policy.settle(p, "tiny-model", Usage(10, 10, 0.011), "req-budget")
+    policy.settle(p, "tiny-model", Usage(10, 10, 0.011), "req-budget")
 
     async def exhausted() -> bool:
         try:
@@ -199,7 +199,7 @@ async def test_spend_rows_and_aggregates_match_usage(policy: VirtualKeyPolicy, a
     p = await policy.authenticate(bearer(key))
     usages = [Usage(i, 2 * i, i * 1e-6) for i in range(1, 21)]
     for i, u in enumerate(usages):
-        await policy.settle(p, "tiny-model" if i % 2 else "mid-model", u, f"req-{key_id}-{i}")
+        policy.settle(p, "tiny-model" if i % 2 else "mid-model", u, f"req-{key_id}-{i}")
     await policy.spend.flush()
     rows = await policy.store.spend_logs({"key_id": key_id}, None, None, 100)
     assert sorted((r["prompt_tokens"], r["completion_tokens"]) for r in rows) == \

@@ -10,9 +10,9 @@ import httpx
 import pytest
 
 from app.config import parse_config
-from app.gateway import Gateway
 from app.main import create_app
 from app.providers.pool import LocalProviderPool
+from app.wiring import build_gateway
 from tests.support import MASTER_KEY, gateway_config
 
 AUTH = {"authorization": f"Bearer {MASTER_KEY}"}
@@ -20,9 +20,9 @@ AUTH = {"authorization": f"Bearer {MASTER_KEY}"}
 
 @asynccontextmanager
 async def _client(upstream: Any, echo: bool) -> AsyncIterator[httpx.AsyncClient]:
-    cfg = parse_config(gateway_config(upstream.url))
+    cfg = parse_config(gateway_config(upstream.url, access={"enabled": False}, decisions={"enabled": False}))
     pool = LocalProviderPool(cfg)
-    app = create_app(Gateway(cfg, pool, None), echo_request_id=echo)
+    app = create_app(build_gateway(cfg, pool, None), echo_request_id=echo)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway") as client:
         yield client
     await pool.close()

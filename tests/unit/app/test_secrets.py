@@ -18,10 +18,10 @@ import pytest
 
 from app import secrets
 from app.config import ConfigError, parse_config
-from app.gateway import Gateway
 from app.main import create_app
 from app.providers.pool import LocalProviderPool
 from app.secrets import SecretError, SecretFile, parse_secret
+from app.wiring import build_gateway
 from tests.support import CHEAP, gateway_config
 
 
@@ -153,14 +153,14 @@ def test_master_key_from_env_file_and_from_config_ref(tmp_path: Path, monkeypatc
 async def rotating_gateway(tmp_path: Path, upstream: Any) -> AsyncIterator[tuple[httpx.AsyncClient, Path, Path]]:
     volume = KubeSecretVolume(tmp_path)
     volume.publish(**{"master-key": "sk-master-one\n", "provider-key": "sk-upstream-one\n"})
-    raw = gateway_config(upstream.url)
+    raw = gateway_config(upstream.url, access={"enabled": False}, decisions={"enabled": False})
     raw["general_settings"]["master_key"] = f"file:{tmp_path}/master-key"
     for entry in raw["model_list"]:
         entry["litellm_params"]["api_key"] = f"file:{tmp_path}/provider-key"
     cfg = parse_config(raw)
     assert cfg.master_key() == "sk-master-one"  # as build_graph does: fail at start, not per request
     pool = LocalProviderPool(cfg)
-    app = create_app(Gateway(cfg, pool, None))
+    app = create_app(build_gateway(cfg, pool, None))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
         client.volume = volume  # type: ignore[attr-defined]

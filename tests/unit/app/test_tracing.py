@@ -14,10 +14,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from app.config import parse_config
-from app.gateway import Gateway
 from app.main import create_app
 from app.providers.pool import LocalProviderPool
 from app.tracing import configure_tracing
+from app.wiring import build_gateway
 from router_models.inference.service import RouterSpec, RoutingService
 from tests.support import MASTER_KEY, MID, PRICEY, free_port, gateway_config, wait_port
 
@@ -27,11 +27,11 @@ EXPORTER = InMemorySpanExporter()
 @pytest.fixture(scope="module")
 def base_url(upstream) -> Iterator[str]:
     assert configure_tracing("test", processors=[SimpleSpanProcessor(EXPORTER)]), "tracing already configured"
-    raw = copy.deepcopy(gateway_config(upstream.url))
+    raw = copy.deepcopy(gateway_config(upstream.url, access={"enabled": False}, decisions={"enabled": False}))
     raw["router_settings"]["fallbacks"] = [{MID: [PRICEY]}]
     cfg = parse_config(raw)
     router = RoutingService([RouterSpec(r.name, r.strategy, r.artifact, r.lam) for r in cfg.router_settings.routers])
-    app = create_app(Gateway(cfg, LocalProviderPool(cfg), router))
+    app = create_app(build_gateway(cfg, LocalProviderPool(cfg), router))
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)

@@ -10,7 +10,8 @@ import pytest
 
 from app.access.decision_log import DecisionWriter, build_decision_log
 from app.config import parse_config
-from app.decisions import DecisionRecord
+from app.gateway.decisions import DecisionRecord
+from app.wiring import Clients
 from tests.access_support import access_general, create_database, drop_database, require_services
 from tests.support import gateway_config
 
@@ -33,20 +34,22 @@ async def make_writer(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIte
     if backend == "real":
         require_services()
         db = create_database()
-    started: list[DecisionWriter] = []
+    started: list[tuple[DecisionWriter, Clients]] = []
 
     async def make(**decisions: Any) -> DecisionWriter:
         general = access_general(backend, db, str(tmp_path))
         cfg = parse_config(gateway_config("http://127.0.0.1:9/v1", decisions={"flush_interval_s": 0.05,
                                                                               **decisions}, **general))
-        writer = build_decision_log(cfg)
+        clients = Clients.for_config(cfg)
+        writer = build_decision_log(cfg, clients.engine)
         assert isinstance(writer, DecisionWriter)
         await writer.start()
-        started.append(writer)
+        started.append((writer, clients))
         return writer
 
     yield make
-    for w in started:
+    for w, clients in started:
         await w.close(timeout_s=2)
+        await clients.close()
     if db:
         drop_database(db)

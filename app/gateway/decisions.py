@@ -42,7 +42,11 @@ class DecisionRecord:
 
 
 class DecisionLog(Protocol):
-    """May also define ``async start()``/``close()``: the app's lifespan calls them."""
+    """Where routed requests are recorded; ``start``/``close`` run with the replica."""
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
 
     def record(self, record: DecisionRecord) -> None:
         """Queue a record; never blocks, never raises."""
@@ -57,6 +61,12 @@ class DecisionLog(Protocol):
 
 
 class NoDecisionLog:
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
     def record(self, record: DecisionRecord) -> None:
         return None
 

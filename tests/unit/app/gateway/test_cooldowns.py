@@ -9,10 +9,10 @@ import pytest
 import redis.asyncio as aioredis
 
 from app.config import parse_config
-from app.cooldowns import LocalCooldowns, RedisCooldowns
-from app.gateway import Gateway
+from app.gateway.cooldowns import LocalCooldowns, RedisCooldowns
 from app.main import create_app
 from app.providers.pool import LocalProviderPool
+from app.wiring import build_gateway
 from tests.support import gateway_config
 
 
@@ -39,6 +39,8 @@ async def pair(redis_client):
     prefix = f"test-{uuid.uuid4().hex}"
     a, b = (RedisCooldowns(redis_client, ["0:a", "1:b"], allowed_fails=2, window_s=10, cooldown_s=5,
                            prefix=prefix, refresh_s=0.05) for _ in range(2))
+    await a.start()
+    await b.start()
     yield a, b
     await a.close()
     await b.close()
@@ -49,14 +51,13 @@ async def test_cooldown_is_shared_between_replicas(pair) -> None:
     assert not await a.failure(1)  # one failure on replica a...
     assert await b.failure(1)  # ...and one on replica b make two: the cooldown starts
     assert 1 in b.cooling()
-    a.cooling()  # replica a learns it from Redis in the background
-    await asyncio.sleep(0.2)
+    await asyncio.sleep(0.2)  # replica a learns it from Redis in the background
     assert a.cooling() == {1}
 
 
 async def test_an_idle_replica_routes_its_next_request_with_fresh_state(pair) -> None:
     a, b = pair
-    assert a.cooling() == frozenset()  # replica a has served a request, then goes quiet
+    assert a.cooling() == frozenset()  # replica a is quiet
     await asyncio.sleep(0.1)
     assert not await b.failure(0)
     assert await b.failure(0)  # the cooldown opens on replica b while a is idle
@@ -67,6 +68,7 @@ async def test_an_idle_replica_routes_its_next_request_with_fresh_state(pair) ->
 async def test_redis_down_falls_back_to_local_state() -> None:
     dead = aioredis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
     cd = RedisCooldowns(dead, ["0:a"], allowed_fails=1, window_s=10, cooldown_s=5, refresh_s=0.05)
+    await cd.start()
     assert await cd.failure(0)  # counted in-process, no exception
     assert cd.cooling() == {0}
     await cd.close()
@@ -77,17 +79,17 @@ def _refresh_loops() -> int:
     return sum(t.get_coro().__qualname__ == "RedisCooldowns._refresh_loop" for t in asyncio.all_tasks() if not t.done())
 
 
-async def test_the_app_shutdown_stops_the_refresh_loop(redis_client) -> None:
-    cfg = parse_config(gateway_config("http://127.0.0.1:9/v1"))
-    cooldowns = RedisCooldowns(redis_client, ["0:a"], allowed_fails=2, window_s=10, cooldown_s=5,
-                               prefix=f"test-{uuid.uuid4().hex}", refresh_s=0.05)
-    app = create_app(Gateway(cfg, LocalProviderPool(cfg), None, cooldowns=cooldowns))
+async def test_the_replica_starts_and_stops_the_refresh_loop() -> None:
+    general = {"access": {"enabled": False}, "decisions": {"enabled": False}, "redis_url": "redis://127.0.0.1:6379/0"}
+    cfg = parse_config(gateway_config("http://127.0.0.1:9/v1", **general))
+    gateway = build_gateway(cfg, LocalProviderPool(cfg), None)
+    assert isinstance(gateway.cooldowns, RedisCooldowns)
+    app = create_app(gateway)
     try:
         async with app.router.lifespan_context(app):
-            cooldowns.cooling()  # the first routed request starts the loop
             await asyncio.sleep(0.1)
-            assert _refresh_loops() == 1
+            assert _refresh_loops() == 1  # started with the replica, before any request
         await asyncio.sleep(0)
         assert _refresh_loops() == 0
     finally:
-        await cooldowns.close()  # idempotent; keeps a failing run from leaving the loop behind
+        await gateway.cooldowns.close()  # idempotent; keeps a failing run from leaving the loop behind

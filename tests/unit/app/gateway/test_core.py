@@ -1,4 +1,4 @@
-"""The gateway's request path without Ray: a fake scorer and a recording provider pool."""
+"""The gateway's core without Ray: resolving, routing, fallbacks, with a fake scorer and a recording pool."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from app.config import parse_config
 from app.errors import PermissionDeniedError
 from app.gateway import Gateway, RequestContext
 from app.providers.base import ProviderCall, ProviderResult, Usage
+from app.wiring import build_gateway
 from router_models.inference.types import RouteDecision, RouteQuery
 from tests.support import CHEAP, MID, PRICEY, gateway_config
 
@@ -44,12 +45,15 @@ class FakeScorer:
         return RouteDecision(model=PRICEY, strategy="fake", lam=query.lam)
 
 
+NO_STORES = {"access": {"enabled": False}, "decisions": {"enabled": False}}
+
+
 def make(scorer: FakeScorer | None, **router_overrides) -> tuple[Gateway, RecordingPool]:
-    raw = gateway_config("http://127.0.0.1:1/v1")
+    raw = gateway_config("http://127.0.0.1:1/v1", **NO_STORES)
     raw["router_settings"]["routers"][0].update(timeout_ms=50, **router_overrides)
     raw["router_settings"]["aliases"] = {"auto:cheap": {"router": "auto", "lambda": 3.0}}
     pool = RecordingPool()
-    return Gateway(parse_config(raw), pool, scorer), pool
+    return build_gateway(parse_config(raw), pool, scorer), pool
 
 
 def body(model: str, **extra) -> dict:
@@ -101,12 +105,12 @@ async def test_allowlist_narrows_auto_and_blocks_concrete_models() -> None:
 
 
 async def test_deployments_of_one_model_are_weighted() -> None:
-    raw = gateway_config("http://127.0.0.1:1/v1")
+    raw = gateway_config("http://127.0.0.1:1/v1", **NO_STORES)
     twin = {**raw["model_list"][1], "litellm_params": {**raw["model_list"][1]["litellm_params"], "weight": 3}}
     raw["model_list"][1]["litellm_params"]["weight"] = 1
     raw["model_list"].append(twin)
     pool = RecordingPool()
-    gw = Gateway(parse_config(raw), pool, None)
+    gw = build_gateway(parse_config(raw), pool, None)
     for _ in range(400):
         await gw.complete("chat", body(MID), RequestContext("r", ADMIN))
     counts = Counter(call.deployment for _, call in pool.calls)
@@ -123,19 +127,39 @@ async def test_router_never_sees_a_model_whose_deployments_all_cool_down() -> No
     assert MID not in {c.name for c in scorer.queries[0].candidates}
 
 
-def test_retry_waits_at_least_the_upstreams_retry_after() -> None:
-    from tenacity import RetryCallState
+async def test_a_scorer_that_cannot_decide_falls_back() -> None:
+    class Undecided(FakeScorer):
+        async def route(self, query: RouteQuery) -> RouteDecision:
+            return RouteDecision(model="", strategy="learned:x", error="no candidate has a predicted quality")
 
-    from app.providers.caller import MAX_BACKOFF_S, _HonourRetryAfter
-    from app.providers.errors import RetryableUpstreamError
+    gw, _ = make(Undecided())
+    plan, _ = await gw.complete("chat", body("auto"), RequestContext("r", ADMIN))
+    assert plan.model == MID and plan.decision is not None and plan.decision.fallback
 
-    def state(err: Exception) -> RetryCallState:
-        s = RetryCallState(None, None, (), {})
-        s.attempt_number = 1
-        s.set_exception((type(err), err, None))
-        return s
 
-    wait = _HonourRetryAfter(initial=0.01)
-    assert wait(state(RetryableUpstreamError("x", retry_after=1.5))) >= 1.5
-    assert wait(state(RetryableUpstreamError("x", retry_after=60))) == MAX_BACKOFF_S  # capped
-    assert wait(state(RetryableUpstreamError("x"))) < 0.5
+async def test_router_fallback_stays_inside_the_allowlist() -> None:
+    gw, pool = make(FakeScorer("fail"))  # the configured fallback_model is MID
+    limited = Principal("k1", allowed_models=frozenset({CHEAP, PRICEY}))
+    plan, _ = await gw.complete("chat", body("auto"), RequestContext("r", limited))
+    assert plan.model == CHEAP  # the cheapest model this key may use, not MID
+    assert [c.deployment for _, c in pool.calls] == [gw.catalog.deployments[CHEAP][0].index]
+
+
+class HungPool(RecordingPool):
+    async def complete(self, group: str, call: ProviderCall) -> ProviderResult:
+        self.calls.append((group, call))
+        await asyncio.sleep(3600)  # a provider replica that never answers
+        raise AssertionError("unreachable")
+
+
+async def test_a_provider_that_never_answers_is_a_504_not_a_hang(monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.errors import UpstreamTimeoutError
+    from app.gateway import core
+
+    monkeypatch.setattr(core, "HANDLE_MARGIN_S", 0.05)
+    raw = gateway_config("http://127.0.0.1:1/v1", **NO_STORES)
+    raw["general_settings"]["request_timeout_s"] = 0.05
+    pool = HungPool()
+    gw = build_gateway(parse_config(raw), pool, None)
+    with pytest.raises(UpstreamTimeoutError, match="provider deployment"):
+        await gw.complete("chat", body(MID), RequestContext("r", ADMIN))

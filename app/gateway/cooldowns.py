@@ -3,10 +3,11 @@
 The state is shared across ingress replicas through Redis (one Lua script per failure:
 count in a window, open a cooldown key with a TTL); in embedded mode it is in-process.
 Reading it is on every request's path, so replicas keep a local copy that a background
-loop refreshes every ``refresh_s`` (idle or not, so the first request after a quiet spell
-sees fresh state) and never wait on Redis to route a request.
-If Redis fails, the replica falls back to its in-process state for ``breaker_s``
-(a circuit breaker) instead of hammering a dead server.
+loop (started with the replica, ``start``) refreshes every ``refresh_s``, idle or not,
+so the first request after a quiet spell sees fresh state; no request waits on Redis.
+While Redis fails, the replica uses its in-process state behind the same ``Breaker``
+as every other dependency (``app.breaker``) instead of hammering a dead server.
+Must not: own the Redis client (the replica's wiring builds and closes it).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from app.breaker import Breaker
 from app.config import GatewayConfig
 
 log = logging.getLogger("routeiq.cooldowns")
@@ -43,6 +45,10 @@ class Cooldowns(Protocol):
     async def failure(self, deployment: int) -> bool:
         """Count a failure; True when it starts a cooldown."""
         ...
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
 
 
 class LocalCooldowns:
@@ -74,6 +80,12 @@ class LocalCooldowns:
         self.mark(deployment, self._cooldown)
         return True
 
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
 
 class RedisCooldowns:
     """Cooldowns shared through Redis, read from a background-refreshed local copy."""
@@ -88,7 +100,7 @@ class RedisCooldowns:
         cooldown_s: float,
         prefix: str = "routeiq",
         refresh_s: float = 0.5,
-        breaker_s: float = 5.0,
+        breaker: Breaker | None = None,
     ) -> None:
         self._redis = redis
         self._ids = list(deployments)
@@ -97,44 +109,42 @@ class RedisCooldowns:
         self._args = (int(window_s * 1000), allowed_fails, int(cooldown_s * 1000))
         self._local = LocalCooldowns(allowed_fails, window_s, cooldown_s)
         self._shared: frozenset[int] = frozenset()
-        self._refresh_s, self._breaker_s = refresh_s, breaker_s
-        self._broken_until = 0.0
+        self._refresh_s = refresh_s
+        self.breaker = breaker or Breaker("redis (cooldowns)")
         self._loop_task: asyncio.Task[None] | None = None
         self._script = redis.register_script(_FAILURE_LUA)
 
     def _key(self, kind: str, deployment: int) -> str:
         return f"{self._prefix}:{kind}:{self._ids[deployment]}"
 
-    def _healthy(self) -> bool:
-        return time.monotonic() >= self._broken_until
-
-    def _trip(self, err: Exception) -> None:
-        if self._healthy():
-            log.warning("redis unreachable for cooldowns (%s); using in-process state for %.0f s",
-                        type(err).__name__, self._breaker_s)
-        self._broken_until = time.monotonic() + self._breaker_s
-
     def cooling(self) -> frozenset[int]:
-        if self._loop_task is None:
-            with contextlib.suppress(RuntimeError):  # no running loop yet: start on a later call
-                self._loop_task = asyncio.get_running_loop().create_task(self._refresh_loop())
         return self._shared | self._local.cooling()
+
+    async def start(self) -> None:
+        """Start the background refresh (the replica's start-up calls it)."""
+        if self._loop_task is None:
+            self._loop_task = asyncio.get_running_loop().create_task(self._refresh_loop())
 
     async def _refresh_loop(self) -> None:
         while True:
-            if self._healthy():
+            if self.breaker.allow():
                 await self._refresh()
             await asyncio.sleep(self._refresh_s)
 
     async def _refresh(self) -> None:
         try:
             values = await self._redis.mget([self._key("cooldown", i) for i in range(len(self._ids))])
-            self._shared = frozenset(i for i, v in enumerate(values) if v is not None)
-        except Exception as err:  # noqa: BLE001  (any Redis failure trips the breaker)
-            self._trip(err)
+        except asyncio.CancelledError:
+            self.breaker.release()
+            raise
+        except Exception as err:  # noqa: BLE001  (any Redis failure opens the breaker)
+            self.breaker.failure(err)
+            return
+        self.breaker.success()
+        self._shared = frozenset(i for i, v in enumerate(values) if v is not None)
 
     async def close(self) -> None:
-        """Stop the background refresh (the app's shutdown calls it)."""
+        """Stop the background refresh (the replica's shutdown calls it)."""
         if self._loop_task is not None:
             self._loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -142,14 +152,18 @@ class RedisCooldowns:
             self._loop_task = None
 
     async def failure(self, deployment: int) -> bool:
-        if not self._healthy():
+        if not self.breaker.allow():
             return await self._local.failure(deployment)
         try:
             keys = [self._key("fails", deployment), self._key("cooldown", deployment)]
             started = bool(await self._script(keys=keys, args=list(self._args)))
+        except asyncio.CancelledError:
+            self.breaker.release()
+            raise
         except Exception as err:  # noqa: BLE001
-            self._trip(err)
+            self.breaker.failure(err)
             return await self._local.failure(deployment)
+        self.breaker.success()
         if started:
             self._shared = self._shared | {deployment}
         return started

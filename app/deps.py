@@ -1,0 +1,141 @@
+"""FastAPI dependency aliases: what a route may ask for, typed, in one place.
+
+``GatewayDep`` (the replica's gateway), ``RequestIdDep`` (the request's id, also put
+on ``request.state`` and in the log context), ``PrincipalDep`` (the authenticated
+caller), ``Admin(action)`` (an admin request: the caller may act, every refusal
+audited), ``PageDep`` and ``TimeRangeDep`` (query parameters shared by list routes).
+Routes declare what they need; none reaches into ``app.state`` itself. Inference
+routes take only ``GatewayDep``: their request is admitted (load shedding) before the
+caller is authenticated, inside the request's ``Exchange``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any, TypeVar
+
+import orjson
+from fastapi import Depends, Request
+from fastapi.responses import Response
+from pydantic import TypeAdapter, ValidationError
+
+from app.access.admin import AccessAdmin
+from app.access.keys import utc
+from app.access.policy import VirtualKeyPolicy
+from app.auth import Principal
+from app.errors import InvalidRequestError, PermissionDeniedError, RouteIQError
+from app.gateway import Gateway
+from app.http import id_header, json_response, request_id
+
+T = TypeVar("T")
+MAX_PAGE = 1000
+_TIME = TypeAdapter(datetime)
+
+
+def _gateway(request: Request) -> Gateway:
+    gateway = request.app.state.gateway
+    if not isinstance(gateway, Gateway):
+        raise TypeError("app.state.gateway is not a Gateway (create_app sets it)")
+    return gateway
+
+
+GatewayDep = Annotated[Gateway, Depends(_gateway)]
+RequestIdDep = Annotated[str, Depends(request_id)]
+
+
+async def _principal(request: Request, gateway: GatewayDep, _rid: RequestIdDep) -> Principal:
+    return await gateway.policy.authenticate(request.headers.get("authorization"))
+
+
+PrincipalDep = Annotated[Principal, Depends(_principal)]
+
+
+@dataclass
+class AdminCall:
+    """An authenticated admin request: who, and the service to act with."""
+
+    request: Request
+    principal: Principal
+    admin: AccessAdmin
+
+    async def audited(self, action: str, target: str | None, op: Awaitable[T], detail: Any = None,
+                      target_of: Callable[[T], str] | None = None) -> T:
+        """Run ``op`` and record it in the audit log with its outcome."""
+        try:
+            result = await op
+        except RouteIQError as err:
+            await self.admin.store.audit(self.principal.key_id, action, target, err.code or err.type, detail)
+            raise
+        if target_of is not None:
+            target = target_of(result)
+        await self.admin.store.audit(self.principal.key_id, action, target, "success", detail)
+        return result
+
+    def reply(self, payload: Any) -> Response:
+        return json_response(orjson.dumps(payload), id_header(self.request, {}))
+
+
+def admin_call(action: str, *, admin_only: bool = True) -> Callable[..., Awaitable[AdminCall]]:
+    """A dependency for an admin route: 401/403 (audited) unless the caller may act."""
+
+    async def dependency(request: Request, gateway: GatewayDep, principal: PrincipalDep) -> AdminCall:
+        policy = gateway.policy
+        if not isinstance(policy, VirtualKeyPolicy):
+            raise InvalidRequestError("virtual keys are disabled (general_settings.access.enabled: false)")
+        if admin_only and not principal.is_admin:
+            await policy.store.audit(principal.key_id, action, None, "denied")
+            raise PermissionDeniedError("only the master key or an admin key may call the admin API",
+                                        code="admin_only")
+        return AdminCall(request, principal, AccessAdmin(policy))
+
+    return dependency
+
+
+def Admin(action: str, *, admin_only: bool = True) -> Any:
+    """``call: Annotated[AdminCall, Admin("key.generate")]``: an admin route's caller.
+
+    Declare it first among a route's parameters: dependencies resolve in order, and the
+    caller must be authenticated before any query parameter is judged."""
+    return Depends(admin_call(action, admin_only=admin_only))
+
+
+@dataclass(frozen=True)
+class Page:
+    page: int
+    size: int
+
+
+def _paging(request: Request) -> Page:
+    try:
+        page = max(1, int(request.query_params.get("page", 1)))
+        size = min(MAX_PAGE, max(1, int(request.query_params.get("size", 100))))
+    except ValueError:
+        raise InvalidRequestError("page and size must be integers") from None
+    return Page(page, size)
+
+
+PageDep = Annotated[Page, Depends(_paging)]
+
+
+@dataclass(frozen=True)
+class TimeRange:
+    """``start``/``end`` query parameters (ISO 8601; ``end`` exclusive), UTC."""
+
+    start: datetime | None
+    end: datetime | None
+
+
+def _time_range(request: Request) -> TimeRange:
+    out = []
+    for name in ("start", "end"):
+        raw = request.query_params.get(name)
+        try:
+            out.append(utc(_TIME.validate_python(raw)) if raw else None)
+        except ValidationError:
+            raise InvalidRequestError(f"{name}: expected an ISO 8601 time", param=name) from None
+    return TimeRange(out[0], out[1])
+
+
+TimeRangeDep = Annotated[TimeRange, Depends(_time_range)]

@@ -1,0 +1,253 @@
+"""The gateway's core: resolve the model, route, admit, call along the fallback chain.
+
+``Gateway`` knows nothing of Ray or HTTP: it talks to the router-scoring and
+provider-call deployments through two small protocols (``RouterClient``,
+``ProviderPool``), which ``deployments.ingress`` implements over DeploymentHandles
+and tests implement in-process. A request naming a concrete model never reaches the
+router. Each request's lifecycle (admission, metrics, span, decision record,
+settlement) is owned by its ``Exchange`` (``gateway.exchange(...)``), never by this
+class or a route; ``app.wiring.build_gateway`` is where a gateway is put together.
+
+Every await on another deployment has an ingress-side deadline: the provider's own
+deadline plus a margin, so a hung or lost replica surfaces as a 504, never a hang.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any, Protocol
+
+from app.auth import AccessPolicy
+from app.config import GatewayConfig
+from app.errors import (
+    InvalidRequestError,
+    OverloadedError,
+    PermissionDeniedError,
+    RateLimitError,
+    RouteIQError,
+    UpstreamError,
+    UpstreamTimeoutError,
+)
+from app.gateway.admission import Admission
+from app.gateway.catalog import Deployment, ModelCatalog, estimate_tokens, fitting, query_text
+from app.gateway.cooldowns import Cooldowns
+from app.gateway.decisions import DecisionLog
+from app.gateway.exchange import Exchange
+from app.gateway.metrics import Metrics
+from app.gateway.plan import Plan, RequestContext
+from app.gateway.routing import RouterClient, Routing
+from app.providers.base import Endpoint, ProviderCall, ProviderResult, StreamItem
+from router_models.inference.strategies import weighted_choice
+
+log = logging.getLogger("routeiq.gateway")
+FALLBACK_ERRORS = (RateLimitError, UpstreamError, UpstreamTimeoutError, OverloadedError)
+"""Failures another deployment may not have: try the next one in the chain."""
+HANDLE_MARGIN_S = 5.0
+"""Added to a provider's own deadline for the ingress-side one (handle and queue time)."""
+
+
+class ProviderPool(Protocol):
+    """The provider-call deployments, one per provider group."""
+
+    async def complete(self, group: str, call: ProviderCall) -> ProviderResult: ...
+
+    def stream(self, group: str, call: ProviderCall) -> AsyncIterator[StreamItem]: ...
+
+
+class Closeable(Protocol):
+    async def close(self) -> None: ...
+
+
+class Gateway:
+    """Resolves, routes and calls; one per ingress replica."""
+
+    def __init__(
+        self,
+        cfg: GatewayConfig,
+        providers: ProviderPool,
+        router: RouterClient | None,
+        *,
+        policy: AccessPolicy,
+        cooldowns: Cooldowns,
+        metrics: Metrics,
+        decisions: DecisionLog,
+        clients: Closeable | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.catalog = ModelCatalog(cfg)
+        self.policy = policy
+        self.cooldowns = cooldowns
+        self.metrics = metrics
+        self.decisions = decisions
+        self.admission = Admission(cfg.general_settings.max_inflight_requests,
+                                   on_change=lambda n, s: metrics.load(inflight=n, active_streams=s))
+        self.routing = Routing(router, metrics)
+        self._providers = providers
+        self._clients = clients
+        general = cfg.general_settings
+        self._timeout = general.request_timeout_s
+        self.stream_idle_s = general.stream_idle_timeout_s + HANDLE_MARGIN_S
+        """The ingress-side bound on the silence between two items of a provider stream."""
+
+    # lifecycle ------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Connect what needs connecting: the policy first (it runs the migrations)."""
+        await self.policy.start()
+        await self.decisions.start()
+        await self.cooldowns.start()
+
+    async def close(self) -> None:
+        """Stop background work, flush buffers, then close the shared clients."""
+        await self.cooldowns.close()
+        await self.decisions.close()
+        await self.policy.close()
+        if self._clients is not None:
+            await self._clients.close()
+
+    async def health(self) -> dict[str, Any]:
+        """Readiness detail of the replica's dependencies (breaker states, buffers)."""
+        return await self.policy.health()
+
+    def exchange(self, endpoint: Endpoint, request_id: str, headers: Mapping[str, str], route: str) -> Exchange:
+        """Admit one request (503 when full) and return the object that owns it to the end."""
+        return Exchange.open(self, endpoint, request_id, headers, route)
+
+    # planning -------------------------------------------------------------------------------
+    async def plan(self, body: dict[str, Any], ctx: RequestContext) -> Plan:
+        """Pick the deployment for this request (through the router for ``auto``)."""
+        name = body["model"]
+        target = self.catalog.routers.get(name)
+        allowed = ctx.principal.allowed_models
+        if target is None:
+            if allowed is not None and name not in allowed:
+                raise PermissionDeniedError(f"this key may not use model `{name}`", param="model")
+            return Plan(self._pick(self.catalog.model(name)))
+        cands = fitting(target.candidates, body, allowed)
+        cooling = self.cooldowns.cooling()
+        if warm := tuple(c for c in cands if any(d.index not in cooling for d in self.catalog.deployments[c.name])):
+            cands = warm  # never route to a model whose every deployment cools down
+        opts = body.get("routeiq") or {}
+        lam = opts.get("lambda", ctx.lam if ctx.lam is not None else target.lam)
+        text = query_text(body)
+        decision = await self.routing.decide(target, text, cands, lam, ctx.request_id, ctx.otel)
+        return Plan(self._pick(self.catalog.model(decision.model)), decision, query=text)
+
+    def _pick(self, deployments: list[Deployment]) -> Deployment:
+        if len(deployments) == 1:
+            return deployments[0]
+        cooling = self.cooldowns.cooling()
+        live = [d for d in deployments if d.index not in cooling] or deployments
+        return live[weighted_choice([d.entry.litellm_params.weight for d in live])]
+
+    def _chain(self, plan: Plan, ctx: RequestContext) -> list[Deployment]:
+        """The deployments to try in order: the plan's, then fallbacks, cooled-down ones last."""
+        primary = plan.model
+        names = list(self.cfg.router_settings.fallback_chain(primary))
+        if not names and plan.decision is not None:  # auto: the router's next-best candidates
+            ranked = sorted(plan.decision.scores.items(), key=lambda kv: -kv[1])
+            names = [m for m, _ in ranked if m != primary][:2]
+        allowed = ctx.principal.allowed_models
+        chain = [plan.deployment] + [
+            self._pick(self.catalog.deployments[n]) for n in names
+            if n in self.catalog.deployments and (allowed is None or n in allowed)
+        ]
+        cooling = self.cooldowns.cooling()
+        return [d for d in chain if d.index not in cooling] + [d for d in chain if d.index in cooling]
+
+    async def _admitted_plan(self, body: dict[str, Any], ctx: RequestContext) -> Plan:
+        plan = ctx.plan = await self.plan(body, ctx)
+        await self.policy.admit(ctx.principal, plan.model, estimate_tokens(body))
+        return plan
+
+    def _attempt(self, plan: Plan, dep: Deployment) -> Plan:
+        if dep is plan.deployment:
+            return plan
+        self.metrics.fallback(from_model=plan.model, to_model=dep.entry.model_name)
+        return Plan(dep, plan.decision, fallback_from=plan.model, query=plan.query)
+
+    async def _failed(self, dep: Deployment, err: RouteIQError, ctx: RequestContext) -> None:
+        if await self.cooldowns.failure(dep.index):
+            self.metrics.cooldown(model=dep.entry.model_name)
+            log.warning("%s (deployment %d) cools down for %.0f s after repeated failures",
+                        dep.entry.model_name, dep.index, self.cfg.router_settings.cooldown_time_s)
+        log.info("request %s: %s failed (%s), trying the next deployment",
+                 ctx.request_id, dep.entry.model_name, err.code)
+
+    def call(self, endpoint: Endpoint, body: dict[str, Any], plan: Plan, ctx: RequestContext) -> ProviderCall:
+        """The provider call for a planned request."""
+        stream_options = body.get("stream_options") or {}
+        return ProviderCall(
+            endpoint=endpoint,
+            deployment=plan.deployment.index,
+            body=body,
+            request_id=ctx.request_id,
+            headers={"x-request-id": ctx.request_id, **ctx.trace_headers},
+            include_usage=bool(stream_options.get("include_usage")),
+            timeout_s=self._timeout,
+        )
+
+    # calling --------------------------------------------------------------------------------
+    async def _along_chain(self, body: dict[str, Any], ctx: RequestContext,
+                           attempt: Callable[[Plan], Awaitable[Any]]) -> tuple[Plan, Any]:
+        """Try the plan's deployment, then its fallbacks, until one answers."""
+        plan = await self._admitted_plan(body, ctx)
+        chain = self._chain(plan, ctx)
+        for i, dep in enumerate(chain):
+            tried = self._attempt(plan, dep)
+            try:
+                return tried, await attempt(tried)
+            except FALLBACK_ERRORS as err:
+                await self._failed(dep, err, ctx)
+                if i == len(chain) - 1:
+                    raise
+        raise AssertionError("a chain has at least one deployment")
+
+    async def complete(
+        self, endpoint: Endpoint, body: dict[str, Any], ctx: RequestContext
+    ) -> tuple[Plan, ProviderResult]:
+        """A non-streamed request, along its fallback chain."""
+
+        async def attempt(plan: Plan) -> ProviderResult:
+            call = self.call(endpoint, body, plan, ctx)
+            async with _deadline(call.timeout_s + HANDLE_MARGIN_S, plan.model, "an answer"):
+                return await self._providers.complete(plan.deployment.entry.provider_group, call)
+
+        return await self._along_chain(body, ctx, attempt)
+
+    async def stream(
+        self, endpoint: Endpoint, body: dict[str, Any], ctx: RequestContext
+    ) -> tuple[Plan, tuple[StreamItem, AsyncIterator[StreamItem]]]:
+        """A streamed request: its plan, its first item (errors surface here) and the rest."""
+        if endpoint == "embeddings":
+            raise InvalidRequestError("embeddings cannot be streamed", param="stream")
+
+        async def attempt(plan: Plan) -> tuple[StreamItem, AsyncIterator[StreamItem]]:
+            call = self.call(endpoint, body, plan, ctx)
+            items = aiter(self._providers.stream(plan.deployment.entry.provider_group, call))
+            try:
+                async with _deadline(call.timeout_s + HANDLE_MARGIN_S, plan.model, "first chunk"):
+                    return await anext(items), items
+            except BaseException:
+                await _close(items)  # nothing reached the client: cancel this attempt's call
+                raise
+
+        return await self._along_chain(body, ctx, attempt)
+
+
+@asynccontextmanager
+async def _deadline(seconds: float, model: str, what: str) -> AsyncIterator[None]:
+    """``asyncio.timeout`` whose expiry is a 504 naming the model and what was awaited."""
+    try:
+        async with asyncio.timeout(seconds):
+            yield
+    except TimeoutError:
+        raise UpstreamTimeoutError(f"{model}: no {what} within {seconds:g} s (provider deployment)") from None
+
+
+async def _close(items: AsyncIterator[StreamItem]) -> None:
+    close = getattr(items, "aclose", None)
+    if close is not None:
+        await close()

@@ -1,0 +1,68 @@
+"""Per-request facts (``RequestContext``) and where a request goes (``Plan``).
+
+Plain data shared by the gateway's core (which fills them in) and the request's
+``Exchange`` (which reports them: headers, span attributes, the decision record).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from opentelemetry.context import Context
+
+from app.auth import Principal
+from app.gateway.catalog import Deployment
+from router_models.inference.types import RouteDecision
+
+
+@dataclass
+class RequestContext:
+    """Who is asking, and the request's identity on every hop."""
+
+    request_id: str
+    principal: Principal
+    trace_headers: dict[str, str] = field(default_factory=dict)
+    lam: float | None = None
+    """λ from the ``x-routeiq-lambda`` header; the body's ``routeiq.lambda`` wins."""
+    otel: Context | None = None
+    """The request span's trace context (parent of the routing span)."""
+    plan: Plan | None = None
+    """Set once planned, so a request that then fails still has its routing decision logged."""
+
+
+@dataclass
+class Plan:
+    """Where a request goes: the deployment, and the routing decision if any."""
+
+    deployment: Deployment
+    decision: RouteDecision | None = None
+    fallback_from: str | None = None
+    """The model that failed when a fallback answered."""
+    query: str = ""
+    """The text the router scored (routed requests only)."""
+
+    @property
+    def model(self) -> str:
+        return self.deployment.entry.model_name
+
+    @property
+    def strategy(self) -> str:
+        return self.decision.strategy if self.decision is not None else "direct"
+
+    def headers(self) -> dict[str, str]:
+        h = {"x-routeiq-model": self.model}
+        if self.fallback_from:
+            h["x-routeiq-fallback-from"] = self.fallback_from
+        if self.decision is not None:
+            h["x-routeiq-strategy"] = self.decision.strategy
+            if self.decision.lam is not None:
+                h["x-routeiq-lambda"] = f"{self.decision.lam:g}"
+        return h
+
+    def span_attributes(self) -> dict[str, str | float | bool]:
+        entry = self.deployment.entry
+        attrs: dict[str, str | float | bool] = {"routeiq.model": entry.model_name,
+                                                "gen_ai.system": entry.litellm_params.model.split("/")[0]}
+        if self.fallback_from:
+            attrs["routeiq.fallback_from"] = self.fallback_from
+        return attrs

@@ -1,0 +1,94 @@
+"""Asking the router-scoring deployment, within the router's deadline, and falling back.
+
+A routed request (``auto``, an alias) becomes a ``RouteQuery`` over the candidates that
+fit it; the answer is a ``RouteDecision``. When the scorer fails, misses its deadline
+(``timeout_ms``), or cannot decide this query (``RouteDecision.error``), the router's
+``fallback_model`` (else the cheapest candidate) answers, and the decision says
+``strategy: fallback`` so headers, metrics and the decision log show it.
+Must not: raise for a scorer failure (routing degrades, requests do not fail).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any, Protocol
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+
+from app.gateway.catalog import RouterTarget
+from app.gateway.metrics import Metrics
+from app.tracing import headers_for, tracer
+from router_models.inference.types import Candidate, RouteDecision, RouteQuery
+
+log = logging.getLogger("routeiq.gateway")
+
+
+class RouterClient(Protocol):
+    """The router-scoring deployment, as the ingress sees it."""
+
+    async def route(self, query: RouteQuery) -> RouteDecision: ...
+
+
+class Routing:
+    """Routes queries through a ``RouterClient`` (or falls back without one)."""
+
+    def __init__(self, client: RouterClient | None, metrics: Metrics) -> None:
+        self._client = client
+        self._metrics = metrics
+
+    async def decide(self, target: RouterTarget, text: str, candidates: tuple[Candidate, ...],
+                     lam: float | None, request_id: str, otel: Context | None) -> RouteDecision:
+        with tracer().start_as_current_span("routeiq.route", context=otel) as span:
+            query = RouteQuery(target.router.name, text, candidates, lam, request_id,
+                               trace=headers_for(trace.set_span_in_context(span)))
+            started = time.perf_counter()
+            try:
+                decision = await self._ask(target, query)
+            except Exception as err:  # noqa: BLE001  (any router failure falls back, by design)
+                decision = _fallback(target, query, err, time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            span.set_attributes(_route_attributes(decision, query, elapsed))
+        self._metrics.routed(router=target.router.name, strategy=decision.strategy, model=decision.model,
+                             seconds=elapsed)
+        return decision
+
+    async def _ask(self, target: RouterTarget, query: RouteQuery) -> RouteDecision:
+        if self._client is None:
+            raise RuntimeError("no router-scoring deployment")
+        async with asyncio.timeout(target.router.timeout_ms / 1000):
+            decision = await self._client.route(query)
+        if decision.error:
+            raise RuntimeError(decision.error)
+        return decision
+
+
+def _fallback(target: RouterTarget, query: RouteQuery, err: BaseException, elapsed: float) -> RouteDecision:
+    names = {c.name for c in query.candidates}
+    configured = target.router.fallback_model
+    model = configured if configured in names else min(query.candidates, key=lambda c: c.price).name
+    why = "timed out" if isinstance(err, TimeoutError) else f"failed ({type(err).__name__}: {err})"
+    log.warning("router %s %s; falling back to %s", target.router.name, why, model,
+                extra={"request_id": query.request_id})
+    return RouteDecision(model=model, strategy="fallback", reason=f"router {why}", lam=query.lam,
+                         latency_ms=elapsed * 1000, fallback=True)
+
+
+def _route_attributes(d: RouteDecision, q: RouteQuery, seconds: float) -> dict[str, Any]:
+    """The ``router.*`` attributes of the ``routeiq.route`` span."""
+    attrs: dict[str, Any] = {
+        "router.name": q.router,
+        "router.strategy": d.strategy,
+        "router.model": d.model,
+        "router.candidates": [c.name for c in q.candidates],
+        "router.latency_ms": seconds * 1000,
+        "router.fallback": d.fallback,
+        "routeiq.request_id": q.request_id,
+    }
+    if d.model in d.scores:
+        attrs["router.score"] = d.scores[d.model]
+    if d.lam is not None:
+        attrs["router.lambda"] = d.lam
+    return attrs

@@ -1,0 +1,62 @@
+"""The one builder of a gateway: its clients, and the parts that share them.
+
+``build_gateway`` is the composition root of an ingress replica (and of every test
+that runs the gateway without Serve): it builds **one** Redis client and **one**
+database engine for the replica and hands them to the access policy (limits, keys,
+spend), the cooldowns and the decision log, then returns the ``Gateway``. The
+gateway's ``start()``/``close()`` run everything's start-up and shutdown in order,
+and ``close`` disposes the clients last. Nothing connects until ``start`` (or the
+first request), so building one is cheap and never fails on a server being down.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.access import build_policy
+from app.access.db import build_engine, build_redis
+from app.access.decision_log import build_decision_log
+from app.config import GatewayConfig
+from app.gateway.cooldowns import build_cooldowns
+from app.gateway.core import Gateway, ProviderPool
+from app.gateway.metrics import Metrics, NoMetrics
+from app.gateway.routing import RouterClient
+
+
+@dataclass
+class Clients:
+    """The replica's shared clients; ``None`` where the config needs none."""
+
+    redis: Any | None
+    engine: AsyncEngine | None
+
+    @classmethod
+    def for_config(cls, cfg: GatewayConfig) -> Clients:
+        """Redis when configured; a database engine when keys or the decision log need one."""
+        general = cfg.general_settings
+        needs_db = general.access.enabled or general.decisions.enabled
+        return cls(redis=build_redis(general), engine=build_engine(general) if needs_db else None)
+
+    async def close(self) -> None:
+        if self.redis is not None:
+            await self.redis.aclose()
+        if self.engine is not None:
+            await self.engine.dispose()
+
+
+def build_gateway(cfg: GatewayConfig, providers: ProviderPool, router: RouterClient | None, *,
+                  metrics: Metrics | None = None, clients: Clients | None = None) -> Gateway:
+    """A gateway for ``cfg`` whose parts share one Redis client and one engine."""
+    clients = clients or Clients.for_config(cfg)
+    policy = build_policy(cfg, clients.engine, clients.redis)
+    return Gateway(
+        cfg, providers, router,
+        policy=policy,
+        cooldowns=build_cooldowns(cfg, clients.redis),
+        metrics=metrics or NoMetrics(),
+        decisions=build_decision_log(cfg, clients.engine),
+        clients=clients,
+    )

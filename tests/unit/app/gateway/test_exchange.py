@@ -1,0 +1,243 @@
+"""One owner per request: every exit path releases admission once, settles once, measures once.
+
+The app runs in-process over the real embedded store (SQLite), with a ``MockTransport``
+behind the provider callers; requests go through the ASGI interface, with a driver that
+can drop the client part-way through a stream the two ways an ASGI server reports it
+(``send`` failing, spec 2.4, or an ``http.disconnect`` message, earlier specs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import pytest
+from fastapi import FastAPI
+from starlette.requests import ClientDisconnect
+
+from app.access.policy import VirtualKeyPolicy
+from app.auth import Principal
+from app.config import parse_config
+from app.gateway import Gateway
+from app.main import create_app
+from app.providers.base import ProviderCall, Upstream
+from app.providers.mock import MockReply, MockTransport
+from app.providers.pool import LocalProviderPool
+from app.wiring import build_gateway
+from tests.support import MASTER_KEY, MID, gateway_config
+
+CHUNKS = tuple(b'data: {"choices":[{"index":0,"delta":{"content":"t%d"}}]}\n\n' % i for i in range(8))
+
+
+class RecordingMetrics:
+    """Counts what the exchange measures (the ``Metrics`` protocol)."""
+
+    def __init__(self) -> None:
+        self.done: list[tuple[str, int]] = []
+        self.counts: Counter[str] = Counter()
+
+    def request_done(self, *, endpoint: str, model: str, status: int, strategy: str, seconds: float) -> None:
+        self.done.append((model, status))
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        return lambda **kw: self.counts.update([name])
+
+
+@dataclass
+class Harness:
+    app: FastAPI
+    gateway: Gateway
+    transport: MockTransport
+    metrics: RecordingMetrics
+    replies: dict[str, MockReply] = field(default_factory=dict)
+
+    @property
+    def policy(self) -> VirtualKeyPolicy:
+        assert isinstance(self.gateway.policy, VirtualKeyPolicy)
+        return self.gateway.policy
+
+    async def spend(self, request_id: str) -> list[dict[str, Any]]:
+        assert await self.policy.spend.flush()
+        return await self.policy.store.spend_logs({"request_id": request_id}, None, None, 10)
+
+    def assert_released(self) -> None:
+        admission = self.gateway.admission
+        assert (admission.inflight, admission.active_streams) == (0, 0)
+
+
+@pytest.fixture
+async def harness(tmp_path: Any) -> AsyncIterator[Harness]:
+    general = {"access": {"sqlite_path": f"{tmp_path}/routeiq.db"}, "max_inflight_requests": 4}
+    cfg = parse_config(gateway_config("http://127.0.0.1:1/v1", **general))
+    replies: dict[str, MockReply] = {}
+
+    def handler(upstream: Upstream, call: ProviderCall) -> MockReply:
+        return replies.get(call.request_id, MockReply(chunks=CHUNKS))
+
+    transport = MockTransport(handler)
+    metrics = RecordingMetrics()
+    gateway = build_gateway(cfg, LocalProviderPool(cfg, transport), None, metrics=metrics)
+    app = create_app(gateway)
+    async with app.router.lifespan_context(app):
+        yield Harness(app, gateway, transport, metrics, replies)
+
+
+@dataclass
+class Reply:
+    status: int = 0
+    body: bytes = b""
+    chunks: int = 0
+
+
+async def drive(app: FastAPI, payload: dict[str, Any], *, request_id: str, spec: str = "2.4",
+                drop_after: int | None = None, key: str = MASTER_KEY) -> Reply:
+    """One POST /v1/chat/completions through ASGI; the client leaves after ``drop_after`` body
+    chunks (-1: before the response starts, so the stream's body is never iterated)."""
+    data = orjson.dumps(payload)
+    reply = Reply()
+    gone = asyncio.Event()
+    sent_request = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent_request
+        if not sent_request:
+            sent_request = True
+            return {"type": "http.request", "body": data, "more_body": False}
+        await gone.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            if drop_after == -1:
+                raise OSError("client went away before the answer started")
+            reply.status = message["status"]
+        elif message.get("body"):
+            if drop_after is not None and reply.chunks >= drop_after:
+                gone.set()
+                if spec == "2.4":
+                    raise OSError("client went away")
+                await asyncio.sleep(3600)  # the server stops writing; the disconnect cancels us
+            reply.chunks += 1
+            reply.body += message["body"]
+
+    headers = [(b"authorization", f"Bearer {key}".encode()), (b"content-type", b"application/json"),
+               (b"x-request-id", request_id.encode())]
+    scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": spec}, "http_version": "1.1",
+             "method": "POST", "scheme": "http", "path": "/v1/chat/completions", "raw_path": b"/v1/chat/completions",
+             "query_string": b"", "root_path": "", "headers": headers, "client": ("127.0.0.1", 1),
+             "server": ("127.0.0.1", 8000)}
+    with contextlib.suppress(ClientDisconnect):  # how Starlette tells the server the client left (spec 2.4)
+        await app(scope, receive, send)
+    return reply
+
+
+def chat(stream: bool, text: str = "hello there") -> dict[str, Any]:
+    return {"model": MID, "stream": stream, "messages": [{"role": "user", "content": text}]}
+
+
+def rid() -> str:
+    return uuid.uuid4().hex
+
+
+async def test_json_success_is_settled_once_with_the_upstreams_usage(harness: Harness) -> None:
+    r = rid()
+    reply = await drive(harness.app, chat(False), request_id=r)
+    assert reply.status == 200
+    [row] = await harness.spend(r)
+    assert (row["prompt_tokens"], row["completion_tokens"]) == (3, 1)
+    assert harness.metrics.done == [(MID, 200)]
+    harness.assert_released()
+
+
+async def test_stream_success_is_settled_once(harness: Harness) -> None:
+    r = rid()
+    reply = await drive(harness.app, chat(True), request_id=r)
+    assert reply.status == 200 and reply.body.endswith(b"data: [DONE]\n\n")
+    [row] = await harness.spend(r)
+    assert (row["prompt_tokens"], row["completion_tokens"]) == (3, 1)  # the upstream's own usage
+    assert harness.metrics.done == [(MID, 200)]
+    harness.assert_released()
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_upstream_error_before_the_first_byte_is_not_charged(harness: Harness, stream: bool) -> None:
+    r = rid()
+    harness.replies[r] = MockReply(status=400)
+    reply = await drive(harness.app, chat(stream), request_id=r)
+    assert reply.status == 400 and b'"upstream_rejected"' in reply.body
+    assert await harness.spend(r) == []
+    assert harness.metrics.done == [(MID, 400)]
+    harness.assert_released()
+
+
+async def test_upstream_error_after_the_first_byte_is_charged_for_what_was_relayed(harness: Harness) -> None:
+    r = rid()
+    harness.replies[r] = MockReply(chunks=CHUNKS, fail_after=3)
+    reply = await drive(harness.app, chat(True, "x" * 40), request_id=r)
+    assert reply.status == 200 and b'"error"' in reply.body and reply.body.endswith(b"data: [DONE]\n\n")
+    [row] = await harness.spend(r)
+    assert row["completion_tokens"] == 3 and row["prompt_tokens"] == 10  # one token an event; 4 chars a token
+    assert harness.metrics.done == [(MID, 502)]
+    harness.assert_released()
+    assert harness.transport.open_streams == 0
+
+
+@pytest.mark.parametrize("spec", ["2.4", "2.3"])
+async def test_a_client_leaving_mid_stream_is_charged_and_cancels_the_upstream(harness: Harness, spec: str) -> None:
+    r = rid()
+    harness.replies[r] = MockReply(chunks=CHUNKS, interval_s=0.05)
+    reply = await drive(harness.app, chat(True), request_id=r, spec=spec, drop_after=2)
+    assert reply.status == 200 and reply.chunks == 2
+    [row] = await harness.spend(r)
+    assert 2 <= row["completion_tokens"] < len(CHUNKS)  # what was relayed, estimated
+    assert harness.metrics.done == [(MID, 499)]
+    harness.assert_released()
+    assert harness.transport.open_streams == 0  # the provider call was closed, not left running
+
+
+async def test_a_response_never_started_still_ends_its_exchange(harness: Harness) -> None:
+    r = rid()
+    reply = await drive(harness.app, chat(True), request_id=r, drop_after=-1)
+    assert reply.status == 0 and reply.chunks == 0
+    assert len(await harness.spend(r)) == 1  # the upstream answered: its prompt is charged
+    assert harness.metrics.done == [(MID, 499)]
+    harness.assert_released()
+    assert harness.transport.open_streams == 0
+
+
+async def test_a_failure_after_the_upstream_answered_settles_once(harness: Harness) -> None:
+    r = rid()
+    admin = Principal("master", is_admin=True)
+    with pytest.raises(RuntimeError):
+        async with harness.gateway.exchange("chat", r, {}, "/v1/chat/completions") as ex:
+            await ex.answer(chat(False), admin, None)
+            raise RuntimeError("the response could not be built")
+    assert len(await harness.spend(r)) == 1
+    assert harness.metrics.done == [(MID, 500)]
+    harness.assert_released()
+
+
+async def test_refused_requests_are_released_and_not_charged(harness: Harness) -> None:
+    bad_key = await drive(harness.app, chat(False), request_id=rid(), key="sk-nope")
+    bad_body = await drive(harness.app, {"model": MID, "messages": []}, request_id=rid())
+    assert (bad_key.status, bad_body.status) == (401, 400)
+    assert [s for _, s in harness.metrics.done] == [401, 400]
+    harness.assert_released()
+    assert harness.policy.spend.pending == 0
+
+
+async def test_a_full_replica_answers_503_and_counts_nothing_twice(harness: Harness) -> None:
+    held = [harness.gateway.exchange("chat", rid(), {}, "/") for _ in range(4)]  # max_inflight_requests
+    reply = await drive(harness.app, chat(False), request_id=rid())
+    assert reply.status == 503 and harness.gateway.admission.inflight == 4
+    for ex in held:
+        ex.close(200)
+        ex.close(200)  # a second close changes nothing
+    harness.assert_released()
+    assert [s for _, s in harness.metrics.done] == [503, 200, 200, 200, 200]
