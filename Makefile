@@ -32,7 +32,7 @@ services:
 	@bash scripts/services.sh
 
 lint: install
-	$(VENV)/bin/ruff check app deployments router_models tests bench
+	$(VENV)/bin/ruff check app deployments router_models tests bench research
 
 bench: install
 	$(PY) -m bench.gateway
