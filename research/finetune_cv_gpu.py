@@ -1,6 +1,6 @@
 """Exploration that chose the fine-tuned router: 3 CV splits x 5 folds on a GPU (train only).
 
-Run on a lent H100 (docs/routing.md, "How the fine-tuned router was chosen"). Not part of
+Run on a lent H100 (research/routing-history.md, "How the fine-tuned router was chosen"). Not part of
 the product: ``routeiq train --router finetuned`` is the CPU implementation of record, and
 its own 5-fold CV is what the manifest reports. Steps:
 
