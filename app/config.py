@@ -78,8 +78,12 @@ class ModelEntry(_Strict):
     """One provider deployment serving a public ``model_name``."""
 
     model_name: str = Field(min_length=1, description="Name clients send as `model`.")
-    litellm_params: LiteLLMParams
-    model_info: ModelInfo = Field(default_factory=ModelInfo)
+    litellm_params: LiteLLMParams = Field(
+        description="Arguments for `litellm.acompletion` (`model` required); other keys pass through."
+    )
+    model_info: ModelInfo = Field(
+        default_factory=ModelInfo, description="Prices, context window, API kind and capabilities."
+    )
     provider_group: str = Field("default", description="Provider-call deployment serving it.")
 
 
@@ -126,7 +130,7 @@ class RouterSettings(_Strict):
 class ProviderGroup(_Strict):
     """A provider-call deployment (one Serve deployment per group)."""
 
-    name: str
+    name: str = Field(description="Group name; its Serve deployment is `Provider-<name>`.")
     transport: Literal["auto", "litellm"] = Field(
         "auto",
         description="`auto`: OpenAI-compatible upstreams use the native passthrough; "
@@ -167,8 +171,10 @@ class GeneralSettings(_Strict):
     master_key: str | None = Field(None, description="Admin key; `ROUTEIQ_MASTER_KEY` overrides.")
     database_url: str | None = Field(None, description="Postgres URL or `os.environ/NAME`; else `DATABASE_URL`.")
     redis_url: str | None = Field(None, description="Redis URL or `os.environ/NAME`; else `REDIS_URL`.")
-    access: AccessSettings = Field(default_factory=AccessSettings)
-    decisions: DecisionLogSettings = Field(default_factory=DecisionLogSettings)
+    access: AccessSettings = Field(default_factory=AccessSettings, description="Virtual keys, limits and spend.")
+    decisions: DecisionLogSettings = Field(
+        default_factory=DecisionLogSettings, description="The routing decision log."
+    )
     log_format: Literal["json", "text"] = Field("json", description="Replica log lines: JSON objects or plain text.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Level of `routeiq.*` loggers.")
     max_request_body_bytes: int = Field(1 << 20, gt=0, description="413 above this.")
@@ -181,10 +187,18 @@ class GeneralSettings(_Strict):
 class GatewayConfig(_Strict):
     """The root of the gateway config file."""
 
-    model_list: tuple[ModelEntry, ...] = Field(min_length=1)
-    router_settings: RouterSettings = Field(default_factory=RouterSettings)
-    provider_groups: tuple[ProviderGroup, ...] = Field(())
-    general_settings: GeneralSettings = Field(default_factory=GeneralSettings)
+    model_list: tuple[ModelEntry, ...] = Field(
+        min_length=1, description="Provider deployments of public model names (LiteLLM's shape); at least one."
+    )
+    router_settings: RouterSettings = Field(
+        default_factory=RouterSettings, description="Routers, aliases, retries, fallbacks and cooldowns."
+    )
+    provider_groups: tuple[ProviderGroup, ...] = Field(
+        (), description="Provider-call deployments; a group a model names without declaring gets defaults."
+    )
+    general_settings: GeneralSettings = Field(
+        default_factory=GeneralSettings, description="Keys, stores, access, decision log, logging and request limits."
+    )
 
     @model_validator(mode="after")
     def _check_references(self) -> GatewayConfig:
