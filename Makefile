@@ -2,6 +2,7 @@
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.installed-bench
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export LITELLM_LOCAL_MODEL_COST_MAP := True
@@ -19,6 +20,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+$(BENCH_STAMP): $(STAMP)
+	$(VENV)/bin/pip install -q -e '.[train,dev,bench]'
+	touch $(BENCH_STAMP)
+
 ## run: the demo gateway on http://127.0.0.1:8000 (fake upstream on :9100, no API keys)
 run: install
 	@$(PY) -m app.config configs/demo.yaml
@@ -32,9 +37,10 @@ services:
 	@bash scripts/services.sh
 
 lint: install
-	$(VENV)/bin/ruff check app deployments router_models tests bench
+	$(VENV)/bin/ruff check app deployments router_models tests bench research
 
-bench: install
+## bench: the gateway benchmark (installs the `bench` extra: psutil, httpx)
+bench: $(BENCH_STAMP)
 	$(PY) -m bench.gateway
 
 ## kuberay: regenerate kuberay/base/{serve-config,gateway}.yaml from configs/, then render both overlays

@@ -1,10 +1,14 @@
-"""The gateway's one config file: typed, validated once, failing with one clear line.
+"""The gateway's one config file: typed, validated once, failing with every problem at once.
 
 ``model_list`` follows LiteLLM's shape (``model_name``, ``litellm_params``,
 ``model_info``) so LiteLLM users can bring theirs. Secrets may be written as
 ``os.environ/NAME`` or ``file:/path`` (a mounted Secret, re-read when rotated: see
 ``app.secrets``); they are resolved where they are used (in the replica), and
 their presence is checked at load time so a missing one fails at start.
+
+A bad file is reported whole: every missing secret, every field error and every broken
+cross-reference, one line each naming its key path (``model_list[2].litellm_params.model``),
+so one edit fixes them all.
 """
 
 from __future__ import annotations
@@ -23,7 +27,20 @@ DEMO_MASTER_KEY = "sk-routeiq-demo"
 
 
 class ConfigError(Exception):
-    """The config is invalid; the message is one line naming the key and why."""
+    """The config is invalid; ``problems`` lists every one, each a line naming its key and why.
+
+    ``str()`` is the problem itself when there is one, else ``N problems:`` and one indented
+    line per problem. The problems are the exception's args, so it pickles.
+    """
+
+    def __init__(self, problem: str, *more: str) -> None:
+        super().__init__(problem, *more)
+        self.problems: list[str] = [problem, *more]
+
+    def __str__(self) -> str:
+        if len(self.problems) == 1:
+            return self.problems[0]
+        return f"{len(self.problems)} problems:\n" + "\n".join(f"  {p}" for p in self.problems)
 
 
 def resolve_secret(value: str | None) -> str | None:
@@ -78,8 +95,12 @@ class ModelEntry(_Strict):
     """One provider deployment serving a public ``model_name``."""
 
     model_name: str = Field(min_length=1, description="Name clients send as `model`.")
-    litellm_params: LiteLLMParams
-    model_info: ModelInfo = Field(default_factory=ModelInfo)
+    litellm_params: LiteLLMParams = Field(
+        description="Arguments for `litellm.acompletion` (`model` required); other keys pass through."
+    )
+    model_info: ModelInfo = Field(
+        default_factory=ModelInfo, description="Prices, context window, API kind and capabilities."
+    )
     provider_group: str = Field("default", description="Provider-call deployment serving it.")
 
 
@@ -126,7 +147,7 @@ class RouterSettings(_Strict):
 class ProviderGroup(_Strict):
     """A provider-call deployment (one Serve deployment per group)."""
 
-    name: str
+    name: str = Field(description="Group name; its Serve deployment is `Provider-<name>`.")
     transport: Literal["auto", "litellm"] = Field(
         "auto",
         description="`auto`: OpenAI-compatible upstreams use the native passthrough; "
@@ -167,8 +188,10 @@ class GeneralSettings(_Strict):
     master_key: str | None = Field(None, description="Admin key; `ROUTEIQ_MASTER_KEY` overrides.")
     database_url: str | None = Field(None, description="Postgres URL or `os.environ/NAME`; else `DATABASE_URL`.")
     redis_url: str | None = Field(None, description="Redis URL or `os.environ/NAME`; else `REDIS_URL`.")
-    access: AccessSettings = Field(default_factory=AccessSettings)
-    decisions: DecisionLogSettings = Field(default_factory=DecisionLogSettings)
+    access: AccessSettings = Field(default_factory=AccessSettings, description="Virtual keys, limits and spend.")
+    decisions: DecisionLogSettings = Field(
+        default_factory=DecisionLogSettings, description="The routing decision log."
+    )
     log_format: Literal["json", "text"] = Field("json", description="Replica log lines: JSON objects or plain text.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Level of `routeiq.*` loggers.")
     max_request_body_bytes: int = Field(1 << 20, gt=0, description="413 above this.")
@@ -202,39 +225,55 @@ class ProviderSettings(_Strict):
 class GatewayConfig(_Strict):
     """The root of the gateway config file."""
 
-    model_list: tuple[ModelEntry, ...] = Field(min_length=1)
-    router_settings: RouterSettings = Field(default_factory=RouterSettings)
-    provider_groups: tuple[ProviderGroup, ...] = Field(())
-    general_settings: GeneralSettings = Field(default_factory=GeneralSettings)
+    model_list: tuple[ModelEntry, ...] = Field(
+        min_length=1, description="Provider deployments of public model names (LiteLLM's shape); at least one."
+    )
+    router_settings: RouterSettings = Field(
+        default_factory=RouterSettings, description="Routers, aliases, retries, fallbacks and cooldowns."
+    )
+    provider_groups: tuple[ProviderGroup, ...] = Field(
+        (), description="Provider-call deployments; a group a model names without declaring gets defaults."
+    )
+    general_settings: GeneralSettings = Field(
+        default_factory=GeneralSettings, description="Keys, stores, access, decision log, logging and request limits."
+    )
 
     @model_validator(mode="after")
     def _check_references(self) -> GatewayConfig:
+        if problems := self._reference_problems():
+            raise _ReferenceErrors(*problems)
+        return self
+
+    def _reference_problems(self) -> list[str]:
+        """Every name that points nowhere (also run by ``parse_config`` on a partial config)."""
         names = {m.model_name for m in self.model_list}
-        self._check_routers(names)
+        problems = self._check_routers(names)
         for i, entry in enumerate(self.router_settings.fallbacks):
             for model, chain in entry.items():
                 for m in (model, *chain):
                     if m not in names:
-                        raise ValueError(f"router_settings.fallbacks[{i}]: unknown model {m!r}")
+                        problems.append(f"router_settings.fallbacks[{i}]: unknown model {m!r}")
         declared = {g.name for g in self.provider_groups}
         for i, m in enumerate(self.model_list):
-            if declared and m.provider_group not in declared:
-                raise ValueError(f"model_list[{i}].provider_group: {m.provider_group!r} is not declared")
-        return self
+            if declared and isinstance(m.provider_group, str) and m.provider_group not in declared:
+                problems.append(f"model_list[{i}].provider_group: {m.provider_group!r} is not declared")
+        return problems
 
-    def _check_routers(self, names: set[str]) -> None:
+    def _check_routers(self, names: set[str]) -> list[str]:
+        problems = []
         for i, r in enumerate(self.router_settings.routers):
             if r.name in names:
-                raise ValueError(f"router_settings.routers[{i}].name: {r.name!r} is also a model_name")
+                problems.append(f"router_settings.routers[{i}].name: {r.name!r} is also a model_name")
             for c in (*r.candidates, *filter(None, [r.fallback_model])):
                 if c not in names:
-                    raise ValueError(f"router_settings.routers[{i}]: unknown model {c!r}")
+                    problems.append(f"router_settings.routers[{i}]: unknown model {c!r}")
             if r.strategy == "learned" and not r.artifact:
-                raise ValueError(f"router_settings.routers[{i}].artifact: required for strategy learned")
+                problems.append(f"router_settings.routers[{i}].artifact: required for strategy learned")
         routers = {r.name for r in self.router_settings.routers}
         for alias, a in self.router_settings.aliases.items():
             if a.router not in routers:
-                raise ValueError(f"router_settings.aliases.{alias}.router: unknown router {a.router!r}")
+                problems.append(f"router_settings.aliases.{alias}.router: unknown router {a.router!r}")
+        return problems
 
     def groups(self) -> tuple[ProviderGroup, ...]:
         """Declared provider groups, plus any a model names without declaring."""
@@ -267,6 +306,43 @@ class GatewayConfig(_Strict):
         return key
 
 
+class _ReferenceErrors(ValueError):
+    """Every broken cross-reference of a config (its args); ``parse_config`` lists them one per line."""
+
+    def __str__(self) -> str:
+        return "; ".join(self.args)
+
+
+def _salvaged_references(raw: dict[str, object]) -> list[str]:
+    """Cross-reference problems of a config whose fields did not all validate.
+
+    pydantic runs ``_check_references`` only on a fully valid config. Here the parts that
+    references read are taken one by one into a config built without validation
+    (``model_construct``): model names from the raw entries (all must be strings, else
+    nothing is checked rather than guessed), ``router_settings`` only if it validates on its
+    own. A part that is itself invalid is already reported.
+    """
+    entries = raw.get("model_list")
+    if not isinstance(entries, list) or not all(
+            isinstance(e, dict) and isinstance(e.get("model_name"), str) for e in entries):
+        return []
+    try:
+        settings = RouterSettings.model_validate(raw.get("router_settings") or {})
+    except ValidationError:
+        settings = RouterSettings()
+    groups = raw.get("provider_groups")
+    declared = [g["name"] for g in (groups if isinstance(groups, list) else [])
+                if isinstance(g, dict) and isinstance(g.get("name"), str)]
+    models = [ModelEntry.model_construct(model_name=e["model_name"], provider_group=e.get("provider_group", "default"))
+              for e in entries]
+    partial = GatewayConfig.model_construct(
+        model_list=tuple(models),
+        router_settings=settings,
+        provider_groups=tuple(ProviderGroup.model_construct(name=name) for name in declared),
+    )
+    return partial._reference_problems()
+
+
 def _env_refs(node: object, path: str = "", prefix: str = ENV_PREFIX) -> list[tuple[str, str]]:
     if isinstance(node, str) and node.startswith(prefix):
         return [(path, node[len(prefix) :])]
@@ -277,30 +353,64 @@ def _env_refs(node: object, path: str = "", prefix: str = ENV_PREFIX) -> list[tu
     return []
 
 
-def _one_line(err: ValidationError) -> str:
-    first = err.errors()[0]
-    loc = ".".join(str(p) for p in first["loc"])
-    msg = first["msg"].removeprefix("Value error, ")
-    return f"{loc}: {msg}" if loc else msg
+def _key_path(loc: tuple[int | str, ...]) -> str:
+    """pydantic's ``("model_list", 2, "litellm_params")`` as ``model_list[2].litellm_params``."""
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}" if path else str(part)
+    return path
 
 
-def parse_config(raw: object) -> GatewayConfig:
-    """Validate a parsed YAML document; raise ``ConfigError`` with one line."""
-    if not isinstance(raw, dict):
-        raise ConfigError("config: expected a mapping at the top level")
-    for path, name in _env_refs(raw):
-        if name not in os.environ and not path.endswith("master_key"):
-            raise ConfigError(f"{path}: environment variable {name} is not set")
+def _field_problems(err: ValidationError) -> list[str]:
+    """One line per pydantic error; the reference check's error carries its own lines.
+
+    pydantic adds "should have at least N items" to a list whose items failed, even when it
+    had enough: that echo of the item errors is dropped.
+    """
+    problems = []
+    for e in err.errors():
+        if isinstance(refs := e.get("ctx", {}).get("error"), _ReferenceErrors):
+            problems += refs.args
+            continue
+        given = e["input"]
+        if e["type"] == "too_short" and isinstance(given, list | tuple) and len(given) >= e["ctx"]["min_length"]:
+            continue
+        loc, msg = _key_path(e["loc"]), e["msg"].removeprefix("Value error, ")
+        problems.append(f"{loc}: {msg}" if loc else msg)
+    return problems
+
+
+def _secret_problems(raw: dict[str, object]) -> list[str]:
+    """Every ``os.environ/`` that is unset and every ``file:`` that cannot be read.
+
+    The master key is left to ``GatewayConfig.master_key()``: env vars may override it.
+    """
+    problems = [f"{path}: environment variable {name} is not set" for path, name in _env_refs(raw)
+                if name not in os.environ and not path.endswith("master_key")]
     for path, file in _env_refs(raw, prefix=FILE_PREFIX):
-        if not path.endswith("master_key"):  # the master key is checked by master_key(), at start
+        if not path.endswith("master_key"):
             try:
                 read_secret_file(file)
             except SecretError as err:
-                raise ConfigError(f"{path}: {err}") from None
+                problems.append(f"{path}: {err}")
+    return problems
+
+
+def parse_config(raw: object) -> GatewayConfig:
+    """Validate a parsed YAML document; raise one ``ConfigError`` listing every problem."""
+    if not isinstance(raw, dict):
+        raise ConfigError("config: expected a mapping at the top level")
+    problems = _secret_problems(raw)
     try:
-        return GatewayConfig.model_validate(raw)
+        cfg = GatewayConfig.model_validate(raw)
     except ValidationError as err:
-        raise ConfigError(_one_line(err)) from None
+        problems += _field_problems(err)
+        if not any(isinstance(e.get("ctx", {}).get("error"), _ReferenceErrors) for e in err.errors()):
+            problems += _salvaged_references(raw)
+        raise ConfigError(*problems) from None
+    if problems:
+        raise ConfigError(*problems)
+    return cfg
 
 
 def load_config(path: str | Path) -> GatewayConfig:
@@ -315,7 +425,7 @@ def load_config(path: str | Path) -> GatewayConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m app.config FILE``: validate a config, one line on error."""
+    """``python -m app.config FILE``: validate a config; on error, every problem, one per line."""
     import sys
 
     args = sys.argv[1:] if argv is None else argv

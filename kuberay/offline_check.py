@@ -78,7 +78,7 @@ def _problems(config: Path, root: Path) -> tuple[list[str], str]:
         cfg = load_config(config)
         cfg.master_key()
     except ConfigError as err:
-        return [*problems, f"gateway config: {err}"], ""
+        return [*problems, *(f"gateway config: {p}" for p in err.problems)], ""
     import litellm
 
     if len(litellm.model_cost) < 100:

@@ -79,3 +79,11 @@ def test_check_passes_offline_and_fails_clearly_in_strict_mode(tmp_path: Path) -
 
     warn = _run(_config(tmp_path, tmp_path / "nope"), ROUTEIQ_OFFLINE_CHECK="warn", **offline_check.OFFLINE_ENV)
     assert warn.returncode == 0 and "FAILED (warn)" in warn.stderr
+
+
+def test_every_gateway_config_problem_is_one_item(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model_list:\n  - model_name: m\n    litellm_params: {}\nmystery: 1\n")
+    problems, _ = offline_check._problems(bad, ROOT)
+    assert problems == ["gateway config: model_list[0].litellm_params.model: Field required",
+                        "gateway config: mystery: Extra inputs are not permitted"]

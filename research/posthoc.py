@@ -1,11 +1,11 @@
 """Post-hoc changes to a router's predictions, judged on train only (out-of-fold).
 
-``python -m bench.posthoc`` takes the out-of-fold predictions of ``finetuned`` and
-``ensemble`` on train.jsonl (``bench.split_noise``'s, cached), and scores with the README
+``python -m research.posthoc`` takes the out-of-fold predictions of ``finetuned`` and
+``ensemble`` on train.jsonl (``research.split_noise``'s, cached), and scores with the README
 protocol: the raw predictions, per-model isotonic and Platt calibration (each fit on the
 other folds' rows: cross-fitted), and blends of the two routers. Every variant is also
-scored on random 500-query subsets, as in ``bench.split_noise``. Writes
-``bench/RESULTS-posthoc.md``. Test data is never read.
+scored on random 500-query subsets, as in ``research.split_noise``. Writes
+``research/RESULTS-posthoc.md``. Test data is never read.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from scipy.optimize import minimize
 from sklearn.isotonic import IsotonicRegression
 
 from bench.gateway import _machine
-from bench.split_noise import TARGET_PCT, TARGET_RATIO, draw, out_of_fold_cached
+from research.split_noise import TARGET_PCT, TARGET_RATIO, draw, out_of_fold_cached
 from router_models.evaluation.protocol import evaluate
 
 HERE = Path(__file__).parent
@@ -90,7 +90,7 @@ def main(n: int = 500, draws: int = 400, seed: int = 1) -> None:
     lines = [
         f"# Post-hoc calibration and blends, out-of-fold on train ({dt.date.today()}, {_machine()})",
         "",
-        f"`python -m bench.posthoc --n {n} --draws {draws}`. Q@C_best x Q_best / C@Q_best % of C_best; subsets are",
+        f"`python -m research.posthoc --n {n} --draws {draws}`. Q@C_best x Q_best / C@Q_best % of C_best; subsets are",
         f"{draws} random {n}-query subsets of the out-of-fold rows (the same subsets for every variant).",
         "",
         "| variant | all 5,008 rows | subsets: median | subsets missing the target | MSE |",

@@ -1,10 +1,10 @@
 """Exploration that chose the fine-tuned router: 3 CV splits x 5 folds on a GPU (train only).
 
-Run on a lent H100 (docs/routing.md, "How the fine-tuned router was chosen"). Not part of
+Run on a lent H100 (research/routing-history.md, "How the fine-tuned router was chosen"). Not part of
 the product: ``routeiq train --router finetuned`` is the CPU implementation of record, and
 its own 5-fold CV is what the manifest reports. Steps:
 
-1. here: ``python -m bench.finetune_cv_gpu prepare .gpu`` writes the token ids, masks and
+1. here: ``python -m research.finetune_cv_gpu prepare .gpu`` writes the token ids, masks and
    scores of train.jsonl (the embedder's tokenisation, 128 tokens) and a float16 copy of
    MiniLM with only the vocabulary rows train.jsonl uses (to fit the device tool's 64 MiB transfer);
 2. there: ``cd .gpu && OUT=... python3 finetune_cv_gpu.py full top2 top2x3`` (the file copied in;

@@ -1,10 +1,10 @@
 """How much a 500-query test split can move Q@C_best and C@Q_best, from train alone.
 
-``python -m bench.split_noise`` computes out-of-fold predictions of a router type on
+``python -m research.split_noise`` computes out-of-fold predictions of a router type on
 train.jsonl (the pipeline's 5 folds), then draws many random subsets of ``--n`` queries
 and applies the README protocol to each: the spread of the two metrics is what one
 draw of a test split of that size can do to the same router. Writes
-``bench/RESULTS-split-noise.md`` and a histogram PNG. Test data is never read.
+``research/RESULTS-split-noise.md`` and a histogram PNG. Test data is never read.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def main(router: str = "ensemble", n: int = 500, draws: int = 1000, seed: int = 
     lines = [
         f"# Split noise: {router}, subsets of {n} train queries ({dt.date.today()}, {_machine()})",
         "",
-        f"`python -m bench.split_noise --router {router} --n {n} --draws {draws}`: out-of-fold predictions on",
+        f"`python -m research.split_noise --router {router} --n {n} --draws {draws}`: out-of-fold predictions on",
         f"train.jsonl (5 folds), then {draws} random subsets of {n} rows, each scored with the README protocol.",
         "",
         "| | Q@C_best x Q_best | C@Q_best % of C_best |",
