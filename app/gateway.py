@@ -188,7 +188,11 @@ class Gateway:
                 async with asyncio.timeout(target.router.timeout_ms / 1000):
                     decision = await self._router.route(query)
             except Exception as err:  # noqa: BLE001  (any router failure falls back, by design)
-                decision = self._fallback(target, query, err, time.perf_counter() - started)
+                why = "timed out" if isinstance(err, TimeoutError) else f"failed ({type(err).__name__}: {err})"
+                decision = self._fallback(target, query, why, time.perf_counter() - started)
+            if decision.error is not None:  # the scorer could not decide this query (and only this one)
+                decision = self._fallback(target, query, f"could not decide ({decision.error})",
+                                          time.perf_counter() - started)
             elapsed = time.perf_counter() - started
             span.set_attributes(_route_attributes(decision, query, elapsed))
         self.metrics.routed(router=target.router.name, strategy=decision.strategy, model=decision.model,
@@ -196,9 +200,8 @@ class Gateway:
         return decision
 
     @staticmethod
-    def _fallback(target: RouterTarget, query: RouteQuery, err: BaseException, elapsed: float) -> RouteDecision:
+    def _fallback(target: RouterTarget, query: RouteQuery, why: str, elapsed: float) -> RouteDecision:
         model = target.router.fallback_model or min(query.candidates, key=lambda c: c.price).name
-        why = "timed out" if isinstance(err, TimeoutError) else f"failed ({type(err).__name__}: {err})"
         log.warning("router %s %s; falling back to %s", target.router.name, why, model,
                     extra={"request_id": query.request_id})
         return RouteDecision(model=model, strategy="fallback", reason=f"router {why}", lam=query.lam,

@@ -54,3 +54,8 @@ class RouteDecision:
     latency_ms: float = 0.0
     fallback: bool = False
     """True when the router could not decide and the configured default model was used."""
+    error: str | None = None
+    """The router could not decide this query; the ingress falls back. One line, the cause.
+
+    Set per query, so one bad query of a ``@serve.batch`` (which gathers the queries of
+    different tenants) never fails the others; ``model`` is then empty."""

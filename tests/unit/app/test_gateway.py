@@ -41,6 +41,8 @@ class FakeScorer:
             await asyncio.sleep(5)
         if self.behaviour == "fail":
             raise RuntimeError("scorer replica died")
+        if self.behaviour == "undecided":  # this query alone failed in the scorer's batch
+            return RouteDecision(model="", strategy="learned", error="ValueError: lam must be finite", lam=query.lam)
         return RouteDecision(model=PRICEY, strategy="fake", lam=query.lam)
 
 
@@ -71,7 +73,7 @@ async def test_auto_uses_the_scorer_and_reports_it() -> None:
     assert pool.calls[0][0] == "large"
 
 
-@pytest.mark.parametrize("behaviour", ["slow", "fail"])
+@pytest.mark.parametrize("behaviour", ["slow", "fail", "undecided"])
 async def test_scorer_down_or_slow_falls_back(behaviour: str) -> None:
     gw, _ = make(FakeScorer(behaviour))
     plan, _ = await gw.complete("chat", body("auto"), RequestContext("r", ADMIN))
