@@ -26,6 +26,10 @@ from router_models.inference.types import Candidate, RouteDecision, RouteQuery
 log = logging.getLogger("routeiq.gateway")
 
 
+class UndecidedError(Exception):
+    """The scorer answered, but could not decide this query (``RouteDecision.error``)."""
+
+
 class RouterClient(Protocol):
     """The router-scoring deployment, as the ingress sees it."""
 
@@ -61,7 +65,7 @@ class Routing:
         async with asyncio.timeout(target.router.timeout_ms / 1000):
             decision = await self._client.route(query)
         if decision.error:
-            raise RuntimeError(decision.error)
+            raise UndecidedError(decision.error)
         return decision
 
 
@@ -69,7 +73,12 @@ def _fallback(target: RouterTarget, query: RouteQuery, err: BaseException, elaps
     names = {c.name for c in query.candidates}
     configured = target.router.fallback_model
     model = configured if configured in names else min(query.candidates, key=lambda c: c.price).name
-    why = "timed out" if isinstance(err, TimeoutError) else f"failed ({type(err).__name__}: {err})"
+    if isinstance(err, TimeoutError):
+        why = "timed out"
+    elif isinstance(err, UndecidedError):
+        why = f"could not decide ({err})"
+    else:
+        why = f"failed ({type(err).__name__}: {err})"
     log.warning("router %s %s; falling back to %s", target.router.name, why, model,
                 extra={"request_id": query.request_id})
     return RouteDecision(model=model, strategy="fallback", reason=f"router {why}", lam=query.lam,

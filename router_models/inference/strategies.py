@@ -1,15 +1,20 @@
 """Non-learned routing strategies: cost-first and weighted shuffle.
 
 Both work on candidates the ingress already narrowed (caller's allowlist, context
-window, capabilities), so a strategy only ranks; it never widens the set.
+window, capabilities), so a strategy only ranks; it never widens the set. The
+functions decide one query (``app`` uses ``weighted_choice`` to pick among a model's
+deployments); the classes are their ``Strategy`` shells for ``RoutingService``. This
+module must stay light: the ingress imports it, so no torch, numpy or artifact code.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from typing import Any, ClassVar
 
-from router_models.inference.types import Candidate, RouteDecision, RouteQuery
+from router_models.inference.base import LoadOptions, route_each
+from router_models.inference.types import Candidate, RouteDecision, RouteQuery, RouterSpec
 
 
 class NoCandidateError(ValueError):
@@ -47,3 +52,33 @@ def weighted_shuffle(query: RouteQuery, rng: random.Random | None = None) -> Rou
         scores={c.name: c.weight / total for c in cands},
         reason="drawn in proportion to the candidates' weights",
     )
+
+
+class CostFirstStrategy:
+    """``cost_first`` for every query naming the router; nothing to load."""
+
+    strategy: ClassVar[str] = "cost-first"
+
+    def __init__(self, spec: RouterSpec, options: LoadOptions | None = None) -> None:
+        self._spec = spec
+
+    async def route_batch(self, queries: Sequence[RouteQuery]) -> list[RouteDecision]:
+        return route_each(queries, self.strategy, cost_first)
+
+    def describe(self) -> dict[str, Any]:
+        return {"type": self.strategy, "artifact": None}
+
+
+class WeightedShuffleStrategy:
+    """``weighted_shuffle`` for every query naming the router; ``rng`` makes tests repeatable."""
+
+    strategy: ClassVar[str] = "weighted-shuffle"
+
+    def __init__(self, spec: RouterSpec, options: LoadOptions | None = None, rng: random.Random | None = None) -> None:
+        self._spec, self._rng = spec, rng
+
+    async def route_batch(self, queries: Sequence[RouteQuery]) -> list[RouteDecision]:
+        return route_each(queries, self.strategy, lambda q: weighted_shuffle(q, self._rng))
+
+    def describe(self) -> dict[str, Any]:
+        return {"type": self.strategy, "artifact": None}

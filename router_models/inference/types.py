@@ -10,6 +10,19 @@ from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
+class RouterSpec:
+    """One configured router, as ``deployments.graph`` binds it into the router-scoring node."""
+
+    name: str
+    strategy: str
+    """A key of ``router_models.inference.registry.STRATEGIES``."""
+    artifact: str | None = None
+    """Artifact directory of a learned router (absolute once the graph resolved it)."""
+    lam: float | None = None
+    """The router's λ when the query brings none; ``None``: the artifact's default."""
+
+
+@dataclass(frozen=True)
 class Candidate:
     """A model the router may pick, as the gateway config describes it."""
 
@@ -55,4 +68,7 @@ class RouteDecision:
     fallback: bool = False
     """True when the router could not decide and the configured default model was used."""
     error: str | None = None
-    """The router could not decide this query (one line why); the ingress falls back."""
+    """The router could not decide this query; the ingress falls back. One line, the cause.
+
+    Set per query, so one bad query of a ``@serve.batch`` (which gathers the queries of
+    different tenants) never fails the others; ``model`` is then empty."""

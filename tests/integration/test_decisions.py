@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 
 from app.access.db import async_db_url
 from app.access.decision_store import DecisionStore
-from router_models.cli import app as cli
+from app.cli import build_cli
 from tests.access_support import access_general, create_database, drop_database, pg_url, require_services
 from tests.support import CHEAP, MASTER_KEY, MID
 
@@ -167,7 +167,7 @@ def test_export_produces_the_rows(app: App, tmp_path: Any) -> None:
     rid = chat(app.client(app.new_key()), "auto", "export me")
     app.wait_rows({rid})
     out = tmp_path / "decisions.jsonl"
-    result = CliRunner().invoke(cli, ["decisions", "export", "--database-url", app.db_url, "--out", str(out)])
+    result = CliRunner().invoke(build_cli(), ["decisions", "export", "--database-url", app.db_url, "--out", str(out)])
     assert result.exit_code == 0, result.output
     exported = {r["request_id"]: r for r in map(json.loads, out.read_text().splitlines())}
     assert rid in exported and exported[rid]["query"] == "export me"

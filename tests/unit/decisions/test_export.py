@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 from app.access.decision_log import DecisionWriter
 from app.access.decision_store import EXPORT_FIELDS, DecisionStore, export_jsonl
+from app.cli import build_cli
 from app.config import DecisionLogSettings
-from router_models.cli import app as cli
 from tests.unit.decisions.conftest import MakeWriter, record
 
 
@@ -43,6 +43,7 @@ async def test_jsonl_round_trip(make_writer: MakeWriter) -> None:
 
 
 def test_cli_export(tmp_path: Any) -> None:
+    cli = build_cli()  # the routeiq console script
     db = tmp_path / "routeiq.db"
 
     async def seed() -> None:

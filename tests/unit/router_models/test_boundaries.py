@@ -1,11 +1,20 @@
-"""Serving must load an artifact and predict without llmrouter, ray or fastapi."""
+"""router_models stands alone: serving needs no llmrouter, ray or fastapi, and no ``app``.
+
+The dependency points one way (``app``/``deployments`` → ``router_models``): the
+gateway's CLI, config and stores compose router_models, never the reverse.
+"""
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[3]
+FORBIDDEN = ("app", "deployments")
 
 SCRIPT = """
 import json, sys
@@ -24,7 +33,7 @@ def test_serving_path_imports_no_training_or_gateway_libraries(trained_mlp: Path
         text=True,
         timeout=120,
         check=True,
-        cwd=Path(__file__).resolve().parents[3],
+        cwd=ROOT,
     )
     assert json.loads(out.stdout.strip().splitlines()[-1]) == {"heavy": []}
 
@@ -40,6 +49,30 @@ def test_package_import_is_light() -> None:
         text=True,
         timeout=60,
         check=True,
-        cwd=Path(__file__).resolve().parents[3],
+        cwd=ROOT,
     )
     assert out.stdout.strip() == "[]"
+
+
+def imported_modules(tree: ast.AST) -> Iterator[tuple[int, str]]:
+    """(line, module) of every import in ``tree``, those inside functions included."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield from ((node.lineno, alias.name) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            yield node.lineno, node.module
+
+
+def test_router_models_imports_nothing_from_the_gateway() -> None:
+    found = [
+        f"{path.relative_to(ROOT)}:{line} imports {module}"
+        for path in sorted((ROOT / "router_models").rglob("*.py"))
+        for line, module in imported_modules(ast.parse(path.read_text(encoding="utf-8"), str(path)))
+        if module.split(".")[0] in FORBIDDEN
+    ]
+    assert found == []
+
+
+def test_the_import_scan_sees_imports_inside_functions() -> None:
+    code = "import os\ndef f():\n    from app.config import load_config\n    import deployments.graph as g\n"
+    assert list(imported_modules(ast.parse(code))) == [(1, "os"), (3, "app.config"), (4, "deployments.graph")]

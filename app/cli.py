@@ -1,0 +1,41 @@
+"""The ``routeiq`` console script: the learned-router commands plus the gateway's own.
+
+``router_models.cli`` owns ``train``/``eval``/``compare`` and must not import ``app``;
+the decision log's commands live next to their store (``app.access.decisions_cli``).
+Only this module knows both, so the dependency points from ``app`` to ``router_models``
+and never back. Nothing in the gateway imports it, and it builds the command tree only
+when called (``main``, or ``build_cli`` in tests), so importing ``app`` pays nothing
+for typer; each command imports its heavy libraries (torch, sqlalchemy) itself.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import typer
+
+
+def build_cli() -> typer.Typer:
+    """The root ``routeiq`` command: ``train``, ``eval``, ``compare``, ``decisions export``."""
+    import typer
+
+    from app.access.decisions_cli import app as decisions
+    from router_models.cli import app as learned
+
+    root = typer.Typer(
+        help="RouteIQ: train and evaluate learned routers, export the routing decision log.",
+        no_args_is_help=True,
+        pretty_exceptions_show_locals=False,
+    )
+    root.add_typer(learned)  # no name: its commands join the root (routeiq train, not routeiq x train)
+    root.add_typer(decisions, name="decisions")
+    return root
+
+
+def main() -> None:
+    build_cli()()
+
+
+if __name__ == "__main__":
+    main()
