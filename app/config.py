@@ -254,9 +254,9 @@ class GatewayConfig(_Strict):
                     if m not in names:
                         problems.append(f"router_settings.fallbacks[{i}]: unknown model {m!r}")
         declared = {g.name for g in self.provider_groups}
-        for i, m in enumerate(self.model_list):
-            if declared and isinstance(m.provider_group, str) and m.provider_group not in declared:
-                problems.append(f"model_list[{i}].provider_group: {m.provider_group!r} is not declared")
+        for i, e in enumerate(self.model_list):
+            if declared and isinstance(e.provider_group, str) and e.provider_group not in declared:
+                problems.append(f"model_list[{i}].provider_group: {e.provider_group!r} is not declared")
         return problems
 
     def _check_routers(self, names: set[str]) -> list[str]:
@@ -333,7 +333,9 @@ def _salvaged_references(raw: dict[str, object]) -> list[str]:
     groups = raw.get("provider_groups")
     declared = [g["name"] for g in (groups if isinstance(groups, list) else [])
                 if isinstance(g, dict) and isinstance(g.get("name"), str)]
-    models = [ModelEntry.model_construct(model_name=e["model_name"], provider_group=e.get("provider_group", "default"))
+    # Only the names are read; model_construct skips validation and the required litellm_params.
+    models = [ModelEntry.model_construct(model_name=e["model_name"],  # type: ignore[call-arg]
+                                         provider_group=e.get("provider_group", "default"))
               for e in entries]
     partial = GatewayConfig.model_construct(
         model_list=tuple(models),
@@ -367,7 +369,7 @@ def _field_problems(err: ValidationError) -> list[str]:
     pydantic adds "should have at least N items" to a list whose items failed, even when it
     had enough: that echo of the item errors is dropped.
     """
-    problems = []
+    problems: list[str] = []
     for e in err.errors():
         if isinstance(refs := e.get("ctx", {}).get("error"), _ReferenceErrors):
             problems += refs.args

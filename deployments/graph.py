@@ -13,10 +13,11 @@ Serve config file may override any of them per deployment name.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from ray import serve
 from ray.serve import Application
+from ray.serve.deployment import Deployment
 
 from app.config import ConfigError, GatewayConfig, load_config, parse_config
 from deployments.ingress import Ingress
@@ -84,17 +85,22 @@ def build_graph(
         return {"name": name, **defaults, **overrides.get(name, {})}
 
     providers = {
-        g.name: serve.deployment(ProviderDeployment)
-        .options(**opts(provider_deployment_name(g.name), PROVIDER_OPTIONS))
+        g.name: _deployment(ProviderDeployment, opts(provider_deployment_name(g.name), PROVIDER_OPTIONS))
         .bind(cfg.provider_settings(g.name))
         for g in cfg.groups()
     }
     router = None
     if cfg.router_settings.routers:
         specs = _absolute_artifacts(cfg, root or Path.cwd())
-        router = serve.deployment(RouterScoring).options(**opts(ROUTER_SCORING, ROUTER_OPTIONS)).bind(specs)
-    ingress = serve.deployment(serve.ingress()(Ingress)).options(**opts(INGRESS, INGRESS_OPTIONS))
+        router = _deployment(RouterScoring, opts(ROUTER_SCORING, ROUTER_OPTIONS)).bind(specs)
+    ingress = _deployment(serve.ingress()(Ingress), opts(INGRESS, INGRESS_OPTIONS))
     return ingress.bind(cfg, router, providers)
+
+
+def _deployment(cls: type, options: dict[str, Any]) -> Deployment:
+    """``serve.deployment(cls).options(...)``, typed (Serve's overloads lose the type)."""
+    deployment = cast(Deployment, serve.deployment(cls))
+    return deployment.options(**options)
 
 
 def build_app(args: dict[str, Any]) -> Application:

@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 from ray.serve.exceptions import BackPressureError
-from ray.serve.handle import DeploymentHandle
+from ray.serve.handle import DeploymentHandle, DeploymentResponseGenerator
 
 from app.config import GatewayConfig
 from app.errors import OverloadedError
@@ -29,6 +29,8 @@ from app.wiring import build_gateway
 from deployments.metrics import ServeMetrics
 from router_models.inference.types import RouteDecision, RouteQuery
 
+Handle = DeploymentHandle[Any]
+
 
 def _overloaded(err: BackPressureError) -> OverloadedError:
     """Serve's queue for a deployment is full (``max_queued_requests``): 503, retry soon."""
@@ -38,28 +40,30 @@ def _overloaded(err: BackPressureError) -> OverloadedError:
 class HandleRouter:
     """``RouterClient`` over the router-scoring deployment."""
 
-    def __init__(self, handle: DeploymentHandle) -> None:
+    def __init__(self, handle: Handle) -> None:
         self._route = handle.route
 
     async def route(self, query: RouteQuery) -> RouteDecision:
-        return await self._route.remote(query)
+        decision: RouteDecision = await self._route.remote(query)
+        return decision
 
 
 class HandleProviders:
     """``ProviderPool`` over the provider-call deployments (one handle per group)."""
 
-    def __init__(self, handles: dict[str, DeploymentHandle]) -> None:
+    def __init__(self, handles: dict[str, Handle]) -> None:
         self._complete = {g: h.complete for g, h in handles.items()}
         self._stream = {g: h.options(stream=True).stream for g, h in handles.items()}
 
     async def complete(self, group: str, call: ProviderCall) -> ProviderResult:
         try:
-            return await self._complete[group].remote(call)
+            result: ProviderResult = await self._complete[group].remote(call)
         except BackPressureError as err:
             raise _overloaded(err) from None
+        return result
 
     async def stream(self, group: str, call: ProviderCall) -> AsyncIterator[StreamItem]:
-        gen = self._stream[group].remote(call)
+        gen = cast("DeploymentResponseGenerator[StreamItem]", self._stream[group].remote(call))
         finished = False
         try:
             try:
@@ -70,7 +74,7 @@ class HandleProviders:
             finished = True
         finally:
             if not finished:
-                gen.cancel()  # the client left: cancel the provider call upstream
+                gen.cancel()  # type: ignore[no-untyped-call]  # the client left: cancel the provider call upstream
 
 
 class GraphProbe:
@@ -81,7 +85,7 @@ class GraphProbe:
     Results are cached for ``ttl_s`` so frequent probes cost one handle call at most.
     """
 
-    def __init__(self, router: DeploymentHandle | None, providers: dict[str, DeploymentHandle],
+    def __init__(self, router: Handle | None, providers: dict[str, Handle],
                  ttl_s: float = 2.0, timeout_s: float = 1.0) -> None:
         self._pings = {f"provider:{g}": h.ping for g, h in providers.items()}
         if router is not None:
@@ -129,8 +133,8 @@ async def serve_health(server: tuple[str, int] | None, timeout_s: float = 1.0) -
         return "unreachable"
 
 
-def compose(cfg: GatewayConfig, router: DeploymentHandle | None,
-            providers: dict[str, DeploymentHandle]) -> tuple[Gateway, GraphProbe]:
+def compose(cfg: GatewayConfig, router: Handle | None,
+            providers: dict[str, Handle]) -> tuple[Gateway, GraphProbe]:
     """Everything an ingress replica runs on: logging, tracing, the gateway over the handles."""
     setup_logging("ingress", cfg)
     configure_tracing("ingress")
@@ -143,7 +147,7 @@ class Ingress:
     """Auth, validation and the request path, in front of the graph."""
 
     def __init__(
-        self, cfg: GatewayConfig, router: DeploymentHandle | None, providers: dict[str, DeploymentHandle]
+        self, cfg: GatewayConfig, router: Handle | None, providers: dict[str, Handle]
     ) -> None:
         self._gateway, self._graph = compose(cfg, router, providers)
 

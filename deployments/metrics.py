@@ -8,7 +8,15 @@ are the gauges an external autoscaler (HPA/KEDA) can scale on; Serve's own
 
 from __future__ import annotations
 
+from typing import cast
+
 from ray.serve.metrics import Counter, Gauge, Histogram
+
+
+def _keys(*names: str) -> tuple[str]:
+    """Tag keys; Ray annotates ``tag_keys`` as ``tuple[str]`` (one element) but takes any number."""
+    return cast("tuple[str]", names)
+
 
 _LATENCY_S = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
 _ROUTE_S = [0.001, 0.0025, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5]
@@ -19,20 +27,20 @@ class ServeMetrics:
 
     def __init__(self) -> None:
         self._requests = Counter("routeiq_requests", "Requests by outcome.",
-                                 tag_keys=("endpoint", "model", "status", "strategy"))
+                                 tag_keys=_keys("endpoint", "model", "status", "strategy"))
         self._latency = Histogram("routeiq_request_latency_s", "Request latency (s).", _LATENCY_S,
-                                  tag_keys=("endpoint", "model"))
+                                  tag_keys=_keys("endpoint", "model"))
         self._ttft = Histogram("routeiq_time_to_first_token_s", "Time to first streamed byte (s).", _LATENCY_S,
-                               tag_keys=("model",))
-        self._tokens = Counter("routeiq_tokens", "Tokens used.", tag_keys=("model", "kind"))
-        self._cost = Counter("routeiq_cost_usd", "Provider cost ($).", tag_keys=("model",))
+                               tag_keys=_keys("model"))
+        self._tokens = Counter("routeiq_tokens", "Tokens used.", tag_keys=_keys("model", "kind"))
+        self._cost = Counter("routeiq_cost_usd", "Provider cost ($).", tag_keys=_keys("model"))
         self._route = Histogram("routeiq_routing_latency_s", "Routing decision latency (s).", _ROUTE_S,
-                                tag_keys=("router", "strategy"))
-        self._routed = Counter("routeiq_routed", "Routing decisions.", tag_keys=("router", "strategy", "model"))
+                                tag_keys=_keys("router", "strategy"))
+        self._routed = Counter("routeiq_routed", "Routing decisions.", tag_keys=_keys("router", "strategy", "model"))
         self._fallbacks = Counter("routeiq_fallbacks", "Fallbacks to another model.",
-                                  tag_keys=("from_model", "to_model"))
-        self._cooldowns = Counter("routeiq_cooldowns", "Deployments put in cooldown.", tag_keys=("model",))
-        self._rejected = Counter("routeiq_rejections", "Requests refused, by reason.", tag_keys=("reason",))
+                                  tag_keys=_keys("from_model", "to_model"))
+        self._cooldowns = Counter("routeiq_cooldowns", "Deployments put in cooldown.", tag_keys=_keys("model"))
+        self._rejected = Counter("routeiq_rejections", "Requests refused, by reason.", tag_keys=_keys("reason"))
         self._inflight = Gauge("routeiq_inflight_requests", "Requests in flight in this ingress replica.")
         self._streams = Gauge("routeiq_active_streams", "Streams in flight in this ingress replica.")
 

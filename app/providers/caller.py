@@ -170,7 +170,7 @@ def _provider_span(upstream: Upstream, call: ProviderCall) -> Iterator[tuple[Any
     """A client span for the upstream call, child of the request's; the upstream gets its context."""
     parent = extract(call.headers)
     entry = upstream.entry
-    attrs = {"gen_ai.operation.name": call.endpoint, "gen_ai.request.model": entry.model_name,
+    attrs: dict[str, str | int] = {"gen_ai.operation.name": call.endpoint, "gen_ai.request.model": entry.model_name,
              "gen_ai.system": entry.litellm_params.model.split("/")[0], "routeiq.request_id": call.request_id,
              "routeiq.deployment": call.deployment}
     # Not made "current": a streamed call resumes across yields, where attaching and

@@ -140,4 +140,5 @@ async def audit_log(call: Annotated[AdminCall, Admin("audit.read")], window: Tim
 
 def _safe(fields: dict[str, Any]) -> dict[str, Any]:
     """Audit detail: the fields changed, JSON-ready (no secret is ever among them)."""
-    return orjson.loads(orjson.dumps(fields))
+    safe: dict[str, Any] = orjson.loads(orjson.dumps(fields))
+    return safe

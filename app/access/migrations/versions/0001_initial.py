@@ -6,6 +6,8 @@ Revises:
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -17,7 +19,7 @@ depends_on = None
 TS = sa.DateTime(timezone=True)
 
 
-def _limits() -> list[sa.Column]:
+def _limits() -> list[sa.Column[Any]]:
     return [
         sa.Column("models", sa.JSON),
         sa.Column("max_budget", sa.Float),
