@@ -62,6 +62,9 @@ class HandleProviders:
             raise _overloaded(err) from None
         return result
 
+    async def close(self) -> None:
+        return None  # the provider deployments own their connections
+
     async def stream(self, group: str, call: ProviderCall) -> AsyncIterator[StreamItem]:
         gen = cast("DeploymentResponseGenerator[StreamItem]", self._stream[group].remote(call))
         finished = False

@@ -56,6 +56,10 @@ class ProviderPool(Protocol):
 
     def stream(self, group: str, call: ProviderCall) -> AsyncIterator[StreamItem]: ...
 
+    async def close(self) -> None:
+        """Release what the pool holds (in-process callers' connections; handles: nothing)."""
+        ...
+
 
 class Closeable(Protocol):
     async def close(self) -> None: ...
@@ -104,6 +108,7 @@ class Gateway:
         await self.cooldowns.close()
         await self.decisions.close()
         await self.policy.close()
+        await self._providers.close()
         if self._clients is not None:
             await self._clients.close()
 
@@ -118,7 +123,7 @@ class Gateway:
     # planning -------------------------------------------------------------------------------
     async def plan(self, body: dict[str, Any], ctx: RequestContext) -> Plan:
         """Pick the deployment for this request (through the router for ``auto``)."""
-        name = body["model"]
+        name = ctx.steering.model
         target = self.catalog.routers.get(name)
         allowed = ctx.principal.allowed_models
         if target is None:
@@ -129,8 +134,7 @@ class Gateway:
         cooling = self.cooldowns.cooling()
         if warm := tuple(c for c in cands if any(d.index not in cooling for d in self.catalog.deployments[c.name])):
             cands = warm  # never route to a model whose every deployment cools down
-        opts = body.get("routeiq") or {}
-        lam = opts.get("lambda", ctx.lam if ctx.lam is not None else target.lam)
+        lam = next((x for x in (ctx.steering.lam, ctx.lam, target.lam) if x is not None), None)
         text = query_text(body)
         decision = await self.routing.decide(target, text, cands, lam, ctx.request_id, ctx.otel)
         return Plan(self._pick(self.catalog.model(decision.model)), decision, query=text)
@@ -178,14 +182,13 @@ class Gateway:
 
     def call(self, endpoint: Endpoint, body: dict[str, Any], plan: Plan, ctx: RequestContext) -> ProviderCall:
         """The provider call for a planned request."""
-        stream_options = body.get("stream_options") or {}
         return ProviderCall(
             endpoint=endpoint,
             deployment=plan.deployment.index,
             body=body,
             request_id=ctx.request_id,
             headers={"x-request-id": ctx.request_id, **ctx.trace_headers},
-            include_usage=bool(stream_options.get("include_usage")),
+            include_usage=ctx.steering.include_usage,
             timeout_s=self._timeout,
         )
 

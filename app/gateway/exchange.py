@@ -34,6 +34,7 @@ from app.gateway.catalog import estimate_tokens
 from app.gateway.decisions import DecisionRecord
 from app.gateway.plan import Plan, RequestContext
 from app.providers.base import Endpoint, Prices, StreamEnd, StreamItem, Usage
+from app.schemas.openai import Steering
 from app.tracing import extract, headers_for, tracer
 
 if TYPE_CHECKING:
@@ -110,14 +111,16 @@ class Exchange:
             self.close(200)
 
     # answering --------------------------------------------------------------------------------
-    async def answer(self, body: dict[str, Any], principal: Principal, lam: float | None) -> Answer | StreamAnswer:
-        """Plan, admit and call for a validated body; a stream once its first item arrived."""
+    async def answer(self, body: dict[str, Any], steering: Steering, principal: Principal,
+                     lam: float | None) -> Answer | StreamAnswer:
+        """Plan, admit and call for a validated body (``steering``: its validated values,
+        which alone steer the gateway); a stream once its first item arrived."""
         gw = self.gateway
         self._body = body
-        self.span.set_attribute("gen_ai.request.model", str(body["model"]))
-        ctx = self.ctx = RequestContext(self.request_id, principal, headers_for(self.otel, self._headers), lam,
-                                        otel=self.otel)
-        if body.get("stream"):
+        self.span.set_attribute("gen_ai.request.model", steering.model)
+        ctx = self.ctx = RequestContext(self.request_id, principal, steering, headers_for(self.otel, self._headers),
+                                        lam, otel=self.otel)
+        if steering.stream:
             self.plan, (first, rest) = await gw.stream(self.endpoint, body, ctx)
             self._rest = rest
             self._relay = self._relay_items(first, rest)
@@ -232,7 +235,7 @@ class Exchange:
         assert d is not None and self.ctx is not None
         return DecisionRecord(
             request_id=self.request_id, created_at=self.arrived, key_id=self.ctx.principal.key_id,
-            router=str(self._body.get("model", "")), strategy=d.strategy, lam=d.lam, query=plan.query,
+            router=self.ctx.steering.model, strategy=d.strategy, lam=d.lam, query=plan.query,
             candidates=dict(d.scores), chosen=plan.model, routed_to=d.model, route_latency_ms=d.latency_ms,
             latency_ms=(time.perf_counter() - self.started) * 1000,
             prompt_tokens=u.prompt_tokens, completion_tokens=u.completion_tokens, cost=u.cost, status=status,

@@ -12,15 +12,17 @@ from opentelemetry.context import Context
 
 from app.auth import Principal
 from app.gateway.catalog import Deployment
+from app.schemas.openai import Steering
 from router_models.inference.types import RouteDecision
 
 
 @dataclass
 class RequestContext:
-    """Who is asking, and the request's identity on every hop."""
+    """Who is asking, what the validated request steers, and its identity on every hop."""
 
     request_id: str
     principal: Principal
+    steering: Steering
     trace_headers: dict[str, str] = field(default_factory=dict)
     lam: float | None = None
     """λ from the ``x-routeiq-lambda`` header; the body's ``routeiq.lambda`` wins."""

@@ -9,6 +9,8 @@ exchange, not the route, settles and measures the request, exactly once.
 
 from __future__ import annotations
 
+import math
+
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel
@@ -19,7 +21,7 @@ from app.errors import InvalidRequestError
 from app.gateway import Exchange, Gateway, StreamAnswer
 from app.http import id_header, json_response, read_json, request_id, validate
 from app.providers.base import Endpoint
-from app.schemas.openai import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
+from app.schemas.openai import ChatCompletionRequest, CompletionRequest, EmbeddingRequest, Steering
 
 router = APIRouter()
 _SCHEMAS: dict[str, type[BaseModel]] = {
@@ -49,8 +51,8 @@ def _lambda_header(request: Request) -> float | None:
         lam = float(raw)
     except ValueError:
         lam = -1.0
-    if lam < 0:
-        raise InvalidRequestError("x-routeiq-lambda must be a number >= 0", param="x-routeiq-lambda")
+    if not math.isfinite(lam) or lam < 0:
+        raise InvalidRequestError("x-routeiq-lambda must be a finite number >= 0", param="x-routeiq-lambda")
     return lam
 
 
@@ -60,8 +62,8 @@ async def serve(request: Request, gateway: Gateway, endpoint: Endpoint) -> Respo
     async with gateway.exchange(endpoint, rid, request.headers, request.url.path) as ex:
         principal = await gateway.policy.authenticate(request.headers.get("authorization"))
         body = await read_json(request, gateway.cfg.general_settings.max_request_body_bytes)
-        validate(_SCHEMAS[endpoint], body)
-        answer = await ex.answer(body, principal, _lambda_header(request))
+        steering = Steering.of(validate(_SCHEMAS[endpoint], body))
+        answer = await ex.answer(body, steering, principal, _lambda_header(request))
         if isinstance(answer, StreamAnswer):
             return ExchangeStream(ex, answer, id_header(request, answer.headers))
         return json_response(answer.body, id_header(request, answer.headers))

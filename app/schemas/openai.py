@@ -1,20 +1,25 @@
-"""Pydantic models of OpenAI's request bodies, for validation only.
+"""Pydantic models of OpenAI's request bodies: what a client may send, checked strictly.
 
-Handlers validate the parsed JSON with these models, then forward the original dict
-(never ``model_dump``: re-serialising costs CPU on the hot path). Unknown fields are
-allowed and passed through to the provider, as LiteLLM does, so provider-specific
-parameters (``top_k``, ``repetition_penalty``...) keep working.
+Handlers validate the parsed JSON with these models and the gateway is steered only by
+the validated values (``Steering``: model, stream, usage chunk, λ); the original dict is
+forwarded (never ``model_dump``: re-serialising costs CPU on the hot path). Validation
+is strict (no coercion): ``"stream": "false"`` or ``"max_tokens": "5"`` is a 400 naming
+the field, never a truthy string steering a branch, and no number may be NaN or infinite.
+Unknown fields are allowed; what reaches a provider is decided by its client
+(``app.providers.params``: an allowlist for litellm, connection keys stripped for the
+native pass-through).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 
 class _Open(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True, allow_inf_nan=False)
 
 
 class ChatMessage(_Open):
@@ -30,7 +35,7 @@ class StreamOptions(_Open):
 class RouteIQOptions(BaseModel):
     """RouteIQ's own request extension (body field ``routeiq``)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
     lam: float | None = Field(None, alias="lambda", ge=0, description="Willingness to pay.")
 
@@ -65,3 +70,25 @@ class EmbeddingRequest(_Open):
     encoding_format: Literal["float", "base64"] | None = None
     dimensions: int | None = Field(None, ge=1)
     user: str | None = None
+    stream: Literal[False] = Field(False, description="Embeddings are never streamed (400 otherwise).")
+
+
+@dataclass(frozen=True)
+class Steering:
+    """The validated values that steer the gateway for one request."""
+
+    model: str
+    stream: bool = False
+    include_usage: bool = False
+    lam: float | None = None
+    """The body's ``routeiq.lambda`` (it wins over the ``x-routeiq-lambda`` header)."""
+
+    @classmethod
+    def of(cls, request: BaseModel) -> Steering:
+        if isinstance(request, _Sampling):
+            usage = request.stream_options.include_usage if request.stream_options else False
+            lam = request.routeiq.lam if request.routeiq else None
+            return cls(request.model, request.stream, usage, lam)
+        if isinstance(request, EmbeddingRequest):
+            return cls(request.model)
+        raise TypeError(f"not an inference request: {type(request).__name__}")

@@ -12,6 +12,7 @@ from app.config import parse_config
 from app.errors import PermissionDeniedError
 from app.gateway import Gateway, RequestContext
 from app.providers.base import ProviderCall, ProviderResult, Usage
+from app.schemas.openai import ChatCompletionRequest, Steering
 from app.wiring import build_gateway
 from router_models.inference.types import RouteDecision, RouteQuery
 from tests.support import CHEAP, MID, PRICEY, gateway_config
@@ -29,6 +30,9 @@ class RecordingPool:
 
     def stream(self, group, call):  # pragma: no cover - not used here
         raise NotImplementedError
+
+    async def close(self) -> None:
+        return None
 
 
 class FakeScorer:
@@ -62,17 +66,23 @@ def body(model: str, **extra) -> dict:
     return {"model": model, "messages": [{"role": "user", "content": "hi"}], **extra}
 
 
+def request(raw: dict, principal: Principal, rid: str = "r", lam: float | None = None) -> tuple[dict, RequestContext]:
+    """The body and its context, steered by the validated request as the routes do."""
+    steering = Steering.of(ChatCompletionRequest.model_validate(raw))
+    return raw, RequestContext(rid, principal, steering, lam=lam)
+
+
 async def test_concrete_model_skips_the_router() -> None:
     scorer = FakeScorer()
     gw, pool = make(scorer)
-    plan, _ = await gw.complete("chat", body(MID), RequestContext("r1", ADMIN))
+    plan, _ = await gw.complete("chat", *request(body(MID), ADMIN, "r1"))
     assert plan.decision is None and scorer.queries == []
     assert pool.calls[0][0] == "small" and pool.calls[0][1].headers["x-request-id"] == "r1"
 
 
 async def test_auto_uses_the_scorer_and_reports_it() -> None:
     gw, pool = make(FakeScorer())
-    plan, _ = await gw.complete("chat", body("auto"), RequestContext("r", ADMIN))
+    plan, _ = await gw.complete("chat", *request(body("auto"), ADMIN, "r"))
     assert plan.headers()["x-routeiq-model"] == PRICEY and plan.headers()["x-routeiq-strategy"] == "fake"
     assert pool.calls[0][0] == "large"
 
@@ -80,7 +90,7 @@ async def test_auto_uses_the_scorer_and_reports_it() -> None:
 @pytest.mark.parametrize("behaviour", ["slow", "fail", "undecided"])
 async def test_scorer_down_or_slow_falls_back(behaviour: str) -> None:
     gw, _ = make(FakeScorer(behaviour))
-    plan, _ = await gw.complete("chat", body("auto"), RequestContext("r", ADMIN))
+    plan, _ = await gw.complete("chat", *request(body("auto"), ADMIN, "r"))
     assert plan.deployment.entry.model_name == MID  # the configured fallback_model
     assert plan.decision is not None and plan.decision.fallback
     assert plan.headers()["x-routeiq-strategy"] == "fallback"
@@ -89,10 +99,10 @@ async def test_scorer_down_or_slow_falls_back(behaviour: str) -> None:
 async def test_lambda_precedence_body_then_header_then_alias() -> None:
     scorer = FakeScorer()
     gw, _ = make(scorer, **{"lambda": 0.2})
-    await gw.complete("chat", body("auto"), RequestContext("r", ADMIN))
-    await gw.complete("chat", body("auto:cheap"), RequestContext("r", ADMIN))
-    await gw.complete("chat", body("auto:cheap"), RequestContext("r", ADMIN, lam=0.7))
-    await gw.complete("chat", body("auto", routeiq={"lambda": 1.5}), RequestContext("r", ADMIN, lam=0.7))
+    await gw.complete("chat", *request(body("auto"), ADMIN, "r"))
+    await gw.complete("chat", *request(body("auto:cheap"), ADMIN, "r"))
+    await gw.complete("chat", *request(body("auto:cheap"), ADMIN, "r", lam=0.7))
+    await gw.complete("chat", *request(body("auto", routeiq={"lambda": 1.5}), ADMIN, "r", lam=0.7))
     assert [q.lam for q in scorer.queries] == [0.2, 3.0, 0.7, 1.5]
 
 
@@ -100,10 +110,10 @@ async def test_allowlist_narrows_auto_and_blocks_concrete_models() -> None:
     scorer = FakeScorer()
     gw, _ = make(scorer)
     limited = Principal("k1", allowed_models=frozenset({CHEAP, MID}))
-    await gw.complete("chat", body("auto"), RequestContext("r", limited))
+    await gw.complete("chat", *request(body("auto"), limited, "r"))
     assert {c.name for c in scorer.queries[0].candidates} == {CHEAP, MID}
     with pytest.raises(PermissionDeniedError):
-        await gw.complete("chat", body(PRICEY), RequestContext("r", limited))
+        await gw.complete("chat", *request(body(PRICEY), limited, "r"))
 
 
 async def test_deployments_of_one_model_are_weighted() -> None:
@@ -114,7 +124,7 @@ async def test_deployments_of_one_model_are_weighted() -> None:
     pool = RecordingPool()
     gw = build_gateway(parse_config(raw), pool, None)
     for _ in range(400):
-        await gw.complete("chat", body(MID), RequestContext("r", ADMIN))
+        await gw.complete("chat", *request(body(MID), ADMIN, "r"))
     counts = Counter(call.deployment for _, call in pool.calls)
     assert set(counts) == {1, len(raw["model_list"]) - 1}
     assert 2.0 < counts[len(raw["model_list"]) - 1] / counts[1] < 4.5
@@ -125,14 +135,14 @@ async def test_router_never_sees_a_model_whose_deployments_all_cool_down() -> No
     gw, _ = make(scorer)
     mid = gw.catalog.deployments[MID][0].index
     gw.cooldowns.mark(mid, 30)  # type: ignore[attr-defined]  (LocalCooldowns)
-    await gw.complete("chat", body("auto"), RequestContext("r", ADMIN))
+    await gw.complete("chat", *request(body("auto"), ADMIN, "r"))
     assert MID not in {c.name for c in scorer.queries[0].candidates}
 
 
 async def test_router_fallback_stays_inside_the_allowlist() -> None:
     gw, pool = make(FakeScorer("fail"))  # the configured fallback_model is MID
     limited = Principal("k1", allowed_models=frozenset({CHEAP, PRICEY}))
-    plan, _ = await gw.complete("chat", body("auto"), RequestContext("r", limited))
+    plan, _ = await gw.complete("chat", *request(body("auto"), limited, "r"))
     assert plan.model == CHEAP  # the cheapest model this key may use, not MID
     assert [c.deployment for _, c in pool.calls] == [gw.catalog.deployments[CHEAP][0].index]
 
@@ -154,4 +164,4 @@ async def test_a_provider_that_never_answers_is_a_504_not_a_hang(monkeypatch: py
     pool = HungPool()
     gw = build_gateway(parse_config(raw), pool, None)
     with pytest.raises(UpstreamTimeoutError, match="provider deployment"):
-        await gw.complete("chat", body(MID), RequestContext("r", ADMIN))
+        await gw.complete("chat", *request(body(MID), ADMIN, "r"))

@@ -29,6 +29,7 @@ from app.main import create_app
 from app.providers.base import ProviderCall, Upstream
 from app.providers.mock import MockReply, MockTransport
 from app.providers.pool import LocalProviderPool
+from app.schemas.openai import Steering
 from app.wiring import build_gateway
 from tests.support import MASTER_KEY, MID, gateway_config
 
@@ -216,7 +217,7 @@ async def test_a_failure_after_the_upstream_answered_settles_once(harness: Harne
     admin = Principal("master", is_admin=True)
     with pytest.raises(RuntimeError):
         async with harness.gateway.exchange("chat", r, {}, "/v1/chat/completions") as ex:
-            await ex.answer(chat(False), admin, None)
+            await ex.answer(chat(False), Steering(MID), admin, None)
             raise RuntimeError("the response could not be built")
     assert len(await harness.spend(r)) == 1
     assert harness.metrics.done == [(MID, 500)]
