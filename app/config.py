@@ -203,6 +203,12 @@ class GeneralSettings(_Strict):
     stream_idle_timeout_s: float = Field(
         120.0, gt=0, description="Longest silence between two chunks of a stream before it is ended with an error.")
     connect_timeout_s: float = Field(10.0, gt=0, description="TCP/TLS connect timeout to an upstream.")
+    block_private_upstreams: bool = Field(
+        False, description="Refuse upstreams at non-public addresses (private, loopback, link-local, metadata).")
+    expose_openapi: bool = Field(
+        False, description="Serve `/openapi.json` (off by default: it maps the admin API for anyone).")
+    demo: bool = Field(
+        False, description="This is the demo config: only then is the public demo master key accepted.")
 
 
 class ProviderSettings(_Strict):
@@ -218,6 +224,7 @@ class ProviderSettings(_Strict):
     retry_backoff_s: float = Field(description="First backoff (router_settings).")
     connect_timeout_s: float = Field(description="Connect timeout (general_settings).")
     stream_idle_timeout_s: float = Field(description="Longest silence inside a stream (general_settings).")
+    block_private_upstreams: bool = Field(False, description="Refuse non-public addresses (general_settings).")
     log_format: Literal["json", "text"] = Field("json", description="Replica log format (general_settings).")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
 
@@ -257,7 +264,28 @@ class GatewayConfig(_Strict):
         for i, e in enumerate(self.model_list):
             if declared and isinstance(e.provider_group, str) and e.provider_group not in declared:
                 problems.append(f"model_list[{i}].provider_group: {e.provider_group!r} is not declared")
+        return problems + self._upstream_problems()
+
+    def _upstream_problems(self) -> list[str]:
+        from app.providers.egress import private_literal, url_problem
+
+        problems = []
+        block = self.general_settings.block_private_upstreams
+        for i, e in enumerate(self.model_list):
+            params = getattr(e, "litellm_params", None)  # absent in a partial check of a broken config
+            base = params.api_base if params is not None else None
+            if base is None:
+                continue
+            if why := url_problem(base):
+                problems.append(f"model_list[{i}].litellm_params.api_base: {why}")
+            elif block and (ip := private_literal(base)):
+                problems.append(f"model_list[{i}].litellm_params.api_base: {ip} is not a public address "
+                                "(general_settings.block_private_upstreams)")
         return problems
+
+    def upstream_urls(self) -> list[str]:
+        """Every configured ``api_base``."""
+        return [e.litellm_params.api_base for e in self.model_list if e.litellm_params.api_base]
 
     def _check_routers(self, names: set[str]) -> list[str]:
         problems = []
@@ -291,6 +319,7 @@ class GatewayConfig(_Strict):
             entries={i: e for i, e in enumerate(self.model_list) if e.provider_group == group},
             num_retries=rs.num_retries, retry_backoff_s=rs.retry_backoff_s,
             connect_timeout_s=gs.connect_timeout_s, stream_idle_timeout_s=gs.stream_idle_timeout_s,
+            block_private_upstreams=gs.block_private_upstreams,
             log_format=gs.log_format, log_level=gs.log_level,
         )
 
@@ -303,6 +332,9 @@ class GatewayConfig(_Strict):
         key = key or resolve_secret(self.general_settings.master_key)
         if not key:
             raise ConfigError("general_settings.master_key: not set (and ROUTEIQ_MASTER_KEY is unset)")
+        if key == DEMO_MASTER_KEY and not self.general_settings.demo:
+            raise ConfigError(f"general_settings.master_key: the public demo key {DEMO_MASTER_KEY} is refused "
+                              "outside the demo (set ROUTEIQ_MASTER_KEY, or general_settings.demo: true)")
         return key
 
 

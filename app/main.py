@@ -72,7 +72,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 def create_app(gateway: Gateway, readiness: Readiness | None = None, *, echo_request_id: bool = True) -> FastAPI:
     """The ASGI app of the ingress; ``echo_request_id=False`` where a proxy in front
     already puts ``x-request-id`` on every response (Ray Serve's)."""
-    app = FastAPI(title="RouteIQ", version="0.1.0", docs_url=None, redoc_url=None, lifespan=_lifespan)
+    openapi = "/openapi.json" if gateway.cfg.general_settings.expose_openapi else None
+    app = FastAPI(title="RouteIQ", version="0.1.0", docs_url=None, redoc_url=None, openapi_url=openapi,
+                  lifespan=_lifespan)
     app.state.gateway = gateway
     app.state.readiness = readiness
     app.state.draining = False

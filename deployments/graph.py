@@ -20,6 +20,7 @@ from ray.serve import Application
 from ray.serve.deployment import Deployment
 
 from app.config import ConfigError, GatewayConfig, load_config, parse_config
+from app.providers.egress import resolve_problems
 from deployments.ingress import Ingress
 from deployments.provider_call import ProviderDeployment
 from deployments.router_scoring import RouterScoring
@@ -79,6 +80,8 @@ def build_graph(
     (tests use it; a Serve config file's ``deployments:`` section does the same).
     """
     cfg.master_key()  # fail at start, not at the first request
+    if cfg.general_settings.block_private_upstreams and (problems := resolve_problems(cfg.upstream_urls())):
+        raise ConfigError(*problems)
     overrides = overrides or {}
 
     def opts(name: str, defaults: dict[str, Any]) -> dict[str, Any]:

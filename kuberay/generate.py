@@ -101,6 +101,7 @@ def cluster_gateway_config(local: dict[str, Any]) -> dict[str, Any]:
         params["api_base"] = UPSTREAM_API_BASE
         params["api_key"] = f"file:{PROVIDER_SECRETS_DIR}/upstream-api-key"
     general = out.setdefault("general_settings", {})
+    general.pop("demo", None)  # a cluster is never the demo: its public master key is refused there
     general["master_key"] = f"file:{SECRETS_DIR}/master-key"
     # A cluster has several ingress replicas: limits and spend need the shared servers.
     general["redis_url"] = f"file:{SECRETS_DIR}/redis-url"

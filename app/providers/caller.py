@@ -65,7 +65,8 @@ class ProviderCaller:
             return self._transport
         if self._settings.group.transport == "auto" and is_native(upstream.entry):
             if self._native is None:
-                self._native = OpenAINativeClient(self._settings.group.max_connections)
+                self._native = OpenAINativeClient(self._settings.group.max_connections,
+                                                  public_only=self._settings.block_private_upstreams)
             return self._native
         if self._litellm is None:
             from app.providers.litellm_client import LiteLLMClient  # only where a model needs it

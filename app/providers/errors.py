@@ -1,12 +1,17 @@
 """Translate upstream failures (HTTP statuses, aiohttp and litellm errors) into RouteIQ's tree.
 
 This is the one boundary where foreign errors become ``RouteIQError``s: clients wrap
-their calls in ``translated(model)`` and map non-200 answers with ``from_status``.
+their calls in ``translated(model, request_id)`` and map non-200 answers with
+``from_status``. An upstream's own error text is never reflected to the client (it can
+carry internal hostnames, account ids, fragments of other requests): the client gets the
+status class and a safe message, and the full text is logged here with the request id.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -21,6 +26,7 @@ from app.errors import (
     UpstreamTimeoutError,
 )
 
+log = logging.getLogger("routeiq.providers")
 RETRYABLE_STATUS = frozenset({500, 502, 503, 504, 520, 529})
 
 
@@ -37,26 +43,36 @@ def _message(body: bytes) -> str:
     return str(msg or body[:200].decode(errors="replace") or "no body")
 
 
+MAX_RETRY_AFTER_S = 3600.0
+
+
 def _retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds), bounded; ``None`` if absent or odd."""
     try:
-        return float(value) if value else None
+        seconds = float(value) if value else None
     except ValueError:
         return None
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        return None
+    return min(seconds, MAX_RETRY_AFTER_S)
 
 
-def from_status(status: int, body: bytes, retry_after: str | None, model: str) -> RouteIQError:
-    """The error for an upstream's non-200 answer."""
-    msg = f"{model}: upstream answered {status}: {_message(body)}"
+def from_status(status: int, body: bytes, retry_after: str | None, model: str, request_id: str = "") -> RouteIQError:
+    """The error for an upstream's non-200 answer (its text logged, not returned)."""
+    log.warning("request %s: %s answered %d: %s", request_id or "-", model, status, _message(body)[:500])
     if status == 429:
-        return RateLimitError(msg, retry_after=_retry_after(retry_after) or 1.0)
+        return RateLimitError(f"{model}: the upstream's rate limit was reached",
+                              retry_after=_retry_after(retry_after) or 1.0)
     if status in RETRYABLE_STATUS:
-        return RetryableUpstreamError(msg, retry_after=_retry_after(retry_after))
+        return RetryableUpstreamError(f"{model}: the upstream failed ({status})",
+                                      retry_after=_retry_after(retry_after))
     if status in (400, 413, 422):
-        return InvalidRequestError(msg, code="upstream_rejected")
-    return UpstreamError(msg)
+        return InvalidRequestError(f"{model}: the upstream rejected the request ({status}); "
+                                   "check the request's parameters for this model", code="upstream_rejected")
+    return UpstreamError(f"{model}: the upstream answered {status}")
 
 
-def from_exception(err: BaseException, model: str) -> RouteIQError:
+def from_exception(err: BaseException, model: str, request_id: str = "") -> RouteIQError:
     """The error for an exception raised while calling an upstream."""
     if isinstance(err, RouteIQError):
         return err
@@ -65,18 +81,19 @@ def from_exception(err: BaseException, model: str) -> RouteIQError:
     status = getattr(err, "status_code", None)
     if isinstance(status, int) and status >= 400:
         headers = getattr(getattr(err, "response", None), "headers", None) or {}
-        return from_status(status, str(getattr(err, "message", err)).encode(), headers.get("retry-after"), model)
+        return from_status(status, str(getattr(err, "message", err)).encode(), headers.get("retry-after"), model,
+                           request_id)
     if "Timeout" in type(err).__name__:
         return UpstreamTimeoutError(f"{model}: upstream did not answer in time")
     return RetryableUpstreamError(f"{model}: upstream connection failed ({type(err).__name__})")
 
 
 @contextmanager
-def translated(model: str) -> Iterator[None]:
+def translated(model: str, request_id: str = "") -> Iterator[None]:
     """Foreign exceptions raised inside become ``RouteIQError``s (cancellation passes)."""
     try:
         yield
     except RouteIQError:
         raise
     except Exception as err:  # noqa: BLE001  (aiohttp, litellm, sockets: all mapped here)
-        raise from_exception(err, model) from None
+        raise from_exception(err, model, request_id) from None

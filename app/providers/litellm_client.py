@@ -2,7 +2,9 @@
 
 litellm is imported here, lazily, with its cost map pinned to the bundled copy
 (``LITELLM_LOCAL_MODEL_COST_MAP``) so an air-gapped replica never reaches out, and
-with its per-call logging and telemetry off (they cost CPU on every call).
+with its per-call logging and telemetry off (they cost CPU on every call). Its keyword
+arguments come from the config (connection, credentials) and from an allowlist of the
+client's OpenAI parameters (``app.providers.params``): a body can never redirect a call.
 """
 
 from __future__ import annotations
@@ -16,8 +18,7 @@ import orjson
 from app.config import resolve_secret
 from app.providers.base import ProviderCall, ProviderResult, StreamEnd, StreamItem, Upstream, Usage, usage_from
 from app.providers.errors import translated
-
-_RESERVED = {"model", "messages", "prompt", "input", "stream", "routeiq"}
+from app.providers.params import litellm_arguments
 
 
 def _litellm() -> Any:
@@ -42,8 +43,8 @@ class LiteLLMClient:
     def _kwargs(upstream: Upstream, call: ProviderCall) -> dict[str, Any]:
         params = upstream.entry.litellm_params.model_dump(exclude_none=True, exclude={"weight"})
         params["api_key"] = resolve_secret(params.get("api_key"))
-        extra = {k: v for k, v in call.body.items() if k not in _RESERVED}
-        kwargs = {**extra, **params, "timeout": call.timeout_s, "num_retries": 0}
+        kwargs = {**litellm_arguments(call.endpoint, call.body), **params, "timeout": call.timeout_s,
+                  "num_retries": 0}
         if call.headers:
             kwargs["extra_headers"] = call.headers
         return kwargs
@@ -51,7 +52,7 @@ class LiteLLMClient:
     async def _invoke(self, upstream: Upstream, call: ProviderCall, stream: bool) -> Any:
         kwargs = self._kwargs(upstream, call)
         body = call.body
-        with translated(upstream.name):
+        with translated(upstream.name, call.request_id):
             if call.endpoint == "chat":
                 if stream:
                     kwargs["stream_options"] = {"include_usage": True}
@@ -74,7 +75,7 @@ class LiteLLMClient:
     async def stream(self, upstream: Upstream, call: ProviderCall) -> AsyncIterator[StreamItem]:
         response = await self._invoke(upstream, call, stream=True)
         usage: Usage | None = None
-        with translated(upstream.name):
+        with translated(upstream.name, call.request_id):
             async for chunk in response:
                 payload = chunk.model_dump(exclude_none=True)
                 if payload.get("usage"):

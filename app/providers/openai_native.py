@@ -14,15 +14,20 @@ by the caller's request deadline; a stream by the silence between two reads
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import orjson
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import DefaultResolver
 
 from app.config import ModelEntry, resolve_secret
 from app.providers.base import ProviderCall, ProviderResult, StreamEnd, StreamItem, Upstream, Usage, usage_from
+from app.providers.egress import is_public
 from app.providers.errors import from_exception, from_status, translated
+from app.providers.params import native_body
 from app.providers.sse import SSERelay
 
 NATIVE_PREFIXES = ("openai/", "hosted_vllm/", "custom_openai/", "openai_like/")
@@ -41,16 +46,38 @@ def _timeout(upstream: Upstream, stream: bool) -> aiohttp.ClientTimeout:
         sock_read=upstream.stream_idle_timeout_s if stream else None)
 
 
+class GuardedResolver(AbstractResolver):
+    """aiohttp's resolver, refusing every address that is not public."""
+
+    def __init__(self) -> None:
+        self._inner = DefaultResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        found = await self._inner.resolve(host, port, family)
+        allowed = [r for r in found if is_public(r["host"])]
+        if not allowed:
+            raise OSError(f"upstream host {host!r} resolves only to non-public addresses (refused)")
+        return allowed
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
 class OpenAINativeClient:
     """``ProviderClient`` for OpenAI-compatible upstreams."""
 
-    def __init__(self, max_connections: int = 256) -> None:
+    def __init__(self, max_connections: int = 256, *, public_only: bool = False) -> None:
         self._max_connections = max_connections
+        self._public_only = public_only
+        """``general_settings.block_private_upstreams``: refuse non-public addresses at connect time."""
         self._session: aiohttp.ClientSession | None = None
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:  # created lazily: it needs the running loop
-            connector = aiohttp.TCPConnector(limit=self._max_connections, keepalive_timeout=30)
+            resolver = GuardedResolver() if self._public_only else None
+            connector = aiohttp.TCPConnector(limit=self._max_connections, keepalive_timeout=30, resolver=resolver)
             self._session = aiohttp.ClientSession(
                 connector=connector, json_serialize=lambda o: orjson.dumps(o).decode(), auto_decompress=False,
                 timeout=aiohttp.ClientTimeout(total=None))
@@ -59,8 +86,7 @@ class OpenAINativeClient:
     @staticmethod
     def _request(upstream: Upstream, call: ProviderCall) -> tuple[str, bytes, dict[str, str]]:
         p = upstream.entry.litellm_params
-        body: dict[str, Any] = {**call.body, "model": p.model.split("/", 1)[1]}
-        body.pop("routeiq", None)
+        body: dict[str, Any] = {**native_body(call.body), "model": p.model.split("/", 1)[1]}
         if body.get("stream"):
             body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
         headers = {"content-type": "application/json", **call.headers}
@@ -70,11 +96,12 @@ class OpenAINativeClient:
 
     async def complete(self, upstream: Upstream, call: ProviderCall) -> ProviderResult:
         url, data, headers = self._request(upstream, call)
-        with translated(upstream.name):
+        with translated(upstream.name, call.request_id):
             async with self._http().post(url, data=data, headers=headers, timeout=_timeout(upstream, False)) as resp:
                 raw = await resp.read()
                 if resp.status != 200:
-                    raise from_status(resp.status, raw, resp.headers.get("retry-after"), upstream.name)
+                    raise from_status(resp.status, raw, resp.headers.get("retry-after"), upstream.name,
+                                      call.request_id)
         payload = orjson.loads(raw)
         usage = usage_from(payload.get("usage"), upstream.prices)
         if isinstance(payload.get("usage"), dict):
@@ -87,11 +114,12 @@ class OpenAINativeClient:
     async def stream(self, upstream: Upstream, call: ProviderCall) -> AsyncIterator[StreamItem]:
         url, data, headers = self._request(upstream, call)
         relay = SSERelay(upstream.prices, call.include_usage)
-        with translated(upstream.name):
+        with translated(upstream.name, call.request_id):
             async with self._http().post(url, data=data, headers=headers, timeout=_timeout(upstream, True)) as resp:
                 if resp.status != 200:
                     raw = await resp.read()
-                    raise from_status(resp.status, raw, resp.headers.get("retry-after"), upstream.name)
+                    raise from_status(resp.status, raw, resp.headers.get("retry-after"), upstream.name,
+                                      call.request_id)
                 try:
                     async for data_in in resp.content.iter_any():
                         if out := relay.feed(data_in):
@@ -100,7 +128,7 @@ class OpenAINativeClient:
                     if not relay.done:
                         resp.close()  # do not return a half-read connection to the pool
         if not relay.done:
-            raise from_exception(ConnectionError("stream ended early"), upstream.name)
+            raise from_exception(ConnectionError("stream ended early"), upstream.name, call.request_id)
         if tail := relay.flush():
             yield tail
         yield StreamEnd(relay.usage or Usage())

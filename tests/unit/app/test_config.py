@@ -149,3 +149,14 @@ def test_cli_lists_every_problem(tmp_path: Path, capsys: pytest.CaptureFixture[s
         "  model_list[0].litellm_params.model: Field required",
         "  mystery: Extra inputs are not permitted",
     ]
+
+
+def test_the_public_demo_key_only_works_in_the_demo(monkeypatch) -> None:
+    from app.config import DEMO_MASTER_KEY, ConfigError
+
+    monkeypatch.delenv("ROUTEIQ_MASTER_KEY", raising=False)
+    cfg = parse_config(gateway_config("http://127.0.0.1:9/v1", master_key=DEMO_MASTER_KEY))
+    with pytest.raises(ConfigError, match="refused outside the demo"):
+        cfg.master_key()
+    assert parse_config(gateway_config("http://127.0.0.1:9/v1", master_key=DEMO_MASTER_KEY,
+                                       demo=True)).master_key() == DEMO_MASTER_KEY
