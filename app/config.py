@@ -138,6 +138,9 @@ class RouterSettings(_Strict):
     allowed_fails: int = Field(3, ge=1, description="Failures within the window that start a cooldown.")
     allowed_fails_window_s: float = Field(60.0, gt=0, description="Window counting failures.")
     cooldown_time_s: float = Field(30.0, ge=0, description="How long a failing deployment is skipped.")
+    cooldown_min_keys: int = Field(
+        2, ge=1, description="Distinct keys whose requests must have failed before a cooldown starts "
+        "(one tenant alone cannot cool a model down for everyone); 1 for a single-tenant gateway.")
 
     def fallback_chain(self, model: str) -> tuple[str, ...]:
         """Configured fallbacks of ``model``, in order."""

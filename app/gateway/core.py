@@ -45,6 +45,9 @@ from router_models.inference.strategies import weighted_choice
 log = logging.getLogger("routeiq.gateway")
 FALLBACK_ERRORS = (RateLimitError, UpstreamError, UpstreamTimeoutError, OverloadedError)
 """Failures another deployment may not have: try the next one in the chain."""
+UPSTREAM_FAILURES = (RateLimitError, UpstreamError, UpstreamTimeoutError)
+"""Failures of the upstream itself, which count towards a cooldown (the gateway's own
+back-pressure, a 503 ``OverloadedError``, is not the upstream's fault)."""
 HANDLE_MARGIN_S = 5.0
 """Added to a provider's own deadline for the ingress-side one (handle and queue time)."""
 
@@ -173,7 +176,7 @@ class Gateway:
         return Plan(dep, plan.decision, fallback_from=plan.model, query=plan.query)
 
     async def _failed(self, dep: Deployment, err: RouteIQError, ctx: RequestContext) -> None:
-        if await self.cooldowns.failure(dep.index):
+        if isinstance(err, UPSTREAM_FAILURES) and await self.cooldowns.failure(dep.index, ctx.principal.key_id):
             self.metrics.cooldown(model=dep.entry.model_name)
             log.warning("%s (deployment %d) cools down for %.0f s after repeated failures",
                         dep.entry.model_name, dep.index, self.cfg.router_settings.cooldown_time_s)

@@ -18,9 +18,9 @@ from tests.support import gateway_config
 
 async def test_local_cooldown_opens_after_allowed_fails_and_expires() -> None:
     cd = LocalCooldowns(allowed_fails=2, window_s=10, cooldown_s=0.2)
-    assert not await cd.failure(1)
+    assert not await cd.failure(1, "k1")
     assert cd.cooling() == frozenset()
-    assert await cd.failure(1)
+    assert await cd.failure(1, "k1")
     assert cd.cooling() == {1}
     await asyncio.sleep(0.25)
     assert cd.cooling() == frozenset()
@@ -37,7 +37,7 @@ async def redis_client():
 async def pair(redis_client):
     """Two replicas' views of the same shared state, refreshed every 50 ms."""
     prefix = f"test-{uuid.uuid4().hex}"
-    a, b = (RedisCooldowns(redis_client, ["0:a", "1:b"], allowed_fails=2, window_s=10, cooldown_s=5,
+    a, b = (RedisCooldowns(redis_client, ["0:a", "1:b"], allowed_fails=2, window_s=10, cooldown_s=5, min_keys=2,
                            prefix=prefix, refresh_s=0.05) for _ in range(2))
     await a.start()
     await b.start()
@@ -46,10 +46,21 @@ async def pair(redis_client):
     await b.close()
 
 
+@pytest.mark.parametrize("shared", [False, True])
+async def test_one_key_alone_cannot_cool_a_model_down(pair, shared: bool) -> None:
+    a, _ = pair
+    local = LocalCooldowns(allowed_fails=2, window_s=10, cooldown_s=5, min_keys=2)
+    fail = a.failure if shared else local.failure
+    for _ in range(10):
+        assert not await fail(1, "attacker")  # ten failures, all from one key
+    assert await fail(1, "someone-else")  # a second key's failure: now it is the upstream
+    assert 1 in (a.cooling() if shared else local.cooling())
+
+
 async def test_cooldown_is_shared_between_replicas(pair) -> None:
     a, b = pair
-    assert not await a.failure(1)  # one failure on replica a...
-    assert await b.failure(1)  # ...and one on replica b make two: the cooldown starts
+    assert not await a.failure(1, "k1")  # one failure on replica a...
+    assert await b.failure(1, "k2")  # ...and one on replica b make two, from two keys: the cooldown starts
     assert 1 in b.cooling()
     await asyncio.sleep(0.2)  # replica a learns it from Redis in the background
     assert a.cooling() == {1}
@@ -59,8 +70,8 @@ async def test_an_idle_replica_routes_its_next_request_with_fresh_state(pair) ->
     a, b = pair
     assert a.cooling() == frozenset()  # replica a is quiet
     await asyncio.sleep(0.1)
-    assert not await b.failure(0)
-    assert await b.failure(0)  # the cooldown opens on replica b while a is idle
+    assert not await b.failure(0, "k1")
+    assert await b.failure(0, "k2")  # the cooldown opens on replica b while a is idle
     await asyncio.sleep(0.2)
     assert a.cooling() == {0}  # a's very next request already avoids it
 
@@ -69,7 +80,7 @@ async def test_redis_down_falls_back_to_local_state() -> None:
     dead = aioredis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
     cd = RedisCooldowns(dead, ["0:a"], allowed_fails=1, window_s=10, cooldown_s=5, refresh_s=0.05)
     await cd.start()
-    assert await cd.failure(0)  # counted in-process, no exception
+    assert await cd.failure(0, "k1")  # counted in-process, no exception
     assert cd.cooling() == {0}
     await cd.close()
     await dead.aclose()
