@@ -31,8 +31,9 @@ import httpx
 
 from bench.gateway import _machine
 from bench.loadgen import WrkResult, wrk
+from devtools.configs import MASTER_KEY
+from devtools.servers import free_port, wait_port
 from tests.access_support import create_database, drop_database, pg_url, redis_url
-from tests.support import MASTER_KEY, free_port, wait_port
 
 HERE = Path(__file__).parent
 BODY = {"model": "mid-model", "messages": [{"role": "user", "content": "hello benchmark"}]}
@@ -91,7 +92,7 @@ def _row(name: str, c: int, r: WrkResult, base: WrkResult, direct: WrkResult) ->
 
 def main(seconds: float = 10.0) -> None:
     up_port = free_port()
-    upstream_proc = subprocess.Popen([sys.executable, "-m", "tests.fake_upstream", "--port", str(up_port)],
+    upstream_proc = subprocess.Popen([sys.executable, "-m", "devtools.fake_upstream", "--port", str(up_port)],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_port(up_port)
     upstream = f"http://127.0.0.1:{up_port}/v1"

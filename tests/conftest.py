@@ -14,7 +14,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-from tests.support import ThreadedFakeUpstream
+from devtools.servers import ThreadedFakeUpstream
 
 
 @pytest.fixture(scope="session")

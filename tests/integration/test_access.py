@@ -19,8 +19,8 @@ import httpx
 import openai
 import pytest
 
+from devtools.configs import CHEAP, MASTER_KEY, MID
 from tests.access_support import access_general, create_database, drop_database, pg_ctl, require_services
-from tests.support import CHEAP, MASTER_KEY, MID
 
 SMALL = {"ray_actor_options": {"num_cpus": 0.05}}
 

@@ -24,9 +24,9 @@ from typer.testing import CliRunner
 
 from app.access.db import async_db_url
 from app.access.decision_store import DecisionStore
+from devtools.configs import CHEAP, MASTER_KEY, MID
 from router_models.cli import app as cli
 from tests.access_support import access_general, create_database, drop_database, pg_url, require_services
-from tests.support import CHEAP, MASTER_KEY, MID
 
 SMALL = {"ray_actor_options": {"num_cpus": 0.05}}
 PROVIDER_KEY = f"sk-prov-{secrets.token_hex(8)}"

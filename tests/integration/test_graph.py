@@ -10,7 +10,7 @@ import httpx
 import openai
 import pytest
 
-from tests.support import CHEAP, MASTER_KEY, MID, PRICEY
+from devtools.configs import CHEAP, MASTER_KEY, MID, PRICEY
 
 
 @pytest.fixture(scope="module")

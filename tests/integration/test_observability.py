@@ -13,9 +13,9 @@ import openai
 import pytest
 
 from deployments.graph import INGRESS, ROUTER_SCORING, provider_deployment_name
+from devtools.configs import MASTER_KEY, MID, PRICEY, gateway_config
 from tests.integration.conftest import METRICS_PORT
 from tests.otlp_receiver import OTLPReceiver, ReceivedSpan
-from tests.support import MASTER_KEY, MID, PRICEY, gateway_config
 
 
 @pytest.fixture(scope="module")

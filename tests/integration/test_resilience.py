@@ -9,7 +9,7 @@ import uuid
 import openai
 import pytest
 
-from tests.support import MASTER_KEY, MID, PRICEY, gateway_config
+from devtools.configs import MASTER_KEY, MID, PRICEY, gateway_config
 
 
 def user(text: str) -> list[dict[str, str]]:

@@ -11,8 +11,8 @@ from app.access import build_policy
 from app.access.admin import AccessAdmin
 from app.access.policy import VirtualKeyPolicy
 from app.config import parse_config
+from devtools.configs import gateway_config
 from tests.access_support import access_general, create_database, drop_database, require_services
-from tests.support import gateway_config
 
 MakePolicy = Callable[..., Awaitable[VirtualKeyPolicy]]
 

@@ -20,7 +20,7 @@ import redis.asyncio as aioredis
 from app.access.fallback import FallbackLimiter
 from app.access.limits import OK, RPM, LocalLimiter, RedisLimiter, Scope
 from app.breaker import Breaker
-from tests.support import free_port
+from devtools.servers import free_port
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server not installed")
 

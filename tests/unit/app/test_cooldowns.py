@@ -13,7 +13,7 @@ from app.cooldowns import LocalCooldowns, RedisCooldowns
 from app.gateway import Gateway
 from app.main import create_app
 from app.providers.pool import LocalProviderPool
-from tests.support import gateway_config
+from devtools.configs import gateway_config
 
 
 async def test_local_cooldown_opens_after_allowed_fails_and_expires() -> None:

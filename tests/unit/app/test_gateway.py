@@ -12,8 +12,8 @@ from app.config import parse_config
 from app.errors import PermissionDeniedError
 from app.gateway import Gateway, RequestContext
 from app.providers.base import ProviderCall, ProviderResult, Usage
+from devtools.configs import CHEAP, MID, PRICEY, gateway_config
 from router_models.inference.types import RouteDecision, RouteQuery
-from tests.support import CHEAP, MID, PRICEY, gateway_config
 
 ADMIN = Principal("master", is_admin=True)
 

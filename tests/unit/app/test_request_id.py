@@ -13,7 +13,7 @@ from app.config import parse_config
 from app.gateway import Gateway
 from app.main import create_app
 from app.providers.pool import LocalProviderPool
-from tests.support import MASTER_KEY, gateway_config
+from devtools.configs import MASTER_KEY, gateway_config
 
 AUTH = {"authorization": f"Bearer {MASTER_KEY}"}
 

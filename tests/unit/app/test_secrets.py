@@ -22,7 +22,7 @@ from app.gateway import Gateway
 from app.main import create_app
 from app.providers.pool import LocalProviderPool
 from app.secrets import SecretError, SecretFile, parse_secret
-from tests.support import CHEAP, gateway_config
+from devtools.configs import CHEAP, gateway_config
 
 
 @pytest.fixture(autouse=True)

@@ -11,8 +11,8 @@ import pytest
 from app.access.decision_log import DecisionWriter, build_decision_log
 from app.config import parse_config
 from app.decisions import DecisionRecord
+from devtools.configs import gateway_config
 from tests.access_support import access_general, create_database, drop_database, require_services
-from tests.support import gateway_config
 
 MakeWriter = Callable[..., Awaitable[DecisionWriter]]
 
