@@ -2,7 +2,10 @@
 
 ``gateway_config`` builds three chat models of clearly different price, an embedding
 model and two routers, all pointing at one upstream; ``learned_gateway_config`` builds
-the routing data set's nine models behind the shipped learned router.
+the routing data set's nine models behind the shipped learned router. Both refuse a
+Redis or Postgres URL on this machine's default ports (6379, 5432): those servers belong
+to the developer (or to other suites), and tests bring their own
+(``devtools.services``). A URL on another host is left alone: it is only parsed.
 """
 
 from __future__ import annotations
@@ -10,14 +13,40 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 MASTER_KEY = "sk-test-master"
 CHEAP, MID, PRICEY = "tiny-model", "mid-model", "big-model"
 ARTIFACT = Path(__file__).resolve().parents[1] / "router_models/pretrained/default"
 """The shipped default router artifact."""
 
+DEFAULT_PORTS = {"redis": 6379, "rediss": 6379, "postgresql": 5432, "postgres": 5432}
+LOCAL_HOSTS = {"", "127.0.0.1", "localhost", "::1", "0.0.0.0"}
+
+
+class MachineServiceError(ValueError):
+    """A config pointed at the machine's own Redis or Postgres."""
+
+
+def refuse_machine_services(general: dict[str, Any]) -> None:
+    """Raise when ``redis_url``/``database_url`` is a local server on its default port."""
+    for field in ("redis_url", "database_url"):
+        url = general.get(field)
+        if not isinstance(url, str) or "://" not in url:
+            continue
+        parts = urlsplit(url)
+        scheme = parts.scheme.split("+")[0]
+        port = parts.port or DEFAULT_PORTS.get(scheme)
+        if (parts.hostname or "") in LOCAL_HOSTS and port == DEFAULT_PORTS.get(scheme):
+            raise MachineServiceError(
+                f"{field} {parts.hostname or 'localhost'}:{port} is this machine's own server; "
+                "start one for the test with devtools.services (the tests' redis_server/postgres_server fixtures)")
+
+
 def gateway_config(upstream: str, **general: Any) -> dict[str, Any]:
     """Three chat models of clearly different price, an embedding model, and routers."""
+    refuse_machine_services(general)
+
     def entry(name: str, price: float, group: str, ctx: int = 8192, **info: Any) -> dict[str, Any]:
         return {
             "model_name": name,

@@ -2,43 +2,23 @@
 
 A ``ThreadedServer`` serves an aiohttp app on a free loopback port from its own event
 loop, so a synchronous test (or a Ray Serve replica calling out) can reach it. It must
-not be used for anything that outlives the process: it is a daemon thread.
+not be used for anything that outlives the process: it is a daemon thread. The port
+helpers live in ``devtools.ports`` and are re-exported here.
 """
 
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
-import time
 from typing import Self
 
 from aiohttp import web
 
 from devtools.fake_upstream.faults import Faults
 from devtools.fake_upstream.server import UPSTREAM, FakeUpstream, build_app
+from devtools.ports import free_port, port_open, wait_port
 
-
-def free_port() -> int:
-    """A loopback port nobody listens on now (the kernel's choice, from the ephemeral range)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def port_open(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket() as s:
-        s.settimeout(1)
-        return s.connect_ex((host, port)) == 0
-
-
-def wait_port(port: int, timeout: float = 30.0) -> None:
-    """Wait until something accepts connections on ``port`` (a condition, not a sleep)."""
-    deadline = time.monotonic() + timeout
-    while not port_open(port):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"port {port} did not open in {timeout:.0f} s")
-        time.sleep(0.05)
+__all__ = ["ThreadedFakeUpstream", "ThreadedServer", "free_port", "port_open", "wait_port"]
 
 
 class ThreadedServer:

@@ -25,8 +25,9 @@ from typer.testing import CliRunner
 from app.access.db import async_db_url
 from app.access.decision_store import DecisionStore
 from devtools.configs import CHEAP, MASTER_KEY, MID
+from devtools.services import PostgresServer
 from router_models.cli import app as cli
-from tests.access_support import access_general, create_database, drop_database, pg_url, require_services
+from tests.access_support import access_general
 
 SMALL = {"ray_actor_options": {"num_cpus": 0.05}}
 PROVIDER_KEY = f"sk-prov-{secrets.token_hex(8)}"
@@ -91,19 +92,24 @@ def app(request: pytest.FixtureRequest, deploy_gateway: Callable[..., str], upst
         tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
     from ray import serve
 
-    require_services()
     backend = request.param
-    db = create_database() if backend == "real" else None
     tmp = str(tmp_path_factory.mktemp("decisions"))
-    general = access_general(backend, db, tmp)
+    pg: PostgresServer | None = None
+    db, db_url, urls = None, f"sqlite:///{tmp}/routeiq.db", {}
+    if backend == "real":  # the session's servers (this module stops neither)
+        pg = request.getfixturevalue("postgres_server")
+        db = pg.create_database()
+        db_url = pg.url(db)
+        urls = {"database_url": db_url, "redis_url": request.getfixturevalue("redis_server").url()}
+    general = access_general(backend, tmp, **urls)
     name = f"decisions-{backend}"
     overrides = {"Ingress": SMALL, "Provider-decisions": SMALL, "RouterScoring": SMALL}
     url = deploy_gateway(decisions_config(upstream.url, general), name=name, route_prefix=f"/{name}",
                          overrides=overrides)
-    yield App(url, pg_url(db) if db else f"sqlite:///{tmp}/routeiq.db")
+    yield App(url, db_url)
     serve.delete(name)
-    if db:
-        drop_database(db)
+    if pg and db:
+        pg.drop_database(db)
 
 
 def chat(client: openai.OpenAI, model: str, text: str, **kw: Any) -> str:

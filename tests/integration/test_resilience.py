@@ -17,12 +17,11 @@ def user(text: str) -> list[dict[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def resilient_url(deploy_gateway, upstream) -> str:
-    cfg = copy.deepcopy(gateway_config(upstream.url))
+def resilient_url(deploy_gateway, upstream, redis_server) -> str:
+    access = {"enabled": False, "redis_prefix": f"test-{uuid.uuid4().hex[:8]}"}
+    cfg = copy.deepcopy(gateway_config(upstream.url, redis_url=redis_server.url(), access=access))
     cfg["router_settings"].update(fallbacks=[{MID: [PRICEY]}], allowed_fails=2, cooldown_time_s=60,
                                   num_retries=0)
-    cfg["general_settings"]["redis_url"] = "redis://127.0.0.1:6379/0"
-    cfg["general_settings"]["access"] = {"enabled": False, "redis_prefix": f"test-{uuid.uuid4().hex[:8]}"}
     return deploy_gateway(cfg, name="resilient", route_prefix="/resilient",
                           overrides={"Ingress": {"num_replicas": 2}})
 

@@ -1,4 +1,4 @@
-"""Cooldowns in-process and shared through the real Redis on this machine."""
+"""Cooldowns in-process and shared through a real Redis (the session's private one)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from app.gateway import Gateway
 from app.main import create_app
 from app.providers.pool import LocalProviderPool
 from devtools.configs import gateway_config
+from devtools.services import RedisServer
 
 
 async def test_local_cooldown_opens_after_allowed_fails_and_expires() -> None:
@@ -27,8 +28,8 @@ async def test_local_cooldown_opens_after_allowed_fails_and_expires() -> None:
 
 
 @pytest.fixture
-async def redis_client():
-    client = aioredis.from_url("redis://127.0.0.1:6379/0")
+async def redis_client(redis_server: RedisServer):
+    client = aioredis.from_url(redis_server.url())
     yield client
     await client.aclose()
 
