@@ -94,7 +94,7 @@ def burst(app: App, key: str, n: int = 24) -> int:
 def test_liveliness_and_readiness_are_public_and_hold_no_secrets(app: App) -> None:
     live = app.http.get("/health/liveliness")
     assert live.status_code == 200 and live.json() == {"status": "ok"}
-    eventually(lambda: all_ready(app), timeout=20)
+    eventually(lambda: all_ready(app), timeout=120)
     body = app.http.get("/health/readiness").text
     assert "postgres" not in body and "redis://" not in body and "sk-" not in body
 
@@ -112,18 +112,19 @@ def test_redis_outage_serves_with_local_limits_then_limits_are_global_again(app:
             seen.append(body)
             return status == 200 and body.get("redis", {}).get("status") == "down"
 
-        eventually(redis_down, timeout=5)
+        eventually(redis_down, timeout=60)
     finally:
         app.redis.start()  # same port; waits until it answers PING
     body = seen[-1]
     assert body["status"] == "degraded" and body["database"] == {"status": "up"}
     assert body["redis"]["error"] and body["redis"]["since"]
     print(f"\nchat p50 ms: redis up {statistics.median(before):.1f}, redis down {statistics.median(during):.1f}")
-    eventually(lambda: all_ready(app), timeout=30)
+    eventually(lambda: all_ready(app), timeout=120)
     assert burst(app, app.new_key(rpm_limit=6)["key"]) == 6  # one global window across both replicas
 
 
 def _spend_rows(app: App, key_id: str) -> int:
+    """How many spend rows; -1 while the API answers 503 (the database breaker is still open)."""
     resp = app.admin("GET", "/spend/logs", params={"key_id": key_id, "size": 1000})
     return len(resp.json()["data"]) if resp.status_code == 200 else -1
 
@@ -153,11 +154,11 @@ def test_postgres_outage_serves_cached_keys_and_loses_no_spend(app: Degraded) ->
             seen.append(body)
             return status == 200 and body.get("database", {}).get("status") == "down"
 
-        eventually(db_down, timeout=5)
+        eventually(db_down, timeout=60)
     finally:
         app.pg.start()  # same port; waits until pg_isready says yes
     down = [b for b in seen if b.get("database", {}).get("status") == "down"]
     assert down[-1]["status"] == "degraded" and down[-1]["redis"] == {"status": "up"}
     assert max(b["spend_buffer"] for b in down) > 0
-    eventually(lambda: _spend_rows(app, created["key_id"]) == WARM + 8, timeout=30)
-    eventually(lambda: all_ready(app), timeout=30)
+    eventually(lambda: _spend_rows(app, created["key_id"]) == WARM + 8, timeout=120)
+    eventually(lambda: all_ready(app), timeout=120)
