@@ -1,38 +1,76 @@
 # RouteIQ developer commands. `make run` and `make test` install what they need.
+#   make run     serving dependencies only (pyproject's base list), then the demo gateway
+#   make test    + the train and dev extras, + redis-server/postgresql binaries if missing
+#   make train   + the train extra, then `routeiq train` into $(TRAIN_OUT)
+PYTHON ?= python3.11
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed
+PIP    := $(VENV)/bin/pip
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export RAY_SERVE_THROUGHPUT_OPTIMIZED := 1
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: install run test lint bench services kuberay kuberay-check
+# torch, CPU build: asked for by its local version `+cpu`, which only CPU wheels carry, so
+# pip can never settle for PyPI's multi-GB CUDA build of 2.13.0. `--extra-index-url` adds
+# PyTorch's CPU index (where a machine with internet gets it, as in the Dockerfile) and
+# keeps PyPI and the machine's own pip settings (find-links, file:// indexes) for torch's
+# dependencies; a machine that cannot reach the CPU index needs the wheel in such a
+# find-links folder (pip warns about the index and takes the file). Installed first:
+# pyproject's `torch==2.13.0` is then already satisfied.
+TORCH       := torch==2.13.0+cpu
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+TRAIN_OUT   ?= .routeiq/router
+TRAIN_ARGS  ?=
 
-$(STAMP): pyproject.toml
-	test -x $(PY) || python3 -m venv $(VENV)
-	$(VENV)/bin/pip install -q --upgrade pip==25.3
-	$(VENV)/bin/pip install -q torch==2.13.0   # CPU build; install before anything that wants torch
-	$(VENV)/bin/pip install -q -e '.[train,dev]'
-	touch $(STAMP)
+.PHONY: install install-serve install-train run test test-servers train lint bench kuberay kuberay-check
 
-install: $(STAMP)
+# The venv, on Python 3.11 (pyproject: requires-python >=3.11,<3.12), with torch CPU.
+$(VENV)/.torch:
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "make: $(PYTHON) not found; install python3.11 and python3.11-venv (Debian 12: apt install python3.11-venv)" >&2; exit 1; }
+	@$(PYTHON) -c 'import ensurepip' 2>/dev/null || { echo "make: $(PYTHON) cannot create a venv; install python3.11-venv (Debian 12: apt install python3.11-venv)" >&2; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip==25.3
+	$(PIP) install -q --extra-index-url $(TORCH_INDEX) $(TORCH)
+	touch $@
+
+$(VENV)/.serve: $(VENV)/.torch pyproject.toml
+	$(PIP) install -q -e .
+	touch $@
+
+$(VENV)/.train: $(VENV)/.serve pyproject.toml
+	$(PIP) install -q -e '.[train]'
+	touch $@
+
+$(VENV)/.test: $(VENV)/.serve pyproject.toml
+	$(PIP) install -q -e '.[train,dev]'
+	touch $@ $(VENV)/.train
+
+## install-serve: what serving needs (make run); install-train: + training; install: + tests and tools
+install-serve: $(VENV)/.serve
+install-train: $(VENV)/.train
+install: $(VENV)/.test
 
 ## run: the demo gateway on http://127.0.0.1:8000 (fake upstream on :9100, no API keys)
-run: install
+run: install-serve
 	@$(PY) -m app.config configs/demo.yaml
 	@RAY_SERVE_ENABLE_HA_PROXY=1 bash scripts/run-demo.sh
 
-## test: the whole suite (starts Redis/Postgres if they are not running)
-test: install services
+## test: the whole suite; it starts its own Redis and Postgres (never the machine's)
+test: install test-servers
 	$(PY) -m pytest -q
 
-services:
-	@bash scripts/services.sh
+## test-servers: the redis-server and Postgres binaries the tests start (apt, only if missing and root)
+test-servers:
+	@bash scripts/test-servers.sh
+
+## train: train a router on the shipped split into $(TRAIN_OUT) (e.g. TRAIN_ARGS="--router mlp")
+train: install-train
+	$(VENV)/bin/routeiq train --out $(TRAIN_OUT) $(TRAIN_ARGS)
 
 lint: install
-	$(VENV)/bin/ruff check app deployments router_models tests bench
+	$(VENV)/bin/ruff check app deployments router_models tests bench devtools
 
 bench: install
 	$(PY) -m bench.gateway
