@@ -12,13 +12,13 @@ export LITELLM_LOCAL_MODEL_COST_MAP := True
 export RAY_SERVE_THROUGHPUT_OPTIMIZED := 1
 export RAY_USAGE_STATS_ENABLED := 0
 
-# torch, CPU build: asked for by its local version `+cpu`, which only CPU wheels carry, so
-# pip can never settle for PyPI's multi-GB CUDA build of 2.13.0. `--extra-index-url` adds
-# PyTorch's CPU index (where a machine with internet gets it, as in the Dockerfile) and
-# keeps PyPI and the machine's own pip settings (find-links, file:// indexes) for torch's
-# dependencies; a machine that cannot reach the CPU index needs the wheel in such a
-# find-links folder (pip warns about the index and takes the file). Installed first:
-# pyproject's `torch==2.13.0` is then already satisfied.
+# torch, CPU build, first: pyproject's `torch==2.13.0` is then already satisfied, and pip
+# never downloads PyPI's multi-GB CUDA build. It is asked for by its local version `+cpu`
+# (only CPU wheels carry it) from PyTorch's CPU index, as in the Dockerfile; a machine
+# without that index (no internet, only PyPI) needs the wheel in its pip config's
+# find-links folder: pip warns that the index is unreachable and takes the file.
+# `--no-deps`: only torch comes from that index; its dependencies (sympy, networkx, ...)
+# come with the next step, from PyPI and the machine's own pip settings.
 TORCH       := torch==2.13.0+cpu
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 TRAIN_OUT   ?= .routeiq/router
@@ -32,7 +32,7 @@ $(VENV)/.torch:
 	@$(PYTHON) -c 'import ensurepip' 2>/dev/null || { echo "make: $(PYTHON) cannot create a venv; install python3.11-venv (Debian 12: apt install python3.11-venv)" >&2; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip==25.3
-	$(PIP) install -q --extra-index-url $(TORCH_INDEX) $(TORCH)
+	$(PIP) install -q --no-deps --index-url $(TORCH_INDEX) $(TORCH)
 	touch $@
 
 $(VENV)/.serve: $(VENV)/.torch pyproject.toml
