@@ -118,7 +118,7 @@ class PostgresServer:
         return self
 
     def _start(self) -> None:
-        log = str(self.dir / "server.log")  # type: ignore[operator]
+        log = str(self.data.parent / "server.log")
         done = self._run("pg_ctl", "-D", str(self.data), "-l", log, "-o", f"-p {self.port}", "-w",
                          "-t", str(int(START_TIMEOUT_S)), "start", timeout=START_TIMEOUT_S + 30)
         if done.returncode:
