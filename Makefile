@@ -1,46 +1,86 @@
 # RouteIQ developer commands. `make run` and `make test` install what they need.
+#   make run     serving dependencies only (pyproject's base list), then the demo gateway
+#   make test    + the train and dev extras, + redis-server/postgresql binaries if missing;
+#                static checks (ruff, mypy strict on app/ and deployments/), then the suite
+#   make train   + the train extra, then `routeiq train` into $(TRAIN_OUT)
+PYTHON ?= python3.11
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed
-BENCH_STAMP := $(VENV)/.installed-bench
+PIP    := $(VENV)/bin/pip
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export RAY_SERVE_THROUGHPUT_OPTIMIZED := 1
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: install run test lint bench services kuberay kuberay-check
+# torch, CPU build, first: pyproject's `torch==2.13.0` is then already satisfied, and pip
+# never downloads PyPI's multi-GB CUDA build. It is asked for by its local version `+cpu`
+# (only CPU wheels carry it) from PyTorch's CPU index, as in the Dockerfile; a machine
+# without that index (no internet, only PyPI) needs the wheel in its pip config's
+# find-links folder: pip warns that the index is unreachable and takes the file.
+# `--no-deps`: only torch comes from that index; its dependencies (sympy, networkx, ...)
+# come with the next step, from PyPI and the machine's own pip settings.
+TORCH       := torch==2.13.0+cpu
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+TRAIN_OUT   ?= .routeiq/router
+TRAIN_ARGS  ?=
 
-$(STAMP): pyproject.toml
-	test -x $(PY) || python3 -m venv $(VENV)
-	$(VENV)/bin/pip install -q --upgrade pip==25.3
-	$(VENV)/bin/pip install -q torch==2.13.0   # CPU build; install before anything that wants torch
-	$(VENV)/bin/pip install -q -e '.[train,dev]'
-	touch $(STAMP)
+.PHONY: install install-serve install-train run test test-servers train lint bench kuberay kuberay-check
 
-install: $(STAMP)
+# The venv, on Python 3.11 (pyproject: requires-python >=3.11,<3.12), with torch CPU.
+$(VENV)/.torch:
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "make: $(PYTHON) not found; install python3.11 and python3.11-venv (Debian 12: apt install python3.11-venv)" >&2; exit 1; }
+	@$(PYTHON) -c 'import ensurepip' 2>/dev/null || { echo "make: $(PYTHON) cannot create a venv; install python3.11-venv (Debian 12: apt install python3.11-venv)" >&2; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip==25.3
+	$(PIP) install -q --no-deps --index-url $(TORCH_INDEX) $(TORCH)
+	touch $@
 
-$(BENCH_STAMP): $(STAMP)
-	$(VENV)/bin/pip install -q -e '.[train,dev,bench]'
-	touch $(BENCH_STAMP)
+$(VENV)/.serve: $(VENV)/.torch pyproject.toml
+	$(PIP) install -q -e .
+	touch $@
+
+$(VENV)/.train: $(VENV)/.serve pyproject.toml
+	$(PIP) install -q -e '.[train]'
+	touch $@
+
+$(VENV)/.test: $(VENV)/.serve pyproject.toml
+	$(PIP) install -q -e '.[train,dev]'
+	touch $@ $(VENV)/.train
+
+$(VENV)/.bench: $(VENV)/.test pyproject.toml
+	$(PIP) install -q -e '.[train,dev,bench]'
+	touch $@
+
+## install-serve: what serving needs (make run); install-train: + training; install: + tests and tools
+install-serve: $(VENV)/.serve
+install-train: $(VENV)/.train
+install: $(VENV)/.test
 
 ## run: the demo gateway on http://127.0.0.1:8000 (fake upstream on :9100, no API keys)
-run: install
+run: install-serve
 	@$(PY) -m app.config configs/demo.yaml
 	@RAY_SERVE_ENABLE_HA_PROXY=1 bash scripts/run-demo.sh
 
-## test: the whole suite (starts Redis/Postgres if they are not running)
-test: install services
+## test: static checks, then the whole suite; it starts its own Redis and Postgres (never the machine's)
+test: install test-servers lint
 	$(PY) -m pytest -q
 
-services:
-	@bash scripts/services.sh
+## test-servers: the redis-server and Postgres binaries the tests start (apt, only if missing and root)
+test-servers:
+	@bash scripts/test-servers.sh
 
+## train: train a router on the shipped split into $(TRAIN_OUT) (e.g. TRAIN_ARGS="--router mlp")
+train: install-train
+	$(VENV)/bin/routeiq train --out $(TRAIN_OUT) $(TRAIN_ARGS)
+
+## lint: ruff on all the Python, mypy (strict, [tool.mypy]) on app/ and deployments/
 lint: install
-	$(VENV)/bin/ruff check app deployments router_models tests bench research
+	$(VENV)/bin/ruff check app deployments router_models tests bench research devtools kuberay
+	$(VENV)/bin/mypy
 
 ## bench: the gateway benchmark (installs the `bench` extra: psutil, httpx)
-bench: $(BENCH_STAMP)
+bench: $(VENV)/.bench
 	$(PY) -m bench.gateway
 
 ## kuberay: regenerate kuberay/base/{serve-config,gateway}.yaml from configs/, then render both overlays

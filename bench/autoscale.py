@@ -21,7 +21,8 @@ from rich.progress import Progress
 
 from bench.gateway import PLAIN, _machine
 from bench.loadgen import wrk
-from tests.support import MASTER_KEY, free_port, gateway_config, wait_port
+from devtools.configs import MASTER_KEY, gateway_config
+from devtools.servers import free_port, wait_port
 
 ROOT = Path(__file__).resolve().parents[1]
 WATCHED = ("Provider-small", "RouterScoring", "Ingress")
@@ -45,7 +46,7 @@ def main(before: int = 10, load: int = 60, after: int = 100, connections: int = 
     from deployments.graph import build_graph
 
     up_port = free_port()
-    upstream = subprocess.Popen([sys.executable, "-m", "tests.fake_upstream", "--port", str(up_port),
+    upstream = subprocess.Popen([sys.executable, "-m", "devtools.fake_upstream", "--port", str(up_port),
                                  "--latency-ms", str(latency_ms)])
     wait_port(up_port)
     ray.init(num_cpus=8, include_dashboard=False, log_to_driver=False, configure_logging=False)

@@ -5,7 +5,9 @@ instance holding two copies of the same gateway side by side:
 
 - ``off``: master key only (``general_settings.access.enabled: false``), no limits, no spend;
 - ``on``: a virtual key in a team, both with RPM, TPM and budget limits (set high so that
-  nothing is refused), on real Redis and Postgres (a throwaway database), spend written.
+  nothing is refused), on real Redis and Postgres, spend written. Both servers are the
+  benchmark's own (``devtools.services``: free ports, temp dirs, Postgres with durability
+  on, as in production), never the machine's.
 
 wrk measures each at concurrency 32 (and 1, for added latency), interleaved off/on
 twice so that drift on a shared machine hits both. Then it checks that every request
@@ -31,8 +33,9 @@ import httpx
 
 from bench.gateway import _machine
 from bench.loadgen import WrkResult, wrk
-from tests.access_support import create_database, drop_database, pg_url, redis_url
-from tests.support import MASTER_KEY, free_port, wait_port
+from devtools.configs import MASTER_KEY
+from devtools.servers import free_port, wait_port
+from devtools.services import PostgresServer, RedisServer
 
 HERE = Path(__file__).parent
 BODY = {"model": "mid-model", "messages": [{"role": "user", "content": "hello benchmark"}]}
@@ -50,7 +53,7 @@ def _config(upstream: str, access: dict[str, Any]) -> dict[str, Any]:
             "general_settings": {"master_key": MASTER_KEY, **access}}
 
 
-def _deploy(upstream: str, db: str) -> tuple[str, str]:
+def _deploy(upstream: str, database_url: str, redis_url: str) -> tuple[str, str]:
     import ray
     from ray import serve
 
@@ -62,8 +65,8 @@ def _deploy(upstream: str, db: str) -> tuple[str, str]:
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     overrides = {"Ingress": LEAN, "Provider-bench": LEAN}
     off = _config(upstream, {"access": {"enabled": False}})
-    on = _config(upstream, {"database_url": pg_url(db), "redis_url": redis_url(),
-                            "access": {"redis_prefix": f"bench-{db}"}})
+    on = _config(upstream, {"database_url": database_url, "redis_url": redis_url,
+                            "access": {"redis_prefix": "bench"}})
     serve.run(build_graph(parse_config(off), overrides=overrides), name="off", route_prefix="/off")
     serve.run(build_graph(parse_config(on), overrides=overrides), name="on", route_prefix="/on")
     wait_port(port)
@@ -77,11 +80,8 @@ def _virtual_key(root: str) -> tuple[str, str]:
     return key["key"], key["key_id"]
 
 
-def _spend_rows(db: str, key_id: str) -> int:
-    out = subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", db, "-tAc",
-                          f"SELECT count(*) FROM routeiq_spend_logs WHERE key_id = '{key_id}'"],
-                         capture_output=True, text=True, check=True).stdout
-    return int(out.strip())
+def _spend_rows(pg: PostgresServer, db: str, key_id: str) -> int:
+    return int(pg.psql(f"SELECT count(*) FROM routeiq_spend_logs WHERE key_id = '{key_id}'", db).strip())
 
 
 def _row(name: str, c: int, r: WrkResult, base: WrkResult, direct: WrkResult) -> str:
@@ -91,17 +91,18 @@ def _row(name: str, c: int, r: WrkResult, base: WrkResult, direct: WrkResult) ->
 
 def main(seconds: float = 10.0) -> None:
     up_port = free_port()
-    upstream_proc = subprocess.Popen([sys.executable, "-m", "tests.fake_upstream", "--port", str(up_port)],
+    upstream_proc = subprocess.Popen([sys.executable, "-m", "devtools.fake_upstream", "--port", str(up_port)],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_port(up_port)
     upstream = f"http://127.0.0.1:{up_port}/v1"
-    db = create_database()
+    redis, pg = RedisServer().start(), PostgresServer(durable=True).start()
+    db = pg.create_database()
     try:
-        off, on = _deploy(upstream, db)
+        off, on = _deploy(upstream, pg.url(db), redis.url())
         key, key_id = _virtual_key(on)
         for url, k in ((off, MASTER_KEY), (on, key)):  # warm both (connections, caches, JIT of the scripts)
             wrk(f"{url}/v1/chat/completions", BODY, k, 8, 2)
-        rows_before = _spend_rows(db, key_id)
+        rows_before = _spend_rows(pg, db, key_id)
         direct = {c: wrk(f"{upstream}/chat/completions", BODY, MASTER_KEY, c, seconds) for c in (1, 32)}
         runs: dict[str, dict[int, list[WrkResult]]] = {"off": {1: [], 32: []}, "on": {1: [], 32: []}}
         sent_on = 0
@@ -113,13 +114,14 @@ def main(seconds: float = 10.0) -> None:
                     if name == "on":
                         sent_on += round(r.rps * max(1, round(seconds)))
         time.sleep(3)  # the last spend batch
-        written = _spend_rows(db, key_id) - rows_before
+        written = _spend_rows(pg, db, key_id) - rows_before
     finally:
         import ray
 
         ray.shutdown()
         upstream_proc.terminate()
-        drop_database(db)
+        pg.close()
+        redis.close()
     best = {n: {c: max(rs, key=lambda r: r.rps) for c, rs in cs.items()} for n, cs in runs.items()}
     lines = ["| policy | c | RPS | RPS vs off | p50 ms | p99 ms | added p50 vs direct | added p50 vs off | errors |",
              "|---|---|---|---|---|---|---|---|---|"]

@@ -22,7 +22,8 @@ from rich.console import Console
 from rich.progress import Progress
 
 from bench.loadgen import StreamResult, WrkResult, streams, wrk
-from tests.support import MASTER_KEY, free_port, wait_port
+from devtools.configs import MASTER_KEY
+from devtools.servers import free_port, wait_port
 
 HERE = Path(__file__).parent
 CONCURRENCY = (1, 8, 32, 64)
@@ -140,7 +141,7 @@ def main(seconds: float = 5.0, only: str = "") -> None:
     """Run every configuration (or those whose name contains ``only``) and write the report."""
     console = Console()
     port = free_port()
-    upstream_proc = subprocess.Popen([sys.executable, "-m", "tests.fake_upstream", "--port", str(port)])
+    upstream_proc = subprocess.Popen([sys.executable, "-m", "devtools.fake_upstream", "--port", str(port)])
     wait_port(port)
     upstream = f"http://127.0.0.1:{port}/v1"
     results: dict[str, Measured] = {}

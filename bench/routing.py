@@ -20,9 +20,10 @@ import typer
 from rich.progress import Progress
 
 from bench.gateway import _machine
+from devtools.configs import learned_gateway_config
+from devtools.servers import free_port
 from router_models.data.loader import DEFAULT_TEST, load_prices
 from router_models.inference.types import Candidate, RouteQuery
-from tests.support import free_port, learned_gateway_config
 
 HERE = Path(__file__).parent
 

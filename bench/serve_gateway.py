@@ -15,7 +15,7 @@ from ray import serve
 
 from app.config import parse_config
 from deployments.graph import build_graph
-from tests.support import gateway_config
+from devtools.configs import gateway_config
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ if (exec 3<>/dev/tcp/127.0.0.1/9100) 2>/dev/null; then
   echo "run: port 9100 (the demo's fake upstream) is already in use; stop what holds it" >&2
   exit 1
 fi
-.venv/bin/python -m tests.fake_upstream --port 9100 --tokens 24 &
+.venv/bin/python -m devtools.fake_upstream --port 9100 --tokens 24 &
 upstream=$!
 # Serve's HAProxy can outlive a force-stopped Ray and keep holding :8000: stop ours too.
 cleanup() {

@@ -1,4 +1,12 @@
-"""Session-wide fixtures: environment, the fake upstream."""
+"""Session-wide fixtures: environment, the fake upstream, private Redis and Postgres, the guard.
+
+One Redis and one Postgres per session (``redis_server``, ``postgres_server``), started
+on first use on free loopback ports and shared by unit and integration tests; each test
+or module keeps its own database name and Redis key prefix. Tests that stop a server
+(outages) start their own instead. The suite never uses the machine's own servers on
+6379/5432: ``pytest_configure`` records who they are (read-only) and the session fails
+if either was restarted meanwhile.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +22,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-from tests.support import ThreadedFakeUpstream
+from devtools.servers import ThreadedFakeUpstream
+from devtools.services import MachineServices, PostgresServer, RedisServer, machine_services
+from tests.access_support import start_service
+
+MACHINE = pytest.StashKey[MachineServices]()
+MACHINE_AFTER = pytest.StashKey[list[str]]()
 
 
 @pytest.fixture(scope="session")
@@ -23,3 +36,51 @@ def upstream() -> Iterator[ThreadedFakeUpstream]:
     server = ThreadedFakeUpstream().start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """The session's private Redis; tests must not stop it (start a ``RedisServer`` to do that)."""
+    server = start_service(RedisServer)
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """The session's private Postgres; tests must not stop it (start a ``PostgresServer`` to do that)."""
+    server = start_service(PostgresServer)
+    yield server
+    server.close()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[MACHINE] = machine_services()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    m = config.stash[MACHINE]
+    return f"machine's own servers (never used): redis run_id={m.redis}, postgres started={m.postgres}"
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    before = session.config.stash.get(MACHINE, None)
+    if before is None:
+        return
+    after = machine_services()
+    problems = before.changes(after)
+    problems += [f"the machine's {name} could not be checked: {why}" for name, why in before.unchecked.items()]
+    session.config.stash[MACHINE_AFTER] = problems
+    if before.changes(after):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    problems = config.stash.get(MACHINE_AFTER, None)
+    if problems is None:
+        return
+    if problems:
+        for line in problems:
+            terminalreporter.write_line(line, red="changed" in line, yellow="changed" not in line)
+    else:
+        terminalreporter.write_line("machine's own redis and postgres: untouched (same run_id and start time)")

@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from tests.support import ThreadedServer
+from devtools.servers import ThreadedServer
 
 
 @dataclass

@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from tests.support import free_port, gateway_config
+from devtools.configs import gateway_config
+from devtools.servers import free_port
 
 DeployGateway = Callable[..., str]
 METRICS_PORT = free_port()
@@ -56,5 +57,5 @@ def deploy_gateway(serve_port: int) -> DeployGateway:
 
 @pytest.fixture(scope="session")
 def gateway_url(deploy_gateway: DeployGateway, upstream: Any) -> str:
-    """The main test gateway (tests/support.gateway_config) at route prefix ``/``."""
+    """The main test gateway (devtools.configs.gateway_config) at route prefix ``/``."""
     return deploy_gateway(gateway_config(upstream.url))

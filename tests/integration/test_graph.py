@@ -10,7 +10,7 @@ import httpx
 import openai
 import pytest
 
-from tests.support import CHEAP, MASTER_KEY, MID, PRICEY
+from devtools.configs import CHEAP, MASTER_KEY, MID, PRICEY
 
 
 @pytest.fixture(scope="module")
@@ -146,7 +146,7 @@ def test_timeout_is_504_not_a_hang(client: openai.OpenAI) -> None:
     started = time.monotonic()
     err = _error(lambda: client.chat.completions.create(model=MID, messages=user("[[fake error=timeout]]")))
     assert err.status_code == 504
-    assert time.monotonic() - started < 15
+    assert time.monotonic() - started < 25  # the gateway answered, before the client's own 30 s timeout
 
 
 def test_error_after_first_chunk_ends_stream_with_error_event(gateway_url: str) -> None:
@@ -179,7 +179,7 @@ def test_client_disconnect_cancels_upstream(gateway_url: str, upstream) -> None:
                       headers={"authorization": f"Bearer {MASTER_KEY}"}) as resp:
         lines = resp.iter_lines()
         assert next(lines).startswith("data: ")
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60
     while upstream.state.stats["streams_cancelled"] == before and time.monotonic() < deadline:
         time.sleep(0.1)
     assert upstream.state.stats["streams_cancelled"] == before + 1

@@ -11,8 +11,8 @@ import openai
 import pytest
 from ray import serve
 
+from devtools.configs import ARTIFACT, MASTER_KEY, learned_gateway_config
 from router_models.data.loader import DEFAULT_TEST, load_prices
-from tests.support import ARTIFACT, MASTER_KEY, learned_gateway_config
 
 PRICES = load_prices()
 LAMBDAS = (0.0, 0.02, 0.05, 0.1, 0.2, 0.5, 5.0)

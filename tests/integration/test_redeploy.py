@@ -15,7 +15,7 @@ from ray import serve
 
 from app.config import parse_config
 from deployments.graph import build_graph
-from tests.support import MASTER_KEY, MID, gateway_config
+from devtools.configs import MASTER_KEY, MID, gateway_config
 
 
 async def test_redeploy_under_twenty_active_streams(deploy_gateway, upstream) -> None:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import time
 import uuid
 
 import openai
 import pytest
 
-from tests.support import MASTER_KEY, MID, PRICEY, gateway_config
+from devtools.configs import MASTER_KEY, MID, PRICEY, gateway_config
 
 
 def user(text: str) -> list[dict[str, str]]:
@@ -17,12 +18,11 @@ def user(text: str) -> list[dict[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def resilient_url(deploy_gateway, upstream) -> str:
-    cfg = copy.deepcopy(gateway_config(upstream.url))
+def resilient_url(deploy_gateway, upstream, redis_server) -> str:
+    access = {"enabled": False, "redis_prefix": f"test-{uuid.uuid4().hex[:8]}"}
+    cfg = copy.deepcopy(gateway_config(upstream.url, redis_url=redis_server.url(), access=access))
     cfg["router_settings"].update(fallbacks=[{MID: [PRICEY]}], allowed_fails=2, cooldown_time_s=60,
                                   num_retries=0, cooldown_min_keys=1)  # one key (the master key) here
-    cfg["general_settings"]["redis_url"] = "redis://127.0.0.1:6379/0"
-    cfg["general_settings"]["access"] = {"enabled": False, "redis_prefix": f"test-{uuid.uuid4().hex[:8]}"}
     return deploy_gateway(cfg, name="resilient", route_prefix="/resilient",
                           overrides={"Ingress": {"num_replicas": 2}})
 
@@ -45,10 +45,16 @@ async def test_cooldown_is_shared_across_two_ingress_replicas(resilient_url: str
     # Enough failing requests that both replicas see some; allowed_fails=2 opens the cooldown.
     for _ in range(6):
         await client.chat.completions.create(model=MID, messages=user(f"{marker} [[fake error=500 only={MID}]]"))
-    await asyncio.sleep(1.5)  # every replica re-reads the shared state every 0.5 s, idle or not
-    before = upstream.state.stats[f"model:{MID}"]
-    replies = [await client.chat.completions.with_raw_response.create(model=MID, messages=user("after"))
-               for _ in range(8)]
+    # Every replica re-reads the shared state every 0.5 s, idle or not: ask until 8 requests in
+    # a row (both replicas, but with probability 2**-7) avoid MID. A loaded machine may be slow.
+    deadline = time.monotonic() + 60
+    while True:
+        before = upstream.state.stats[f"model:{MID}"]
+        replies = [await client.chat.completions.with_raw_response.create(model=MID, messages=user("after"))
+                   for _ in range(8)]
+        if {r.headers["x-routeiq-model"] for r in replies} == {PRICEY} or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.5)
     assert {r.headers["x-routeiq-model"] for r in replies} == {PRICEY}
     assert upstream.state.stats[f"model:{MID}"] == before  # no replica tried the cooled-down model
     await client.close()
@@ -56,14 +62,15 @@ async def test_cooldown_is_shared_across_two_ingress_replicas(resilient_url: str
 
 async def test_overload_sheds_with_503_and_admitted_requests_complete(deploy_gateway, upstream) -> None:
     cfg = copy.deepcopy(gateway_config(upstream.url))
-    cfg["general_settings"]["max_inflight_requests"] = 4
+    cfg["general_settings"].update(max_inflight_requests=4, request_timeout_s=10)  # the admitted ones take 3 s
     url = deploy_gateway(cfg, name="shed", route_prefix="/shed")
     client = openai.AsyncOpenAI(base_url=url, api_key=MASTER_KEY, max_retries=0, timeout=30)
     order: list[str] = []
 
     async def one(i: int) -> int:
         try:
-            await client.chat.completions.create(model=MID, messages=user(f"slow {i} [[fake latency_ms=1500]]"))
+            # 3 s: the 16 sheds must all answer before the first admitted one, even on a loaded machine
+            await client.chat.completions.create(model=MID, messages=user(f"slow {i} [[fake latency_ms=3000]]"))
             order.append("ok")
             return 200
         except openai.APIStatusError as err:

@@ -11,7 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import MASTER_KEY, MID, ThreadedFakeUpstream
+from devtools.configs import MASTER_KEY, MID
+from devtools.servers import ThreadedFakeUpstream
 
 AUTH = {"authorization": f"Bearer {MASTER_KEY}"}
 

@@ -12,18 +12,19 @@ from app.access.admin import AccessAdmin
 from app.access.policy import VirtualKeyPolicy
 from app.config import parse_config
 from app.wiring import Clients
-from tests.access_support import access_general, create_database, drop_database, require_services
-from tests.support import gateway_config
+from devtools.configs import gateway_config
+from devtools.services import PostgresServer, RedisServer
+from tests.access_support import access_general
 
 MakePolicy = Callable[..., Awaitable[VirtualKeyPolicy]]
 
 
 @pytest.fixture(scope="session")
-def access_db() -> Iterator[str]:
-    require_services()
-    name = create_database()
-    yield name
-    drop_database(name)
+def access_db_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """A database of the session's Postgres for these tests; its URL."""
+    name = postgres_server.create_database()
+    yield postgres_server.url(name)
+    postgres_server.drop_database(name)
 
 
 @pytest.fixture(params=["real", "embedded"])
@@ -32,10 +33,11 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-async def make_policy(backend: str, access_db: str, tmp_path: Any) -> AsyncIterator[MakePolicy]:
+async def make_policy(backend: str, access_db_url: str, redis_server: RedisServer,
+                      tmp_path: Any) -> AsyncIterator[MakePolicy]:
     """Start policies sharing one store and limiter namespace (like replicas of one app)."""
     started: list[tuple[VirtualKeyPolicy, Clients]] = []
-    general = access_general(backend, access_db, str(tmp_path))
+    general = access_general(backend, str(tmp_path), database_url=access_db_url, redis_url=redis_server.url())
 
     async def make(**access: Any) -> VirtualKeyPolicy:
         g = {**general, "access": {**general["access"], **access}}

@@ -19,7 +19,7 @@ from app.access.policy import VirtualKeyPolicy
 from app.access.store import AccessStore, StoreUnavailableError
 from app.breaker import Breaker
 from app.routes.health import readiness_report
-from tests.support import free_port
+from devtools.servers import free_port
 from tests.unit.access.conftest import MakePolicy
 
 

@@ -1,16 +1,14 @@
 """``FallbackLimiter`` against a real Redis that really fails (no Ray, no mocks).
 
-Each test starts its own ``redis-server`` on a free port, so it can stop or pause it
-without touching the Redis other suites share: a dead port (connection refused), a
-server shut down mid-run and restarted, and ``CLIENT PAUSE`` (a hung server).
+Each test starts its own ``redis-server`` on a free port (``devtools.services``), so it
+can stop or pause it without touching the session's Redis or the machine's: a dead port
+(connection refused), a server shut down mid-run and restarted, and ``CLIENT PAUSE`` (a
+hung server).
 """
 
 from __future__ import annotations
 
 import asyncio
-import shutil
-import socket
-import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 
@@ -20,9 +18,9 @@ import redis.asyncio as aioredis
 from app.access.fallback import FallbackLimiter
 from app.access.limits import OK, RPM, LocalLimiter, RedisLimiter, Scope
 from app.breaker import Breaker
-from tests.support import free_port
-
-pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server not installed")
+from devtools.servers import free_port
+from devtools.services import RedisServer
+from tests.access_support import start_service
 
 
 def scope(name: str, rpm: int | None = None, budget: float | None = None) -> Scope:
@@ -36,34 +34,12 @@ def limiter(port: int, open_s: float = 0.2, timeout_s: float = 0.3) -> FallbackL
     return FallbackLimiter(RedisLimiter(client), LocalLimiter(), Breaker("redis", open_s, open_s * 4), timeout_s)
 
 
-class RedisServer:
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                                      "--appendonly", "no"], stdout=subprocess.DEVNULL)
-        deadline = time.monotonic() + 5
-        while socket.socket().connect_ex(("127.0.0.1", self.port)) != 0:
-            assert time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.02)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(5)
-            self.proc = None
-
-
 @pytest.fixture
 def server() -> Iterator[RedisServer]:
-    srv = RedisServer()
-    srv.start()
-    try:
-        yield srv
-    finally:
-        srv.stop()
+    """A Redis of this test's own: the tests stop and pause it."""
+    srv = start_service(RedisServer)
+    yield srv
+    srv.close()
 
 
 @pytest.fixture

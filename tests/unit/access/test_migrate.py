@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.access.db import async_db_url
 from app.access.migrate import upgrade
-from tests.access_support import create_database, drop_database, pg_url, require_services
+from devtools.services import PostgresServer
 
 
 async def _race(url: str, n: int = 4, **kw: Any) -> list[str]:
@@ -24,14 +24,14 @@ async def _race(url: str, n: int = 4, **kw: Any) -> list[str]:
             await e.dispose()
 
 
-async def test_concurrent_upgrades_on_postgres() -> None:
-    require_services()
-    db = create_database()
+async def test_concurrent_upgrades_on_postgres(postgres_server: PostgresServer) -> None:
+    db = postgres_server.create_database()
+    url = async_db_url(postgres_server.url(db))
     try:
-        assert await _race(async_db_url(pg_url(db))) == ["0002"]
-        assert await _race(async_db_url(pg_url(db)), n=2) == ["0002"]  # and again: a no-op
+        assert await _race(url) == ["0002"]
+        assert await _race(url, n=2) == ["0002"]  # and again: a no-op
     finally:
-        drop_database(db)
+        postgres_server.drop_database(db)
 
 
 async def test_concurrent_upgrades_on_sqlite(tmp_path: Any) -> None:

@@ -24,7 +24,7 @@ from app.errors import (
     RateLimitError,
 )
 from app.providers.base import Usage
-from tests.support import MASTER_KEY
+from devtools.configs import MASTER_KEY
 from tests.unit.access.conftest import MakePolicy
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from app.config import ConfigError, load_config, main, parse_config
-from tests.support import gateway_config
+from devtools.configs import gateway_config
 
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -13,7 +13,7 @@ from app.config import parse_config
 from app.main import create_app
 from app.providers.pool import LocalProviderPool
 from app.wiring import build_gateway
-from tests.support import MASTER_KEY, gateway_config
+from devtools.configs import MASTER_KEY, gateway_config
 
 AUTH = {"authorization": f"Bearer {MASTER_KEY}"}
 

@@ -22,7 +22,7 @@ from app.main import create_app
 from app.providers.pool import LocalProviderPool
 from app.secrets import SecretError, SecretFile, parse_secret
 from app.wiring import build_gateway
-from tests.support import CHEAP, gateway_config
+from devtools.configs import CHEAP, gateway_config
 
 
 @pytest.fixture(autouse=True)

@@ -18,8 +18,9 @@ from app.main import create_app
 from app.providers.pool import LocalProviderPool
 from app.tracing import configure_tracing
 from app.wiring import build_gateway
+from devtools.configs import MASTER_KEY, MID, PRICEY, gateway_config
+from devtools.servers import free_port, wait_port
 from router_models.inference.service import RouterSpec, RoutingService
-from tests.support import MASTER_KEY, MID, PRICEY, free_port, gateway_config, wait_port
 
 EXPORTER = InMemorySpanExporter()
 

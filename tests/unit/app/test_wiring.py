@@ -14,7 +14,8 @@ from app.config import parse_config
 from app.gateway.cooldowns import RedisCooldowns
 from app.providers.pool import LocalProviderPool
 from app.wiring import build_gateway
-from tests.support import free_port, gateway_config
+from devtools.configs import gateway_config
+from devtools.ports import free_port
 
 
 @pytest.fixture

@@ -12,8 +12,9 @@ from app.access.decision_log import DecisionWriter, build_decision_log
 from app.config import parse_config
 from app.gateway.decisions import DecisionRecord
 from app.wiring import Clients
-from tests.access_support import access_general, create_database, drop_database, require_services
-from tests.support import gateway_config
+from devtools.configs import gateway_config
+from devtools.services import PostgresServer
+from tests.access_support import access_general
 
 MakeWriter = Callable[..., Awaitable[DecisionWriter]]
 
@@ -30,14 +31,16 @@ def record(i: int, key_id: str = "key_a", query: str = "what is 2 + 2?", **kw: A
 @pytest.fixture(params=["embedded", "real"])
 async def make_writer(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator[MakeWriter]:
     backend = str(request.param)
-    db = None
-    if backend == "real":
-        require_services()
-        db = create_database()
+    db, urls, pg = None, {}, None
+    if backend == "real":  # the session's servers, started on first use
+        pg = request.getfixturevalue("postgres_server")
+        assert isinstance(pg, PostgresServer)
+        db = pg.create_database()
+        urls = {"database_url": pg.url(db), "redis_url": request.getfixturevalue("redis_server").url()}
     started: list[tuple[DecisionWriter, Clients]] = []
 
     async def make(**decisions: Any) -> DecisionWriter:
-        general = access_general(backend, db, str(tmp_path))
+        general = access_general(backend, str(tmp_path), **urls)
         cfg = parse_config(gateway_config("http://127.0.0.1:9/v1", decisions={"flush_interval_s": 0.05,
                                                                               **decisions}, **general))
         clients = Clients.for_config(cfg)
@@ -51,5 +54,5 @@ async def make_writer(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIte
     for w, clients in started:
         await w.close(timeout_s=2)
         await clients.close()
-    if db:
-        drop_database(db)
+    if pg and db:
+        pg.drop_database(db)

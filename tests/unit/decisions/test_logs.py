@@ -11,7 +11,7 @@ import pytest
 
 from app import logs
 from app.config import parse_config
-from tests.support import gateway_config
+from devtools.configs import gateway_config
 
 MASTER = "sk-test-master"
 PROVIDER = "prov-7c1e9d0a55f2"

@@ -8,7 +8,7 @@ import pytest
 
 from app.config import ConfigError, parse_config
 from deployments.graph import INGRESS, ROUTER_SCORING, build_app, build_graph, provider_deployment_name
-from tests.support import gateway_config
+from devtools.configs import gateway_config
 
 ROOT = Path(__file__).resolve().parents[3]
 

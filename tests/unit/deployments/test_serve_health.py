@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from deployments.ingress import serve_health
-from tests.support import ThreadedServer, free_port
+from devtools.servers import ThreadedServer, free_port
 
 
 def _server(status: int, text: str) -> ThreadedServer:

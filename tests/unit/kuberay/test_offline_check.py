@@ -39,7 +39,8 @@ def _config(tmp_path: Path, artifact: Path) -> Path:
     text = (KUBERAY / "base" / "gateway.yaml").read_text()
     for ref in ("/run/secrets/routeiq-providers/upstream-api-key", "/run/secrets/routeiq/master-key"):
         text = text.replace(f"file:{ref}", f"file:{key}")
-    for name, url in (("redis-url", "redis://127.0.0.1:6379/0"), ("postgres-url", "postgresql://postgres@127.0.0.1/test")):
+    # Only parsed, never connected; port 1, not the machine's own servers.
+    for name, url in (("redis-url", "redis://127.0.0.1:1/0"), ("postgres-url", "postgresql://postgres@127.0.0.1:1/test")):
         (tmp_path / name).write_text(url + "\n")
         text = text.replace(f"file:/run/secrets/routeiq/{name}", f"file:{tmp_path / name}")
     cfg = yaml.safe_load(text)

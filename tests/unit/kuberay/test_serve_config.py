@@ -81,8 +81,9 @@ def cluster_gateway_config(tmp_path: Path) -> dict[str, Any]:
         text = text.replace(f"file:{ref}/", f"file:{local}/")
     (tmp_path / "routeiq" / "master-key").write_text("sk-cluster-master\n")
     (tmp_path / "routeiq-providers" / "upstream-api-key").write_text("sk-upstream\n")
-    (tmp_path / "routeiq" / "redis-url").write_text("redis://127.0.0.1:6379/0\n")
-    (tmp_path / "routeiq" / "postgres-url").write_text("postgresql://postgres@127.0.0.1:5432/test\n")
+    # Only parsed, never connected; port 1, not the machine's own servers.
+    (tmp_path / "routeiq" / "redis-url").write_text("redis://127.0.0.1:1/0\n")
+    (tmp_path / "routeiq" / "postgres-url").write_text("postgresql://postgres@127.0.0.1:1/test\n")
     return yaml.safe_load(text)
 
 

@@ -13,11 +13,11 @@ from typing import Any
 import numpy as np
 import pytest
 
+from devtools.configs import ARTIFACT
 from router_models.inference import learned_strategy, registry
 from router_models.inference.base import LoadOptions
 from router_models.inference.service import RouterSpec, RoutingService
 from router_models.inference.types import Candidate, RouteDecision, RouteQuery
-from tests.support import ARTIFACT
 
 CANDS = (Candidate("small", 0.1), Candidate("large", 0.9))
 SPECS = [RouterSpec("auto", "learned", "/artifacts/fake"), RouterSpec("cheap", "cost-first")]

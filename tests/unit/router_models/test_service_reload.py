@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from devtools.configs import ARTIFACT
 from router_models.artifacts import ArtifactError
 from router_models.inference.service import RouterSpec, RoutingService
 from router_models.inference.types import Candidate, RouteQuery
-from tests.support import ARTIFACT
 
 CANDS = (Candidate("gemma-2-9b-it", 0.1), Candidate("llama-3.1-nemotron-51b-instruct", 0.9))
 

@@ -5,7 +5,7 @@ import pytest
 from app.config import parse_config
 from app.errors import InvalidRequestError, NotFoundError
 from app.gateway.catalog import ModelCatalog, fitting, query_text, required_capabilities
-from tests.support import CHEAP, MID, PRICEY, gateway_config
+from devtools.configs import CHEAP, MID, PRICEY, gateway_config
 
 CATALOG = ModelCatalog(parse_config(gateway_config("http://127.0.0.1:1/v1")))
 AUTO = CATALOG.routers["auto"].candidates

@@ -1,4 +1,4 @@
-"""Cooldowns in-process and shared through the real Redis on this machine."""
+"""Cooldowns in-process and shared through a real Redis (the session's private one)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from app.gateway.cooldowns import LocalCooldowns, RedisCooldowns
 from app.main import create_app
 from app.providers.pool import LocalProviderPool
 from app.wiring import build_gateway
-from tests.support import gateway_config
+from devtools.configs import gateway_config
+from devtools.services import RedisServer
 
 
 async def test_local_cooldown_opens_after_allowed_fails_and_expires() -> None:
@@ -27,8 +28,8 @@ async def test_local_cooldown_opens_after_allowed_fails_and_expires() -> None:
 
 
 @pytest.fixture
-async def redis_client():
-    client = aioredis.from_url("redis://127.0.0.1:6379/0")
+async def redis_client(redis_server: RedisServer):
+    client = aioredis.from_url(redis_server.url())
     yield client
     await client.aclose()
 
@@ -90,8 +91,8 @@ def _refresh_loops() -> int:
     return sum(t.get_coro().__qualname__ == "RedisCooldowns._refresh_loop" for t in asyncio.all_tasks() if not t.done())
 
 
-async def test_the_replica_starts_and_stops_the_refresh_loop() -> None:
-    general = {"access": {"enabled": False}, "decisions": {"enabled": False}, "redis_url": "redis://127.0.0.1:6379/0"}
+async def test_the_replica_starts_and_stops_the_refresh_loop(redis_server: RedisServer) -> None:
+    general = {"access": {"enabled": False}, "decisions": {"enabled": False}, "redis_url": redis_server.url()}
     cfg = parse_config(gateway_config("http://127.0.0.1:9/v1", **general))
     gateway = build_gateway(cfg, LocalProviderPool(cfg), None)
     assert isinstance(gateway.cooldowns, RedisCooldowns)

@@ -14,8 +14,8 @@ from app.gateway import Gateway, RequestContext
 from app.providers.base import ProviderCall, ProviderResult, Usage
 from app.schemas.openai import ChatCompletionRequest, Steering
 from app.wiring import build_gateway
+from devtools.configs import CHEAP, MID, PRICEY, gateway_config
 from router_models.inference.types import RouteDecision, RouteQuery
-from tests.support import CHEAP, MID, PRICEY, gateway_config
 
 ADMIN = Principal("master", is_admin=True)
 

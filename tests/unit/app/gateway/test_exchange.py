@@ -31,7 +31,7 @@ from app.providers.mock import MockReply, MockTransport
 from app.providers.pool import LocalProviderPool
 from app.schemas.openai import Steering
 from app.wiring import build_gateway
-from tests.support import MASTER_KEY, MID, gateway_config
+from devtools.configs import MASTER_KEY, MID, gateway_config
 
 CHUNKS = tuple(b'data: {"choices":[{"index":0,"delta":{"content":"t%d"}}]}\n\n' % i for i in range(8))
 

@@ -13,7 +13,7 @@ from app.errors import InvalidRequestError, RateLimitError, UpstreamError, Upstr
 from app.providers.base import ProviderCall, StreamEnd, Upstream
 from app.providers.caller import MAX_BACKOFF_S, ProviderCaller
 from app.providers.mock import MockReply, MockTransport
-from tests.support import MID, gateway_config
+from devtools.configs import MID, gateway_config
 
 MID_INDEX = 1
 

@@ -7,7 +7,7 @@ import pytest
 from app.config import ConfigError, parse_config
 from app.providers.egress import is_public, resolve_problems, url_problem
 from app.providers.openai_native import GuardedResolver
-from tests.support import gateway_config
+from devtools.configs import gateway_config
 
 
 @pytest.mark.parametrize(("url", "why"), [

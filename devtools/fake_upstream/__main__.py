@@ -1,4 +1,4 @@
-"""Run the fake upstream: ``python -m tests.fake_upstream --port 9100``."""
+"""Run the fake upstream: ``python -m devtools.fake_upstream --port 9100``."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import argparse
 
 from aiohttp import web
 
-from tests.fake_upstream.faults import Faults
-from tests.fake_upstream.server import build_app
+from devtools.fake_upstream.faults import Faults
+from devtools.fake_upstream.server import build_app
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from tests.fake_upstream.faults import Faults, from_request
+from devtools.fake_upstream.faults import Faults, from_request
 
 _ids = itertools.count()
 UPSTREAM = web.AppKey("upstream", "FakeUpstream")

@@ -3,6 +3,6 @@
 Used by the tests, the demo and the benchmarks. See ``faults.py`` for the knobs.
 """
 
-from tests.fake_upstream.server import FakeUpstream, build_app
+from devtools.fake_upstream.server import FakeUpstream, build_app
 
 __all__ = ["FakeUpstream", "build_app"]

@@ -1,32 +1,51 @@
-"""Shared test helpers: gateway configs pointing at a fake upstream, servers in threads."""
+"""Gateway config dicts for tests, benchmarks and the demo's tooling.
+
+``gateway_config`` builds three chat models of clearly different price, an embedding
+model and two routers, all pointing at one upstream; ``learned_gateway_config`` builds
+the routing data set's nine models behind the shipped learned router. Both refuse a
+Redis or Postgres URL on this machine's default ports (6379, 5432): those servers belong
+to the developer (or to other suites), and tests bring their own
+(``devtools.services``). A URL on another host is left alone: it is only parsed.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import socket
-import threading
-import time
 from pathlib import Path
-from typing import Any, Self
-
-from aiohttp import web
-
-from tests.fake_upstream.faults import Faults
-from tests.fake_upstream.server import UPSTREAM, FakeUpstream, build_app
+from typing import Any
+from urllib.parse import urlsplit
 
 MASTER_KEY = "sk-test-master"
 CHEAP, MID, PRICEY = "tiny-model", "mid-model", "big-model"
+ARTIFACT = Path(__file__).resolve().parents[1] / "router_models/pretrained/default"
+"""The shipped default router artifact."""
+
+DEFAULT_PORTS = {"redis": 6379, "rediss": 6379, "postgresql": 5432, "postgres": 5432}
+LOCAL_HOSTS = {"", "127.0.0.1", "localhost", "::1", "0.0.0.0"}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+class MachineServiceError(ValueError):
+    """A config pointed at the machine's own Redis or Postgres."""
+
+
+def refuse_machine_services(general: dict[str, Any]) -> None:
+    """Raise when ``redis_url``/``database_url`` is a local server on its default port."""
+    for field in ("redis_url", "database_url"):
+        url = general.get(field)
+        if not isinstance(url, str) or "://" not in url:
+            continue
+        parts = urlsplit(url)
+        scheme = parts.scheme.split("+")[0]
+        port = parts.port or DEFAULT_PORTS.get(scheme)
+        if (parts.hostname or "") in LOCAL_HOSTS and port == DEFAULT_PORTS.get(scheme):
+            raise MachineServiceError(
+                f"{field} {parts.hostname or 'localhost'}:{port} is this machine's own server; "
+                "start one for the test with devtools.services (the tests' redis_server/postgres_server fixtures)")
 
 
 def gateway_config(upstream: str, **general: Any) -> dict[str, Any]:
     """Three chat models of clearly different price, an embedding model, and routers."""
+    refuse_machine_services(general)
 
     def entry(name: str, price: float, group: str, ctx: int = 8192, **info: Any) -> dict[str, Any]:
         return {
@@ -59,59 +78,6 @@ def gateway_config(upstream: str, **general: Any) -> dict[str, Any]:
         "general_settings": {"master_key": MASTER_KEY, "max_request_body_bytes": 65536,
                              "request_timeout_s": 3, **general},
     }
-
-
-class ThreadedServer:
-    """An aiohttp app on a free port, in a background thread with its own loop."""
-
-    def __init__(self, app: web.Application) -> None:
-        self.port = free_port()
-        self._app = app
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        runner = web.AppRunner(self._app, access_log=None, shutdown_timeout=0.5)
-        self._loop.run_until_complete(runner.setup())
-        self._loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", self.port).start())
-        self._loop.run_forever()
-        self._loop.run_until_complete(runner.cleanup())
-        self._loop.close()
-
-    def start(self) -> Self:
-        self._thread.start()
-        wait_port(self.port)
-        return self
-
-    def stop(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=5)
-
-
-class ThreadedFakeUpstream(ThreadedServer):
-    """The fake upstream (tests/fake_upstream) on a free port."""
-
-    def __init__(self, defaults: Faults | None = None) -> None:
-        super().__init__(build_app(defaults))
-        self.url = f"http://127.0.0.1:{self.port}/v1"
-
-    @property
-    def state(self) -> FakeUpstream:
-        return self._app[UPSTREAM]
-
-
-def wait_port(port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise TimeoutError(f"port {port} did not open")
-
-
-ARTIFACT = Path(__file__).resolve().parents[1] / "router_models/pretrained/default"
 
 
 def learned_gateway_config(upstream: str, artifact: Path = ARTIFACT) -> dict[str, Any]:
