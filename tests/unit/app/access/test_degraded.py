@@ -20,7 +20,7 @@ from app.access.store import AccessStore, StoreUnavailableError
 from app.breaker import Breaker
 from app.routes.health import readiness_report
 from devtools.servers import free_port
-from tests.unit.access.conftest import MakePolicy
+from tests.unit.app.access.conftest import MakePolicy
 
 
 def cut_database(policy: VirtualKeyPolicy) -> AccessStore:

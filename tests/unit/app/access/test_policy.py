@@ -25,7 +25,7 @@ from app.errors import (
 )
 from app.providers.base import Usage
 from devtools.configs import MASTER_KEY
-from tests.unit.access.conftest import MakePolicy
+from tests.unit.app.access.conftest import MakePolicy
 
 
 def bearer(key: str) -> str:

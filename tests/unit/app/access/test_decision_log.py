@@ -13,7 +13,7 @@ from app.access.decision_log import DecisionWriter
 from app.access.decision_store import DecisionStore
 from app.access.store import StoreUnavailableError
 from app.config import DecisionLogSettings
-from tests.unit.decisions.conftest import MakeWriter, record
+from tests.unit.app.access.conftest import MakeWriter, record
 
 
 async def rows(writer: DecisionWriter) -> dict[str, dict[str, Any]]:

@@ -15,7 +15,7 @@ from app.access.decision_log import DecisionWriter
 from app.access.decision_store import EXPORT_FIELDS, DecisionStore, export_jsonl
 from app.cli import build_cli
 from app.config import DecisionLogSettings
-from tests.unit.decisions.conftest import MakeWriter, record
+from tests.unit.app.access.conftest import MakeWriter, record
 
 
 async def test_jsonl_round_trip(make_writer: MakeWriter) -> None:
