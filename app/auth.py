@@ -48,6 +48,11 @@ class AccessPolicy(Protocol):
 
     async def authenticate(self, authorization: str | None) -> Principal: ...
 
+    async def verify(self, principal: Principal) -> Principal:
+        """The caller as it is now: re-read if its record changed on any replica (blocked,
+        deleted, new limits). The inference path gets the same check inside ``admit``."""
+        ...
+
     async def admit(self, principal: Principal, model: str, estimated_tokens: int) -> None:
         """Raise ``RateLimitError`` (429) or ``InvalidRequestError`` (budget) to refuse."""
         ...
@@ -93,6 +98,9 @@ class MasterKeyPolicy:
         if is_master(bearer_token(authorization), self._master_key()):
             return Principal(key_id="master", is_admin=True)
         raise AuthenticationError("Incorrect API key provided")
+
+    async def verify(self, principal: Principal) -> Principal:
+        return principal
 
     async def admit(self, principal: Principal, model: str, estimated_tokens: int) -> None:
         return None

@@ -166,6 +166,9 @@ class AccessSettings(_Strict):
     sqlite_path: str = Field(".routeiq/routeiq.db", description="Embedded store when no database_url.")
     redis_prefix: str = Field("routeiq", min_length=1, description="Prefix of every Redis key.")
     key_cache_ttl_s: float = Field(10.0, ge=0, description="Per-replica cache of key lookups.")
+    auth_lookups_per_s: float = Field(
+        50.0, gt=0, description="Database lookups of never-seen keys per replica and second; past it a "
+        "never-seen key gets 503 + Retry-After (a flood of random tokens cannot reach the database).")
     spend_flush_interval_s: float = Field(1.0, gt=0, description="Spend batch write period.")
     spend_buffer_max: int = Field(100_000, gt=0, description="Spend events kept while the DB is down.")
     db_pool_size: int = Field(5, gt=0, description="Postgres connections per replica (and as many overflow).")

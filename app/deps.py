@@ -46,7 +46,10 @@ RequestIdDep = Annotated[str, Depends(request_id)]
 
 
 async def _principal(request: Request, gateway: GatewayDep, _rid: RequestIdDep) -> Principal:
-    return await gateway.policy.authenticate(request.headers.get("authorization"))
+    """The authenticated caller, checked current on every replica (a key blocked or deleted
+    anywhere is refused here at its next request, admin keys included)."""
+    policy = gateway.policy
+    return await policy.verify(await policy.authenticate(request.headers.get("authorization")))
 
 
 PrincipalDep = Annotated[Principal, Depends(_principal)]

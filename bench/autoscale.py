@@ -49,7 +49,7 @@ def main(before: int = 10, load: int = 60, after: int = 100, connections: int = 
     upstream = subprocess.Popen([sys.executable, "-m", "devtools.fake_upstream", "--port", str(up_port),
                                  "--latency-ms", str(latency_ms)])
     wait_port(up_port)
-    ray.init(num_cpus=8, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.init(address="local", num_cpus=8, include_dashboard=False, log_to_driver=False, configure_logging=False)
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     cfg = parse_config(gateway_config(f"http://127.0.0.1:{up_port}/v1"))

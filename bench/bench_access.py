@@ -61,7 +61,7 @@ def _deploy(upstream: str, database_url: str, redis_url: str) -> tuple[str, str]
     from deployments.graph import build_graph
 
     port = free_port()
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     overrides = {"Ingress": LEAN, "Provider-bench": LEAN}
     off = _config(upstream, {"access": {"enabled": False}})

@@ -65,7 +65,7 @@ async def _main(seconds: float) -> str:
     from app.config import parse_config
     from deployments.graph import ROUTER_SCORING, build_graph
 
-    ray.init(num_cpus=8, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.init(address="local", num_cpus=8, include_dashboard=False, log_to_driver=False, configure_logging=False)
     serve.start(http_options={"host": "127.0.0.1", "port": free_port()})
     serve.run(build_graph(parse_config(learned_gateway_config("http://127.0.0.1:9/v1"))), name="routing",
               route_prefix="/routing")

@@ -24,7 +24,7 @@ def main() -> None:
     for group in cfg["provider_groups"]:
         group["transport"] = transport if group["name"] != "slow" else "litellm"
     signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM, signal.SIGINT])
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     serve.run(build_graph(parse_config(cfg)), name="bench", route_prefix="/")
     print("READY", flush=True)

@@ -43,7 +43,8 @@ def build_policy(cfg: GatewayConfig, engine: AsyncEngine | None, redis: Any | No
         limiter = FallbackLimiter(RedisLimiter(redis), LocalLimiter(), Breaker("redis"), settings.redis_timeout_s)
     spend = SpendBuffer(store, settings.spend_flush_interval_s, settings.spend_buffer_max)
     return VirtualKeyPolicy(cfg.master_key, store, limiter, spend, prefix=settings.redis_prefix,
-                            cache_ttl_s=settings.key_cache_ttl_s, limiter_timeout_s=settings.redis_timeout_s * 2)
+                            cache_ttl_s=settings.key_cache_ttl_s, limiter_timeout_s=settings.redis_timeout_s * 2,
+                            lookups_per_s=settings.auth_lookups_per_s)
 
 
 __all__ = ["VirtualKeyPolicy", "build_policy"]

@@ -119,6 +119,13 @@ class FallbackLimiter:
         if not (self._use_redis() and (await self._call(self.redis.bump(ver_key, version)))[0]):
             log.warning("redis down: a record change reaches other replicas when their key cache expires")
 
+    async def versions(self, ver_keys: list[str]) -> list[str | None]:
+        if self._use_redis():
+            ok, value = await self._call(self.redis.versions(ver_keys))
+            if ok and value is not None:
+                return value
+        return await self.local.versions(ver_keys)
+
     async def spent(self, spend_key: str) -> float | None:
         if self._use_redis():
             ok, value = await self._call(self.redis.spent(spend_key))

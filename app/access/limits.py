@@ -67,6 +67,10 @@ class Limiter(Protocol):
 
     async def spent(self, spend_key: str) -> float | None: ...
 
+    async def versions(self, ver_keys: list[str]) -> list[str | None]:
+        """The published versions of records (``None``: never bumped)."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -198,6 +202,10 @@ class RedisLimiter:
         raw = await self._redis.get(spend_key)
         return None if raw is None else float(raw)
 
+    async def versions(self, ver_keys: list[str]) -> list[str | None]:
+        values = await self._redis.mget(ver_keys)
+        return [None if v is None else (v.decode() if isinstance(v, bytes) else str(v)) for v in values]
+
     async def ping(self, fresh: bool = False) -> None:
         """``fresh``: drop pooled connections first (after an outage they may all be dead)."""
         if fresh:
@@ -291,6 +299,9 @@ class LocalLimiter:
     async def spent(self, spend_key: str) -> float | None:
         raw = self._get(spend_key)
         return None if raw is None else float(raw)
+
+    async def versions(self, ver_keys: list[str]) -> list[str | None]:
+        return [self._get(k) for k in ver_keys]
 
     async def close(self) -> None:
         return None

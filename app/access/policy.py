@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from app.access import limits as L
+from app.access.key_cache import KeyCache, is_key_shaped
 from app.access.keys import Grant, Limits, effective_models, hash_key, now_utc, parse_duration, utc
 from app.access.limits import Limiter, Scope, retry_after_s
 from app.access.spend import SpendBuffer
@@ -83,15 +84,15 @@ class VirtualKeyPolicy:
         prefix: str = "routeiq",
         cache_ttl_s: float = 10.0,
         limiter_timeout_s: float = 2.0,
+        lookups_per_s: float = 50.0,
     ) -> None:
         self._master_key = master_key
         self.store = store
         self.limiter = limiter
         self.spend = spend
         self.prefix = prefix
-        self._ttl = cache_ttl_s
         self._limiter_timeout = limiter_timeout_s
-        self._cache: dict[str, tuple[float, Grant | None]] = {}
+        self._keys = KeyCache(cache_ttl_s, max_known=CACHE_MAX, lookups_per_s=lookups_per_s)
         self._tasks: set[asyncio.Task[None]] = set()
 
     # lifecycle ------------------------------------------------------------------------------
@@ -114,10 +115,29 @@ class VirtualKeyPolicy:
         token = bearer_token(authorization)
         if is_master(token, self._master_key()):
             return MASTER
+        if not is_key_shaped(token):
+            raise AuthenticationError("Incorrect API key provided")  # no lookup for what cannot be a key
         grant = await self._grant(hash_key(token))
         self._check_valid(grant)
         assert grant is not None
         return self._principal(grant)
+
+    async def verify(self, principal: Principal) -> Principal:
+        """The caller as it is now on every replica: a key blocked, deleted or changed anywhere
+        is re-read (one limiter round trip: the records' versions, as ``admit`` checks them)."""
+        grant = principal.grant
+        if not isinstance(grant, Grant):
+            return principal  # the master key
+        scopes = self.scopes(grant)
+        current = await self.guarded(self.limiter.versions([s.ver_key for s in scopes]))
+        if all(v is None or v == str(s.version) for v, s in zip(current, scopes, strict=True)):
+            return principal
+        try:
+            fresh = await self._reload(grant, None)
+        except StoreUnavailableError:
+            log.warning("database down: key %s changed elsewhere; serving its cached record", grant.key_id)
+            return principal
+        return self._principal(fresh)
 
     @staticmethod
     def _principal(grant: Grant) -> Principal:
@@ -134,29 +154,30 @@ class VirtualKeyPolicy:
             raise AuthenticationError("This API key has expired", code="key_expired")
 
     async def _grant(self, key_hash: str, fresh: bool = False) -> Grant | None:
-        now = time.monotonic()
-        hit = None if fresh else self._cache.get(key_hash)
-        if hit is not None and hit[0] > now:
-            return hit[1]
+        if not fresh:
+            cached, grant = self._keys.fresh(key_hash)
+            if cached:
+                return grant
+        stale = self._keys.stale(key_hash)
+        if not fresh and not self._keys.may_look_up():  # the lookup budget is spent (a flood of tokens)
+            if stale is not None:
+                self._keys.keep(key_hash, stale)
+                return stale
+            raise OverloadedError("too many unknown API keys at once; retry shortly", retry_after=1)
         try:
             found = await self.store.key_with_team(key_hash)
         except StoreUnavailableError:
-            stale = self._cache.get(key_hash)
             if stale is None:
                 raise  # never seen here: 503 with Retry-After (docs/operations.md)
-            self._cache[key_hash] = (now + self._ttl, stale[1])  # the database is down: keep it
-            return stale[1]
+            self._keys.keep(key_hash, stale)  # the database is down: keep it
+            return stale
         grant = grant_of(*found) if found else None
-        if len(self._cache) >= CACHE_MAX:
-            self._cache.clear()
-        self._cache[key_hash] = (now + self._ttl, grant)
+        self._keys.put(key_hash, grant)
         return grant
 
     def invalidate(self, key_ids: set[str] | None = None, team_id: str | None = None) -> None:
         """Forget cached grants of these keys or of this team (after an admin change here)."""
-        for h, (_, g) in list(self._cache.items()):
-            if g is not None and (g.key_id in (key_ids or ()) or (team_id and g.team_id == team_id)):
-                del self._cache[h]
+        self._keys.forget(key_ids, team_id)
 
     # admit ------------------------------------------------------------------------------------
     def scope_keys(self, kind: str, ident: str) -> tuple[str, str, str, str]:
@@ -216,14 +237,14 @@ class VirtualKeyPolicy:
                                           code="budget_exceeded")
         raise OverloadedError("access check did not settle; retry", retry_after=1)
 
-    async def _reload(self, grant: Grant, model: str) -> Grant:
+    async def _reload(self, grant: Grant, model: str | None) -> Grant:
         """The record changed on some replica: re-read it and re-check it."""
         found = await self.store.get("keys", grant.key_id)  # the cache is kept if this fails
         self.invalidate({grant.key_id})
         fresh = await self._grant(found["key_hash"], fresh=True) if found else None
         self._check_valid(fresh)
         assert fresh is not None
-        if fresh.models is not None and model not in fresh.models:
+        if model is not None and fresh.models is not None and model not in fresh.models:
             raise PermissionDeniedError(f"this key may not use model `{model}`", param="model")
         return fresh
 

@@ -14,8 +14,9 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from app.auth import bearer_token
 from app.deps import Admin, AdminCall, PageDep, TimeRangeDep
-from app.errors import InvalidRequestError, PermissionDeniedError
+from app.errors import InvalidRequestError, NotFoundError
 from app.http import read_json, validate
 from app.schemas.admin import (
     KeyDeleteRequest,
@@ -51,9 +52,12 @@ async def key_generate(request: Request, call: Annotated[AdminCall, Admin("key.g
 @router.get("/key/info")
 async def key_info(request: Request, call: Annotated[AdminCall, Admin("key.info", admin_only=False)]) -> Response:
     ref = request.query_params.get("key") or call.principal.key_id
-    if not call.principal.is_admin:  # a key may read its own record, and only that
-        if ref != call.principal.key_id and (await call.admin.find_key(ref))["key_id"] != call.principal.key_id:
-            raise PermissionDeniedError("a non-admin key may only read its own info", code="admin_only")
+    if not call.principal.is_admin:
+        # A key reads its own record, and only that. Any other reference is "no such key"
+        # without a lookup, exactly like a key that does not exist: ids are not probeable.
+        own = (call.principal.key_id, bearer_token(request.headers.get("authorization")))
+        if ref not in own:
+            raise NotFoundError("no such key", param="key", code="key_not_found")
         return call.reply(await call.admin.info(call.principal.key_id))
     return call.reply(await call.admin.info(ref))
 

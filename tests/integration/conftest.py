@@ -27,8 +27,9 @@ def serve_port() -> Iterator[int]:
     from ray import serve
 
     port = free_port()
-    # Logical CPUs: several test apps (0.25 CPU a replica) share the 2 real cores.
-    ray.init(num_cpus=16, include_dashboard=False, log_to_driver=False, configure_logging=False,
+    # Logical CPUs: several test apps (0.25 CPU a replica) share the 2 real cores. address="local":
+    # always a private Ray, never one a stale /tmp/ray/ray_current_cluster points at.
+    ray.init(address="local", num_cpus=16, include_dashboard=False, log_to_driver=False, configure_logging=False,
              _metrics_export_port=METRICS_PORT)
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     yield port

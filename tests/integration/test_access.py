@@ -185,6 +185,43 @@ def test_admin_routes_are_403_for_non_admin_keys(app: App) -> None:
     assert any(a["action"] == "key.list" and a["outcome"] == "success" and a["actor"] != "master" for a in audit)
 
 
+def test_a_blocked_admin_key_loses_every_route_at_its_next_request(app: App) -> None:
+    """Caches live 60 s here: only the version check can refuse the key this fast, on every replica."""
+    admin = app.new_key(admin=True)
+    user = app.new_key()
+    for _ in range(4):  # warm both replicas' caches
+        assert app.admin("GET", "/key/list", key=admin["key"]).status_code == 200
+        assert app.admin("GET", "/v1/models", key=user["key"]).status_code == 200
+    for ref in (admin, user):
+        assert app.admin("POST", "/key/block", json={"key": ref["key_id"]}).status_code == 200
+    for _ in range(4):
+        assert app.admin("GET", "/key/list", key=admin["key"]).status_code == 401
+        assert app.admin("GET", "/audit/log", key=admin["key"]).status_code == 401
+        assert app.admin("GET", "/v1/models", key=user["key"]).status_code == 401
+        fb = app.admin("POST", "/v1/feedback", key=user["key"], json={"request_id": "x", "score": 1})
+        assert fb.status_code == 401
+
+
+def test_key_info_answers_alike_for_other_keys_and_missing_ones(app: App) -> None:
+    mine, other = app.new_key(), app.new_key()
+    assert app.admin("GET", "/key/info", key=mine["key"]).json()["key_id"] == mine["key_id"]
+    answers = [app.admin("GET", "/key/info", key=mine["key"], params={"key": ref})
+               for ref in (other["key_id"], other["key"], "key_0000000000000000", "sk-" + "a" * 43)]
+    assert {r.status_code for r in answers} == {404}
+    assert len({r.content for r in answers}) == 1  # the same body: nothing to tell them apart
+
+
+def test_a_flood_of_random_tokens_is_refused_and_real_keys_keep_working(app: App) -> None:
+    from app.access.keys import new_key
+
+    real = app.client(app.new_key()["key"])
+    chat(real)
+    with ThreadPoolExecutor(16) as pool:
+        statuses = list(pool.map(lambda _: app.admin("GET", "/v1/models", key=new_key()).status_code, range(400)))
+    assert set(statuses) <= {401, 503} and statuses.count(401) > 0  # 503: the lookup budget is spent
+    chat(real)  # cached: never throttled
+
+
 def test_teams_share_limits(app: App) -> None:
     team = app.admin("POST", "/team/new", json={"team_alias": "ml", "rpm_limit": 2}).json()
     a = app.client(app.new_key(team_id=team["team_id"])["key"])

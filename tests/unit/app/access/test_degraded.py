@@ -15,6 +15,7 @@ import pytest
 
 from app.access.admin import AccessAdmin
 from app.access.db import async_db_url
+from app.access.keys import new_key
 from app.access.policy import VirtualKeyPolicy
 from app.access.store import AccessStore, StoreUnavailableError
 from app.breaker import Breaker
@@ -52,11 +53,11 @@ async def test_cached_key_outlives_its_ttl_and_unknown_keys_fail_fast(make_polic
             assert again.key_id == principal.key_id
             await policy.admit(again, "tiny-model", 1)
         with pytest.raises(StoreUnavailableError) as err:
-            await policy.authenticate("Bearer sk-never-seen")
+            await policy.authenticate(f"Bearer {new_key()}")
         assert err.value.status == 503 and err.value.headers()["retry-after"]
         start = time.perf_counter()
         with pytest.raises(StoreUnavailableError):
-            await policy.authenticate("Bearer sk-never-seen-either")
+            await policy.authenticate(f"Bearer {new_key()}")
         assert time.perf_counter() - start < 0.01  # the breaker is open: no connect attempt
         report = await readiness_report(_Gateway(policy))  # type: ignore[arg-type]
         assert report["status"] == "degraded" and report["database"]["status"] == "down"
