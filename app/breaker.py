@@ -29,6 +29,8 @@ class Breaker:
         self._retry_at = 0.0
         self._probing = False
         self._error: str | None = None
+        self._last_ok = -1e9
+        """Monotonic time of the last successful call (readiness need not ask again soon after)."""
 
     @property
     def up(self) -> bool:
@@ -43,7 +45,12 @@ class Breaker:
         self._probing = True
         return True
 
+    def seen_up_within(self, seconds: float) -> bool:
+        """Up, and a call succeeded less than ``seconds`` ago (no need to probe again)."""
+        return self._down_since is None and time.monotonic() - self._last_ok < seconds
+
     def success(self) -> None:
+        self._last_ok = time.monotonic()
         if self._down_since is not None:
             log.warning("%s is back after %.1f s", self.name, time.time() - self._down_since)
         self._down_since, self._error, self._probing = None, None, False

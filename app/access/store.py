@@ -29,6 +29,7 @@ from app.breaker import Breaker
 from app.errors import OverloadedError
 
 PROBE_TIMEOUT_S = 2.0
+PROBE_EVERY_S = 2.0
 
 
 class StoreUnavailableError(OverloadedError):
@@ -80,6 +81,7 @@ class AccessStore:
             if _unreachable(err):
                 self.breaker.failure(err)
             raise StoreUnavailableError(f"access database unavailable ({type(err).__name__})", retry_after=1) from err
+        self.breaker.success()
 
     def _start_probe(self) -> None:
         if self._probing is None and self.breaker.allow():
@@ -100,7 +102,10 @@ class AccessStore:
             self._probing = None
 
     async def probe(self) -> dict[str, Any]:
-        """Readiness: a ``SELECT 1`` now if the database is up (else a background probe); its state."""
+        """Readiness: the database's state; a ``SELECT 1`` only when nothing succeeded in the last
+        ``PROBE_EVERY_S`` (probes are frequent and unauthenticated: they must not each cost a query)."""
+        if self.breaker.seen_up_within(PROBE_EVERY_S):
+            return self.breaker.report()
         if self.breaker.up:
             with suppress(StoreUnavailableError):
                 async with self._tx(PROBE_TIMEOUT_S) as conn:

@@ -84,3 +84,15 @@ async def test_unknown_budget_counter_starts_at_zero_while_the_database_is_down(
         await policy.store.close()
         await policy.store.engine.dispose()
         policy.store = live
+
+
+async def test_readiness_probes_do_not_each_cost_a_query(make_policy: MakePolicy) -> None:
+    from sqlalchemy import event
+
+    policy = await make_policy()
+    statements: list[str] = []
+    event.listen(policy.store.engine.sync_engine, "before_cursor_execute",
+                 lambda conn, cursor, stmt, *args: statements.append(stmt))
+    for _ in range(50):
+        assert (await policy.health())["database"] == {"status": "up"}
+    assert len(statements) <= 1  # one SELECT 1 at most (none when a query just succeeded)
