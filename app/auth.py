@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from app.access.limits import NO_RESERVATION, Demand, Reservation
 from app.errors import AuthenticationError
 from app.providers.base import Usage
 
@@ -53,13 +54,16 @@ class AccessPolicy(Protocol):
         deleted, new limits). The inference path gets the same check inside ``admit``."""
         ...
 
-    async def admit(self, principal: Principal, model: str, estimated_tokens: int) -> None:
-        """Raise ``RateLimitError`` (429) or ``InvalidRequestError`` (budget) to refuse."""
+    async def admit(self, principal: Principal, model: str, demand: Demand) -> Reservation:
+        """Check the limits and reserve ``demand`` (TPM, budget) atomically; raise
+        ``RateLimitError`` (429) or ``InvalidRequestError`` (400: budget, too big) to refuse."""
         ...
 
-    def settle(self, principal: Principal, model: str, usage: Usage, request_id: str) -> None:
-        """Record what a finished request used: queue it, never wait (it runs in the request's
-        final cleanup, also when the client is gone and the task is being cancelled)."""
+    def settle(self, principal: Principal, model: str, usage: Usage | None, request_id: str,
+               reservation: Reservation = ...) -> None:
+        """Record what a request used (``None``: it got no answer) and replace its reservation:
+        queue it, never wait (it runs in the request's final cleanup, also when the client is
+        gone and the task is being cancelled)."""
         ...
 
 
@@ -102,8 +106,9 @@ class MasterKeyPolicy:
     async def verify(self, principal: Principal) -> Principal:
         return principal
 
-    async def admit(self, principal: Principal, model: str, estimated_tokens: int) -> None:
-        return None
+    async def admit(self, principal: Principal, model: str, demand: Demand) -> Reservation:
+        return NO_RESERVATION
 
-    def settle(self, principal: Principal, model: str, usage: Usage, request_id: str) -> None:
+    def settle(self, principal: Principal, model: str, usage: Usage | None, request_id: str,
+               reservation: Reservation = NO_RESERVATION) -> None:
         return None

@@ -87,6 +87,8 @@ class ModelInfo(BaseModel):
     input_cost_per_token: float | None = Field(None, ge=0, description="$ per input token.")
     output_cost_per_token: float | None = Field(None, ge=0, description="$ per output token.")
     max_input_tokens: int | None = Field(None, gt=0, description="Context window.")
+    max_output_tokens: int | None = Field(
+        None, gt=0, description="Longest answer; caps what admission reserves for a request without max_tokens.")
     mode: Literal["chat", "completion", "embedding"] = Field("chat", description="API kind.")
     capabilities: tuple[str, ...] = Field((), description="e.g. `tools`, `vision`, `json`.")
 
@@ -166,6 +168,8 @@ class AccessSettings(_Strict):
     sqlite_path: str = Field(".routeiq/routeiq.db", description="Embedded store when no database_url.")
     redis_prefix: str = Field("routeiq", min_length=1, description="Prefix of every Redis key.")
     key_cache_ttl_s: float = Field(10.0, ge=0, description="Per-replica cache of key lookups.")
+    reserve_output_tokens: int = Field(
+        1024, gt=0, description="Answer tokens admission reserves (TPM, budget) for a request without max_tokens.")
     auth_lookups_per_s: float = Field(
         50.0, gt=0, description="Database lookups of never-seen keys per replica and second; past it a "
         "never-seen key gets 503 + Retry-After (a flood of random tokens cannot reach the database).")

@@ -32,7 +32,9 @@ def build_policy(cfg: GatewayConfig, engine: AsyncEngine | None, redis: Any | No
     if engine is None:
         raise ValueError("access is enabled: the policy needs a database engine")
     from app.access.fallback import FallbackLimiter
-    from app.access.limits import Limiter, LocalLimiter, RedisLimiter
+    from app.access.limits import Limiter
+    from app.access.local_limiter import LocalLimiter
+    from app.access.redis_limiter import RedisLimiter
     from app.access.spend import SpendBuffer
     from app.access.store import AccessStore
     from app.breaker import Breaker

@@ -22,7 +22,9 @@ from collections import deque
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
-from app.access.limits import OK, LocalLimiter, RedisLimiter, Scope, Verdict
+from app.access.limits import NO_RESERVATION, OK, Demand, Reservation, Scope, Verdict
+from app.access.local_limiter import LocalLimiter
+from app.access.redis_limiter import RedisLimiter
 from app.breaker import Breaker
 
 log = logging.getLogger("routeiq.access.limits")
@@ -35,8 +37,9 @@ class FallbackLimiter:
     def __init__(self, redis: RedisLimiter, local: LocalLimiter, breaker: Breaker, timeout_s: float = 1.0) -> None:
         self.redis, self.local, self.breaker = redis, local, breaker
         self._timeout = timeout_s
-        self._unreplayed: deque[tuple[list[Scope], float]] = deque(maxlen=REPLAY_MAX)
-        """Cost charged locally while Redis was down, for its budget counters."""
+        self._unreplayed: deque[tuple[list[Scope], float, Reservation]] = deque(maxlen=REPLAY_MAX)
+        """Costs settled locally while Redis was down (with the reservation Redis holds for
+        them, if any), replayed into its budget counters when it is back."""
         self._tasks: set[asyncio.Task[Any]] = set()
 
     async def _call(self, call: Awaitable[T]) -> tuple[bool, T | None]:
@@ -82,31 +85,41 @@ class FallbackLimiter:
         return self.breaker.report()
 
     # the Limiter protocol -----------------------------------------------------------------
-    async def admit(self, scopes: list[Scope], member: str) -> Verdict:
+    async def admit(self, scopes: list[Scope], member: str, demand: Demand) -> Verdict:
         if self._use_redis():
-            ok, verdict = await self._call(self.redis.admit(scopes, member))
+            ok, verdict = await self._call(self.redis.admit(scopes, member, demand))
             if ok and verdict is not None:
                 if verdict.code == OK:
                     for scope, spent in zip(scopes, verdict.spent, strict=False):
-                        if spent is not None:
+                        if spent is not None:  # as read before the reservation: local charges add it all
                             self.local.remember(scope.spend_key, spent, REMEMBER_TTL_S)
                 return verdict
-        return await self.local.admit(scopes, member)
+        return await self.local.admit(scopes, member, demand)
 
-    async def charge(self, scopes: list[Scope], tokens: int, cost: float) -> None:
-        if self._use_redis() and (await self._call(self.redis.charge(scopes, tokens, cost)))[0]:
+    async def charge(self, scopes: list[Scope], tokens: int, cost: float, reservation: Reservation) -> None:
+        """Reconcile where the reservation is; a Redis reservation settled while Redis is down
+        is charged locally in full and replayed (against the reservation) when it is back."""
+        if reservation.origin == "local":  # admitted during an outage: Redis never saw it
+            await self.local.charge(scopes, tokens, cost, reservation)
+            if self._use_redis() and (await self._call(self.redis.charge(scopes, tokens, cost, NO_RESERVATION)))[0]:
+                return
+            if cost:
+                self._unreplayed.append((scopes, cost, NO_RESERVATION))
             return
-        await self.local.charge(scopes, tokens, cost)
-        if cost:
-            self._unreplayed.append((scopes, cost))
+        if self._use_redis() and (await self._call(self.redis.charge(scopes, tokens, cost, reservation)))[0]:
+            return
+        await self.local.charge(scopes, tokens, cost, NO_RESERVATION)
+        if cost or reservation.cost:
+            self._unreplayed.append((scopes, cost, Reservation(cost=reservation.cost,
+                                                               spend_keys=reservation.spend_keys)))
 
     async def _replay(self) -> None:
         replayed = 0
         while self._unreplayed and self.breaker.up:
-            scopes, cost = self._unreplayed.popleft()
-            ok, _ = await self._call(self.redis.charge(scopes, 0, cost))
+            scopes, cost, held = self._unreplayed.popleft()
+            ok, _ = await self._call(self.redis.charge(scopes, 0, cost, held))
             if not ok:
-                self._unreplayed.appendleft((scopes, cost))
+                self._unreplayed.appendleft((scopes, cost, held))
                 return
             replayed += 1
         log.warning("replayed %d charges made during the Redis outage into its budget counters", replayed)

@@ -30,7 +30,7 @@ from typing import Any
 from app.access import limits as L
 from app.access.key_cache import KeyCache, is_key_shaped
 from app.access.keys import Grant, Limits, effective_models, hash_key, now_utc, parse_duration, utc
-from app.access.limits import Limiter, Scope, retry_after_s
+from app.access.limits import NO_RESERVATION, Demand, Limiter, Reservation, Scope, retry_after_s
 from app.access.spend import SpendBuffer
 from app.access.store import AccessStore, SpendEvent, StoreUnavailableError
 from app.auth import Principal, bearer_token, is_master
@@ -207,16 +207,17 @@ class VirtualKeyPolicy:
             log.warning("rate limiter unavailable: %s", type(err).__name__)
             raise OverloadedError("rate limiter unavailable; retry shortly", retry_after=1) from None
 
-    async def admit(self, principal: Principal, model: str, estimated_tokens: int) -> None:
+    async def admit(self, principal: Principal, model: str, demand: Demand) -> Reservation:
+        """Check the limits and hold back ``demand`` (TPM and budget) in the same atomic step."""
         grant = principal.grant
         if not isinstance(grant, Grant):
-            return  # the master key: no limits
+            return NO_RESERVATION  # the master key: no limits
         member = secrets.token_hex(8)
         for _ in range(4):
             scopes = self.scopes(grant)
-            verdict: L.Verdict = await self.guarded(self.limiter.admit(scopes, member))
+            verdict: L.Verdict = await self.guarded(self.limiter.admit(scopes, member, demand))
             if verdict.code == L.OK:
-                return
+                return verdict.reservation
             scope = scopes[verdict.scope]
             if verdict.code == L.STALE:
                 try:
@@ -225,16 +226,11 @@ class VirtualKeyPolicy:
                     # Changed on another replica, but the database is down: the cached record
                     # stands until it is back (degraded mode, docs/operations.md).
                     log.warning("database down: key %s changed elsewhere; serving its cached record", grant.key_id)
-                    return
+                    return NO_RESERVATION
             elif verdict.code == L.UNSEEDED:
                 await self._seed(grant, scope)
-            elif verdict.code in (L.RPM, L.TPM):
-                what = f"{scope.rpm} requests" if verdict.code == L.RPM else f"{scope.tpm} tokens"
-                raise RateLimitError(f"Rate limit reached for this {scope.name}: {what} per minute",
-                                     retry_after=retry_after_s(verdict.retry_ms))
             else:
-                raise InvalidRequestError(f"Budget exceeded for this {scope.name}: max budget ${scope.budget:g}",
-                                          code="budget_exceeded")
+                raise _refusal(verdict, scope, demand)
         raise OverloadedError("access check did not settle; retry", retry_after=1)
 
     async def _reload(self, grant: Grant, model: str | None) -> Grant:
@@ -278,21 +274,46 @@ class VirtualKeyPolicy:
         return {**report, "database": database, "spend_buffer": self.spend.stats.pending}
 
     # settle -----------------------------------------------------------------------------------
-    def settle(self, principal: Principal, model: str, usage: Usage, request_id: str) -> None:
-        self.spend.add(SpendEvent(uuid.uuid4().hex, request_id, principal.key_id, principal.team_id, model,
-                                  usage.prompt_tokens, usage.completion_tokens, usage.cost, now_utc()))
-        if isinstance(principal.grant, Grant):
-            task = asyncio.create_task(self._charge(principal.grant, usage))
+    def settle(self, principal: Principal, model: str, usage: Usage | None, request_id: str,
+               reservation: Reservation = NO_RESERVATION) -> None:
+        """Record what a request used (``None``: it got no answer) and replace its reservation."""
+        if usage is not None:
+            self.spend.add(SpendEvent(uuid.uuid4().hex, request_id, principal.key_id, principal.team_id, model,
+                                      usage.prompt_tokens, usage.completion_tokens, usage.cost, now_utc()))
+        used = usage or Usage()
+        if isinstance(principal.grant, Grant) and (used.total_tokens or used.cost or reservation != NO_RESERVATION):
+            task = asyncio.create_task(self._charge(principal.grant, used, reservation))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _charge(self, grant: Grant, usage: Usage) -> None:
+    async def _charge(self, grant: Grant, usage: Usage, reservation: Reservation) -> None:
         try:
             async with asyncio.timeout(self._limiter_timeout):
-                await self.limiter.charge(self.scopes(grant), usage.total_tokens, usage.cost)
+                await self.limiter.charge(self.scopes(grant), usage.total_tokens, usage.cost, reservation)
         except Exception as err:  # noqa: BLE001  (a lost charge must not fail anything)
             log.warning("could not charge %s tokens to key %s: %s", usage.total_tokens, grant.key_id,
                         type(err).__name__)
+
+
+def _refusal(verdict: L.Verdict, scope: Scope, demand: Demand) -> RouteIQError:
+    """The error for a refused admission (429 when waiting helps, 400 when it cannot)."""
+    code, who = verdict.code, scope.name
+    if code == L.RPM:
+        return RateLimitError(f"Rate limit reached for this {who}: {scope.rpm} requests per minute",
+                              retry_after=retry_after_s(verdict.retry_ms))
+    if code == L.TPM:
+        return RateLimitError(f"Rate limit reached for this {who}: {scope.tpm} tokens per minute (this request "
+                              f"reserves {demand.tokens})", retry_after=retry_after_s(verdict.retry_ms))
+    if code == L.TPM_TOO_BIG:
+        return InvalidRequestError(f"This request may use up to {demand.tokens} tokens (prompt + max_tokens x n), "
+                                   f"more than this {who}'s limit of {scope.tpm} per minute; lower max_tokens",
+                                   param="max_tokens", code="tokens_exceed_limit")
+    if code == L.BUDGET_SHORT:
+        return InvalidRequestError(f"This request may cost up to ${demand.cost:.6g} (prompt + max_tokens x n), more "
+                                   f"than is left of this {who}'s budget (${scope.budget:g}); lower max_tokens",
+                                   code="budget_exceeded")
+    return InvalidRequestError(f"Budget exceeded for this {who}: max budget ${scope.budget:g}",
+                               code="budget_exceeded")
 
 
 async def _none() -> None:

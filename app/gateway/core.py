@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
+from app.access.limits import Demand
 from app.auth import AccessPolicy
 from app.config import GatewayConfig
 from app.errors import (
@@ -39,7 +40,7 @@ from app.gateway.exchange import Exchange
 from app.gateway.metrics import Metrics
 from app.gateway.plan import Plan, RequestContext
 from app.gateway.routing import RouterClient, Routing
-from app.providers.base import Endpoint, ProviderCall, ProviderResult, StreamItem
+from app.providers.base import Endpoint, Prices, ProviderCall, ProviderResult, StreamItem
 from router_models.inference.strategies import weighted_choice
 
 log = logging.getLogger("routeiq.gateway")
@@ -94,6 +95,7 @@ class Gateway:
         self.routing = Routing(router, metrics)
         self._providers = providers
         self._clients = clients
+        self._prices: dict[int, Prices] = {}
         general = cfg.general_settings
         self._timeout = general.request_timeout_s
         self.stream_idle_s = general.stream_idle_timeout_s + HANDLE_MARGIN_S
@@ -166,8 +168,26 @@ class Gateway:
 
     async def _admitted_plan(self, body: dict[str, Any], ctx: RequestContext) -> Plan:
         plan = ctx.plan = await self.plan(body, ctx)
-        await self.policy.admit(ctx.principal, plan.model, estimate_tokens(body))
+        ctx.reservation = await self.policy.admit(ctx.principal, plan.model, self.demand(body, ctx, plan))
         return plan
+
+    def demand(self, body: dict[str, Any], ctx: RequestContext, plan: Plan) -> Demand:
+        """What admission reserves: the prompt estimate and up to ``max_tokens`` per choice (else
+        the model's ``max_output_tokens``, else ``access.reserve_output_tokens``), priced."""
+        info = plan.deployment.entry.model_info
+        if info.mode == "embedding":
+            out = 0
+        else:
+            default = self.cfg.general_settings.access.reserve_output_tokens
+            out = ctx.steering.max_tokens or min(default, info.max_output_tokens or default)
+        prompt, completion = estimate_tokens(body), out * max(1, ctx.steering.n)
+        return Demand(prompt + completion, self.prices(plan.deployment).cost(prompt, completion))
+
+    def prices(self, deployment: Deployment) -> Prices:
+        """A deployment's $ per token (config, else litellm's bundled map), once per replica."""
+        if (found := self._prices.get(deployment.index)) is None:
+            found = self._prices[deployment.index] = Prices.of(deployment.entry)
+        return found
 
     def _attempt(self, plan: Plan, dep: Deployment) -> Plan:
         if dep is plan.deployment:

@@ -33,7 +33,7 @@ from app.gateway.admission import Ticket
 from app.gateway.catalog import estimate_tokens
 from app.gateway.decisions import DecisionRecord
 from app.gateway.plan import Plan, RequestContext
-from app.providers.base import Endpoint, Prices, StreamEnd, StreamItem, Usage
+from app.providers.base import Endpoint, StreamEnd, StreamItem, Usage
 from app.schemas.openai import Steering
 from app.tracing import extract, headers_for, tracer
 
@@ -196,22 +196,27 @@ class Exchange:
         return self.plan or (self.ctx.plan if self.ctx else None)
 
     def _settle(self) -> None:
-        """Charge what the upstream answered: its usage, or an estimate for a cut stream."""
-        if self.plan is None or self.ctx is None or (self.usage is None and self._relay is None):
-            return  # nothing was answered: nothing to charge
+        """Charge what the upstream answered (its usage, or an estimate for a cut stream) in
+        place of the admission's reservation; release the reservation if nothing answered."""
+        ctx, gw = self.ctx, self.gateway
+        if ctx is None or ctx.plan is None:
+            return  # refused before admission: nothing reserved, nothing to charge
+        if self.plan is None or (self.usage is None and self._relay is None):
+            gw.policy.settle(ctx.principal, ctx.plan.model, None, self.request_id, ctx.reservation)
+            return
         if self.usage is None:
             self.usage = self._estimate()
-        gw, model = self.gateway, self.plan.model
+        model = self.plan.model
         gw.metrics.usage(model=model, prompt_tokens=self.usage.prompt_tokens,
                          completion_tokens=self.usage.completion_tokens, cost=self.usage.cost)
-        gw.policy.settle(self.ctx.principal, model, self.usage, self.request_id)
+        gw.policy.settle(ctx.principal, model, self.usage, self.request_id, ctx.reservation)
 
     def _estimate(self) -> Usage:
         """No usage arrived (stream cut or abandoned): the prompt at ~4 characters a token,
         and one token per SSE event relayed, at the deployment's prices."""
         assert self.plan is not None
         prompt, completion = estimate_tokens(self._body), self._events
-        cost = Prices.of(self.plan.deployment.entry).cost(prompt, completion)
+        cost = self.gateway.prices(self.plan.deployment).cost(prompt, completion)
         log.info("request %s settled on an estimate: %d + %d tokens", self.request_id, prompt, completion)
         return Usage(prompt, completion, cost, estimated=True)
 

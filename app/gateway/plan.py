@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from opentelemetry.context import Context
 
+from app.access.limits import NO_RESERVATION, Reservation
 from app.auth import Principal
 from app.gateway.catalog import Deployment
 from app.schemas.openai import Steering
@@ -30,6 +31,8 @@ class RequestContext:
     """The request span's trace context (parent of the routing span)."""
     plan: Plan | None = None
     """Set once planned, so a request that then fails still has its routing decision logged."""
+    reservation: Reservation = NO_RESERVATION
+    """What admission held back for it (TPM, budget), replaced when it settles."""
 
 
 @dataclass

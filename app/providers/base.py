@@ -131,9 +131,9 @@ class Prices:
 
 
 def _litellm_prices(model: str) -> tuple[float, float]:
-    import litellm
+    from app.providers.cost_map import model_info
 
-    info = litellm.model_cost.get(model) or litellm.model_cost.get(model.split("/", 1)[-1]) or {}
+    info = model_info(model)
     return float(info.get("input_cost_per_token") or 0.0), float(info.get("output_cost_per_token") or 0.0)
 
 

@@ -82,13 +82,19 @@ class Steering:
     include_usage: bool = False
     lam: float | None = None
     """The body's ``routeiq.lambda`` (it wins over the ``x-routeiq-lambda`` header)."""
+    max_tokens: int | None = None
+    """``max_tokens`` (or chat's ``max_completion_tokens``): what admission reserves per choice."""
+    n: int = 1
 
     @classmethod
     def of(cls, request: BaseModel) -> Steering:
         if isinstance(request, _Sampling):
             usage = request.stream_options.include_usage if request.stream_options else False
             lam = request.routeiq.lam if request.routeiq else None
-            return cls(request.model, request.stream, usage, lam)
+            most = request.max_tokens
+            if isinstance(request, ChatCompletionRequest) and request.max_completion_tokens is not None:
+                most = request.max_completion_tokens if most is None else min(most, request.max_completion_tokens)
+            return cls(request.model, request.stream, usage, lam, most, request.n or 1)
         if isinstance(request, EmbeddingRequest):
             return cls(request.model)
         raise TypeError(f"not an inference request: {type(request).__name__}")

@@ -272,6 +272,40 @@ def test_spend_rows_match_usage(app: App) -> None:
     assert sum(r["cost"] for r in report) == pytest.approx(sum(u[2] for u in usage.values()))
 
 
+def test_concurrent_requests_cannot_overshoot_the_budget(app: App) -> None:
+    """Each request reserves its prompt and max_tokens at CHEAP's $0.1/1M: ~$0.0001; $0.00035
+    fits three at once, whatever the replicas (the reservation is atomic with the RPM check)."""
+    client = app.client(app.new_key(max_budget=0.00035)["key"])
+
+    def one(i: int) -> int:
+        try:
+            chat(client, text=f"slow {i} [[fake latency_ms=1500]]", max_tokens=1000)
+            return 200
+        except openai.APIStatusError as err:
+            assert err.status_code == 400 and err.body["code"] == "budget_exceeded", err.body
+            return 400
+
+    with ThreadPoolExecutor(10) as pool:
+        statuses = list(pool.map(one, range(10)))
+    assert statuses.count(200) == 3 and statuses.count(400) == 7
+    chat(client, max_tokens=1000)  # settled at what they used (~$0.0000017 each): room again
+
+
+def test_an_abandoned_stream_is_charged_for_what_was_relayed(app: App) -> None:
+    created = app.new_key()
+    body = {"model": CHEAP, "stream": True,
+            "messages": [{"role": "user", "content": "long [[fake tokens=200 itl_ms=30]]"}]}
+    with app.http.stream("POST", "/v1/chat/completions", json=body,
+                         headers={"authorization": f"Bearer {created['key']}"}) as resp:
+        rid = resp.headers["x-request-id"]
+        lines = resp.iter_lines()
+        received = [next(lines) for _ in range(6)]
+    assert all(line == "" or line.startswith("data: ") for line in received)
+    eventually(lambda: len(_spend_rows(app, created["key_id"])) == 1)
+    [row] = _spend_rows(app, created["key_id"])
+    assert row["request_id"] == rid and 1 <= row["completion_tokens"] < 200 and row["cost"] > 0
+
+
 def test_keys_are_not_in_plaintext_in_the_database_or_logs(app: App) -> None:
     created = app.new_key(key_alias="secret-check")
     chat(app.client(created["key"]))

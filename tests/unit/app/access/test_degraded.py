@@ -16,6 +16,7 @@ import pytest
 from app.access.admin import AccessAdmin
 from app.access.db import async_db_url
 from app.access.keys import new_key
+from app.access.limits import Demand
 from app.access.policy import VirtualKeyPolicy
 from app.access.store import AccessStore, StoreUnavailableError
 from app.breaker import Breaker
@@ -51,7 +52,7 @@ async def test_cached_key_outlives_its_ttl_and_unknown_keys_fail_fast(make_polic
         for _ in range(3):
             again = await policy.authenticate(f"Bearer {created['key']}")
             assert again.key_id == principal.key_id
-            await policy.admit(again, "tiny-model", 1)
+            await policy.admit(again, "tiny-model", Demand(1))
         with pytest.raises(StoreUnavailableError) as err:
             await policy.authenticate(f"Bearer {new_key()}")
         assert err.value.status == 503 and err.value.headers()["retry-after"]
@@ -77,7 +78,7 @@ async def test_unknown_budget_counter_starts_at_zero_while_the_database_is_down(
     principal = await policy.authenticate(f"Bearer {created['key']}")
     live = cut_database(policy)
     try:
-        await policy.admit(principal, "tiny-model", 1)  # counter unseeded, DB down: admitted
+        await policy.admit(principal, "tiny-model", Demand(1))  # counter unseeded, DB down: admitted
         counter = policy.scopes(principal.grant)[0].spend_key  # type: ignore[arg-type]
         assert await policy.limiter.spent(counter) == 0.0
     finally:

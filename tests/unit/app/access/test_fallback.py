@@ -16,7 +16,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from app.access.fallback import FallbackLimiter
-from app.access.limits import OK, RPM, LocalLimiter, RedisLimiter, Scope
+from app.access.limits import NO_RESERVATION, OK, RPM, Demand, Scope
+from app.access.local_limiter import LocalLimiter
+from app.access.redis_limiter import RedisLimiter
 from app.breaker import Breaker
 from devtools.servers import free_port
 from devtools.services import RedisServer
@@ -53,7 +55,7 @@ async def test_dead_redis_fails_fast_and_limits_per_replica() -> None:
     dead = free_port()  # nothing listens: connection refused
     replicas = [limiter(dead), limiter(dead)]
     s = scope("dead", rpm=3)
-    codes = [(await r.admit([s], f"m{i}")).code for r in replicas for i in range(5)]
+    codes = [(await r.admit([s], f"m{i}", Demand())).code for r in replicas for i in range(5)]
     assert codes == [OK] * 3 + [RPM] * 2 + [OK] * 3 + [RPM] * 2  # 3 a replica: 6 in all
     report = replicas[0].breaker.report()
     assert report["status"] == "down" and report["error"] == "ConnectionError"
@@ -61,7 +63,7 @@ async def test_dead_redis_fails_fast_and_limits_per_replica() -> None:
     wide = scope("wide", rpm=10**6)
     start = time.perf_counter()
     for i in range(2000):
-        await replicas[0].admit([wide], f"w{i}")
+        await replicas[0].admit([wide], f"w{i}", Demand())
     per_call_ms = (time.perf_counter() - start) / 2000 * 1000
     assert per_call_ms < 1.0, per_call_ms
     for r in replicas:
@@ -71,20 +73,29 @@ async def test_dead_redis_fails_fast_and_limits_per_replica() -> None:
 async def test_shutdown_and_restart_falls_back_then_limits_globally_again(server: RedisServer) -> None:
     a, b = limiter(server.port), limiter(server.port)
     s = scope("restart", rpm=4)
-    assert [(await x.admit([s], f"h{i}")).code for i, x in enumerate([a, b, a, b, a])] == [OK] * 4 + [RPM]
+    assert [(await x.admit([s], f"h{i}", Demand())).code for i, x in enumerate([a, b, a, b, a])] == [OK] * 4 + [RPM]
     wide = scope("pool", rpm=10**6)  # fill the pools: their connections die with the server
-    await asyncio.gather(*(x.admit([wide], f"p{i}") for i in range(16) for x in (a, b)))
+    await asyncio.gather(*(x.admit([wide], f"p{i}", Demand()) for i in range(16) for x in (a, b)))
     server.stop()
-    down = [(await a.admit([s], f"d{i}")).code for i in range(5)]
+    down = [(await a.admit([s], f"d{i}", Demand())).code for i in range(5)]
     assert down == [OK] * 4 + [RPM]  # a fresh per-replica window
     assert (await a.probe())["status"] == "down"
     server.start()
-    deadline = time.monotonic() + 5
-    while (await a.probe())["status"] != "up" or (await b.probe())["status"] != "up":
+    deadline = time.monotonic() + 30
+
+    async def through_redis(x: FallbackLimiter, i: int) -> bool:
+        """A call that reached Redis just now (b never saw the outage: its first call finds
+        its pooled connections dead, falls back once, then probes with a fresh pool)."""
+        await x.admit([wide], f"warm{i}", Demand())
+        return x.breaker.seen_up_within(0.5)
+
+    i = 0
+    while not (await through_redis(a, i) and await through_redis(b, i)):
         assert time.monotonic() < deadline, "breaker did not close"
+        i += 1
         await asyncio.sleep(0.05)
     # Redis lost its windows (no persistence): 4 between both replicas again, not 4 each.
-    verdicts = await asyncio.gather(*(x.admit([s], f"r{i}") for i, x in enumerate([a, b] * 8)))
+    verdicts = await asyncio.gather(*(x.admit([s], f"r{i}", Demand()) for i, x in enumerate([a, b] * 8)))
     assert [v.code for v in verdicts].count(OK) == 4 and a.breaker.up and b.breaker.up
     await a.close()
     await b.close()
@@ -96,14 +107,14 @@ async def test_hung_redis_costs_one_timeout_then_budget_uses_the_last_counter(
     lim = limiter(server.port, open_s=0.3, timeout_s=0.2)
     s = scope("hung", budget=1.0)
     await lim.seed_spend(s.spend_key, 0.5, 600)
-    assert (await lim.admit([s], "a")).code == OK  # the script reads 0.5; the replica remembers it
+    assert (await lim.admit([s], "a", Demand())).code == OK  # the script reads 0.5; the replica remembers it
     await admin.execute_command("CLIENT", "PAUSE", "1500", "ALL")
     start = time.perf_counter()
-    assert (await lim.admit([s], "b")).code == OK
+    assert (await lim.admit([s], "b", Demand())).code == OK
     first = time.perf_counter() - start
     start = time.perf_counter()
-    await lim.charge([s], 10, 0.6)  # 0.5 + 0.6 > 1.0: the local counter says over budget
-    verdict = await lim.admit([s], "c")
+    await lim.charge([s], 10, 0.6, NO_RESERVATION)  # 0.5 + 0.6 > 1.0: the local counter says over budget
+    verdict = await lim.admit([s], "c", Demand())
     rest = time.perf_counter() - start
     assert 0.15 < first < 0.5 and rest < 0.01, (first, rest)
     assert verdict.code != OK

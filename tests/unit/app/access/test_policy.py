@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import select, text
 
 from app.access.admin import AccessAdmin
+from app.access.limits import Demand
 from app.access.policy import VirtualKeyPolicy
 from app.access.tables import keys as keys_table
 from app.auth import Principal
@@ -48,7 +49,7 @@ async def test_master_key_is_admin_without_limits(policy: VirtualKeyPolicy) -> N
     p = await policy.authenticate(bearer(MASTER_KEY))
     assert p.is_admin and p.key_id == "master"
     for _ in range(50):
-        await policy.admit(p, "tiny-model", 10)
+        await policy.admit(p, "tiny-model", Demand(10))
 
 
 @pytest.mark.parametrize("header", [None, "", "Basic abc", "Bearer sk-unknown", "Bearer " + "x" * 64])
@@ -63,7 +64,7 @@ async def test_key_is_stored_hashed_and_never_logged(
     caplog.set_level(logging.DEBUG)
     key, key_id = await new_key(admin, models=["tiny-model"], rpm_limit=5)
     principal = await policy.authenticate(bearer(key))
-    await policy.admit(principal, "tiny-model", 3)
+    await policy.admit(principal, "tiny-model", Demand(3))
     policy.settle(principal, "tiny-model", Usage(1, 2, 0.0), "req-log")
     await admin.update_key(key, {"tpm_limit": 100})
     await admin.info(key)
@@ -85,7 +86,7 @@ async def test_rpm_limit_is_exact_under_concurrency(make_policy: MakePolicy, bac
 
     async def one(policy: VirtualKeyPolicy, p: Principal) -> float | None:
         try:
-            await policy.admit(p, "tiny-model", 1)
+            await policy.admit(p, "tiny-model", Demand(1))
         except RateLimitError as err:
             return err.retry_after
         return None
@@ -99,12 +100,12 @@ async def test_rpm_limit_is_exact_under_concurrency(make_policy: MakePolicy, bac
 async def test_tpm_charges_tokens_actually_used(policy: VirtualKeyPolicy, admin: AccessAdmin) -> None:
     key, _ = await new_key(admin, tpm_limit=100)
     p = await policy.authenticate(bearer(key))
-    await policy.admit(p, "tiny-model", 1)  # the estimate does not count; usage does
+    await policy.admit(p, "tiny-model", Demand(1))  # the estimate does not count; usage does
     policy.settle(p, "tiny-model", Usage(30, 80, 0.0), "req-tpm")
 
     async def limited() -> bool:
         try:
-            await policy.admit(p, "tiny-model", 1)
+            await policy.admit(p, "tiny-model", Demand(1))
         except RateLimitError as err:
             assert "tokens" in err.message and err.retry_after and err.retry_after >= 1
             return True
@@ -116,12 +117,12 @@ async def test_tpm_charges_tokens_actually_used(policy: VirtualKeyPolicy, admin:
 async def test_budget_exhaustion_and_reconciliation(policy: VirtualKeyPolicy, admin: AccessAdmin) -> None:
     key, key_id = await new_key(admin, max_budget=0.01, budget_duration="1d")
     p = await policy.authenticate(bearer(key))
-    await policy.admit(p, "tiny-model", 1)
+    await policy.admit(p, "tiny-model", Demand(1))
     policy.settle(p, "tiny-model", Usage(10, 10, 0.011), "req-budget")
 
     async def exhausted() -> bool:
         try:
-            await policy.admit(p, "tiny-model", 1)
+            await policy.admit(p, "tiny-model", Demand(1))
         except InvalidRequestError as err:
             assert err.code == "budget_exceeded" and err.status == 400
             return True
@@ -138,7 +139,7 @@ async def test_budget_exhaustion_and_reconciliation(policy: VirtualKeyPolicy, ad
         limiter._values.pop(counter)  # type: ignore[attr-defined]
     assert await policy.limiter.spent(counter) is None
     with pytest.raises(InvalidRequestError):
-        await policy.admit(p, "tiny-model", 1)
+        await policy.admit(p, "tiny-model", Demand(1))
     assert await policy.limiter.spent(counter) == pytest.approx(0.011)
     assert (await admin.info(key_id))["info"]["spend"] == pytest.approx(0.011)
 
@@ -169,10 +170,10 @@ async def test_changes_reach_other_replicas_at_their_next_request(make_policy: M
     pb = await b.authenticate(bearer(key))  # cached on b for 5 minutes
     await admin.update_key(key_id, {"models": ["tiny-model"]})
     with pytest.raises(PermissionDeniedError):
-        await b.admit(pb, "mid-model", 1)
+        await b.admit(pb, "mid-model", Demand(1))
     await admin.delete_keys([key_id])
     with pytest.raises(AuthenticationError):
-        await b.admit(pb, "tiny-model", 1)
+        await b.admit(pb, "tiny-model", Demand(1))
 
 
 async def test_team_limits_and_models_apply_to_its_keys(policy: VirtualKeyPolicy, admin: AccessAdmin) -> None:
@@ -181,11 +182,11 @@ async def test_team_limits_and_models_apply_to_its_keys(policy: VirtualKeyPolicy
     k2, _ = await new_key(admin, team_id=team["team_id"])
     p1, p2 = await policy.authenticate(bearer(k1)), await policy.authenticate(bearer(k2))
     assert p1.allowed_models == {"mid-model"} and p2.allowed_models == {"tiny-model", "mid-model"}
-    await policy.admit(p1, "mid-model", 1)
-    await policy.admit(p2, "tiny-model", 1)
-    await policy.admit(p1, "mid-model", 1)
+    await policy.admit(p1, "mid-model", Demand(1))
+    await policy.admit(p2, "tiny-model", Demand(1))
+    await policy.admit(p1, "mid-model", Demand(1))
     with pytest.raises(RateLimitError, match="team"):
-        await policy.admit(p2, "tiny-model", 1)
+        await policy.admit(p2, "tiny-model", Demand(1))
     with pytest.raises(InvalidRequestError, match="unknown team"):
         await admin.generate({"team_id": "nope"}, "master")
     deleted = await admin.delete_teams([team["team_id"]])

@@ -1,0 +1,157 @@
+"""``LocalLimiter``: the limiter's semantics in one process (embedded mode, and Redis outages).
+
+A single event loop makes each call atomic, so admission and its reservation happen in
+one step here too. It is exact for one process only: with several replicas and no
+Redis, each replica limits on its own (docs/operations.md).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+
+from app.access.limits import (
+    BUCKET_MS,
+    BUCKETS,
+    BUDGET,
+    BUDGET_SHORT,
+    OK,
+    RPM,
+    STALE,
+    TPM,
+    TPM_TOO_BIG,
+    UNSEEDED,
+    WINDOW_MS,
+    Demand,
+    Reservation,
+    Scope,
+    Verdict,
+    cost_adds,
+    now_ms,
+)
+
+VALUES_MAX = 100_000
+
+
+class LocalLimiter:
+    """The same semantics as ``RedisLimiter``, in process memory."""
+
+    def __init__(self) -> None:
+        self._rpm: dict[str, deque[int]] = {}
+        self._tpm: dict[str, dict[int, int]] = {}
+        self._values: dict[str, tuple[str, float]] = {}
+        """Versions and budget counters: key → (value, expiry in epoch seconds)."""
+
+    def _get(self, key: str) -> str | None:
+        item = self._values.get(key)
+        if item is None or item[1] <= time.time():
+            self._values.pop(key, None)
+            return None
+        return item[0]
+
+    def _add(self, key: str, amount: float) -> None:
+        if (spent := self._get(key)) is not None:
+            self._values[key] = (repr(max(0.0, float(spent) + amount)), self._values[key][1])
+
+    def _live(self, tpm_key: str, now: int) -> dict[int, int]:
+        buckets = self._tpm.setdefault(tpm_key, {})
+        cur_b = now // BUCKET_MS
+        for b in [b for b in buckets if b <= cur_b - BUCKETS]:
+            del buckets[b]
+        return buckets
+
+    def _check(self, s: Scope, now: int, want: Demand) -> tuple[int, int]:
+        cur = self._get(s.ver_key)
+        if cur is not None and cur != str(s.version):
+            return STALE, 0
+        if s.rpm:
+            window = self._rpm.setdefault(s.rpm_key, deque())
+            while window and window[0] <= now - WINDOW_MS:
+                window.popleft()
+            if len(window) >= s.rpm:
+                return RPM, window[len(window) - s.rpm] + WINDOW_MS - now
+        if s.tpm and (refused := self._check_tpm(s, now, want)) is not None:
+            return refused
+        return self._check_budget(s, want)
+
+    def _check_tpm(self, s: Scope, now: int, want: Demand) -> tuple[int, int] | None:
+        assert s.tpm is not None
+        if want.tokens > s.tpm:
+            return TPM_TOO_BIG, 0
+        buckets = self._live(s.tpm_key, now)
+        left = sum(buckets.values())
+        if left + want.tokens <= s.tpm:
+            return None
+        for b in sorted(buckets):
+            left -= buckets[b]
+            if left + want.tokens <= s.tpm:
+                return TPM, (b + BUCKETS) * BUCKET_MS - now
+        return TPM, WINDOW_MS
+
+    def _check_budget(self, s: Scope, want: Demand) -> tuple[int, int]:
+        if s.budget is None:
+            return OK, 0
+        spent = self._get(s.spend_key)
+        if spent is None:
+            return UNSEEDED, 0
+        if float(spent) >= s.budget:
+            return BUDGET, 0
+        if float(spent) + want.cost > s.budget:
+            return BUDGET_SHORT, 0
+        return OK, 0
+
+    async def admit(self, scopes: list[Scope], member: str, demand: Demand) -> Verdict:
+        now = now_ms()
+        for i, s in enumerate(scopes):
+            code, retry = self._check(s, now, demand)
+            if code != OK:
+                return Verdict(code, retry, i)
+        bucket = now // BUCKET_MS
+        for s in scopes:
+            if s.rpm:
+                self._rpm[s.rpm_key].append(now)
+            if demand.tokens > 0:
+                buckets = self._tpm.setdefault(s.tpm_key, {})
+                buckets[bucket] = buckets.get(bucket, 0) + demand.tokens
+            self._add(s.spend_key, demand.cost)
+        held = Reservation(demand.tokens, demand.cost, bucket, tuple(s.spend_key for s in scopes), "local")
+        return Verdict(OK, reservation=held)
+
+    async def charge(self, scopes: list[Scope], tokens: int, cost: float, reservation: Reservation) -> None:
+        now = now_ms()
+        live = reservation.bucket >= 0 and reservation.bucket > now // BUCKET_MS - BUCKETS
+        for s, add in zip(scopes, cost_adds(scopes, cost, reservation), strict=True):
+            buckets = self._live(s.tpm_key, now)
+            if live:
+                left = buckets.get(reservation.bucket, 0) + tokens - reservation.tokens
+                if left > 0:
+                    buckets[reservation.bucket] = left
+                else:
+                    buckets.pop(reservation.bucket, None)
+            elif tokens > 0:
+                bucket = now // BUCKET_MS
+                buckets[bucket] = buckets.get(bucket, 0) + tokens
+            self._add(s.spend_key, add)
+
+    async def seed_spend(self, spend_key: str, value: float, ttl_s: int) -> None:
+        if self._get(spend_key) is None:
+            self._values[spend_key] = (repr(float(value)), time.time() + max(1, ttl_s))
+
+    async def bump(self, ver_key: str, version: int) -> None:
+        self._values[ver_key] = (str(version), time.time() + 86_400)
+
+    def remember(self, spend_key: str, value: float, ttl_s: int) -> None:
+        """Overwrite a budget counter with a value read elsewhere (Redis, when it was up)."""
+        if len(self._values) >= VALUES_MAX:
+            self._values.clear()
+        self._values[spend_key] = (repr(float(value)), time.time() + max(1, ttl_s))
+
+    async def spent(self, spend_key: str) -> float | None:
+        raw = self._get(spend_key)
+        return None if raw is None else float(raw)
+
+    async def versions(self, ver_keys: list[str]) -> list[str | None]:
+        return [self._get(k) for k in ver_keys]
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,179 @@
+"""``RedisLimiter``: global limits, one Lua script per admission and per settlement.
+
+Redis runs each script atomically, so N replicas can never admit more than a limit
+between them, and a reservation is taken in the same step as the checks (see
+``limits``). Both scripts read the clock of the Redis server, never the caller's:
+replicas on different nodes with skewed clocks still share one window.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.access.limits import OK, Demand, Reservation, Scope, Verdict, cost_adds, now_ms
+
+NOW_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local window = 60000
+local bucket_ms = 10000
+local cur_b = math.floor(now / bucket_ms)
+"""
+
+# KEYS: per scope ver, rpm, tpm, spend. ARGV: [1] the caller's clock (informational),
+# [2] member, [3] n scopes, [4] tokens to reserve, [5] cost to reserve, then per scope
+# (from 6 + 4s) its version, rpm, tpm and budget limits (0 / -1: none).
+ADMIT_LUA = NOW_LUA + """
+local member = ARGV[2]
+local n = tonumber(ARGV[3])
+local want_t = tonumber(ARGV[4])
+local want_c = tonumber(ARGV[5])
+local spent_out = {}
+for s = 0, n - 1 do
+  local k = s * 4
+  local a = 6 + s * 4
+  local rpm = tonumber(ARGV[a + 1])
+  local tpm = tonumber(ARGV[a + 2])
+  local budget = tonumber(ARGV[a + 3])
+  local cur = redis.call('GET', KEYS[k + 1])
+  if cur and cur ~= ARGV[a] then return {4, 0, s} end
+  if rpm > 0 then
+    redis.call('ZREMRANGEBYSCORE', KEYS[k + 2], '-inf', now - window)
+    local count = redis.call('ZCARD', KEYS[k + 2])
+    if count >= rpm then
+      local old = redis.call('ZRANGE', KEYS[k + 2], 0, count - rpm, 'WITHSCORES')
+      return {1, tonumber(old[#old]) + window - now, s}
+    end
+  end
+  if tpm > 0 then
+    if want_t > tpm then return {6, 0, s} end
+    local h = redis.call('HGETALL', KEYS[k + 3])
+    local used = 0
+    local live = {}
+    for i = 1, #h, 2 do
+      local b = tonumber(h[i])
+      if b <= cur_b - 6 then
+        redis.call('HDEL', KEYS[k + 3], h[i])
+      else
+        used = used + tonumber(h[i + 1])
+        table.insert(live, {b, tonumber(h[i + 1])})
+      end
+    end
+    if used + want_t > tpm then
+      table.sort(live, function(x, y) return x[1] < y[1] end)
+      local left = used
+      local retry = window
+      for _, bv in ipairs(live) do
+        left = left - bv[2]
+        if left + want_t <= tpm then retry = (bv[1] + 6) * bucket_ms - now break end
+      end
+      return {2, retry, s}
+    end
+  end
+  if budget >= 0 then
+    local spent = redis.call('GET', KEYS[k + 4])
+    if not spent then return {5, 0, s} end
+    if tonumber(spent) >= budget then return {3, 0, s} end
+    if tonumber(spent) + want_c > budget then return {7, 0, s} end
+    spent_out[s + 1] = spent
+  else
+    spent_out[s + 1] = ''
+  end
+end
+for s = 0, n - 1 do
+  if tonumber(ARGV[6 + s * 4 + 1]) > 0 then
+    redis.call('ZADD', KEYS[s * 4 + 2], now, member)
+    redis.call('PEXPIRE', KEYS[s * 4 + 2], window + 1000)
+  end
+  if want_t > 0 then
+    redis.call('HINCRBY', KEYS[s * 4 + 3], tostring(cur_b), want_t)
+    redis.call('PEXPIRE', KEYS[s * 4 + 3], window + 10000)
+  end
+  if want_c > 0 and redis.call('EXISTS', KEYS[s * 4 + 4]) == 1 then
+    redis.call('INCRBYFLOAT', KEYS[s * 4 + 4], ARGV[5])
+  end
+end
+-- the bucket of the reservation, then the budget counters as read (strings: Redis would
+-- truncate Lua numbers), so a replica knows them if it has to check budgets without Redis
+return {0, 0, 0, cur_b, unpack(spent_out)}
+"""
+
+# KEYS: per scope tpm, spend. ARGV: [1] the caller's clock (informational), [2] tokens
+# used, [3] tokens reserved, [4] the reservation's bucket (-1: none), then per scope the
+# amount to add to its budget counter.
+CHARGE_LUA = NOW_LUA + """
+local tokens = tonumber(ARGV[2])
+local reserved = tonumber(ARGV[3])
+local rb = tonumber(ARGV[4])
+for i = 1, #KEYS, 2 do
+  if rb >= 0 and rb > cur_b - 6 then
+    local d = tokens - reserved
+    if d ~= 0 then
+      local v = redis.call('HINCRBY', KEYS[i], tostring(rb), d)
+      if v <= 0 then redis.call('HDEL', KEYS[i], tostring(rb)) end
+    end
+  elseif tokens > 0 then
+    redis.call('HINCRBY', KEYS[i], tostring(cur_b), tokens)
+    redis.call('PEXPIRE', KEYS[i], window + 10000)
+  end
+  local add = ARGV[4 + (i + 1) / 2]
+  if tonumber(add) ~= 0 and redis.call('EXISTS', KEYS[i + 1]) == 1 then
+    local v = redis.call('INCRBYFLOAT', KEYS[i + 1], add)
+    if tonumber(v) < 0 then redis.call('SET', KEYS[i + 1], '0', 'KEEPTTL') end
+  end
+end
+return 0
+"""
+
+
+def _argv(scope: Scope) -> list[Any]:
+    budget = -1 if scope.budget is None else scope.budget
+    return [scope.version, scope.rpm or 0, scope.tpm or 0, budget]
+
+
+class RedisLimiter:
+    """Global limits: every replica runs the same scripts against one Redis."""
+
+    def __init__(self, redis: Any) -> None:
+        self._redis = redis
+        self._admit = redis.register_script(ADMIT_LUA)
+        self._charge = redis.register_script(CHARGE_LUA)
+
+    async def admit(self, scopes: list[Scope], member: str, demand: Demand) -> Verdict:
+        keys = [k for s in scopes for k in (s.ver_key, s.rpm_key, s.tpm_key, s.spend_key)]
+        args = [now_ms(), member, len(scopes), max(0, demand.tokens), repr(max(0.0, float(demand.cost))),
+                *(a for s in scopes for a in _argv(s))]
+        code, retry, scope, *rest = await self._admit(keys=keys, args=args)
+        if int(code) != OK:
+            return Verdict(int(code), int(retry), int(scope))
+        bucket, *spent = rest
+        held = Reservation(demand.tokens, demand.cost, int(bucket), tuple(s.spend_key for s in scopes), "redis")
+        return Verdict(OK, spent=tuple(float(v) if v else None for v in spent), reservation=held)
+
+    async def charge(self, scopes: list[Scope], tokens: int, cost: float, reservation: Reservation) -> None:
+        keys = [k for s in scopes for k in (s.tpm_key, s.spend_key)]
+        adds = [repr(float(a)) for a in cost_adds(scopes, cost, reservation)]
+        await self._charge(keys=keys, args=[now_ms(), tokens, reservation.tokens, reservation.bucket, *adds])
+
+    async def seed_spend(self, spend_key: str, value: float, ttl_s: int) -> None:
+        await self._redis.set(spend_key, repr(float(value)), ex=max(1, ttl_s), nx=True)
+
+    async def bump(self, ver_key: str, version: int) -> None:
+        await self._redis.set(ver_key, str(version), ex=86_400)
+
+    async def spent(self, spend_key: str) -> float | None:
+        raw = await self._redis.get(spend_key)
+        return None if raw is None else float(raw)
+
+    async def versions(self, ver_keys: list[str]) -> list[str | None]:
+        values = await self._redis.mget(ver_keys)
+        return [None if v is None else (v.decode() if isinstance(v, bytes) else str(v)) for v in values]
+
+    async def ping(self, fresh: bool = False) -> None:
+        """``fresh``: drop pooled connections first (after an outage they may all be dead)."""
+        if fresh:
+            await self._redis.connection_pool.disconnect()
+        await self._redis.ping()
+
+    async def close(self) -> None:
+        return None  # the Redis client is the replica's (app.wiring closes it)
