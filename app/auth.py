@@ -15,9 +15,33 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from app.access.limits import NO_RESERVATION, Demand, Reservation
 from app.errors import AuthenticationError
 from app.providers.base import Usage
+
+
+@dataclass(frozen=True)
+class Demand:
+    """What one request may use at most, as admission reserves it."""
+
+    tokens: int = 0
+    cost: float = 0.0
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """What admission held back for one request, reconciled by ``charge``."""
+
+    tokens: int = 0
+    cost: float = 0.0
+    bucket: int = -1
+    """The TPM bucket (limiter clock // 10 s) the tokens went into; -1: none."""
+    spend_keys: tuple[str, ...] = ()
+    """Per scope, the budget counter the cost went into (a new budget window: not this one)."""
+    origin: str = ""
+    """``redis`` or ``local``: which limiter holds it (``FallbackLimiter`` reconciles there)."""
+
+
+NO_RESERVATION = Reservation()
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from app.auth import NO_RESERVATION, Demand, Reservation
+
 WINDOW_MS = 60_000
 BUCKET_MS = 10_000
 BUCKETS = WINDOW_MS // BUCKET_MS
@@ -47,31 +49,6 @@ class Scope:
     tpm_key: str
     spend_key: str
     """Budget counter of the current budget window."""
-
-
-@dataclass(frozen=True)
-class Demand:
-    """What one request may use at most, as admission reserves it."""
-
-    tokens: int = 0
-    cost: float = 0.0
-
-
-@dataclass(frozen=True)
-class Reservation:
-    """What admission held back for one request, reconciled by ``charge``."""
-
-    tokens: int = 0
-    cost: float = 0.0
-    bucket: int = -1
-    """The TPM bucket (limiter clock // 10 s) the tokens went into; -1: none."""
-    spend_keys: tuple[str, ...] = ()
-    """Per scope, the budget counter the cost went into (a new budget window: not this one)."""
-    origin: str = ""
-    """``redis`` or ``local``: which limiter holds it (``FallbackLimiter`` reconciles there)."""
-
-
-NO_RESERVATION = Reservation()
 
 
 @dataclass(frozen=True)
@@ -123,3 +100,12 @@ def now_ms() -> int:
 def retry_after_s(retry_ms: int) -> float:
     """Seconds a client should wait (one to sixty)."""
     return float(min(WINDOW_MS // 1000, max(1, math.ceil(retry_ms / 1000))))
+
+
+__all__ = [
+    "BUCKETS", "BUCKET_MS", "BUDGET", "BUDGET_SHORT", "NO_RESERVATION", "OK", "RPM", "STALE", "TPM", "TPM_TOO_BIG",
+    "UNSEEDED", "WINDOW_MS", "Demand", "Limiter", "Reservation", "Scope", "Verdict", "cost_adds", "now_ms",
+    "retry_after_s",
+]
+"""``Demand``/``Reservation`` are defined with the ``AccessPolicy`` protocol (``app.auth``) and
+re-exported here, with the limiter's own types."""

@@ -60,6 +60,10 @@ class ModelCatalog:
             base = self.routers[a.router]
             self.routers[alias] = RouterTarget(base.router, a.lam, base.candidates)
 
+    def candidate(self, name: str) -> Candidate:
+        """A model as a routing candidate (price, context window, capabilities)."""
+        return _candidate(self.deployments[name][0].entry)
+
     def model(self, name: str) -> list[Deployment]:
         """The deployments serving ``name``; 404 when there are none."""
         try:
@@ -94,9 +98,10 @@ def required_capabilities(body: dict[str, Any]) -> frozenset[str]:
 
 
 def fitting(
-    candidates: tuple[Candidate, ...], body: dict[str, Any], allowed: Collection[str] | None = None
+    candidates: tuple[Candidate, ...], body: dict[str, Any], allowed: Collection[str] | None = None,
+    *, strict: bool = True,
 ) -> tuple[Candidate, ...]:
-    """Candidates the caller may use that fit this request; 400 when none is left."""
+    """Candidates the caller may use that fit this request; 400 when none is left (``strict``)."""
     tokens = estimate_tokens(body)
     caps = required_capabilities(body)
     kept = tuple(
@@ -106,7 +111,7 @@ def fitting(
         and (not c.context_window or tokens <= c.context_window)
         and caps <= c.capabilities
     )
-    if not kept:
+    if not kept and strict:
         need = f" with {', '.join(sorted(caps))}" if caps else ""
         raise InvalidRequestError(
             f"no model you may use fits this request (~{tokens} tokens{need})", param="model", code="no_candidate"

@@ -20,8 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
-from app.access.limits import Demand
-from app.auth import AccessPolicy
+from app.auth import AccessPolicy, Demand
 from app.config import GatewayConfig
 from app.errors import (
     InvalidRequestError,
@@ -151,18 +150,17 @@ class Gateway:
         live = [d for d in deployments if d.index not in cooling] or deployments
         return live[weighted_choice([d.entry.litellm_params.weight for d in live])]
 
-    def _chain(self, plan: Plan, ctx: RequestContext) -> list[Deployment]:
-        """The deployments to try in order: the plan's, then fallbacks, cooled-down ones last."""
+    def _chain(self, plan: Plan, body: dict[str, Any], ctx: RequestContext) -> list[Deployment]:
+        """The deployments to try in order: the plan's, then fallbacks (only models this key may
+        use and this request fits), cooled-down ones last."""
         primary = plan.model
         names = list(self.cfg.router_settings.fallback_chain(primary))
         if not names and plan.decision is not None:  # auto: the router's next-best candidates
             ranked = sorted(plan.decision.scores.items(), key=lambda kv: -kv[1])
             names = [m for m, _ in ranked if m != primary][:2]
-        allowed = ctx.principal.allowed_models
-        chain = [plan.deployment] + [
-            self._pick(self.catalog.deployments[n]) for n in names
-            if n in self.catalog.deployments and (allowed is None or n in allowed)
-        ]
+        known = [self.catalog.candidate(n) for n in names if n in self.catalog.deployments]
+        fits = {c.name for c in fitting(tuple(known), body, ctx.principal.allowed_models, strict=False)}
+        chain = [plan.deployment] + [self._pick(self.catalog.deployments[n]) for n in names if n in fits]
         cooling = self.cooldowns.cooling()
         return [d for d in chain if d.index not in cooling] + [d for d in chain if d.index in cooling]
 
@@ -220,7 +218,7 @@ class Gateway:
                            attempt: Callable[[Plan], Awaitable[Any]]) -> tuple[Plan, Any]:
         """Try the plan's deployment, then its fallbacks, until one answers."""
         plan = await self._admitted_plan(body, ctx)
-        chain = self._chain(plan, ctx)
+        chain = self._chain(plan, body, ctx)
         for i, dep in enumerate(chain):
             tried = self._attempt(plan, dep)
             try:

@@ -10,8 +10,7 @@ from dataclasses import dataclass, field
 
 from opentelemetry.context import Context
 
-from app.access.limits import NO_RESERVATION, Reservation
-from app.auth import Principal
+from app.auth import NO_RESERVATION, Principal, Reservation
 from app.gateway.catalog import Deployment
 from app.schemas.openai import Steering
 from router_models.inference.types import RouteDecision

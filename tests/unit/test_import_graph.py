@@ -2,7 +2,10 @@
 
 Imports are read with ``ast``, including lazy ones inside functions (a circle hidden in
 a function is still a circle in the design); imports under ``if TYPE_CHECKING:`` are
-annotations only and left out. ``from pkg import mod`` counts as importing ``pkg.mod``.
+annotations only and left out. ``from pkg import mod`` counts as importing ``pkg.mod``,
+and importing ``a.b.c`` also imports the packages ``a`` and ``a.b`` (their ``__init__``
+runs first: a circle through a package's ``__init__`` is a real one), except those the
+importing module is itself inside (they are already being imported).
 """
 
 from __future__ import annotations
@@ -50,7 +53,9 @@ def _imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
                 base = ".".join(parts[: len(parts) - node.level + 1] + ([base] if base else []))
             for alias in node.names:
                 out.add(f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base)
-    return {m for m in out if m in modules and m != name}
+    own = {".".join(name.split(".")[:i]) for i in range(1, name.count(".") + 1)}
+    parents = {".".join(m.split(".")[:i]) for m in out for i in range(1, m.count(".") + 1)}
+    return {m for m in out | (parents - own) if m in modules and m != name}
 
 
 def _cycle(graph: dict[str, set[str]]) -> list[str] | None:

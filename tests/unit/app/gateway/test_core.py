@@ -165,3 +165,30 @@ async def test_a_provider_that_never_answers_is_a_504_not_a_hang(monkeypatch: py
     gw = build_gateway(parse_config(raw), pool, None)
     with pytest.raises(UpstreamTimeoutError, match="provider deployment"):
         await gw.complete("chat", *request(body(MID), ADMIN, "r"))
+
+
+class FailingPool(RecordingPool):
+    async def complete(self, group: str, call: ProviderCall) -> ProviderResult:
+        self.calls.append((group, call))
+        from app.errors import UpstreamError
+
+        raise UpstreamError("down")
+
+
+@pytest.mark.parametrize(("allowed", "text", "tried"), [
+    (None, "hi", [MID, CHEAP, PRICEY]),
+    (frozenset({MID, CHEAP}), "hi", [MID, CHEAP]),  # PRICEY: not this key's
+    (None, "word " * 400, [MID, PRICEY]),  # CHEAP's 64-token window: this request does not fit
+])
+async def test_a_fallback_chain_stays_inside_the_allowlist_and_what_fits(allowed, text: str, tried: list) -> None:
+    from app.errors import UpstreamError
+
+    raw = gateway_config("http://127.0.0.1:1/v1", **NO_STORES)
+    raw["router_settings"]["fallbacks"] = [{MID: [CHEAP, PRICEY]}]
+    pool = FailingPool()
+    gw = build_gateway(parse_config(raw), pool, None)
+    with pytest.raises(UpstreamError):
+        await gw.complete("chat", *request(body(MID) | {"messages": [{"role": "user", "content": text}]},
+                                          Principal("k", allowed_models=allowed)))
+    names = {d.index: n for n, deps in gw.catalog.deployments.items() for d in deps}
+    assert [names[c.deployment] for _, c in pool.calls] == tried
