@@ -95,6 +95,16 @@ def too_deep(body: Any, raw: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
     return False
 
 
+def query_text(request: Request, name: str, max_chars: int = 256) -> str | None:
+    """A query parameter naming a record (an id, a model): 400 naming it when it holds a NUL
+    (the database refuses one) or is longer than ``max_chars`` (no id is)."""
+    value = request.query_params.get(name)
+    if value is not None and (len(value) > max_chars or "\x00" in value):
+        raise InvalidRequestError(f"Invalid value for '{name}': at most {max_chars} characters, no NUL",
+                                  param=name)
+    return value
+
+
 def validate(model: type[M], body: dict[str, Any]) -> M:
     """Validate ``body`` against an OpenAI schema; 400 naming the first bad field."""
     try:
@@ -123,5 +133,5 @@ def id_header(request: Request, headers: dict[str, str]) -> dict[str, str]:
     return headers
 
 
-__all__ = ["RouteIQError", "error_response", "json_response", "read_body", "read_json", "request_id", "too_deep",
-           "validate"]
+__all__ = ["RouteIQError", "error_response", "json_response", "query_text", "read_body", "read_json", "request_id",
+           "too_deep", "validate"]
