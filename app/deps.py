@@ -31,6 +31,8 @@ from app.http import id_header, json_response, request_id
 
 T = TypeVar("T")
 MAX_PAGE = 1000
+MAX_PAGE_NUMBER = 1_000_000
+"""Pages past this are a 400: the SQL offset, (page - 1) * size, must stay a sane BIGINT."""
 _TIME = TypeAdapter(datetime)
 
 
@@ -116,6 +118,8 @@ def _paging(request: Request) -> Page:
         size = min(MAX_PAGE, max(1, int(request.query_params.get("size", 100))))
     except ValueError:
         raise InvalidRequestError("page and size must be integers") from None
+    if page > MAX_PAGE_NUMBER:
+        raise InvalidRequestError(f"page must be at most {MAX_PAGE_NUMBER}", param="page")
     return Page(page, size)
 
 

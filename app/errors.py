@@ -2,14 +2,19 @@
 
     RouteIQError                     500 internal_error (never shows a traceback)
     ├── InvalidRequestError          400 invalid_request_error
-    │   └── PayloadTooLargeError     413
+    │   ├── PayloadTooLargeError     413
+    │   └── StoreDataError           400 invalid_value: the database refused a value
     ├── AuthenticationError          401 authentication_error
     ├── PermissionDeniedError        403 permission_error
     ├── NotFoundError                404 invalid_request_error / model_not_found
     ├── RateLimitError               429 rate_limit_error (+ retry_after)
     ├── OverloadedError              503 service_unavailable (+ retry_after)
+    │   └── StoreUnavailableError    503: the database is unreachable
     ├── UpstreamError                502 upstream_error
     └── UpstreamTimeoutError         504 timeout
+
+(``StoreDataError`` and ``StoreUnavailableError`` live in ``app.access.dberrors``, the
+boundary that tells a refused value from an outage.)
 
 Foreign errors (litellm, aiohttp, Ray) are translated where their client is called;
 ``to_openai_error`` is the only place that turns an error into a response body.

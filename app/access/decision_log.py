@@ -1,11 +1,15 @@
 """``DecisionWriter``: the ``DecisionLog`` of the gateway, batched into ``routeiq_decisions``.
 
 ``record`` is synchronous and O(1) on the request path: the record becomes a row
-(query truncated or hashed) and joins a bounded buffer. A background task writes the
-buffer every ``flush_interval_s`` in one transaction; while the database is down rows
-stay buffered (past ``buffer_max`` the oldest are dropped, counted and logged) and
-are written when it is back; ``close`` flushes what is left. Modelled on the spend
-buffer (``app.access.spend``).
+(query truncated or hashed, every value normalised to its column: no NaN, NUL byte,
+lone surrogate or overlong string; ``decision_row``) and joins a bounded buffer. A
+background task writes the buffer every ``flush_interval_s``, in batches of one
+transaction each; while the database is down rows stay buffered (past ``buffer_max``
+the oldest are dropped, counted and logged) and are written when it is back;
+``close`` flushes what is left. A row the database refuses anyway (a data error, not
+an outage) is isolated by halving its batch, logged with its request id, counted
+(``dead_lettered``) and dropped, so one bad request never stops the log. Modelled on
+the spend buffer (``app.access.spend``).
 
 Feedback may arrive while its row is still buffered, here or in another replica:
 ``feedback`` flushes this replica's buffer first, then updates the row, and waits up to
@@ -25,9 +29,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.access.dberrors import StoreDataError, StoreUnavailableError
 from app.access.decision_store import DecisionStore, Feedback, decision_row
-from app.access.flusher import PeriodicFlusher
-from app.access.store import StoreUnavailableError
+from app.access.flusher import PeriodicFlusher, write_isolating
 from app.config import DecisionLogSettings, GatewayConfig
 from app.gateway.decisions import DecisionLog, DecisionRecord, NoDecisionLog
 
@@ -49,11 +53,17 @@ class DecisionWriter(PeriodicFlusher):
         self._schema_ok = False
         self.feedback_wait_s = settings.flush_interval_s + FEEDBACK_MARGIN_S
         """How long feedback waits for a row another replica may still hold in its buffer."""
-        self.written = self.dropped = self.failures = 0
+        self.written = self.dropped = self.dead_lettered = self.failures = 0
+        self._in_flight = 0
 
     @property
     def pending(self) -> int:
-        return len(self._rows)
+        return len(self._rows) + self._in_flight
+
+    def stats(self) -> dict[str, int]:
+        """The buffer's counters (``dead_lettered``: rows the database refused, dropped)."""
+        return {"pending": self.pending, "written": self.written, "dropped": self.dropped,
+                "dead_lettered": self.dead_lettered, "flush_failures": self.failures}
 
     def record(self, record: DecisionRecord) -> None:
         try:
@@ -61,13 +71,16 @@ class DecisionWriter(PeriodicFlusher):
         except Exception as err:  # noqa: BLE001  (a bad record must never fail the request)
             log.warning("decision record %s not logged: %s", record.request_id, type(err).__name__)
             return
-        if len(self._rows) >= self._settings.buffer_max:
+        self._rows.append(row)
+        self._trim()
+
+    def _trim(self) -> None:
+        while len(self._rows) > self._settings.buffer_max:
             self._rows.popleft()
             self.dropped += 1
             if self.dropped == 1 or self.dropped % 1000 == 0:
                 log.error("decision buffer full (%d): dropped %d oldest so far", self._settings.buffer_max,
                           self.dropped)
-        self._rows.append(row)
 
     # lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -90,22 +103,42 @@ class DecisionWriter(PeriodicFlusher):
 
     # writing -----------------------------------------------------------------------------
     async def flush(self) -> bool:
-        """Write everything pending; ``False`` if the database refused (rows kept)."""
+        """Write everything pending; ``False`` if the database is unreachable (rows kept)."""
         async with self._lock:
             while self._rows:
-                batch = [self._rows[i] for i in range(min(BATCH, len(self._rows)))]
+                batch = [self._rows.popleft() for _ in range(min(BATCH, len(self._rows)))]
+                self._in_flight = len(batch)
                 try:
-                    await self._schema()
-                    self.written += await self.store.write(batch)
-                except Exception as err:  # noqa: BLE001  (any failure: keep the rows, retry later)
-                    self._failed(err)
+                    done = await write_isolating(batch, self._write, self._dead_letter)
+                except BaseException:  # cancelled mid-write: keep it all (a rewrite skips what landed)
+                    self._put_back(batch)
+                    raise
+                finally:
+                    self._in_flight = 0
+                self.written += done.written
+                if done.error is not None:
+                    self._put_back(done.unwritten)
+                    self._failed(done.error)
                     return False
-                for _ in batch:
-                    self._rows.popleft()
             if self._outage_since is not None:
                 log.warning("decision database back after %.1f s; buffer flushed", time.time() - self._outage_since)
                 self._outage_since = None
             return True
+
+    async def _write(self, rows: list[dict[str, Any]]) -> int:
+        await self._schema()
+        return await self.store.write(rows)
+
+    def _put_back(self, rows: list[dict[str, Any]]) -> None:
+        """Unwritten rows return to the front, in order (the oldest beyond the bound dropped)."""
+        self._rows.extendleft(reversed(rows))
+        self._trim()
+
+    def _dead_letter(self, row: dict[str, Any], err: StoreDataError) -> None:
+        """Log (never the query text) and drop a row the database refused."""
+        self.dead_lettered += 1
+        log.error("decision record %r dead-lettered: %s (router %r, chosen %r); dropped",
+                  row["request_id"], err.message, row["router"], row["chosen"])
 
     def _failed(self, err: BaseException) -> None:
         self.failures += 1

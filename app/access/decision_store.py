@@ -1,9 +1,11 @@
 """SQL of the routing decision log (``routeiq_decisions``), and its JSONL export.
 
 The same ``AsyncEngine`` (Postgres or the embedded SQLite file) and migrations as the
-access layer. Foreign errors become ``StoreUnavailableError`` here, the one place the
+access layer. Foreign errors become ``StoreUnavailableError`` (an outage) or
+``StoreDataError`` (a refused value: ``app.access.dberrors``) here, the one place the
 table is queried, and every call has a deadline. Rows are keyed by request id, so a
-batch retried after an unclear failure inserts nothing twice.
+batch retried after an unclear failure inserts nothing twice. ``decision_row``
+normalises a record once, when it is queued (``app.access.normalise``).
 """
 
 from __future__ import annotations
@@ -19,16 +21,17 @@ from typing import Any, TextIO
 import orjson
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from app.access.dberrors import translated
 from app.access.keys import utc
-from app.access.store import StoreUnavailableError
+from app.access.normalise import Normaliser
 from app.access.tables import decisions
 from app.config import DecisionLogSettings
 from app.gateway.decisions import DecisionRecord
 
 PAGE = 1000
+_ROW = Normaliser(decisions)
 EXPORT_FIELDS = (
     "request_id", "created_at", "key_id", "router", "strategy", "lambda", "query", "query_sha256", "query_chars",
     "candidates", "chosen", "routed_to", "route_latency_ms", "latency_ms", "prompt_tokens", "completion_tokens",
@@ -46,9 +49,10 @@ class Feedback(Enum):
 
 
 def decision_row(record: DecisionRecord, settings: DecisionLogSettings) -> dict[str, Any]:
-    """The table row of a record: the query truncated (or only hashed), times as UTC."""
+    """The table row of a record: the query truncated (or only hashed), times as UTC, every
+    value normalised to what its column holds (no NaN, NUL, lone surrogate or overlong id)."""
     query = record.query
-    return {
+    return _ROW.row({
         "request_id": record.request_id, "created_at": datetime.fromtimestamp(record.created_at, UTC),
         "key_id": record.key_id, "router": record.router, "strategy": record.strategy, "lam": record.lam,
         "query": query[: settings.query_max_chars] if settings.store_query == "text" else None,
@@ -57,7 +61,7 @@ def decision_row(record: DecisionRecord, settings: DecisionLogSettings) -> dict[
         "routed_to": record.routed_to, "route_latency_ms": record.route_latency_ms, "latency_ms": record.latency_ms,
         "prompt_tokens": record.prompt_tokens, "completion_tokens": record.completion_tokens, "cost": record.cost,
         "status": record.status, "fallback": record.fallback, "feedback": None, "feedback_at": None,
-    }
+    })
 
 
 class DecisionStore:
@@ -68,12 +72,8 @@ class DecisionStore:
 
     @asynccontextmanager
     async def _tx(self) -> AsyncIterator[AsyncConnection]:
-        try:
-            async with asyncio.timeout(self._timeout), self.engine.begin() as conn:
-                yield conn
-        except (SQLAlchemyError, OSError, TimeoutError) as err:
-            raise StoreUnavailableError(f"decision database unavailable ({type(err).__name__})",
-                                        retry_after=1) from err
+        async with translated("decision database"), asyncio.timeout(self._timeout), self.engine.begin() as conn:
+            yield conn
 
     async def write(self, rows: list[dict[str, Any]]) -> int:
         """Insert rows (skipping request ids already there); feedback given while buffered is kept."""

@@ -2,7 +2,8 @@
 
 Plain SQLAlchemy Core over one ``AsyncEngine``; the same statements run on asyncpg
 and aiosqlite. Foreign errors (asyncpg, sqlite3, SQLAlchemy, socket) are mapped to
-``StoreUnavailableError`` here, at the one boundary where the database is called,
+``StoreUnavailableError`` (or, for a value the database refused, ``StoreDataError``:
+``app.access.dberrors``) here, at the one boundary where the database is called,
 and every call has a deadline. A connection-level failure opens the store's
 ``Breaker``: until a background ``SELECT 1`` finds the database again, every call
 fails fast (no connect timeouts piling up) and callers take their fallback (cached
@@ -20,20 +21,19 @@ from typing import Any
 
 from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DataError, IntegrityError, ProgrammingError, SQLAlchemyError
+from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from app.access.dberrors import StoreDataError, StoreUnavailableError, translated
 from app.access.keys import now_utc, utc
+from app.access.normalise import INT32_MAX, Normaliser
 from app.access.tables import audit_log, keys, spend_logs, spend_minutes, teams
 from app.breaker import Breaker
-from app.errors import OverloadedError
 
 PROBE_TIMEOUT_S = 2.0
 PROBE_EVERY_S = 2.0
-
-
-class StoreUnavailableError(OverloadedError):
-    """The database could not be reached in time (503; callers may retry)."""
+_AUDIT = Normaliser(audit_log)
+_SPEND = Normaliser(spend_logs)
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,12 @@ class SpendEvent:
     created_at: datetime
 
     def row(self) -> dict[str, Any]:
-        return {**self.__dict__, "total_tokens": self.prompt_tokens + self.completion_tokens}
+        return {**self.__dict__, "total_tokens": min(self.prompt_tokens + self.completion_tokens, INT32_MAX)}
+
+    def normalised(self) -> SpendEvent:
+        """This event as its columns can hold it (``app.access.normalise``): strings cut to
+        their sizes and cleaned, token counts within ``INTEGER``, a non-finite cost 0."""
+        return SpendEvent(**_SPEND.row(self.__dict__))
 
 
 GROUPS = {"key": spend_minutes.c.key_id, "team": spend_minutes.c.team_id, "model": spend_minutes.c.model}
@@ -74,14 +79,14 @@ class AccessStore:
             self._start_probe()
             raise StoreUnavailableError("access database unavailable (down; retrying in the background)",
                                         retry_after=2)
-        try:
-            async with asyncio.timeout(timeout or self._timeout), self.engine.begin() as conn:
-                yield conn
-        except (SQLAlchemyError, OSError, TimeoutError) as err:
-            if _unreachable(err):
-                self.breaker.failure(err)
-            raise StoreUnavailableError(f"access database unavailable ({type(err).__name__})", retry_after=1) from err
+        async with translated("access database", self._outage), asyncio.timeout(timeout or self._timeout), \
+                self.engine.begin() as conn:
+            yield conn
         self.breaker.success()
+
+    def _outage(self, err: BaseException) -> None:
+        if _unreachable(err):
+            self.breaker.failure(err)
 
     def _start_probe(self) -> None:
         if self._probing is None and self.breaker.allow():
@@ -183,8 +188,10 @@ class AccessStore:
 
     # audit --------------------------------------------------------------------------------
     async def audit(self, actor: str, action: str, target: str | None, outcome: str, detail: Any = None) -> None:
-        row = {"created_at": now_utc(), "actor": actor, "action": action, "target": target,
-               "outcome": outcome, "detail": detail}
+        """Append an audit row; its target (often a client's query parameter) and detail are
+        normalised to what the columns hold, so no input can make the audit write fail."""
+        row = _AUDIT.row({"created_at": now_utc(), "actor": actor, "action": action, "target": target,
+                          "outcome": outcome, "detail": detail})
         async with self._tx() as conn:
             await conn.execute(insert(audit_log), [row])
 
@@ -254,8 +261,9 @@ class AccessStore:
 
 
 def _unreachable(err: BaseException) -> bool:
-    """A failure of the connection (trips the breaker), not of one statement (a bad row)."""
-    return not isinstance(err, (IntegrityError, ProgrammingError, DataError))
+    """A failure of the connection (trips the breaker), not of one statement: ``translated``
+    reports no data error here, and a ``ProgrammingError`` is a bug, not an outage."""
+    return not isinstance(err, ProgrammingError)
 
 
 def _aware(row: Any) -> dict[str, Any]:
@@ -294,3 +302,6 @@ def _aggregate(events: Iterable[SpendEvent]) -> list[dict[str, Any]]:
         row["completion_tokens"] += e.completion_tokens
         row["cost"] += e.cost
     return [acc[k] for k in sorted(acc)]
+
+
+__all__ = ["AccessStore", "SpendEvent", "StoreDataError", "StoreUnavailableError"]

@@ -17,11 +17,11 @@ from fastapi.responses import Response
 from app.auth import bearer_token
 from app.deps import Admin, AdminCall, PageDep, TimeRangeDep
 from app.errors import InvalidRequestError, NotFoundError
-from app.http import read_json, validate
+from app.http import query_text, read_json, validate
 from app.schemas.admin import (
     KeyDeleteRequest,
     KeyGenerateRequest,
-    KeyRef,
+    KeyRefRequest,
     KeyUpdateRequest,
     TeamDeleteRequest,
     TeamNewRequest,
@@ -51,7 +51,7 @@ async def key_generate(request: Request, call: Annotated[AdminCall, Admin("key.g
 
 @router.get("/key/info")
 async def key_info(request: Request, call: Annotated[AdminCall, Admin("key.info", admin_only=False)]) -> Response:
-    ref = request.query_params.get("key") or call.principal.key_id
+    ref = query_text(request, "key") or call.principal.key_id
     if not call.principal.is_admin:
         # A key reads its own record, and only that. Any other reference is "no such key"
         # without a lookup, exactly like a key that does not exist: ids are not probeable.
@@ -71,7 +71,7 @@ async def key_update(request: Request, call: Annotated[AdminCall, Admin("key.upd
 
 
 async def _block(request: Request, call: AdminCall, action: str, blocked: bool) -> Response:
-    body = await _body(request, KeyRef)
+    body = await _body(request, KeyRefRequest)
     target = (await call.admin.find_key(body.key))["key_id"]
     return call.reply(await call.audited(action, target, call.admin.update_key(target, {"blocked": blocked})))
 
@@ -96,7 +96,7 @@ async def key_delete(request: Request, call: Annotated[AdminCall, Admin("key.del
 
 @router.get("/key/list")
 async def key_list(request: Request, call: Annotated[AdminCall, Admin("key.list")], page: PageDep) -> Response:
-    team = request.query_params.get("team_id")
+    team = query_text(request, "team_id")
     return call.reply(await call.audited("key.list", team, call.admin.list_keys(team, page.page, page.size)))
 
 
@@ -111,7 +111,7 @@ async def team_new(request: Request, call: Annotated[AdminCall, Admin("team.new"
 
 @router.get("/team/info")
 async def team_info(request: Request, call: Annotated[AdminCall, Admin("team.info")]) -> Response:
-    team_id = request.query_params.get("team_id")
+    team_id = query_text(request, "team_id")
     if not team_id:
         raise InvalidRequestError("team_id is required", param="team_id")
     return call.reply(await call.admin.team_info(team_id))

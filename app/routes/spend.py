@@ -15,13 +15,14 @@ from fastapi.responses import Response
 
 from app.access.policy import VirtualKeyPolicy
 from app.deps import Admin, AdminCall, PageDep, TimeRangeDep
+from app.http import query_text
 
 router = APIRouter()
 SpendCall = Annotated[AdminCall, Admin("spend.read")]
 
 
 async def _report(request: Request, call: AdminCall, window: TimeRangeDep, group_by: str) -> Response:
-    filters = {k: request.query_params.get(f"{k}_id" if k != "model" else k) for k in ("key", "team", "model")}
+    filters = {k: query_text(request, f"{k}_id" if k != "model" else k) for k in ("key", "team", "model")}
     rows = await call.admin.store.spend_report(group_by, filters, window.start, window.end)
     return call.reply({"group_by": group_by, "start": window.start, "end": window.end, "data": rows})
 
@@ -43,9 +44,7 @@ async def spend_models(request: Request, call: SpendCall, window: TimeRangeDep) 
 
 @router.get("/spend/logs")
 async def spend_logs(request: Request, call: SpendCall, window: TimeRangeDep, page: PageDep) -> Response:
-    q = request.query_params
-    filters = {"key_id": q.get("key_id"), "team_id": q.get("team_id"), "model": q.get("model"),
-               "request_id": q.get("request_id")}
+    filters = {name: query_text(request, name) for name in ("key_id", "team_id", "model", "request_id")}
     return call.reply({"data": await call.admin.store.spend_logs(filters, window.start, window.end, page.size)})
 
 

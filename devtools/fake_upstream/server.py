@@ -24,6 +24,8 @@ from devtools.fake_upstream.faults import Faults, from_request
 _ids = itertools.count()
 UPSTREAM = web.AppKey("upstream", "FakeUpstream")
 MODEL_NAMES = web.AppKey("model_names", tuple)
+MAX_DIMENSIONS = 4096
+"""Embedding vectors are never longer (a huge ``dimensions`` must not exhaust the test's memory)."""
 _RECORDED_HEADERS = {"x-request-id", "traceparent", "tracestate", "authorization"}
 
 
@@ -56,9 +58,9 @@ def _prompt_of(body: dict[str, Any]) -> str:
     if "messages" in body:
         texts = []
         for m in body.get("messages") or []:
-            content = m.get("content")
-            if isinstance(content, list):
-                content = " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+            content = m.get("content") if isinstance(m, dict) else None
+            if isinstance(content, list):  # parts of any shape: a real server would say 400, never fail
+                content = " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
             texts.append(str(content or ""))
         return "\n".join(texts)
     prompt = body.get("prompt", "")
@@ -207,7 +209,7 @@ async def embeddings(request: web.Request) -> web.StreamResponse:
     up.stats["requests"] += 1
     if (failed := await _fail(faults, request, up)) is not None:
         return failed
-    dim = int(body.get("dimensions") or 8)
+    dim = min(int(body.get("dimensions") or 8), MAX_DIMENSIONS)
     data = [{"object": "embedding", "index": i, "embedding": _vector(str(x), dim)} for i, x in enumerate(inputs)]
     tokens = sum(len(str(x).split()) for x in inputs)
     return _json({"object": "list", "data": data, "model": body.get("model"),

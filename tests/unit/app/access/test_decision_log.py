@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from app.access import decision_store
 from app.access.decision_log import DecisionWriter
 from app.access.decision_store import DecisionStore
 from app.access.store import StoreUnavailableError
@@ -125,3 +127,50 @@ async def test_records_survive_an_outage_and_keep_their_feedback(make_writer: Ma
     assert await writer.flush()
     got = await rows(writer)
     assert len(got) == 3 and got["req-1"]["feedback"] == 0.5
+
+
+async def test_odd_values_are_normalised_when_queued_and_stored(make_writer: MakeWriter) -> None:
+    writer = await make_writer(query_max_chars=50)
+    writer.record(record(1, query="nul \x00 and a lone surrogate \ud800 end", lam=math.nan, cost=math.inf,
+                         candidates={"tiny-model": math.nan, "big\x00model": 0.5}, route_latency_ms=-math.inf,
+                         prompt_tokens=2**40, router="r" * 1000))
+    queued = writer._rows[0]
+    assert "\x00" not in queued["query"] and queued["lam"] is None and queued["cost"] == 0.0
+    assert await writer.flush()
+    row = (await rows(writer))["req-1"]
+    assert row["query"] == "nul \ufffd and a lone surrogate \ufffd end" and row["query_chars"] == 32
+    assert row["lambda"] is None and row["cost"] == 0.0 and row["route_latency_ms"] == 0.0
+    assert row["candidates"] == {"tiny-model": None, "big\ufffdmodel": 0.5}
+    assert row["prompt_tokens"] == 2**31 - 1 and row["router"] == "r" * 256
+    assert writer.dead_lettered == 0
+
+
+class _NoNormalising:
+    def row(self, values: dict[str, Any]) -> dict[str, Any]:
+        return dict(values)
+
+
+@pytest.mark.parametrize("bad", ["nul \x00 byte", "lone \ud800 surrogate"])
+async def test_a_row_the_database_refuses_is_dead_lettered_and_the_log_keeps_writing(
+        make_writer: MakeWriter, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, bad: str) -> None:
+    writer = await make_writer()
+    if "\x00" in bad and writer.store.engine.dialect.name == "sqlite":
+        pytest.skip("SQLite stores NUL bytes: only Postgres refuses them")
+    monkeypatch.setattr(decision_store, "_ROW", _NoNormalising())  # as if the normaliser had missed it
+    caplog.set_level(logging.WARNING)
+    for i in range(40):
+        writer.record(record(i, query=f"secret {bad}" if i in (3, 29) else "fine"))
+    assert await writer.flush()  # a data error, not an outage: the flush completes
+    got = await rows(writer)
+    assert set(got) == {f"req-{i}" for i in range(40)} - {"req-3", "req-29"}
+    assert writer.dead_lettered == 2 and writer.pending == 0 and writer.failures == 0
+    assert "'req-3' dead-lettered" in caplog.text and "'req-29' dead-lettered" in caplog.text
+    assert "secret" not in caplog.text  # never the query text
+    for i in range(40, 45):  # later batches: written by the background flusher
+        writer.record(record(i))
+    for _ in range(100):
+        if writer.pending == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert {f"req-{i}" for i in range(40, 45)} <= set(await rows(writer))
+    assert writer.stats()["dead_lettered"] == 2
