@@ -9,6 +9,7 @@ config, so every client prices and times out calls the same way.
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -137,9 +138,20 @@ def _litellm_prices(model: str) -> tuple[float, float]:
     return float(info.get("input_cost_per_token") or 0.0), float(info.get("output_cost_per_token") or 0.0)
 
 
+MAX_REPORTED_TOKENS = 10**9
+
+
+def _tokens(value: Any) -> int:
+    """A token count an upstream reported: an int in [0, 1e9] (anything else counts 0),
+    so an odd or hostile upstream can neither crash a request nor refund a budget."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+        return 0
+    return int(min(max(value, 0), MAX_REPORTED_TOKENS))
+
+
 def usage_from(payload: dict[str, Any] | None, prices: Prices) -> Usage:
-    """Usage with cost from an OpenAI ``usage`` object."""
-    payload = payload or {}
-    prompt = int(payload.get("prompt_tokens") or 0)
-    completion = int(payload.get("completion_tokens") or 0)
+    """Usage with cost from an OpenAI ``usage`` object (counts sanitised, cost from our prices)."""
+    payload = payload if isinstance(payload, dict) else {}
+    prompt = _tokens(payload.get("prompt_tokens"))
+    completion = _tokens(payload.get("completion_tokens"))
     return Usage(prompt, completion, prices.cost(prompt, completion))

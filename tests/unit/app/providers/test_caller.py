@@ -129,3 +129,19 @@ def test_native_client_timeouts_never_cut_a_long_stream() -> None:
     assert streamed.total is None and plain.total is None  # not aiohttp's 300 s default
     assert streamed.connect == streamed.sock_connect == 3 and streamed.sock_read == 45
     assert plain.sock_read is None  # a non-streamed answer is bounded by the caller's deadline
+
+
+@pytest.mark.parametrize(("reported", "counted"), [
+    ({"prompt_tokens": 3, "completion_tokens": 4}, (3, 4)),
+    ({"prompt_tokens": -50, "completion_tokens": -1e9}, (0, 0)),  # no refund of a budget
+    ({"prompt_tokens": "12", "completion_tokens": None}, (0, 0)),
+    ({"prompt_tokens": float("nan"), "completion_tokens": 1e30}, (0, 10**9)),
+    ({"prompt_tokens": True}, (0, 0)),
+    ("not an object", (0, 0)),
+])
+def test_reported_usage_is_sanitised(reported: object, counted: tuple[int, int]) -> None:
+    from app.providers.base import Prices, usage_from
+
+    usage = usage_from(reported, Prices(1e-6, 2e-6))  # type: ignore[arg-type]
+    assert (usage.prompt_tokens, usage.completion_tokens) == counted
+    assert usage.cost >= 0
