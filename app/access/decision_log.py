@@ -33,6 +33,7 @@ from app.access.dberrors import StoreDataError, StoreUnavailableError
 from app.access.decision_store import DecisionStore, Feedback, decision_row
 from app.access.flusher import PeriodicFlusher, write_isolating
 from app.config import DecisionLogSettings, GatewayConfig
+from app.errors import InvalidRequestError
 from app.gateway.decisions import DecisionLog, DecisionRecord, NoDecisionLog
 
 log = logging.getLogger("routeiq.decisions")
@@ -155,8 +156,11 @@ class DecisionWriter(PeriodicFlusher):
         deadline = time.monotonic() + self.feedback_wait_s
         while True:
             outcome = await self.store.set_feedback(request_id, score, key_id)
-            if outcome is not Feedback.MISSING:
-                return outcome is Feedback.SAVED
+            if outcome is Feedback.AMBIGUOUS:
+                raise InvalidRequestError("several keys sent this request id: give `key_id`", param="key_id",
+                                          code="ambiguous_request_id")
+            if outcome is Feedback.SAVED:
+                return True
             if time.monotonic() >= deadline:
                 return False
             await asyncio.sleep(0.2)  # another replica may not have written it yet
@@ -164,9 +168,7 @@ class DecisionWriter(PeriodicFlusher):
     async def _rate_buffered(self, request_id: str, score: float, key_id: str | None) -> bool:
         async with self._lock:
             for row in self._rows:
-                if row["request_id"] == request_id:
-                    if key_id is not None and row["key_id"] != key_id:
-                        return False
+                if row["request_id"] == request_id and key_id in (None, row["key_id"]):
                     row["feedback"], row["feedback_at"] = score, datetime.now(UTC)
                     return True
         raise StoreUnavailableError("decision database unavailable; retry the feedback shortly", retry_after=1)

@@ -44,8 +44,8 @@ class Feedback(Enum):
     SAVED = "saved"
     MISSING = "missing"
     """No such request id (or not yet written)."""
-    FORBIDDEN = "forbidden"
-    """The request belongs to another key."""
+    AMBIGUOUS = "ambiguous"
+    """An admin rated a request id several keys sent (say which with ``key_id``)."""
 
 
 def decision_row(record: DecisionRecord, settings: DecisionLogSettings) -> dict[str, Any]:
@@ -76,26 +76,33 @@ class DecisionStore:
             yield conn
 
     async def write(self, rows: list[dict[str, Any]]) -> int:
-        """Insert rows (skipping request ids already there); feedback given while buffered is kept."""
-        stmt = self._insert(decisions).on_conflict_do_nothing(index_elements=["request_id"])
+        """Insert rows (skipping (request id, key) pairs already there); feedback given while
+        buffered is kept. Rows are keyed by both: a client-chosen request id is its own."""
+        stmt = self._insert(decisions).on_conflict_do_nothing(index_elements=["request_id", "key_id"])
         rated = [r for r in rows if r["feedback"] is not None]
+        c = decisions.c
         async with self._tx() as conn:
-            inserted = len(list(await conn.execute(stmt.returning(decisions.c.request_id), rows)))
+            inserted = len(list(await conn.execute(stmt.returning(c.request_id), rows)))
             for r in rated:  # rows an earlier, unclear attempt wrote without their feedback
-                await conn.execute(update(decisions).where(decisions.c.request_id == r["request_id"])
+                await conn.execute(update(decisions).where(c.request_id == r["request_id"], c.key_id == r["key_id"])
                                    .values(feedback=r["feedback"], feedback_at=r["feedback_at"]))
         return inserted
 
     async def set_feedback(self, request_id: str, score: float, key_id: str | None) -> Feedback:
-        """Store a score on a written row; ``key_id`` None: any owner (admin)."""
+        """Store a score on a written row of ``key_id`` (``None``: any key, for admins).
+
+        Another key's row and no row are the same answer, ``MISSING``, found the same way
+        (one indexed lookup), so request ids of other keys cannot be probed.
+        """
         c = decisions.c
+        match = [c.request_id == request_id] + ([c.key_id == key_id] if key_id is not None else [])
         async with self._tx() as conn:
-            owner = (await conn.execute(select(c.key_id).where(c.request_id == request_id))).scalar_one_or_none()
-            if owner is None:
+            owners = (await conn.execute(select(c.key_id).where(*match).limit(2))).scalars().all()
+            if not owners:
                 return Feedback.MISSING
-            if key_id is not None and owner != key_id:
-                return Feedback.FORBIDDEN
-            await conn.execute(update(decisions).where(c.request_id == request_id)
+            if len(owners) > 1:
+                return Feedback.AMBIGUOUS
+            await conn.execute(update(decisions).where(c.request_id == request_id, c.key_id == owners[0])
                                .values(feedback=score, feedback_at=datetime.now(UTC)))
         return Feedback.SAVED
 

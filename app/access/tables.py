@@ -113,7 +113,7 @@ decisions = Table(
     metadata,
     Column("request_id", String(128), primary_key=True),
     Column("created_at", TS, nullable=False),
-    Column("key_id", String(64), nullable=False),
+    Column("key_id", String(64), primary_key=True),
     Column("router", String(256), nullable=False),
     Column("strategy", String(64), nullable=False),
     Column("lam", Float),

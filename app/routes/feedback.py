@@ -24,7 +24,7 @@ MAX_BODY = 4096
 @router.post("/v1/feedback")
 async def feedback(request: Request, principal: PrincipalDep, gateway: GatewayDep) -> Response:
     body = validate(FeedbackRequest, await read_json(request, MAX_BODY))
-    owner = None if principal.is_admin else principal.key_id
+    owner = body.key_id if principal.is_admin else principal.key_id  # a key rates only its own rows
     if not await gateway.decisions.feedback(body.request_id, body.score, owner):
         raise NotFoundError(f"No routed request with id `{body.request_id}`", param="request_id",
                             code="request_not_found")

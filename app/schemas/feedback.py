@@ -16,3 +16,5 @@ class FeedbackRequest(BaseModel):
     request_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$",
                             description="The `x-request-id` of the rated response.")
     score: float = Field(ge=0, le=1, allow_inf_nan=False, description="Quality of the answer: 0 (bad) to 1 (good).")
+    key_id: str | None = Field(None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$",
+                               description="Admins only: whose request, when several keys sent the same id.")

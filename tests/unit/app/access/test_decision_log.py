@@ -12,10 +12,15 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.access import decision_store
 from app.access.decision_log import DecisionWriter
-from app.access.decision_store import DecisionStore
+from app.access.decision_store import DecisionStore, Feedback
 from app.access.store import StoreUnavailableError
 from app.config import DecisionLogSettings
+from app.errors import InvalidRequestError
 from tests.unit.app.access.conftest import MakeWriter, record
+
+
+async def all_rows(writer: DecisionWriter) -> list[dict[str, Any]]:
+    return [r async for r in writer.store.rows()]
 
 
 async def rows(writer: DecisionWriter) -> dict[str, dict[str, Any]]:
@@ -76,6 +81,40 @@ async def test_feedback_rates_own_rows_and_admin_rates_any(make_writer: MakeWrit
     assert await writer.feedback("req-1", 1.0, None)  # admin
     row = (await rows(writer))["req-1"]
     assert row["feedback"] == 1.0 and row["feedback_at"]
+
+
+async def test_a_client_chosen_request_id_cannot_claim_another_keys_row(make_writer: MakeWriter,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two keys send the same x-request-id: each gets its own row, rates only its own, and
+    cannot tell another key's id from one that does not exist (the same lookups, the same answer)."""
+    writer = await make_writer()
+    writer.feedback_wait_s = 0.3
+    writer.record(record(7, key_id="victim", query="the victim's question"))
+    writer.record(record(7, key_id="attacker", query="the attacker's question"))
+    assert await writer.flush()
+    assert {(r["key_id"], r["query"]) for r in await all_rows(writer) if r["request_id"] == "req-7"} == {
+        ("victim", "the victim's question"), ("attacker", "the attacker's question")}
+    assert await writer.feedback("req-7", 0.0, "attacker")
+    lookups: list[str] = []
+    real = writer.store.set_feedback
+
+    async def counted(request_id: str, score: float, key_id: str | None) -> Feedback:
+        lookups.append(request_id)
+        return await real(request_id, score, key_id)
+
+    monkeypatch.setattr(writer.store, "set_feedback", counted)
+    writer.record(record(8, key_id="victim"))
+    assert await writer.flush()
+    assert not await writer.feedback("req-8", 0.0, "attacker")  # the victim's only
+    theirs = len(lookups)
+    lookups.clear()
+    assert not await writer.feedback("req-nobody", 0.0, "attacker")
+    assert abs(len(lookups) - theirs) <= 1  # same path: polled until the deadline either way
+    victim = {r["key_id"]: r["feedback"] for r in await all_rows(writer) if r["request_id"] == "req-7"}
+    assert victim == {"victim": None, "attacker": 0.0}
+    with pytest.raises(InvalidRequestError, match="key_id"):
+        await writer.feedback("req-7", 1.0, None)  # an admin must say whose
+    assert await writer.feedback("req-7", 1.0, "victim")
 
 
 async def test_feedback_waits_for_a_row_another_replica_still_buffers(make_writer: MakeWriter) -> None:

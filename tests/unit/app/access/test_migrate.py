@@ -28,15 +28,15 @@ async def test_concurrent_upgrades_on_postgres(postgres_server: PostgresServer) 
     db = postgres_server.create_database()
     url = async_db_url(postgres_server.url(db))
     try:
-        assert await _race(url) == ["0002"]
-        assert await _race(url, n=2) == ["0002"]  # and again: a no-op
+        assert await _race(url) == ["0003"]
+        assert await _race(url, n=2) == ["0003"]  # and again: a no-op
     finally:
         postgres_server.drop_database(db)
 
 
 async def test_concurrent_upgrades_on_sqlite(tmp_path: Any) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path}/race.db"
-    assert await _race(url, connect_args={"timeout": 30}) == ["0002"]
+    assert await _race(url, connect_args={"timeout": 30}) == ["0003"]
 
 
 def test_url_forms() -> None:
