@@ -46,8 +46,12 @@ APP_ROOT = "/app"
 GATEWAY_CONFIG_PATH = "/etc/routeiq/gateway.yaml"
 SECRETS_DIR = "/run/secrets/routeiq"
 PROVIDER_SECRETS_DIR = "/run/secrets/routeiq-providers"
-UPSTREAM_API_BASE = "http://llm-upstream/v1"
-"""The OpenAI-compatible upstream of the demo models; an overlay's gateway.yaml replaces it."""
+UPSTREAM_API_BASE = "https://llm-upstream/v1"
+"""The OpenAI-compatible upstream of the demo models; an overlay's gateway.yaml replaces it.
+
+TLS: provider keys and prompts cross the network to it. A private CA is trusted through
+``SSL_CERT_FILE`` (both the native aiohttp client and litellm read it; docs/deployment.md).
+"""
 
 # Replica sizing. Memory is Ray's scheduling resource (bytes), from measured RSS plus
 # headroom: an ingress/provider replica process ~340 MB (imports app, deployments, litellm,

@@ -4,8 +4,9 @@ Every RouteIQ pod runs this first (see ``kuberay/base/rayservice.yaml``). With o
 sockets blocked (any non-loopback ``connect`` or DNS lookup raises and is reported by
 host), it loads what the gateway loads at start: the gateway config and its secret files,
 litellm with its bundled cost map, the MiniLM embedder files, each learned router's
-artifact directory, and the Serve graph (``deployments.graph.build_graph``, which binds
-deployments without starting Ray).
+artifact (its hashes, and its signature when ``ROUTEIQ_ROUTER_SIGNING_KEY`` is set), and
+the Serve graph (``deployments.graph.build_graph``, which binds deployments without
+starting Ray).
 
 ``ROUTEIQ_OFFLINE_CHECK``: ``strict`` (default) exits 1 on any problem, ``warn`` prints
 them and exits 0, ``off`` skips the check. Output is one line either way.
@@ -89,16 +90,38 @@ def _problems(config: Path, root: Path) -> tuple[list[str], str]:
     for name in ("config.json", "tokenizer.json", "model.safetensors"):
         if not (minilm / name).is_file():
             problems.append(f"embedder file missing from the image: {minilm / name}")
-    for r in cfg.router_settings.routers:
-        if r.artifact:
-            path = Path(r.artifact) if Path(r.artifact).is_absolute() else root / r.artifact
-            if not path.is_dir() or not any(path.iterdir()):
-                problems.append(f"router {r.name}: artifact {path} is missing or empty (bake it into the image)")
+    problems += _artifact_problems(cfg, root)
     from deployments.graph import build_graph
 
     build_graph(cfg, root)
     summary = f"{len(cfg.model_list)} models, {len(cfg.router_settings.routers)} routers"
     return problems, summary
+
+
+def _artifact_problems(cfg: Any, root: Path) -> list[str]:
+    """Each router artifact is in the image and intact; signed, when a signing key is set.
+
+    ``load_artifact`` is what the scorer runs: every file against the manifest's sha256,
+    and with ``ROUTEIQ_ROUTER_SIGNING_KEY`` in the environment (the prod overlay) the
+    signature too, so an unsigned or tampered artifact stops the pod here, in one line.
+    """
+    from router_models.artifacts import ArtifactError, load_artifact
+
+    problems = []
+    for r in cfg.router_settings.routers:
+        if not r.artifact:
+            continue
+        path = Path(r.artifact) if Path(r.artifact).is_absolute() else root / r.artifact
+        if not path.is_dir() or not any(path.iterdir()):
+            problems.append(f"router {r.name}: artifact {path} is missing or empty (bake it into the image)")
+            continue
+        try:
+            load_artifact(path)
+        except ArtifactError as err:
+            signing = "signature" in str(err) or ".sig" in str(err)
+            hint = " (sign it: `routeiq sign`, docs/deployment.md)" if signing else ""
+            problems.append(f"router {r.name}: {err}{hint}")
+    return problems
 
 
 def main(argv: list[str] | None = None) -> int:

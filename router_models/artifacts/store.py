@@ -7,6 +7,8 @@ file), ``weights.safetensors`` (numpy arrays, no code), optional ``manifest.sig`
 Load order matters: signature (when a key is configured) -> version -> every listed
 file's sha256 -> only then parse weights. Pickle (``.pkl``) is refused unless the caller
 passes ``allow_pickle=True``, and even then only after the hash and signature checks.
+``sign_artifact`` signs a directory written without a key (the shipped default), after
+the same version and hash checks: a signature never vouches for files that do not match.
 """
 
 from __future__ import annotations
@@ -76,21 +78,9 @@ def load_artifact(
 ) -> LoadedArtifact:
     """Verify and read an artifact directory; raise ``ArtifactError`` on any doubt."""
     root = Path(path)
-    manifest_path = root / MANIFEST_FILE
-    if not manifest_path.is_file():
-        raise ArtifactError(f"{root}: no {MANIFEST_FILE}: not a router artifact")
-    raw = manifest_path.read_bytes()
+    raw = _read_manifest(root)
     _check_signature(root, raw, resolve_key(signing_key))
-    try:
-        manifest = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ArtifactError(f"{manifest_path}: invalid JSON ({exc})") from None
-    _check_format(root, manifest)
-    files = manifest.get("files")
-    if not isinstance(files, dict) or not files:
-        raise ArtifactError(f"{manifest_path}: 'files' must list the artifact's files and their sha256")
-    for name, digest in files.items():
-        _check_file(root, name, digest, allow_pickle)
+    manifest, files = _check_contents(root, raw, allow_pickle)
     tensors: dict[str, np.ndarray] = {}
     pickled = None
     for name in files:
@@ -99,6 +89,44 @@ def load_artifact(
         elif name.endswith(PICKLE_SUFFIXES):
             pickled = _read_pickle(root / name)
     return LoadedArtifact(manifest=manifest, tensors=tensors, pickled=pickled)
+
+
+def sign_artifact(path: str | Path, *, signing_key: bytes | str | None = None, allow_pickle: bool = False) -> Path:
+    """Write ``manifest.sig`` for an intact artifact; raise ``ArtifactError`` if it is not intact.
+
+    The key is ``signing_key``, else ``ROUTEIQ_ROUTER_SIGNING_KEY``: the same bytes the
+    scorer will verify with. An existing signature is replaced.
+    """
+    root = Path(path)
+    key = resolve_key(signing_key)
+    if key is None:
+        raise ArtifactError(f"{root}: no signing key (pass one, or set ROUTEIQ_ROUTER_SIGNING_KEY)")
+    raw = _read_manifest(root)
+    _check_contents(root, raw, allow_pickle)
+    _atomic_write(root / SIGNATURE_FILE, (sign(raw, key) + "\n").encode())
+    return root / SIGNATURE_FILE
+
+
+def _read_manifest(root: Path) -> bytes:
+    manifest_path = root / MANIFEST_FILE
+    if not manifest_path.is_file():
+        raise ArtifactError(f"{root}: no {MANIFEST_FILE}: not a router artifact")
+    return manifest_path.read_bytes()
+
+
+def _check_contents(root: Path, raw: bytes, allow_pickle: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The parsed manifest and its ``files``, once the format and every file's sha256 check out."""
+    try:
+        manifest = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ArtifactError(f"{root / MANIFEST_FILE}: invalid JSON ({exc})") from None
+    _check_format(root, manifest)
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not files:
+        raise ArtifactError(f"{root / MANIFEST_FILE}: 'files' must list the artifact's files and their sha256")
+    for name, digest in files.items():
+        _check_file(root, name, digest, allow_pickle)
+    return manifest, files
 
 
 def _check_signature(root: Path, raw: bytes, key: bytes | None) -> None:

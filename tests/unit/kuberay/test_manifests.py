@@ -22,6 +22,7 @@ import yaml
 from tests.unit.kuberay.conftest import KUBERAY, ROOT, TARGETS, pod_templates, rayservice
 
 K8S_VERSION = "1.37.0"
+SIGNING_KEY_ENV = "ROUTEIQ_ROUTER_SIGNING_KEY"
 CRDS = {"RayService": "ray.io_rayservices.yaml", "RayCluster": "ray.io_rayclusters.yaml"}
 
 
@@ -135,7 +136,9 @@ def test_secrets_come_only_from_mounted_secret_volumes(rendered: dict[str, list[
         for name in secrets:
             assert "subPath" not in mounts[name], "subPath mounts are never updated when a Secret rotates"
             assert mounts[name]["readOnly"] is True
-        assert all("secretKeyRef" not in str(e) for e in ray.get("env", []))
+        # Rotating secrets are files. The one environment secret is prod's artifact signing key
+        # (read once per artifact load; see test_prod_requires_signed_router_artifacts).
+        assert all("secretKeyRef" not in str(e) for e in ray.get("env", []) if e["name"] != SIGNING_KEY_ENV)
         assert spec["securityContext"]["runAsUser"] == 1000 and spec["securityContext"]["runAsNonRoot"] is True
     (cm,) = [d for d in docs if d["kind"] == "ConfigMap"]
     gateway = yaml.safe_load(cm["data"]["gateway.yaml"])
@@ -184,3 +187,78 @@ def test_dev_overlay_only_warns_on_the_offline_check(rendered: dict[str, list[di
 def test_the_crds_are_not_part_of_what_gets_applied() -> None:
     text = (KUBERAY / "base" / "kustomization.yaml").read_text()
     assert "crds" not in text and (ROOT / "kuberay" / "crds" / "ray.io_rayservices.yaml").exists()
+
+
+def _containers(rs: dict[str, Any]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(container, its pod spec) for every container we declare: Ray head, workers, autoscaler."""
+    out = [(c, t["spec"]) for t in pod_templates(rs) for c in [*t["spec"].get("initContainers", []),
+                                                                   *t["spec"]["containers"]]]
+    cluster = rs["spec"]["rayClusterConfig"]
+    head_spec = cluster["headGroupSpec"]["template"]["spec"]
+    out.append((cluster["autoscalerOptions"], head_spec))  # KubeRay adds it to the head pod
+    return out
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_every_container_has_a_read_only_root_and_only_emptydir_is_writable(
+    rendered: dict[str, list[dict[str, Any]]], target: str
+) -> None:
+    """readOnlyRootFilesystem everywhere; /tmp (Ray's session dir) is an emptyDir; all else read-only."""
+    for container, spec in _containers(rayservice(rendered[target])):
+        sc, pod_sc = container["securityContext"], spec["securityContext"]
+        assert sc["readOnlyRootFilesystem"] is True
+        assert sc["allowPrivilegeEscalation"] is False
+        assert sc["capabilities"] == {"drop": ["ALL"]} and "add" not in sc["capabilities"]
+        assert sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot")) is True
+        assert sc.get("seccompProfile", pod_sc.get("seccompProfile")) == {"type": "RuntimeDefault"}
+        assert "privileged" not in sc
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+        assert "emptyDir" in volumes[mounts["/tmp"]["name"]], "Ray writes its session dir under /tmp"
+        assert volumes[mounts["/tmp"]["name"]]["emptyDir"]["sizeLimit"]
+        for path, m in mounts.items():
+            if "emptyDir" not in volumes[m["name"]]:
+                assert m.get("readOnly") is True, f"{path} is writable"
+    for template in pod_templates(rayservice(rendered[target])):
+        assert template["spec"]["securityContext"]["runAsUser"] != 0
+        assert not template["spec"].get("hostNetwork") and not template["spec"].get("hostPID")
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_ray_token_auth_is_on_with_the_token_from_a_secret(
+    rendered: dict[str, list[dict[str, Any]]], target: str
+) -> None:
+    """KubeRay (authOptions) puts RAY_AUTH_MODE=token and RAY_AUTH_TOKEN (secretKeyRef) on the
+    head, every worker group, the autoscaler and the wait-gcs-ready init container, and its
+    dashboard client sends the token. A container that sets either variable itself would win
+    over KubeRay's, so none may; nor may the Serve config's runtime_env."""
+    rs = rayservice(rendered[target])
+    cluster = rs["spec"]["rayClusterConfig"]
+    assert cluster["authOptions"] == {"mode": "token", "secretName": "routeiq-ray-auth"}
+    assert "enableK8sTokenAuth" not in cluster["authOptions"]  # KubeRay: unsupported for RayService
+    for container, _ in _containers(rs):
+        names = {e["name"] for e in container.get("env", [])}
+        assert not names & {"RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"}, container.get("name")
+    serve = yaml.safe_load(rs["spec"]["serveConfigV2"])
+    for app in serve["applications"]:
+        assert not any(k.startswith("RAY_AUTH") for k in app.get("runtime_env", {}).get("env_vars", {}))
+
+
+def test_prod_requires_signed_router_artifacts(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    """prod: the scorer's workers and every pod's startup check get the key from a Secret (not
+    optional: no Secret, no pod), so an unsigned or tampered artifact is refused."""
+    for template in pod_templates(rayservice(rendered["overlays/prod"])):
+        env = {e["name"]: e for e in template["spec"]["containers"][0]["env"]}
+        ref = env[SIGNING_KEY_ENV]["valueFrom"]["secretKeyRef"]
+        assert ref == {"name": "routeiq-router-signing", "key": "signing-key"}  # `optional` unset: required
+    for target in ("base", "overlays/dev"):
+        for template in pod_templates(rayservice(rendered[target])):
+            assert SIGNING_KEY_ENV not in {e["name"] for e in template["spec"]["containers"][0]["env"]}
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_the_example_upstream_is_reached_over_tls(rendered: dict[str, list[dict[str, Any]]], target: str) -> None:
+    (cm,) = [d for d in rendered[target] if d["kind"] == "ConfigMap"]
+    gateway = yaml.safe_load(cm["data"]["gateway.yaml"])
+    bases = {m["litellm_params"]["api_base"] for m in gateway["model_list"]}
+    assert bases and all(b.startswith("https://") for b in bases), bases

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -53,17 +54,25 @@ def _config(tmp_path: Path, artifact: Path) -> Path:
 
 
 def _run(config: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if k not in offline_check.OFFLINE_ENV}
+    drop = {*offline_check.OFFLINE_ENV, "ROUTEIQ_ROUTER_SIGNING_KEY"}  # each test says what it sets
+    base = {k: v for k, v in os.environ.items() if k not in drop}
     return subprocess.run(
         [sys.executable, str(CHECK), "--config", str(config), "--root", str(ROOT)],
         capture_output=True, text=True, timeout=120, env={**base, **env}, check=False,
     )
 
 
+DEFAULT_ARTIFACT = ROOT / "router_models" / "pretrained" / "default"
+
+
+def _unsigned_default(tmp_path: Path) -> Path:
+    out = Path(shutil.copytree(DEFAULT_ARTIFACT, tmp_path / "default"))
+    (out / "manifest.sig").unlink(missing_ok=True)  # as it ships
+    return out
+
+
 def test_check_passes_offline_and_fails_clearly_in_strict_mode(tmp_path: Path) -> None:
-    artifact = tmp_path / "artifact"
-    artifact.mkdir()
-    (artifact / "model.safetensors").write_bytes(b"\0")
+    artifact = _unsigned_default(tmp_path)
     ok = _run(_config(tmp_path, artifact), **offline_check.OFFLINE_ENV)
     assert ok.returncode == 0, ok.stderr
     assert "offline check: ok" in ok.stdout and "no outbound connection attempted" in ok.stdout
@@ -80,6 +89,28 @@ def test_check_passes_offline_and_fails_clearly_in_strict_mode(tmp_path: Path) -
 
     warn = _run(_config(tmp_path, tmp_path / "nope"), ROUTEIQ_OFFLINE_CHECK="warn", **offline_check.OFFLINE_ENV)
     assert warn.returncode == 0 and "FAILED (warn)" in warn.stderr
+
+
+def test_with_a_signing_key_an_unsigned_or_tampered_artifact_stops_the_pod(tmp_path: Path) -> None:
+    """The prod overlay sets ROUTEIQ_ROUTER_SIGNING_KEY: the check refuses what the scorer would."""
+    from router_models.artifacts import sign_artifact
+
+    artifact = _unsigned_default(tmp_path)
+    config = _config(tmp_path, artifact)
+    key = "prod-signing-key-0123456789"
+    unsigned = _run(config, ROUTEIQ_ROUTER_SIGNING_KEY=key, **offline_check.OFFLINE_ENV)
+    assert unsigned.returncode == 1
+    assert "manifest.sig is missing" in unsigned.stderr and "routeiq sign" in unsigned.stderr
+
+    sign_artifact(artifact, signing_key=key)
+    assert _run(config, ROUTEIQ_ROUTER_SIGNING_KEY=key, **offline_check.OFFLINE_ENV).returncode == 0
+    wrong = _run(config, ROUTEIQ_ROUTER_SIGNING_KEY="another-key", **offline_check.OFFLINE_ENV)
+    assert wrong.returncode == 1 and "bad signature" in wrong.stderr
+
+    (artifact / "weights.safetensors").write_bytes(b"not the weights")
+    tampered = _run(config, ROUTEIQ_ROUTER_SIGNING_KEY=key, **offline_check.OFFLINE_ENV)
+    assert tampered.returncode == 1 and "sha256 does not match" in tampered.stderr
+    assert len(tampered.stderr.strip().splitlines()) == 1
 
 
 def test_every_gateway_config_problem_is_one_item(tmp_path: Path) -> None:
