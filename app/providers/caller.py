@@ -24,7 +24,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 from tenacity import wait_exponential_jitter as _exp_jitter
 
-from app.config import ProviderSettings
+from app.config import ModelEntry, ProviderSettings
 from app.errors import NotFoundError, UpstreamError, UpstreamTimeoutError
 from app.providers.base import Prices, ProviderCall, ProviderClient, ProviderResult, StreamEnd, StreamItem, Upstream
 from app.providers.errors import RetryableUpstreamError
@@ -59,20 +59,28 @@ class ProviderCaller:
         self._native: OpenAINativeClient | None = None
         self._litellm: ProviderClient | None = None
         self._upstreams: dict[int, Upstream] = {}
+        if transport is None and any(not self._is_native(e) for e in settings.entries.values()):
+            self._litellm_client()  # import litellm (seconds) with the replica, not in a request's deadline
 
-    def _client(self, upstream: Upstream) -> ProviderClient:
-        if self._transport is not None:
-            return self._transport
-        if self._settings.group.transport == "auto" and is_native(upstream.entry):
-            if self._native is None:
-                self._native = OpenAINativeClient(self._settings.group.max_connections,
-                                                  public_only=self._settings.block_private_upstreams)
-            return self._native
+    def _is_native(self, entry: ModelEntry) -> bool:
+        return self._settings.group.transport == "auto" and is_native(entry)
+
+    def _litellm_client(self) -> ProviderClient:
         if self._litellm is None:
             from app.providers.litellm_client import LiteLLMClient  # only where a model needs it
 
             self._litellm = LiteLLMClient()
         return self._litellm
+
+    def _client(self, upstream: Upstream) -> ProviderClient:
+        if self._transport is not None:
+            return self._transport
+        if self._is_native(upstream.entry):
+            if self._native is None:
+                self._native = OpenAINativeClient(self._settings.group.max_connections,
+                                                  public_only=self._settings.block_private_upstreams)
+            return self._native
+        return self._litellm_client()
 
     def _upstream(self, call: ProviderCall) -> Upstream:
         """The entry a call names, priced once (litellm's cost map only when config has no price)."""
