@@ -21,10 +21,27 @@ from app.providers.base import Usage
 
 @dataclass(frozen=True)
 class Demand:
-    """What one request may use at most, as admission reserves it."""
+    """What one request may use at most, as admission reserves it.
+
+    ``floor_*``: the part that must fit for the request to be admitted at all (the prompt,
+    plus ``max_tokens`` when the client set it). Beyond it, admission reserves what is left
+    of the limit, up to ``tokens``/``cost``: a request without ``max_tokens`` is not refused
+    because a default answer length would not fit, and concurrent requests still cannot
+    overshoot (each reservation takes what it can of what is left). ``None``: all of it.
+    """
 
     tokens: int = 0
     cost: float = 0.0
+    floor_tokens: int | None = None
+    floor_cost: float | None = None
+
+    @property
+    def min_tokens(self) -> int:
+        return self.tokens if self.floor_tokens is None else min(self.floor_tokens, self.tokens)
+
+    @property
+    def min_cost(self) -> float:
+        return self.cost if self.floor_cost is None else min(self.floor_cost, self.cost)
 
 
 @dataclass(frozen=True)

@@ -76,15 +76,16 @@ class LocalLimiter:
 
     def _check_tpm(self, s: Scope, now: int, want: Demand) -> tuple[int, int] | None:
         assert s.tpm is not None
-        if want.tokens > s.tpm:
+        must = want.min_tokens
+        if must > s.tpm:
             return TPM_TOO_BIG, 0
         buckets = self._live(s.tpm_key, now)
         left = sum(buckets.values())
-        if left + want.tokens <= s.tpm:
+        if left + must <= s.tpm:
             return None
         for b in sorted(buckets):
             left -= buckets[b]
-            if left + want.tokens <= s.tpm:
+            if left + must <= s.tpm:
                 return TPM, (b + BUCKETS) * BUCKET_MS - now
         return TPM, WINDOW_MS
 
@@ -96,9 +97,16 @@ class LocalLimiter:
             return UNSEEDED, 0
         if float(spent) >= s.budget:
             return BUDGET, 0
-        if float(spent) + want.cost > s.budget:
+        if float(spent) + want.min_cost > s.budget:
             return BUDGET_SHORT, 0
         return OK, 0
+
+    def _room(self, s: Scope, now: int) -> tuple[float, float]:
+        """What is left of this scope's TPM and budget (infinite where it has none)."""
+        tokens = float(s.tpm - sum(self._live(s.tpm_key, now).values())) if s.tpm else float("inf")
+        spent = self._get(s.spend_key)
+        cost = s.budget - float(spent) if s.budget is not None and spent is not None else float("inf")
+        return tokens, cost
 
     async def admit(self, scopes: list[Scope], member: str, demand: Demand) -> Verdict:
         now = now_ms()
@@ -106,15 +114,18 @@ class LocalLimiter:
             code, retry = self._check(s, now, demand)
             if code != OK:
                 return Verdict(code, retry, i)
+        rooms = [self._room(s, now) for s in scopes]
+        tokens = int(min([float(demand.tokens), *(r[0] for r in rooms)]))
+        cost = min([float(demand.cost), *(r[1] for r in rooms)])
         bucket = now // BUCKET_MS
         for s in scopes:
             if s.rpm:
                 self._rpm[s.rpm_key].append(now)
-            if demand.tokens > 0:
+            if tokens > 0:
                 buckets = self._tpm.setdefault(s.tpm_key, {})
-                buckets[bucket] = buckets.get(bucket, 0) + demand.tokens
-            self._add(s.spend_key, demand.cost)
-        held = Reservation(demand.tokens, demand.cost, bucket, tuple(s.spend_key for s in scopes), "local")
+                buckets[bucket] = buckets.get(bucket, 0) + tokens
+            self._add(s.spend_key, cost)
+        held = Reservation(tokens, cost, bucket, tuple(s.spend_key for s in scopes), "local")
         return Verdict(OK, reservation=held)
 
     async def charge(self, scopes: list[Scope], tokens: int, cost: float, reservation: Reservation) -> None:

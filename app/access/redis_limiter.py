@@ -21,17 +21,21 @@ local cur_b = math.floor(now / bucket_ms)
 """
 
 # KEYS: per scope ver, rpm, tpm, spend. ARGV: [1] the caller's clock (informational),
-# [2] member, [3] n scopes, [4] tokens to reserve, [5] cost to reserve, then per scope
-# (from 6 + 4s) its version, rpm, tpm and budget limits (0 / -1: none).
+# [2] member, [3] n scopes, [4] tokens wanted, [5] cost wanted, [6] tokens that must fit,
+# [7] cost that must fit, then per scope (from 8 + 4s) its version, rpm, tpm and budget
+# limits (0 / -1: none). It reserves, in every scope, what is wanted or what is left of
+# the tightest limit, never less than what must fit (else it refuses).
 ADMIT_LUA = NOW_LUA + """
 local member = ARGV[2]
 local n = tonumber(ARGV[3])
-local want_t = tonumber(ARGV[4])
-local want_c = tonumber(ARGV[5])
+local take_t = tonumber(ARGV[4])
+local take_c = tonumber(ARGV[5])
+local floor_t = tonumber(ARGV[6])
+local floor_c = tonumber(ARGV[7])
 local spent_out = {}
 for s = 0, n - 1 do
   local k = s * 4
-  local a = 6 + s * 4
+  local a = 8 + s * 4
   local rpm = tonumber(ARGV[a + 1])
   local tpm = tonumber(ARGV[a + 2])
   local budget = tonumber(ARGV[a + 3])
@@ -46,7 +50,7 @@ for s = 0, n - 1 do
     end
   end
   if tpm > 0 then
-    if want_t > tpm then return {6, 0, s} end
+    if floor_t > tpm then return {6, 0, s} end
     local h = redis.call('HGETALL', KEYS[k + 3])
     local used = 0
     local live = {}
@@ -59,43 +63,46 @@ for s = 0, n - 1 do
         table.insert(live, {b, tonumber(h[i + 1])})
       end
     end
-    if used + want_t > tpm then
+    if used + floor_t > tpm then
       table.sort(live, function(x, y) return x[1] < y[1] end)
       local left = used
       local retry = window
       for _, bv in ipairs(live) do
         left = left - bv[2]
-        if left + want_t <= tpm then retry = (bv[1] + 6) * bucket_ms - now break end
+        if left + floor_t <= tpm then retry = (bv[1] + 6) * bucket_ms - now break end
       end
       return {2, retry, s}
     end
+    take_t = math.min(take_t, tpm - used)
   end
   if budget >= 0 then
     local spent = redis.call('GET', KEYS[k + 4])
     if not spent then return {5, 0, s} end
     if tonumber(spent) >= budget then return {3, 0, s} end
-    if tonumber(spent) + want_c > budget then return {7, 0, s} end
+    if tonumber(spent) + floor_c > budget then return {7, 0, s} end
+    take_c = math.min(take_c, budget - tonumber(spent))
     spent_out[s + 1] = spent
   else
     spent_out[s + 1] = ''
   end
 end
+local take_c_str = string.format('%.17g', take_c)
 for s = 0, n - 1 do
-  if tonumber(ARGV[6 + s * 4 + 1]) > 0 then
+  if tonumber(ARGV[8 + s * 4 + 1]) > 0 then
     redis.call('ZADD', KEYS[s * 4 + 2], now, member)
     redis.call('PEXPIRE', KEYS[s * 4 + 2], window + 1000)
   end
-  if want_t > 0 then
-    redis.call('HINCRBY', KEYS[s * 4 + 3], tostring(cur_b), want_t)
+  if take_t > 0 then
+    redis.call('HINCRBY', KEYS[s * 4 + 3], tostring(cur_b), take_t)
     redis.call('PEXPIRE', KEYS[s * 4 + 3], window + 10000)
   end
-  if want_c > 0 and redis.call('EXISTS', KEYS[s * 4 + 4]) == 1 then
-    redis.call('INCRBYFLOAT', KEYS[s * 4 + 4], ARGV[5])
+  if take_c > 0 and redis.call('EXISTS', KEYS[s * 4 + 4]) == 1 then
+    redis.call('INCRBYFLOAT', KEYS[s * 4 + 4], take_c_str)
   end
 end
--- the bucket of the reservation, then the budget counters as read (strings: Redis would
+-- what was reserved, its bucket, then the budget counters as read (strings: Redis would
 -- truncate Lua numbers), so a replica knows them if it has to check budgets without Redis
-return {0, 0, 0, cur_b, unpack(spent_out)}
+return {0, 0, 0, cur_b, take_t, take_c_str, unpack(spent_out)}
 """
 
 # KEYS: per scope tpm, spend. ARGV: [1] the caller's clock (informational), [2] tokens
@@ -142,12 +149,13 @@ class RedisLimiter:
     async def admit(self, scopes: list[Scope], member: str, demand: Demand) -> Verdict:
         keys = [k for s in scopes for k in (s.ver_key, s.rpm_key, s.tpm_key, s.spend_key)]
         args = [now_ms(), member, len(scopes), max(0, demand.tokens), repr(max(0.0, float(demand.cost))),
+                max(0, demand.min_tokens), repr(max(0.0, float(demand.min_cost))),
                 *(a for s in scopes for a in _argv(s))]
         code, retry, scope, *rest = await self._admit(keys=keys, args=args)
         if int(code) != OK:
             return Verdict(int(code), int(retry), int(scope))
-        bucket, *spent = rest
-        held = Reservation(demand.tokens, demand.cost, int(bucket), tuple(s.spend_key for s in scopes), "redis")
+        bucket, tokens, cost, *spent = rest
+        held = Reservation(int(tokens), float(cost), int(bucket), tuple(s.spend_key for s in scopes), "redis")
         return Verdict(OK, spent=tuple(float(v) if v else None for v in spent), reservation=held)
 
     async def charge(self, scopes: list[Scope], tokens: int, cost: float, reservation: Reservation) -> None:

@@ -178,8 +178,12 @@ class Gateway:
         else:
             default = self.cfg.general_settings.access.reserve_output_tokens
             out = ctx.steering.max_tokens or min(default, info.max_output_tokens or default)
+        prices = self.prices(plan.deployment)
         prompt, completion = estimate_tokens(body), out * max(1, ctx.steering.n)
-        return Demand(prompt + completion, self.prices(plan.deployment).cost(prompt, completion))
+        demand = Demand(prompt + completion, prices.cost(prompt, completion))
+        if ctx.steering.max_tokens is None:  # a default answer length: only the prompt must fit
+            return Demand(demand.tokens, demand.cost, prompt, prices.cost(prompt, 0))
+        return demand
 
     def prices(self, deployment: Deployment) -> Prices:
         """A deployment's $ per token (config, else litellm's bundled map), once per replica."""

@@ -34,7 +34,14 @@ def access_config(upstream: str, general: dict[str, Any]) -> dict[str, Any]:
 
     return {
         "model_list": [entry(CHEAP, 0.1), entry(MID, 0.5)],
-        "router_settings": {"routers": [{"name": "auto", "strategy": "cost-first"}]},
+        "router_settings": {
+            "routers": [
+                {"name": "auto", "strategy": "cost-first"},
+                # a deadline no scorer meets: every request takes the router's fallback
+                {"name": "hurried", "strategy": "cost-first", "timeout_ms": 0.001, "fallback_model": MID},
+            ],
+            "num_retries": 0, "allowed_fails": 3, "cooldown_time_s": 60,
+        },
         "general_settings": {"master_key": MASTER_KEY, "request_timeout_s": 10, **general},
     }
 
@@ -220,6 +227,23 @@ def test_a_flood_of_random_tokens_is_refused_and_real_keys_keep_working(app: App
         statuses = list(pool.map(lambda _: app.admin("GET", "/v1/models", key=new_key()).status_code, range(400)))
     assert set(statuses) <= {401, 503} and statuses.count(401) > 0  # 503: the lookup budget is spent
     chat(real)  # cached: never throttled
+
+
+def test_the_router_fallback_never_leaves_the_allowlist(app: App) -> None:
+    client = app.client(app.new_key(models=[CHEAP, "hurried"])["key"])
+    raw = chat(client, model="hurried")
+    assert raw.headers["x-routeiq-strategy"] == "fallback"
+    assert raw.headers["x-routeiq-model"] == CHEAP  # the configured fallback (MID) is not this key's
+
+
+def test_one_key_cannot_cool_a_model_down_for_everyone(app: App) -> None:
+    attacker = app.client(app.new_key()["key"])
+    for _ in range(6):  # CHEAP fails for this key's requests, twice allowed_fails
+        with pytest.raises(openai.APIStatusError):
+            chat(attacker, model=CHEAP, text=f"boom {uuid.uuid4().hex} [[fake error=500 only={CHEAP}]]")
+    other = app.client(app.new_key()["key"])
+    for _ in range(4):  # on every replica, cost-first still picks CHEAP: it is not cooling down
+        assert chat(other, model="auto").headers["x-routeiq-model"] == CHEAP
 
 
 def test_teams_share_limits(app: App) -> None:

@@ -90,3 +90,17 @@ async def test_a_reservation_that_can_never_fit_is_a_400(policy: VirtualKeyPolic
 async def test_the_master_key_reserves_nothing(policy: VirtualKeyPolicy) -> None:
     master = await policy.authenticate("Bearer sk-test-master")
     assert await policy.admit(master, "tiny-model", Demand(10**9, 10**6)) == NO_RESERVATION
+
+
+async def test_without_max_tokens_only_the_prompt_must_fit(policy: VirtualKeyPolicy) -> None:
+    """A default answer length is reserved only as far as the limit has room: the request is
+    admitted, and the next one finds no room until the first settles."""
+    p = await keyed(policy, tpm_limit=100, max_budget=0.001)
+    demand = Demand(1034, 0.01, floor_tokens=10, floor_cost=0.00001)
+    first = await policy.admit(p, "tiny-model", demand)
+    assert first.tokens == 100 and first.cost == pytest.approx(0.001)  # all the room there was
+    assert isinstance(await outcome(policy, p, demand), RateLimitError)
+    policy.settle(p, "tiny-model", Usage(10, 20, 0.0003), "req", first)
+    await settled(policy)
+    second = await policy.admit(p, "tiny-model", demand)
+    assert second.tokens == 70 and second.cost == pytest.approx(0.0007)
