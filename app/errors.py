@@ -9,7 +9,8 @@
     ├── NotFoundError                404 invalid_request_error / model_not_found
     ├── RateLimitError               429 rate_limit_error (+ retry_after)
     ├── OverloadedError              503 service_unavailable (+ retry_after)
-    │   └── StoreUnavailableError    503: the database is unreachable
+    │   ├── StoreUnavailableError    503: the database is unreachable
+    │   └── ReplicaUnavailableError  503: a deployment's replica died or cannot be reached
     ├── UpstreamError                502 upstream_error
     └── UpstreamTimeoutError         504 timeout
 
@@ -100,6 +101,17 @@ class OverloadedError(RouteIQError):
     status = 503
     type = "service_unavailable"
     default_code = "overloaded"
+
+
+class ReplicaUnavailableError(OverloadedError):
+    """A replica of another deployment (provider, scorer) died or cannot be reached.
+
+    Translated from Ray's errors where the handle is called (``deployments.ingress``); the
+    gateway retries on another replica, then follows the fallback chain; if nothing can
+    serve, the client gets this 503 with Retry-After, never a 500.
+    """
+
+    default_code = "replica_unavailable"
 
 
 class UpstreamError(RouteIQError):

@@ -2,82 +2,28 @@
 
 The app is built per replica (``__serve_build_asgi_app__``) around a ``Gateway`` that
 ``app.wiring.build_gateway`` composes; its two collaborators are the DeploymentHandles
-of the router-scoring and provider-call deployments, adapted here to the
-``RouterClient``/``ProviderPool`` protocols. ``Ingress.__init__`` is one call.
+of the router-scoring and provider-call deployments, adapted to the
+``RouterClient``/``ProviderPool`` protocols in ``deployments.handles``.
+``Ingress.__init__`` is one call.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from typing import Any, cast
+from typing import Any
 
 import aiohttp
-from ray.serve.exceptions import BackPressureError
-from ray.serve.handle import DeploymentHandle, DeploymentResponseGenerator
 
 from app.config import GatewayConfig
-from app.errors import OverloadedError
 from app.gateway import Gateway
 from app.logs import setup_logging
 from app.main import create_app
-from app.providers.base import ProviderCall, ProviderResult, StreamItem
 from app.routes.health import readiness_report
 from app.tracing import configure_tracing
 from app.wiring import build_gateway
+from deployments.handles import Handle, HandleProviders, HandleRouter
 from deployments.metrics import ServeMetrics
-from router_models.inference.types import RouteDecision, RouteQuery
-
-Handle = DeploymentHandle[Any]
-
-
-def _overloaded(err: BackPressureError) -> OverloadedError:
-    """Serve's queue for a deployment is full (``max_queued_requests``): 503, retry soon."""
-    return OverloadedError(f"the gateway is overloaded ({err}); retry shortly", retry_after=1.0)
-
-
-class HandleRouter:
-    """``RouterClient`` over the router-scoring deployment."""
-
-    def __init__(self, handle: Handle) -> None:
-        self._route = handle.route
-
-    async def route(self, query: RouteQuery) -> RouteDecision:
-        decision: RouteDecision = await self._route.remote(query)
-        return decision
-
-
-class HandleProviders:
-    """``ProviderPool`` over the provider-call deployments (one handle per group)."""
-
-    def __init__(self, handles: dict[str, Handle]) -> None:
-        self._complete = {g: h.complete for g, h in handles.items()}
-        self._stream = {g: h.options(stream=True).stream for g, h in handles.items()}
-
-    async def complete(self, group: str, call: ProviderCall) -> ProviderResult:
-        try:
-            result: ProviderResult = await self._complete[group].remote(call)
-        except BackPressureError as err:
-            raise _overloaded(err) from None
-        return result
-
-    async def close(self) -> None:
-        return None  # the provider deployments own their connections
-
-    async def stream(self, group: str, call: ProviderCall) -> AsyncIterator[StreamItem]:
-        gen = cast("DeploymentResponseGenerator[StreamItem]", self._stream[group].remote(call))
-        finished = False
-        try:
-            try:
-                async for item in gen:
-                    yield item
-            except BackPressureError as err:
-                raise _overloaded(err) from None
-            finished = True
-        finally:
-            if not finished:
-                gen.cancel()  # type: ignore[no-untyped-call]  # the client left: cancel the provider call upstream
 
 
 class GraphProbe:
@@ -152,7 +98,7 @@ class Ingress:
     def __init__(
         self, cfg: GatewayConfig, router: Handle | None, providers: dict[str, Handle]
     ) -> None:
-        self._gateway, self._graph = compose(cfg, router, providers)
+        self._gateway, self._graph, self._was_ready = *compose(cfg, router, providers), False
 
     def __serve_build_asgi_app__(self) -> Any:
         # Serve's proxy (and direct ingress) echoes x-request-id itself
@@ -164,6 +110,15 @@ class Ingress:
             return {"status": "draining"}
         graph = await self._graph.states()
         report = await readiness_report(self._gateway)
-        if any(state != "up" for state in graph.values()):
-            report["status"] = "starting"  # 503 until the whole graph answers
+        away = sorted(name for name, state in graph.items() if state != "up")
+        if away and not self._was_ready:
+            report["status"] = "starting"  # 503 until the whole graph has answered once
+        elif away:
+            # Later, a deployment whose replicas are gone (being replaced) degrades this replica
+            # (the gateway falls back, retries, answers 503 for what nothing can serve); it
+            # stays in rotation: taking every ingress out would turn a partial outage into a full one.
+            report["status"] = "degraded"
+            report["degraded"] = away
+        else:
+            self._was_ready = True
         return {**report, "graph": graph}

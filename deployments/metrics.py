@@ -39,6 +39,8 @@ class ServeMetrics:
         self._routed = Counter("routeiq_routed", "Routing decisions.", tag_keys=_keys("router", "strategy", "model"))
         self._fallbacks = Counter("routeiq_fallbacks", "Fallbacks to another model.",
                                   tag_keys=_keys("from_model", "to_model"))
+        self._router_fallbacks = Counter("routeiq_router_fallbacks", "Routed requests that took the router's "
+                                         "fallback model, by reason.", tag_keys=_keys("router", "reason"))
         self._cooldowns = Counter("routeiq_cooldowns", "Deployments put in cooldown.", tag_keys=_keys("model"))
         self._rejected = Counter("routeiq_rejections", "Requests refused, by reason.", tag_keys=_keys("reason"))
         self._inflight = Gauge("routeiq_inflight_requests", "Requests in flight in this ingress replica.")
@@ -66,6 +68,9 @@ class ServeMetrics:
 
     def fallback(self, *, from_model: str, to_model: str) -> None:
         self._fallbacks.inc(tags={"from_model": from_model, "to_model": to_model})
+
+    def router_fallback(self, *, router: str, reason: str) -> None:
+        self._router_fallbacks.inc(tags={"router": router, "reason": reason})
 
     def cooldown(self, *, model: str) -> None:
         self._cooldowns.inc(tags={"model": model})

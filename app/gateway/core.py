@@ -27,6 +27,7 @@ from app.errors import (
     OverloadedError,
     PermissionDeniedError,
     RateLimitError,
+    ReplicaUnavailableError,
     RouteIQError,
     UpstreamError,
     UpstreamTimeoutError,
@@ -118,7 +119,10 @@ class Gateway:
 
     async def health(self) -> dict[str, Any]:
         """Readiness detail of the replica's dependencies (breaker states, buffers)."""
-        return await self.policy.health()
+        detail = await self.policy.health()
+        if self.catalog.routers:
+            detail["router_scoring"] = self.routing.report()
+        return detail
 
     def exchange(self, endpoint: Endpoint, request_id: str, headers: Mapping[str, str], route: str) -> Exchange:
         """Admit one request (503 when full) and return the object that owns it to the end."""
@@ -226,7 +230,7 @@ class Gateway:
         for i, dep in enumerate(chain):
             tried = self._attempt(plan, dep)
             try:
-                return tried, await attempt(tried)
+                return tried, await _on_a_live_replica(tried, attempt, ctx.request_id)
             except FALLBACK_ERRORS as err:
                 await self._failed(dep, err, ctx)
                 if i == len(chain) - 1:
@@ -263,6 +267,16 @@ class Gateway:
                 raise
 
         return await self._along_chain(body, ctx, attempt)
+
+
+async def _on_a_live_replica(plan: Plan, attempt: Callable[[Plan], Awaitable[Any]], request_id: str) -> Any:
+    """One attempt, and once more if the provider replica that took it died: Serve sends the
+    retry to a live replica (or queues it for the replacement), within its own deadline."""
+    try:
+        return await attempt(plan)
+    except ReplicaUnavailableError as err:
+        log.warning("request %s: %s (%s); trying another replica", request_id, plan.model, err.message)
+        return await attempt(plan)
 
 
 @asynccontextmanager

@@ -21,6 +21,11 @@ class Metrics(Protocol):
 
     def fallback(self, *, from_model: str, to_model: str) -> None: ...
 
+    def router_fallback(self, *, router: str, reason: str) -> None:
+        """A routed request fell back to the router's fallback model (reason: deadline,
+        unavailable, undecided, error)."""
+        ...
+
     def cooldown(self, *, model: str) -> None: ...
 
     def rejected(self, *, reason: str) -> None: ...
@@ -44,6 +49,9 @@ class NoMetrics:
         return None
 
     def fallback(self, *, from_model: str, to_model: str) -> None:
+        return None
+
+    def router_fallback(self, *, router: str, reason: str) -> None:
         return None
 
     def cooldown(self, *, model: str) -> None:

@@ -4,7 +4,10 @@ A routed request (``auto``, an alias) becomes a ``RouteQuery`` over the candidat
 fit it; the answer is a ``RouteDecision``. When the scorer fails, misses its deadline
 (``timeout_ms``), or cannot decide this query (``RouteDecision.error``), the router's
 ``fallback_model`` (else the cheapest candidate) answers, and the decision says
-``strategy: fallback`` so headers, metrics and the decision log show it.
+``strategy: fallback`` so headers, metrics and the decision log show it; a metric counts
+fallbacks by reason (``deadline``, ``unavailable``, ``undecided``, ``error``). While the
+scorer's replicas are gone, a breaker skips asking (no request waits out the deadline
+for a dead scorer) and readiness says ``degraded`` with ``router-scoring`` down.
 Must not: raise for a scorer failure (routing degrades, requests do not fail).
 """
 
@@ -18,6 +21,8 @@ from typing import Any, Protocol
 from opentelemetry import trace
 from opentelemetry.context import Context
 
+from app.breaker import Breaker
+from app.errors import ReplicaUnavailableError
 from app.gateway.catalog import RouterTarget
 from app.gateway.metrics import Metrics
 from app.tracing import headers_for, tracer
@@ -42,6 +47,11 @@ class Routing:
     def __init__(self, client: RouterClient | None, metrics: Metrics) -> None:
         self._client = client
         self._metrics = metrics
+        self.breaker = Breaker("router-scoring", open_s=1.0, max_open_s=5.0)
+
+    def report(self) -> dict[str, Any]:
+        """Readiness detail of the scorer (``down`` while its replicas are gone)."""
+        return self.breaker.report()
 
     async def decide(self, target: RouterTarget, text: str, candidates: tuple[Candidate, ...],
                      lam: float | None, request_id: str, otel: Context | None) -> RouteDecision:
@@ -53,6 +63,7 @@ class Routing:
                 decision = await self._ask(target, query)
             except Exception as err:  # noqa: BLE001  (any router failure falls back, by design)
                 decision = _fallback(target, query, err, time.perf_counter() - started)
+                self._metrics.router_fallback(router=target.router.name, reason=_reason(err))
             elapsed = time.perf_counter() - started
             span.set_attributes(_route_attributes(decision, query, elapsed))
         self._metrics.routed(router=target.router.name, strategy=decision.strategy, model=decision.model,
@@ -61,12 +72,30 @@ class Routing:
 
     async def _ask(self, target: RouterTarget, query: RouteQuery) -> RouteDecision:
         if self._client is None:
-            raise RuntimeError("no router-scoring deployment")
-        async with asyncio.timeout(target.router.timeout_ms / 1000):
-            decision = await self._client.route(query)
+            raise ReplicaUnavailableError("no router-scoring deployment")
+        if not self.breaker.allow():
+            raise ReplicaUnavailableError("router-scoring unavailable (retrying in the background)")
+        try:
+            async with asyncio.timeout(target.router.timeout_ms / 1000):
+                decision = await self._client.route(query)
+        except ReplicaUnavailableError as err:
+            self.breaker.failure(err)
+            raise
+        except BaseException:
+            self.breaker.release()  # a deadline or another failure says nothing about the replicas
+            raise
+        self.breaker.success()
         if decision.error:
             raise UndecidedError(decision.error)
         return decision
+
+
+def _reason(err: BaseException) -> str:
+    if isinstance(err, TimeoutError):
+        return "deadline"
+    if isinstance(err, ReplicaUnavailableError):
+        return "unavailable"
+    return "undecided" if isinstance(err, UndecidedError) else "error"
 
 
 def _fallback(target: RouterTarget, query: RouteQuery, err: BaseException, elapsed: float) -> RouteDecision:

@@ -192,3 +192,71 @@ async def test_a_fallback_chain_stays_inside_the_allowlist_and_what_fits(allowed
                                           Principal("k", allowed_models=allowed)))
     names = {d.index: n for n, deps in gw.catalog.deployments.items() for d in deps}
     assert [names[c.deployment] for _, c in pool.calls] == tried
+
+
+class DyingReplicaPool(RecordingPool):
+    """The first ``deaths`` calls land on a replica that dies."""
+
+    def __init__(self, deaths: int) -> None:
+        super().__init__()
+        self.deaths = deaths
+
+    async def complete(self, group: str, call: ProviderCall) -> ProviderResult:
+        from app.errors import ReplicaUnavailableError
+
+        self.calls.append((group, call))
+        if len(self.calls) <= self.deaths:
+            raise ReplicaUnavailableError("Provider: a replica is unavailable", retry_after=1.0)
+        return ProviderResult(b"{}", Usage(1, 1, 0.0), "m")
+
+
+@pytest.mark.parametrize(("deaths", "served_by"), [(1, MID), (2, PRICEY)])
+async def test_a_dead_provider_replica_is_retried_then_falls_back(deaths: int, served_by: str) -> None:
+    raw = gateway_config("http://127.0.0.1:1/v1", **NO_STORES)
+    raw["router_settings"]["fallbacks"] = [{MID: [PRICEY]}]
+    pool = DyingReplicaPool(deaths)
+    gw = build_gateway(parse_config(raw), pool, None)
+    plan, _ = await gw.complete("chat", *request(body(MID), ADMIN))
+    assert plan.model == served_by  # once more on a live replica; then the fallback chain
+    assert not gw.cooldowns.cooling()  # a dead replica is not the upstream's failure
+
+
+async def test_with_no_live_replica_anywhere_the_answer_is_a_503() -> None:
+    from app.errors import ReplicaUnavailableError
+
+    gw, _ = make(None)
+    gw._providers = DyingReplicaPool(99)  # type: ignore[assignment]
+    with pytest.raises(ReplicaUnavailableError) as info:
+        await gw.complete("chat", *request(body(MID), ADMIN))
+    assert info.value.status == 503
+
+
+class CountingMetrics:
+    def __init__(self) -> None:
+        self.reasons: list[str] = []
+
+    def router_fallback(self, *, router: str, reason: str) -> None:
+        self.reasons.append(reason)
+
+    def __getattr__(self, name: str):  # every other metric: ignored
+        return lambda **kw: None
+
+
+async def test_a_dead_scorer_is_skipped_at_once_and_readiness_says_so() -> None:
+    from app.errors import ReplicaUnavailableError
+
+    class DeadScorer(FakeScorer):
+        async def route(self, query: RouteQuery) -> RouteDecision:
+            self.queries.append(query)
+            raise ReplicaUnavailableError("router-scoring: a replica is unavailable")
+
+    scorer, metrics = DeadScorer(), CountingMetrics()
+    raw = gateway_config("http://127.0.0.1:1/v1", **NO_STORES)
+    gw = build_gateway(parse_config(raw), RecordingPool(), scorer, metrics=metrics)  # type: ignore[arg-type]
+    for _ in range(5):
+        plan, _ = await gw.complete("chat", *request(body("auto"), ADMIN))
+        assert plan.decision is not None and plan.decision.fallback
+    assert len(scorer.queries) == 1  # the breaker skips a dead scorer: no request waits for it
+    assert metrics.reasons == ["unavailable"] * 5
+    health = await gw.health()
+    assert health["router_scoring"]["status"] == "down"
