@@ -64,7 +64,8 @@ REPLICA_MEMORY = {INGRESS: 400 * 2**20, ROUTER_SCORING: 800 * 2**20, PROVIDER_PR
 # (I/O-bound, ~14 ms CPU each), so a replica holds many; scoring is CPU-bound (~26 ms).
 AUTOSCALING = {
     INGRESS: {"min_replicas": 2, "max_replicas": 8, "target_ongoing_requests": 64},
-    ROUTER_SCORING: {"min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 8},
+    # Two scorer replicas at least: one's death costs no fallback (the ingress asks the other).
+    ROUTER_SCORING: {"min_replicas": 2, "max_replicas": 4, "target_ongoing_requests": 8},
     PROVIDER_PREFIX: {"min_replicas": 1, "max_replicas": 8, "target_ongoing_requests": 64},
 }
 AUTOSCALING_TIMING = {"upscale_delay_s": 30, "downscale_delay_s": 300, "metrics_interval_s": 10}

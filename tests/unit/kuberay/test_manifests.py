@@ -262,3 +262,20 @@ def test_the_example_upstream_is_reached_over_tls(rendered: dict[str, list[dict[
     gateway = yaml.safe_load(cm["data"]["gateway.yaml"])
     bases = {m["litellm_params"]["api_base"] for m in gateway["model_list"]}
     assert bases and all(b.startswith("https://") for b in bases), bases
+
+
+def test_prod_survives_the_head_pods_loss(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    """GCS fault tolerance on an external Redis, its password from a Secret (validated above
+    against the vendored CRD with every other object)."""
+    cluster = rayservice(rendered["overlays/prod"])["spec"]["rayClusterConfig"]
+    ft = cluster["gcsFaultToleranceOptions"]
+    assert ft["redisAddress"].startswith("redis://")
+    assert ft["redisPassword"] == {"valueFrom": {"secretKeyRef": {"name": "routeiq-gcs-redis", "key": "password"}}}
+    assert "gcsFaultToleranceOptions" not in rayservice(rendered["overlays/dev"])["spec"]["rayClusterConfig"]
+
+
+def test_the_cluster_runs_two_scorer_replicas_at_least() -> None:
+    """One scorer replica's death then costs no fallback: the ingress asks the other."""
+    serve = yaml.safe_load((KUBERAY / "base/serve-config.yaml").read_text())
+    (scorer,) = [d for a in serve["applications"] for d in a["deployments"] if d["name"] == "RouterScoring"]
+    assert scorer["autoscaling_config"]["min_replicas"] >= 2
