@@ -36,20 +36,28 @@ PROVIDER_PREFIX = "Provider-"
 # kuberay/generate.py declares cluster values.
 _TIMING: dict[str, Any] = {"upscale_delay_s": 5, "downscale_delay_s": 60, "metrics_interval_s": 2,
                            "look_back_period_s": 10}
+# A dead replica is noticed at its next health check, then replaced: Serve's default period
+# (10 s) was most of a scorer's 10-13 s recovery; 2 s brings `auto` back in ~7 s
+# (bench/RESULTS-faults.md). A check is one tiny RPC per replica.
+HEALTH_CHECK_PERIOD_S = 2
+
 INGRESS_OPTIONS: dict[str, Any] = {
     "ray_actor_options": {"num_cpus": 0.25},
+    "health_check_period_s": HEALTH_CHECK_PERIOD_S,
     "max_ongoing_requests": 1024,
     "max_queued_requests": 2048,
     "graceful_shutdown_timeout_s": 60,  # in-flight streams finish on redeploy / scale-down
 }
 ROUTER_OPTIONS: dict[str, Any] = {
     "ray_actor_options": {"num_cpus": 0.25},
+    "health_check_period_s": HEALTH_CHECK_PERIOD_S,
     "max_ongoing_requests": 128,
     "max_queued_requests": 512,
     "autoscaling_config": {"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 16, **_TIMING},
 }
 PROVIDER_OPTIONS: dict[str, Any] = {
     "ray_actor_options": {"num_cpus": 0.25},
+    "health_check_period_s": HEALTH_CHECK_PERIOD_S,
     "max_ongoing_requests": 1024,
     "max_queued_requests": 2048,
     "graceful_shutdown_timeout_s": 60,
