@@ -197,6 +197,12 @@ def _fmt(s: dict[str, object]) -> str:
             f"{rec_txt}")
 
 
+def _commit(tree: Path) -> str:
+    out = subprocess.run(["git", "-C", str(tree), "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                         check=False)
+    return out.stdout.strip() or tree.name
+
+
 def _plot(results: dict[tuple[str, str], Run], path: Path) -> None:
     import matplotlib
 
@@ -257,7 +263,7 @@ def main(before: Annotated[Path | None, typer.Option(help="Another checkout to m
               "clients on a concrete model, 2 on `auto`, 4 "
               "streaming 60-token streams; counted over the 25 s after the kill. 'serving again': the end of the "
               "last failed (or, for the scorer, fallen-back `auto`) answer. `before`: the same run on "
-              f"{before.name if before else '-'}.\n\n")
+              f"commit {_commit(before) if before else '-'}.\n\n")
     (HERE / "RESULTS-faults.md").write_text(header + table + "\n\n![faults](faults.png)\n")
 
 
