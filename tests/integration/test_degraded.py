@@ -19,6 +19,7 @@ from typing import Any
 import openai
 import pytest
 
+from app.access.keys import new_key
 from devtools.services import PostgresServer, RedisServer
 from tests.access_support import access_general, start_service
 from tests.integration.test_access import SMALL, App, access_config, chat, eventually
@@ -65,7 +66,8 @@ def readiness(app: App) -> tuple[int, dict[str, Any]]:
 def all_ready(app: App) -> bool:
     """Readiness is per replica and Serve picks one at random: ask until both have said it."""
     return all(readiness(app) == (200, {"status": "ready", "redis": {"status": "up"},
-                                       "database": {"status": "up"}, "spend_buffer": 0}) for _ in range(8))
+                                       "database": {"status": "up"}, "spend_buffer": 0,
+                                       "router_scoring": {"status": "up"}}) for _ in range(8))
 
 
 def timed_chats(client: openai.OpenAI, n: int, tag: str) -> list[float]:
@@ -146,7 +148,7 @@ def test_postgres_outage_serves_cached_keys_and_loses_no_spend(app: Degraded) ->
         for i in range(8):
             chat(client, text=f"pg down {i} {uuid.uuid4().hex}")
         with pytest.raises(openai.InternalServerError) as err:
-            chat(app.client("sk-" + uuid.uuid4().hex))  # unknown here, unverifiable: 503
+            chat(app.client(new_key()))  # key-shaped, unknown here, unverifiable: 503
         assert err.value.status_code == 503 and err.value.response.headers.get("retry-after")
 
         def db_down() -> bool:
