@@ -20,7 +20,7 @@ import typer
 from rich.progress import Progress
 
 from bench.gateway import PLAIN, _machine
-from bench.loadgen import wrk
+from bench.loadgen import require_wrk, wrk
 from devtools.configs import MASTER_KEY, gateway_config
 from devtools.servers import free_port, wait_port
 
@@ -39,6 +39,7 @@ def _replicas(app: str) -> dict[str, int]:
 
 def main(before: int = 10, load: int = 60, after: int = 100, connections: int = 192, latency_ms: int = 1000) -> None:
     """Idle ``before`` s, load ``load`` s with wrk, idle ``after`` s; sample replicas every 2 s."""
+    require_wrk()
     import ray
     from ray import serve
 

@@ -32,7 +32,7 @@ from typing import Any
 import httpx
 
 from bench.gateway import _machine
-from bench.loadgen import WrkResult, wrk
+from bench.loadgen import WrkResult, require_wrk, wrk
 from devtools.configs import MASTER_KEY
 from devtools.servers import free_port, wait_port
 from devtools.services import PostgresServer, RedisServer
@@ -90,6 +90,7 @@ def _row(name: str, c: int, r: WrkResult, base: WrkResult, direct: WrkResult) ->
 
 
 def main(seconds: float = 10.0) -> None:
+    require_wrk()
     up_port = free_port()
     upstream_proc = subprocess.Popen([sys.executable, "-m", "devtools.fake_upstream", "--port", str(up_port)],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

