@@ -136,9 +136,9 @@ def build_redis_client(url: str, *, pool_size: int, timeout_s: float) -> Any:
         return aioredis.from_url(url, max_connections=pool_size, **common)
     creds = _credentials(url)
     if target.kind == "cluster":
-        from redis.asyncio.cluster import ClusterNode, RedisCluster
+        from redis.asyncio.cluster import ClusterNode
 
-        return RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in target.nodes], max_connections=pool_size,
+        return _cluster_class()(startup_nodes=[ClusterNode(h, p) for h, p in target.nodes], max_connections=pool_size,
                             ssl=target.ssl, **creds, **common)
     from redis.asyncio.sentinel import Sentinel
 
@@ -153,6 +153,30 @@ def build_redis_client(url: str, *, pool_size: int, timeout_s: float) -> Any:
                                  max_connections=pool_size, ssl=target.ssl, **creds, **common)
     client.sentinel_manager = sentinel
     return client
+
+
+def _cluster_class() -> type[Any]:
+    """``RedisCluster`` that reads the slot map before its first command runs.
+
+    redis-py 8.1's cluster client, given many concurrent commands before it has read the
+    slot map (a replica's first burst of requests), fails some of them on a connection
+    closed under them (``AttributeError`` on its writer: seen with 20 concurrent
+    ``EVALSHA``); one ``initialize()`` first, behind a lock, avoids it."""
+    import asyncio
+
+    from redis.asyncio.cluster import RedisCluster
+
+    class InitializedRedisCluster(RedisCluster):
+        _first_lock: asyncio.Lock | None = None
+
+        async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+            if self._initialize:
+                self._first_lock = self._first_lock or asyncio.Lock()
+                async with self._first_lock:
+                    await self.initialize()
+            return await super().execute_command(*args, **kwargs)
+
+    return InitializedRedisCluster
 
 
 def _sentinel_redis_class() -> type[Any]:
