@@ -123,11 +123,15 @@ class RedisClusterServer:
 
 
 class RedisSentinelServer:
-    """A master and one Sentinel (quorum 1); ``url(db)`` is its ``redis+sentinel://`` URL."""
+    """A master and one Sentinel (quorum 1); ``url(db)`` is its ``redis+sentinel://`` URL.
 
-    def __init__(self) -> None:
+    ``replica=True`` adds a replica of the master, which ``failover()`` promotes."""
+
+    def __init__(self, replica: bool = False) -> None:
         self.master = RedisServer()
         self.port = 0
+        self.replica_port = 0
+        self._replica = replica
         self._procs: _Processes | None = None
 
     def url(self, db: int = 0) -> str:
@@ -142,10 +146,29 @@ class RedisSentinelServer:
             f"port {self.port}", "bind 127.0.0.1", "daemonize no", f"logfile {log}", f"dir {self._procs.dir}",
             f"sentinel monitor {SERVICE} 127.0.0.1 {self.master.port} 1",
             f"sentinel down-after-milliseconds {SERVICE} 5000", ""]))
+        if self._replica:
+            self.replica_port = free_port()
+            rlog = self._procs.dir / "replica.log"
+            self._procs.spawn(["--port", str(self.replica_port), "--bind", "127.0.0.1", "--save", "",
+                               "--appendonly", "no", "--dir", str(self._procs.dir), "--logfile", str(rlog),
+                               "--replicaof", "127.0.0.1", str(self.master.port)], self.replica_port, rlog)
+            wait_until(lambda: "master_link_status:up" in cli(self.replica_port, "info", "replication"),
+                       START_TIMEOUT_S, "the replica follows the master")
         self._procs.spawn([str(conf), "--sentinel"], self.port, log)
         wait_until(lambda: str(self.master.port) in cli(self.port, "sentinel", "get-master-addr-by-name", SERVICE),
                    START_TIMEOUT_S, "sentinel knows the master")
+        if self._replica:
+            wait_until(lambda: str(self.replica_port) in cli(self.port, "sentinel", "replicas", SERVICE),
+                       START_TIMEOUT_S, "sentinel knows the replica")
         return self
+
+    def failover(self, timeout: float = 120) -> None:
+        """``SENTINEL FAILOVER``: the replica becomes the master; returns once the Sentinel says so."""
+        cli(self.master.port, "wait", "1", "5000")  # the replica has every write first
+        wait_until(lambda: cli(self.port, "sentinel", "failover", SERVICE).startswith("OK"), timeout,
+                   "sentinel failover accepted")
+        wait_until(lambda: str(self.replica_port) in cli(self.port, "sentinel", "get-master-addr-by-name", SERVICE)
+                   and "role:master" in cli(self.replica_port, "info", "replication"), timeout, "failover done")
 
     def close(self) -> None:
         if self._procs is not None:
