@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from app.secrets import FILE_PREFIX, SecretError, read_secret_file
+from app.store_urls import parse_redis_url
 
 ENV_PREFIX = "os.environ/"
 DEMO_MASTER_KEY = "sk-routeiq-demo"
@@ -196,8 +197,12 @@ class GeneralSettings(_Strict):
     """Gateway-wide settings."""
 
     master_key: str | None = Field(None, description="Admin key; `ROUTEIQ_MASTER_KEY` overrides.")
-    database_url: str | None = Field(None, description="Postgres URL or `os.environ/NAME`; else `DATABASE_URL`.")
-    redis_url: str | None = Field(None, description="Redis URL or `os.environ/NAME`; else `REDIS_URL`.")
+    database_url: str | None = Field(
+        None, description="Postgres URL or `os.environ/NAME`; else `DATABASE_URL`. Several hosts "
+        "(`postgresql://u@h1:5432,h2:5432/db?target_session_attrs=read-write`) for a failover pair.")
+    redis_url: str | None = Field(
+        None, description="Redis URL or `os.environ/NAME`; else `REDIS_URL`. `redis://`, `rediss://`, "
+        "`redis+cluster://host:port[,host:port...]` or `redis+sentinel://host:port[,host:port...]/service[/db]`.")
     access: AccessSettings = Field(default_factory=AccessSettings, description="Virtual keys, limits and spend.")
     decisions: DecisionLogSettings = Field(
         default_factory=DecisionLogSettings, description="The routing decision log."
@@ -219,6 +224,14 @@ class GeneralSettings(_Strict):
         False, description="Serve `/openapi.json` (off by default: it maps the admin API for anyone).")
     demo: bool = Field(
         False, description="This is the demo config: only then is the public demo master key accepted.")
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url_form(cls, value: str | None) -> str | None:
+        """A literal URL is checked now; a reference (``os.environ/``, ``file:``) when it is read."""
+        if value and not value.startswith((ENV_PREFIX, FILE_PREFIX)):
+            parse_redis_url(value)  # RedisUrlError is a ValueError: pydantic names the field
+        return value
 
 
 class ProviderSettings(_Strict):

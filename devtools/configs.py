@@ -34,13 +34,16 @@ def refuse_machine_services(general: dict[str, Any]) -> None:
         url = general.get(field)
         if not isinstance(url, str) or "://" not in url:
             continue
-        parts = urlsplit(url)
-        scheme = parts.scheme.split("+")[0]
-        port = parts.port or DEFAULT_PORTS.get(scheme)
-        if (parts.hostname or "") in LOCAL_HOSTS and port == DEFAULT_PORTS.get(scheme):
-            raise MachineServiceError(
-                f"{field} {parts.hostname or 'localhost'}:{port} is this machine's own server; "
-                "start one for the test with devtools.services (the tests' redis_server/postgres_server fixtures)")
+        scheme, _, rest = url.partition("://")
+        hosts = rest.partition("/")[0].rpartition("@")[2]
+        for host in hosts.split(","):  # several: a cluster's nodes, Sentinels, a Postgres failover pair
+            parts = urlsplit(f"{scheme}://{host}")
+            default = DEFAULT_PORTS.get(scheme.split("+")[0])
+            port = parts.port or default
+            if (parts.hostname or "") in LOCAL_HOSTS and port == default:
+                raise MachineServiceError(
+                    f"{field} {parts.hostname or 'localhost'}:{port} is this machine's own server; start one for "
+                    "the test with devtools.services (the tests' redis_server/postgres_server fixtures)")
 
 
 def gateway_config(upstream: str, **general: Any) -> dict[str, Any]:

@@ -23,7 +23,14 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from devtools.servers import ThreadedFakeUpstream
-from devtools.services import MachineServices, PostgresServer, RedisServer, machine_services
+from devtools.services import (
+    MachineServices,
+    PostgresServer,
+    RedisClusterServer,
+    RedisSentinelServer,
+    RedisServer,
+    machine_services,
+)
 from tests.access_support import start_service
 
 MACHINE = pytest.StashKey[MachineServices]()
@@ -42,6 +49,22 @@ def upstream() -> Iterator[ThreadedFakeUpstream]:
 def redis_server() -> Iterator[RedisServer]:
     """The session's private Redis; tests must not stop it (start a ``RedisServer`` to do that)."""
     server = start_service(RedisServer)
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisClusterServer]:
+    """The session's private Redis Cluster (three masters), for ``redis+cluster://``."""
+    server = start_service(RedisClusterServer)
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel() -> Iterator[RedisSentinelServer]:
+    """The session's private master + Sentinel, for ``redis+sentinel://``."""
+    server = start_service(RedisSentinelServer)
     yield server
     server.close()
 

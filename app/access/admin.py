@@ -34,7 +34,7 @@ class AccessAdmin:
     async def _bump(self, kind: str, rows: list[dict[str, Any]], delta: int = 0) -> None:
         for row in rows:
             ident = row["key_id"] if kind == "key" else row["team_id"]
-            ver_key = self.policy.scope_keys(kind, ident)[0]
+            ver_key = self.policy.scope_keys(kind, ident, row.get("team_id"))[0]
             await self.policy.guarded(self.policy.limiter.bump(ver_key, int(row["version"]) + delta))
 
     async def _team_exists(self, team_id: str | None) -> None:
@@ -76,7 +76,8 @@ class AccessAdmin:
         updated = await self.store.update("keys", row["key_id"], changes)
         if updated is None:
             raise NotFoundError("no such key", param="key", code="key_not_found")
-        await self._bump("key", [updated])
+        moved = updated["team_id"] != row["team_id"]  # replicas caching it read its old team's version key
+        await self._bump("key", [updated, {**updated, "team_id": row["team_id"]}] if moved else [updated])
         self.policy.invalidate({row["key_id"]})
         return public(updated)
 

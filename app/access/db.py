@@ -1,8 +1,9 @@
 """Database and Redis clients of the access layer, built once per replica from config.
 
-URLs are the standard forms (``postgresql://user:pw@host:5432/db?sslmode=require``,
-``redis://:pw@host:6379/0``, ``rediss://`` for TLS); this module maps them to the
-async drivers (asyncpg, aiosqlite) and sizes the pools per replica. Nothing connects
+URLs are the standard forms (``postgresql://user:pw@host:5432/db?sslmode=require``, or
+several hosts: ``postgresql://user:pw@h1:5432,h2:5432/db?target_session_attrs=read-write``;
+Redis's in ``app.store_urls``); this module maps them to the async drivers (asyncpg,
+aiosqlite) and sizes the pools per replica. Nothing connects
 here: the first query or command does.
 """
 
@@ -16,7 +17,9 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from app.config import AccessSettings, GeneralSettings, resolve_secret
+from app.access.dberrors import is_read_only
+from app.config import AccessSettings, ConfigError, GeneralSettings, resolve_secret
+from app.store_urls import RedisUrlError, build_redis_client, pg_multi_host
 
 
 def database_url(general: GeneralSettings) -> str | None:
@@ -31,7 +34,7 @@ def redis_url(general: GeneralSettings) -> str | None:
 
 def async_db_url(url: str) -> str:
     """``postgresql://`` → asyncpg (``sslmode`` becomes asyncpg's ``ssl``); sqlite → aiosqlite."""
-    parsed = make_url(url)
+    parsed = make_url(pg_multi_host(url))
     backend = parsed.get_backend_name()
     if backend in ("postgresql", "postgres"):
         query = dict(parsed.query)
@@ -72,7 +75,7 @@ def build_engine(general: GeneralSettings) -> AsyncEngine:
         engine = create_async_engine(url, connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size,
@@ -80,20 +83,28 @@ def build_engine(general: GeneralSettings) -> AsyncEngine:
         pool_pre_ping=True,  # a restarted Postgres leaves dead connections in the pool
         connect_args={"timeout": settings.db_timeout_s, "command_timeout": settings.db_timeout_s * 2},
     )
+    event.listen(engine.sync_engine, "handle_error", _read_only_is_a_disconnect)
+    return engine
+
+
+def _read_only_is_a_disconnect(context: Any) -> None:
+    """A write refused by a read-only server (SQLSTATE 25006: an old primary after a
+    failover, still answering) drops the pool like a lost connection: the pings that keep
+    a pool healthy pass on a read-only server, so without this every pooled connection
+    would keep writing to the old primary. New connections go through the URL's hosts
+    again (``target_session_attrs=read-write`` skips a read-only one)."""
+    if is_read_only(context.original_exception):
+        context.is_disconnect = True
 
 
 def build_redis(general: GeneralSettings) -> Any:
-    """A ``redis.asyncio.Redis`` with a per-replica pool, or ``None`` (in-process limits)."""
+    """The replica's Redis client (``app.store_urls``: one server, a cluster or a Sentinel
+    master) with a per-replica pool, or ``None`` (in-process limits)."""
     url = redis_url(general)
     if url is None:
         return None
-    import redis.asyncio as aioredis
-
     settings = general.access
-    return aioredis.from_url(
-        url,
-        max_connections=settings.redis_pool_size,
-        socket_timeout=settings.redis_timeout_s,
-        socket_connect_timeout=settings.redis_timeout_s,
-        health_check_interval=30,
-    )
+    try:
+        return build_redis_client(url, pool_size=settings.redis_pool_size, timeout_s=settings.redis_timeout_s)
+    except RedisUrlError as err:  # from REDIS_URL or a reference: config load could not see it
+        raise ConfigError(f"general_settings.redis_url: {err}") from None

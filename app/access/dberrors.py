@@ -12,6 +12,11 @@ become RouteIQ's:
                                                     a parameter): the same rows fail again,
                                                     so a buffer isolates and drops them
 
+A write refused by a read-only server (SQLSTATE 25006, ``read_only_sql_transaction``: an
+old primary after a failover) is an outage too: the breaker opens, the buffers keep
+their rows and replay them once the new primary answers (``app.access.db`` also drops
+the pool then, so the next connections find it).
+
 Telling the two apart matters twice: a refused value must not trip the store's breaker
 (one bad request would put every replica in degraded mode), and a buffer must not keep
 retrying a batch that can never be written (one bad row would stop every write after
@@ -31,6 +36,8 @@ from app.errors import InvalidRequestError, OverloadedError
 
 DATA_SQLSTATES = ("22", "23")
 """SQLSTATE classes of a refused value: data exception, integrity constraint violation."""
+READ_ONLY_SQLSTATE = "25006"
+"""``read_only_sql_transaction``: the server is (now) a standby or was made read-only."""
 DRIVER_DATA_ERRORS = (UnicodeError, OverflowError, TypeError, ValueError)
 """What drivers raise, unwrapped, for a parameter they cannot encode (sqlite3, asyncpg's codecs)."""
 
@@ -50,11 +57,21 @@ def is_data_error(err: BaseException) -> bool:
     if isinstance(err, (DataError, IntegrityError)):
         return True
     if isinstance(err, DBAPIError):
-        state = str(getattr(err.orig, "sqlstate", None) or getattr(err.orig, "pgcode", None) or "")
-        return state.startswith(DATA_SQLSTATES)
+        return sqlstate(err).startswith(DATA_SQLSTATES)  # never 25006 (read-only): an outage
     if isinstance(err, StatementError):  # raised while binding parameters, before the database saw them
         return err.orig is not None and isinstance(err.orig, DRIVER_DATA_ERRORS)
     return isinstance(err, DRIVER_DATA_ERRORS) and not isinstance(err, (OSError, asyncio.TimeoutError))
+
+
+def sqlstate(err: BaseException) -> str:
+    """The SQLSTATE of a driver error, under SQLAlchemy's wrapper or not ('' when none)."""
+    orig = getattr(err, "orig", None) or err
+    return str(getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None) or "")
+
+
+def is_read_only(err: BaseException) -> bool:
+    """True when a write was refused because the server is read-only (a demoted primary)."""
+    return sqlstate(err) == READ_ONLY_SQLSTATE
 
 
 def describe(err: BaseException) -> str:

@@ -180,19 +180,27 @@ class VirtualKeyPolicy:
         self._keys.forget(key_ids, team_id)
 
     # admit ------------------------------------------------------------------------------------
-    def scope_keys(self, kind: str, ident: str) -> tuple[str, str, str, str]:
-        """Limiter key names of a key or team: version, RPM, TPM and the budget prefix."""
-        base = f"{self.prefix}:{kind}:{ident}"
+    def scope_keys(self, kind: str, ident: str, team_id: str | None = None) -> tuple[str, str, str, str]:
+        """Limiter key names of a key or team: version, RPM, TPM and the budget prefix.
+
+        One hash tag per team (``{prefix:team:T}``) holds the team's counters and those of
+        every key in it; a key without a team has its own (``{prefix:key:K}``). One admit
+        touches a key and its team, so on a Redis Cluster all of its keys are in one slot
+        and the script stays atomic (exact limits). A key moved to another team starts
+        new RPM/TPM windows there (its budget counter is re-read from the database).
+        """
+        home = f"team:{ident}" if kind == "team" else f"team:{team_id}" if team_id else f"key:{ident}"
+        base = f"{{{self.prefix}:{home}}}:{kind}:{ident}"
         return f"{base}:ver", f"{base}:rpm", f"{base}:tpm", f"{base}:spend"
 
-    def _scope(self, kind: str, ident: str, lim: Limits, now: float) -> Scope:
-        ver, rpm, tpm, spend = self.scope_keys(kind, ident)
+    def _scope(self, kind: str, ident: str, lim: Limits, now: float, team_id: str | None = None) -> Scope:
+        ver, rpm, tpm, spend = self.scope_keys(kind, ident, team_id)
         period, _ = lim.period(now)
         return Scope(kind, lim.version, lim.rpm, lim.tpm, lim.budget, ver, rpm, tpm, f"{spend}:{period}")
 
     def scopes(self, grant: Grant, now: float | None = None) -> list[Scope]:
         now = time.time() if now is None else now
-        scopes = [self._scope("key", grant.key_id, grant.key, now)]
+        scopes = [self._scope("key", grant.key_id, grant.key, now, grant.team_id)]
         if grant.team_id and grant.team:
             scopes.append(self._scope("team", grant.team_id, grant.team, now))
         return scopes

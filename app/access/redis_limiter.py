@@ -4,6 +4,10 @@ Redis runs each script atomically, so N replicas can never admit more than a lim
 between them, and a reservation is taken in the same step as the checks (see
 ``limits``). Both scripts read the clock of the Redis server, never the caller's:
 replicas on different nodes with skewed clocks still share one window.
+
+Every key one call touches shares one hash tag (``VirtualKeyPolicy.scope_keys``: a key's
+counters live under its team's tag, or its own when it has none), so on a Redis Cluster
+each script still runs on one node, atomically, and the limits stay exact.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.access.limits import OK, Demand, Reservation, Scope, Verdict, cost_adds, now_ms
+from app.store_urls import drop_connections
 
 NOW_LUA = """
 local t = redis.call('TIME')
@@ -180,7 +185,7 @@ class RedisLimiter:
     async def ping(self, fresh: bool = False) -> None:
         """``fresh``: drop pooled connections first (after an outage they may all be dead)."""
         if fresh:
-            await self._redis.connection_pool.disconnect()
+            await drop_connections(self._redis)
         await self._redis.ping()
 
     async def close(self) -> None:

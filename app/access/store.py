@@ -24,7 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from app.access.dberrors import StoreDataError, StoreUnavailableError, translated
+from app.access.dberrors import StoreDataError, StoreUnavailableError, is_read_only, translated
 from app.access.keys import now_utc, utc
 from app.access.normalise import INT32_MAX, Normaliser
 from app.access.tables import audit_log, keys, spend_logs, spend_minutes, teams
@@ -263,7 +263,7 @@ class AccessStore:
 def _unreachable(err: BaseException) -> bool:
     """A failure of the connection (trips the breaker), not of one statement: ``translated``
     reports no data error here, and a ``ProgrammingError`` is a bug, not an outage."""
-    return not isinstance(err, ProgrammingError)
+    return is_read_only(err) or not isinstance(err, ProgrammingError)  # 25006: a demoted primary
 
 
 def _aware(row: Any) -> dict[str, Any]:

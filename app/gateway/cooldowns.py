@@ -13,6 +13,8 @@ loop (started with the replica, ``start``) refreshes every ``refresh_s``, idle o
 so the first request after a quiet spell sees fresh state; no request waits on Redis.
 While Redis fails, the replica uses its in-process state behind the same ``Breaker``
 as every other dependency (``app.breaker``) instead of hammering a dead server.
+Every key of a gateway's cooldowns shares one hash tag (``{prefix:cd}``), so the script
+and the refresh's ``MGET`` run on one node of a Redis Cluster.
 Must not: own the Redis client (the replica's wiring builds and closes it).
 """
 
@@ -126,7 +128,7 @@ class RedisCooldowns:
         self._script = redis.register_script(_FAILURE_LUA)
 
     def _key(self, kind: str, deployment: int) -> str:
-        return f"{self._prefix}:{kind}:{self._ids[deployment]}"
+        return f"{{{self._prefix}}}:{kind}:{self._ids[deployment]}"  # one hash tag: one cluster slot
 
     def cooling(self) -> frozenset[int]:
         return self._shared | self._local.cooling()

@@ -10,6 +10,7 @@ from devtools.services.common import ServiceBinaryMissingError, ServiceStartErro
 from devtools.services.machine import MachineServices, machine_services
 from devtools.services.postgres_server import PostgresServer
 from devtools.services.redis_server import RedisServer
+from devtools.services.redis_topologies import RedisClusterServer, RedisSentinelServer
 
-__all__ = ["MachineServices", "PostgresServer", "RedisServer", "ServiceBinaryMissingError", "ServiceStartError",
-           "machine_services"]
+__all__ = ["MachineServices", "PostgresServer", "RedisClusterServer", "RedisSentinelServer", "RedisServer",
+           "ServiceBinaryMissingError", "ServiceStartError", "machine_services"]

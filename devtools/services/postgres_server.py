@@ -156,6 +156,38 @@ class PostgresServer:
                 shutil.rmtree(self.dir)
             self.dir = None
 
+    def replica(self) -> PostgresServer:
+        """A streaming standby of this (running) server, started on a free port.
+
+        ``pg_basebackup -R`` as the test role (initdb's pg_hba trusts replication from
+        loopback; ``wal_level`` is ``replica`` by default); ``full_page_writes`` is turned on
+        first, which a base backup needs. ``promote()`` makes it the primary."""
+        self.psql("ALTER SYSTEM SET full_page_writes = on")
+        self.psql("SELECT pg_reload_conf()")
+        rep = PostgresServer(durable=self._durable)
+        rep.dir = Path(tempfile.mkdtemp(prefix="routeiq-pg-replica-"))
+        if rep._user is not None:
+            os.chown(rep.dir, rep._user.pw_uid, rep._user.pw_gid)
+        done = self._run("pg_basebackup", "-h", "127.0.0.1", "-p", str(self.port), "-U", ROLE, "-D", str(rep.data),
+                         "-R", "-X", "stream", "-c", "fast", timeout=300)
+        if done.returncode:
+            rep.close()
+            raise ServiceStartError(f"pg_basebackup failed: {done.stderr.strip()[-2000:]}")
+        with open(rep.data / "postgresql.conf", "a") as fh:  # its own socket folder, not the primary's
+            fh.write(f"unix_socket_directories = '{rep.dir}'\n")
+        return rep.start()
+
+    def in_recovery(self) -> bool:
+        return self.psql("SELECT pg_is_in_recovery()").strip() == "t"
+
+    def promote(self, timeout: float = 120) -> None:
+        """Make this standby the primary; returns once it accepts writes."""
+        done = self._run("pg_ctl", "-D", str(self.data), "-w", "-t", str(int(timeout)), "promote",
+                         timeout=timeout + 30)
+        if done.returncode:
+            raise ServiceStartError(f"pg_ctl promote failed on port {self.port}: {done.stderr.strip()}")
+        wait_until(lambda: not self.in_recovery(), timeout, f"postgres on port {self.port} promoted")
+
     def psql(self, sql: str, db: str = "postgres") -> str:
         """Run SQL as the superuser over TCP; returns psql's unaligned output."""
         done = subprocess.run([str(self._bin / "psql"), "-X", "-w", "-h", "127.0.0.1", "-p", str(self.port),

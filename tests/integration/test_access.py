@@ -1,7 +1,8 @@
 """Keys, limits, budgets and spend end to end: the openai SDK → Serve → fake upstream.
 
-The same tests run twice: ``real`` (Postgres + Redis, two ingress replicas) and
-``embedded`` (SQLite + in-process limiter, one replica: the limiter is per process).
+The same tests run three times: ``real`` (Postgres + Redis, two ingress replicas),
+``cluster`` (the same on a three-master Redis Cluster) and ``embedded`` (SQLite +
+in-process limiter, one replica: the limiter is per process).
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ class App:
         return openai.OpenAI(base_url=self.url, api_key=key, max_retries=0, timeout=30)
 
 
-@pytest.fixture(scope="module", params=["real", "embedded"])
+@pytest.fixture(scope="module", params=["real", "embedded", "cluster"])
 def app(request: pytest.FixtureRequest, deploy_gateway: Callable[..., str], upstream: Any,
         tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
     from ray import serve
@@ -74,14 +75,16 @@ def app(request: pytest.FixtureRequest, deploy_gateway: Callable[..., str], upst
     backend = request.param
     with contextlib.ExitStack() as stack:
         pg, db, urls = None, None, {}
-        if backend == "real":
+        if backend != "embedded":
             # Its own Postgres, not the session's: test_postgres_outage_loses_no_spend stops it.
             pg = start_service(PostgresServer)
             stack.callback(pg.close)
             db = pg.create_database()
-            urls = {"database_url": pg.url(db), "redis_url": request.getfixturevalue("redis_server").url()}
-        general = access_general(backend, str(tmp_path_factory.mktemp("access")), key_cache_ttl_s=60, **urls)
-        replicas = 2 if backend == "real" else 1
+            redis = request.getfixturevalue("redis_cluster" if backend == "cluster" else "redis_server")
+            urls = {"database_url": pg.url(db), "redis_url": redis.url()}
+        general = access_general("embedded" if backend == "embedded" else "real",
+                                 str(tmp_path_factory.mktemp("access")), key_cache_ttl_s=60, **urls)
+        replicas = 1 if backend == "embedded" else 2
         name = f"access-{backend}"
         overrides = {"Ingress": {**SMALL, "num_replicas": replicas}, "Provider-access": SMALL,
                      "RouterScoring": SMALL}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from devtools.services import PostgresServer, RedisServer
+from devtools.services import PostgresServer, RedisClusterServer, RedisSentinelServer, RedisServer
 from devtools.services.machine import POSTGRES_PORT, REDIS_PORT
 from devtools.services.redis_server import ping
 from tests.access_support import start_service
@@ -64,3 +64,31 @@ def test_close_is_idempotent(make: type[RedisServer] | type[PostgresServer]) -> 
     server = start_service(make)
     server.close()
     server.close()
+
+
+def test_a_cluster_covers_every_slot_and_a_sentinel_names_its_master(
+        redis_cluster: RedisClusterServer, redis_sentinel: RedisSentinelServer) -> None:
+    from devtools.services.redis_topologies import SERVICE, cli
+
+    assert all("cluster_slots_assigned:16384" in cli(p, "cluster", "info") for p in redis_cluster.ports)
+    assert len(set(redis_cluster.ports)) == 3 and REDIS_PORT not in redis_cluster.ports
+    assert str(redis_sentinel.master.port) in cli(redis_sentinel.port, "sentinel", "get-master-addr-by-name", SERVICE)
+
+
+def test_a_replica_follows_its_primary_and_is_promoted() -> None:
+    primary = start_service(PostgresServer)
+    try:
+        db = primary.create_database()
+        primary.psql("CREATE TABLE t (x int PRIMARY KEY); INSERT INTO t VALUES (1)", db)
+        standby = primary.replica()
+        try:
+            assert standby.in_recovery() and standby.port not in (primary.port, POSTGRES_PORT)
+            primary.psql("INSERT INTO t VALUES (2)", db)
+            primary.stop()  # a fast shutdown sends the standby everything committed first
+            standby.promote()
+            standby.psql("INSERT INTO t VALUES (3)", db)
+            assert standby.psql("SELECT count(*) FROM t", db).strip() == "3"
+        finally:
+            standby.close()
+    finally:
+        primary.close()

@@ -17,7 +17,7 @@ from app.config import parse_config
 from app.gateway.decisions import DecisionRecord
 from app.wiring import Clients
 from devtools.configs import gateway_config
-from devtools.services import PostgresServer, RedisServer
+from devtools.services import PostgresServer
 from tests.access_support import access_general
 
 MakePolicy = Callable[..., Awaitable[VirtualKeyPolicy]]
@@ -31,17 +31,25 @@ def access_db_url(postgres_server: PostgresServer) -> Iterator[str]:
     postgres_server.drop_database(name)
 
 
-@pytest.fixture(params=["real", "embedded"])
+SHARED = ("real", "cluster", "sentinel")
+"""Backends whose limits are global (Postgres + Redis: one server, a Redis Cluster, a Sentinel
+master); ``embedded`` is SQLite + the in-process limiter."""
+REDIS_FIXTURES = {"real": "redis_server", "cluster": "redis_cluster", "sentinel": "redis_sentinel"}
+
+
+@pytest.fixture(params=["real", "embedded", "cluster", "sentinel"])
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
 @pytest.fixture
-async def make_policy(backend: str, access_db_url: str, redis_server: RedisServer,
+async def make_policy(backend: str, access_db_url: str, request: pytest.FixtureRequest,
                       tmp_path: Any) -> AsyncIterator[MakePolicy]:
     """Start policies sharing one store and limiter namespace (like replicas of one app)."""
     started: list[tuple[VirtualKeyPolicy, Clients]] = []
-    general = access_general(backend, str(tmp_path), database_url=access_db_url, redis_url=redis_server.url())
+    redis = request.getfixturevalue(REDIS_FIXTURES.get(backend, "redis_server"))
+    general = access_general("embedded" if backend == "embedded" else "real", str(tmp_path),
+                             database_url=access_db_url, redis_url=redis.url())
 
     async def make(**access: Any) -> VirtualKeyPolicy:
         g = {**general, "access": {**general["access"], **access}}

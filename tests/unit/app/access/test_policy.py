@@ -1,7 +1,8 @@
 """``VirtualKeyPolicy`` against real Postgres + Redis and embedded SQLite + in-process.
 
-Each test runs on both backends (fixture ``backend``); two policies built from one
-config stand for two ingress replicas (they share the limiter only on Redis).
+Each test runs on every backend (fixture ``backend``: Postgres with one Redis, a Redis
+Cluster or a Sentinel master; embedded); two policies built from one config stand for two
+ingress replicas (they share the limiter only on Redis).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from app.errors import (
 )
 from app.providers.base import Usage
 from devtools.configs import MASTER_KEY
-from tests.unit.app.access.conftest import MakePolicy
+from tests.unit.app.access.conftest import SHARED, MakePolicy
 
 
 def bearer(key: str) -> str:
@@ -80,7 +81,7 @@ async def test_key_is_stored_hashed_and_never_logged(
 async def test_rpm_limit_is_exact_under_concurrency(make_policy: MakePolicy, backend: str) -> None:
     a = await make_policy()
     # On Redis a second policy is a second replica sharing the limit; embedded mode is one process.
-    b = await make_policy() if backend == "real" else a
+    b = await make_policy() if backend in SHARED else a
     key, _ = await new_key(AccessAdmin(a), rpm_limit=10)
     pa, pb = await a.authenticate(bearer(key)), await b.authenticate(bearer(key))
 
@@ -95,6 +96,45 @@ async def test_rpm_limit_is_exact_under_concurrency(make_policy: MakePolicy, bac
     assert results.count(None) == 10
     retries = [r for r in results if r is not None]
     assert len(retries) == 30 and all(1 <= r <= 60 for r in retries)
+
+
+async def test_team_and_key_limits_are_exact_together_across_replicas(make_policy: MakePolicy,
+                                                                     backend: str) -> None:
+    """One admit checks a key and its team in one script: on a cluster too (one hash tag)."""
+    a = await make_policy()
+    b = await make_policy() if backend in SHARED else a
+    admin = AccessAdmin(a)
+    team = await admin.new_team({"rpm_limit": 12})
+    keys = [(await new_key(admin, team_id=team["team_id"], rpm_limit=5))[0] for _ in range(3)]
+    principals = [(await a.authenticate(bearer(k)), await b.authenticate(bearer(k))) for k in keys]
+
+    async def one(i: int) -> int | None:
+        pa, pb = principals[i % 3]
+        policy, p = (a, pa) if i % 2 else (b, pb)
+        try:
+            await policy.admit(p, "tiny-model", Demand(1))
+        except RateLimitError:
+            return None
+        return i % 3
+
+    admitted = [k for k in await asyncio.gather(*(one(i) for i in range(60))) if k is not None]
+    assert len(admitted) == 12 and all(admitted.count(k) <= 5 for k in range(3))
+
+
+async def test_a_key_moved_to_another_team_is_reloaded_everywhere(make_policy: MakePolicy, backend: str) -> None:
+    """Its counters move to the new team's hash tag; replicas caching the old team learn of it."""
+    if backend not in SHARED:
+        pytest.skip("embedded mode is one process")
+    a, b = await make_policy(key_cache_ttl_s=300), await make_policy(key_cache_ttl_s=300)
+    admin = AccessAdmin(a)
+    t1, t2 = await admin.new_team({"rpm_limit": 100}), await admin.new_team({"rpm_limit": 1})
+    key, key_id = await new_key(admin, team_id=t1["team_id"])
+    pb = await b.authenticate(bearer(key))  # cached on b, in team 1
+    await b.admit(pb, "tiny-model", Demand(1))
+    await admin.update_key(key_id, {"team_id": t2["team_id"]})
+    await b.admit(pb, "tiny-model", Demand(1))  # stale: reloaded, now in team 2 (its first request there)
+    with pytest.raises(RateLimitError, match="team"):
+        await b.admit(pb, "tiny-model", Demand(1))
 
 
 async def test_tpm_charges_tokens_actually_used(policy: VirtualKeyPolicy, admin: AccessAdmin) -> None:
@@ -162,7 +202,7 @@ async def test_expired_blocked_and_deleted_keys_are_401(policy: VirtualKeyPolicy
 
 
 async def test_changes_reach_other_replicas_at_their_next_request(make_policy: MakePolicy, backend: str) -> None:
-    if backend != "real":
+    if backend not in SHARED:
         pytest.skip("embedded mode is one process")
     a, b = await make_policy(key_cache_ttl_s=300), await make_policy(key_cache_ttl_s=300)
     admin = AccessAdmin(a)

@@ -17,7 +17,7 @@ from app.access.policy import VirtualKeyPolicy
 from app.auth import Principal
 from app.errors import InvalidRequestError, RateLimitError
 from app.providers.base import Usage
-from tests.unit.app.access.conftest import MakePolicy
+from tests.unit.app.access.conftest import SHARED, MakePolicy
 
 
 async def keyed(policy: VirtualKeyPolicy, **limits: object) -> Principal:
@@ -40,7 +40,7 @@ async def settled(policy: VirtualKeyPolicy) -> None:
 
 async def test_concurrent_requests_cannot_overshoot_a_budget(make_policy: MakePolicy, backend: str) -> None:
     a = await make_policy()
-    b = await make_policy() if backend == "real" else a  # two replicas on Redis
+    b = await make_policy() if backend in SHARED else a  # two replicas on Redis
     p = await keyed(a, max_budget=1.0)
     results = await asyncio.gather(*(outcome(x, p, Demand(10, 0.3)) for x in [a, b] * 5))
     held = [r for r in results if isinstance(r, Reservation)]
@@ -57,7 +57,7 @@ async def test_concurrent_requests_cannot_overshoot_a_budget(make_policy: MakePo
 
 async def test_concurrent_requests_cannot_overshoot_tpm(make_policy: MakePolicy, backend: str) -> None:
     a = await make_policy()
-    b = await make_policy() if backend == "real" else a
+    b = await make_policy() if backend in SHARED else a
     p = await keyed(a, tpm_limit=1000)
     results = await asyncio.gather(*(outcome(x, p, Demand(400)) for x in [a, b] * 3))
     assert sum(isinstance(r, Reservation) for r in results) == 2

@@ -15,8 +15,8 @@ from app.access.spend import SpendBuffer
 from app.access.store import AccessStore, SpendEvent
 
 
-def event(i: int) -> SpendEvent:
-    return SpendEvent(f"ev{i:030d}", f"req-{i}", "key_x", None, "tiny-model", 1, 2, 1e-6, datetime.now(UTC))
+def event(i: int, key: str = "key_x") -> SpendEvent:
+    return SpendEvent(f"ev{key[-8:]}{i:022d}", f"req-{i}", key, None, "tiny-model", 1, 2, 1e-6, datetime.now(UTC))
 
 
 async def test_unreachable_database_keeps_events_bounded(caplog: pytest.LogCaptureFixture) -> None:
@@ -36,10 +36,11 @@ async def test_unreachable_database_keeps_events_bounded(caplog: pytest.LogCaptu
 
 async def test_retried_batches_are_written_once(make_policy) -> None:  # type: ignore[no-untyped-def]
     policy = await make_policy()
-    events = [event(i) for i in range(10)]
+    key = f"key_{uuid.uuid4().hex[:8]}"  # the backends share the session's database
+    events = [event(i, key) for i in range(10)]
     assert await policy.store.write_spend(events) == 10
-    assert await policy.store.write_spend([*events[5:], event(10)]) == 1  # a retry after an unclear failure
-    rows = await policy.store.spend_report("key", {"key": "key_x"}, None, None)
+    assert await policy.store.write_spend([*events[5:], event(10, key)]) == 1  # a retry after an unclear failure
+    rows = await policy.store.spend_report("key", {"key": key}, None, None)
     assert rows[0]["requests"] == 11
 
 

@@ -12,6 +12,7 @@ from app.config import parse_config
 from app.gateway.cooldowns import LocalCooldowns, RedisCooldowns
 from app.main import create_app
 from app.providers.pool import LocalProviderPool
+from app.store_urls import build_redis_client
 from app.wiring import build_gateway
 from devtools.configs import gateway_config
 from devtools.services import RedisServer
@@ -27,9 +28,10 @@ async def test_local_cooldown_opens_after_allowed_fails_and_expires() -> None:
     assert cd.cooling() == frozenset()
 
 
-@pytest.fixture
-async def redis_client(redis_server: RedisServer):
-    client = aioredis.from_url(redis_server.url())
+@pytest.fixture(params=["redis_server", "redis_cluster"])
+async def redis_client(request: pytest.FixtureRequest):
+    """One Redis server, or a Redis Cluster: a gateway's cooldown keys share one hash tag."""
+    client = build_redis_client(request.getfixturevalue(request.param).url(), pool_size=16, timeout_s=5)
     yield client
     await client.aclose()
 
