@@ -19,8 +19,9 @@ from pathlib import Path
 import typer
 from rich.progress import Progress
 
-from bench.gateway import PLAIN, _machine
+from bench.gateway import PLAIN
 from bench.loadgen import require_wrk, wrk
+from bench.runs import machine
 from devtools.configs import MASTER_KEY, gateway_config
 from devtools.servers import free_port, wait_port
 
@@ -100,7 +101,7 @@ def _report(samples: list, load_result, connections: int, latency_ms: int, load:
     summary = (f"wrk c={connections} for {load} s against a {latency_ms} ms upstream: "
                f"{load_result.rps:.0f} RPS, p50 {load_result.p50_ms:.0f} ms, p99 {load_result.p99_ms:.0f} ms, "
                f"errors {load_result.errors}." if load_result else "load generator failed")
-    text = (f"# Autoscaling timeline — {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC\n\nMachine: {_machine()}. "
+    text = (f"# Autoscaling timeline — {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC\n\nMachine: {machine()}. "
             f"{summary}\n\nSettings: deployments/graph.py (providers: target_ongoing_requests 64, 1-4 replicas; "
             "router: 16, 1-2; upscale delay 5 s, downscale delay 60 s).\n\n" + "\n".join(rows)
             + "\n\n![autoscaling](../docs/autoscaling.png)\n")

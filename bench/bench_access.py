@@ -31,8 +31,8 @@ from typing import Any
 
 import httpx
 
-from bench.gateway import _machine
 from bench.loadgen import WrkResult, require_wrk, wrk
+from bench.runs import machine
 from devtools.configs import MASTER_KEY
 from devtools.servers import free_port, wait_port
 from devtools.services import PostgresServer, RedisServer
@@ -133,7 +133,7 @@ def main(seconds: float = 10.0) -> None:
             lines.append(_row(name, c, best[name][c], best["off"][c], direct[c]))
     table = "\n".join(lines)
     report = (f"## Access layer overhead — {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC\n\n"
-              f"Machine: {_machine()}; shared with other work. `python -m bench.bench_access`: one Ray instance, "
+              f"Machine: {machine()}; shared with other work. `python -m bench.bench_access`: one Ray instance, "
               f"the same gateway twice (`off`: master key only; `on`: virtual key in a team, RPM+TPM+budget on "
               f"key and team via one Redis Lua call, spend batched to Postgres); wrk, {seconds:g} s per point, "
               f"off/on interleaved twice, best of two shown. Fake upstream at 0 ms. Spend rows written for the "

