@@ -21,7 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from app.secrets import FILE_PREFIX, SecretError, read_secret_file
-from app.store_urls import parse_redis_url
+from app.store_urls import check_database_url, parse_redis_url
 
 ENV_PREFIX = "os.environ/"
 DEMO_MASTER_KEY = "sk-routeiq-demo"
@@ -231,6 +231,14 @@ class GeneralSettings(_Strict):
         """A literal URL is checked now; a reference (``os.environ/``, ``file:``) when it is read."""
         if value and not value.startswith((ENV_PREFIX, FILE_PREFIX)):
             parse_redis_url(value)  # RedisUrlError is a ValueError: pydantic names the field
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url_form(cls, value: str | None) -> str | None:
+        """As ``redis_url``: a literal URL now, a reference when it is read."""
+        if value and not value.startswith((ENV_PREFIX, FILE_PREFIX)):
+            check_database_url(value)  # DatabaseUrlError is a ValueError: pydantic names the field
         return value
 
 

@@ -2,8 +2,9 @@
 builder; and Postgres URLs with several hosts (``pg_multi_host``), for a failover pair.
 
 The replica's wiring (``app.access.db.build_redis``) builds its Redis client here, and
-``app.config`` checks a literal ``redis_url`` with ``parse_redis_url`` when the config
-is loaded, so a typo fails at start-up naming the field, not at the first request.
+``app.config`` checks a literal ``redis_url`` with ``parse_redis_url`` (and a literal
+``database_url`` with ``check_database_url``) when the config is loaded, so a typo fails
+at start-up naming the field, not at the first request.
 
 Forms (docs/configuration.md):
 
@@ -99,6 +100,38 @@ def parse_redis_url(url: str) -> RedisTarget:
         raise RedisUrlError(f"the db after the service must be a number, not {path[1]!r}")
     return RedisTarget("sentinel", url, nodes, service=unquote(path[0]), db=int(path[1]) if len(path) == 2 else 0,
                        ssl=ssl)
+
+
+class DatabaseUrlError(ValueError):
+    """A ``database_url`` RouteIQ cannot use; the message says what is wrong."""
+
+
+DATABASE_SCHEMES = ("postgresql", "postgres", "sqlite")
+
+
+def check_database_url(url: str) -> str:
+    """``url`` when it is a Postgres URL (one host or several, ``host:port`` each) or a
+    SQLite one; ``DatabaseUrlError`` says why not (checked at config load: a typo fails at
+    start-up naming the field, not when the first spend row is written)."""
+    scheme, sep, rest = url.partition("://")
+    base = scheme.lower().partition("+")[0]
+    if not sep or base not in DATABASE_SCHEMES:
+        raise DatabaseUrlError(f"unsupported scheme {scheme if sep else url[:16]!r}: use postgresql:// "
+                               "(several hosts: postgresql://user@h1:5432,h2:5432/db) or sqlite:///path")
+    if base == "sqlite":
+        return url
+    hosts = rest.partition("/")[0].partition("?")[0].rpartition("@")[2]
+    if hosts:  # empty: a Unix socket or ?host= in the query
+        for part in hosts.split(","):
+            host, port = part, ""
+            if part.startswith("["):  # [IPv6]:port
+                host, _, tail = part[1:].partition("]")
+                port = tail.removeprefix(":")
+            elif ":" in part:
+                host, _, port = part.rpartition(":")
+            if not host or (port and not (port.isdigit() and 0 < int(port) < 65536)):
+                raise DatabaseUrlError(f"bad host:port {part!r} (host:port[,host:port...])")
+    return url
 
 
 def pg_multi_host(url: str) -> str:

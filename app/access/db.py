@@ -15,11 +15,12 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from app.access.dberrors import is_read_only
 from app.config import AccessSettings, ConfigError, GeneralSettings, resolve_secret
-from app.store_urls import RedisUrlError, build_redis_client, pg_multi_host
+from app.store_urls import DatabaseUrlError, RedisUrlError, build_redis_client, check_database_url, pg_multi_host
 
 
 def database_url(general: GeneralSettings) -> str | None:
@@ -34,7 +35,10 @@ def redis_url(general: GeneralSettings) -> str | None:
 
 def async_db_url(url: str) -> str:
     """``postgresql://`` → asyncpg (``sslmode`` becomes asyncpg's ``ssl``); sqlite → aiosqlite."""
-    parsed = make_url(pg_multi_host(url))
+    try:
+        parsed = make_url(pg_multi_host(check_database_url(url)))
+    except (DatabaseUrlError, ArgumentError) as err:  # from DATABASE_URL or a reference: not seen at load
+        raise ConfigError(f"general_settings.database_url: {err}") from None
     backend = parsed.get_backend_name()
     if backend in ("postgresql", "postgres"):
         query = dict(parsed.query)

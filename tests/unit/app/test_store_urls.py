@@ -10,7 +10,15 @@ from redis.asyncio.cluster import RedisCluster
 
 from app.access.db import async_db_url, build_redis
 from app.config import ConfigError, parse_config
-from app.store_urls import RedisTarget, RedisUrlError, build_redis_client, parse_redis_url, pg_multi_host
+from app.store_urls import (
+    DatabaseUrlError,
+    RedisTarget,
+    RedisUrlError,
+    build_redis_client,
+    check_database_url,
+    parse_redis_url,
+    pg_multi_host,
+)
 from devtools.configs import gateway_config
 
 
@@ -97,3 +105,35 @@ def test_asyncpg_gets_every_host_and_the_session_attrs() -> None:
     _, kw = PGDialect_asyncpg().create_connect_args(make_url(url))
     assert (kw["host"], kw["port"], kw["target_session_attrs"], kw["ssl"]) == (
         ["h1", "h2"], [5432, 5433], "read-write", "require")
+
+
+@pytest.mark.parametrize("url", [
+    "postgresql://u:pw@h:5432/db", "postgres://h/db", "postgresql+asyncpg://u@h1:5432,h2/db?target_session_attrs=read-write",
+    "postgresql://u@[::1]:5432,[fd00::2]:5433/db", "postgresql:///db?host=/var/run/postgresql", "sqlite:////tmp/x.db",
+])
+def test_database_urls_that_serve(url: str) -> None:
+    assert check_database_url(url) == url
+
+
+@pytest.mark.parametrize(("url", "why"), [
+    ("mysql://h/db", "unsupported scheme 'mysql'"),
+    ("h:5432/db", "unsupported scheme"),
+    ("postgresql://u@h1:5432,,h2:5432/db", "bad host:port ''"),
+    ("postgresql://u@h1:54x2/db", "bad host:port 'h1:54x2'"),
+    ("postgresql://u@h1:70000/db", "bad host:port"),
+])
+def test_bad_database_urls_say_why(url: str, why: str) -> None:
+    with pytest.raises(DatabaseUrlError, match=why):
+        check_database_url(url)
+
+
+def test_a_bad_database_url_fails_config_load_naming_the_field() -> None:
+    raw = copy.deepcopy(gateway_config("http://127.0.0.1:1/v1"))
+    raw["general_settings"]["database_url"] = "postgresql://u@db1:5432,db2:54x2/routeiq"
+    with pytest.raises(ConfigError, match=r"general_settings\.database_url: .*bad host:port 'db2:54x2'"):
+        parse_config(raw)
+
+
+def test_a_database_url_from_the_environment_is_checked_when_the_engine_is_built() -> None:
+    with pytest.raises(ConfigError, match=r"general_settings\.database_url: unsupported scheme 'mysql'"):
+        async_db_url("mysql://h/db")
