@@ -43,13 +43,17 @@ class Outcomes:
     answered: list[str] = field(default_factory=list)
     """Request ids of answers the client got (JSON 200s and streams that started)."""
     bad_streams: list[str] = field(default_factory=list)
+    strategies: Counter[str] = field(default_factory=Counter)
+    """``x-routeiq-strategy`` of the answers to ``auto`` (``fallback``: the router did not decide)."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def add(self, kind: str, status: int | str, rid: str | None = None) -> None:
+    def add(self, kind: str, status: int | str, rid: str | None = None, strategy: str | None = None) -> None:
         with self.lock:
             self.statuses[f"{kind}:{status}"] += 1
             if rid:
                 self.answered.append(rid)
+            if strategy is not None:
+                self.strategies[strategy] += 1
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +98,8 @@ def traffic(url: str, key: str, seconds: float, out: Outcomes, model: str = MID)
                 except httpx.TransportError as err:
                     out.add(model, type(err).__name__)
                     continue
-                out.add(model, r.status_code, r.headers.get("x-request-id") if r.status_code == 200 else None)
+                out.add(model, r.status_code, r.headers.get("x-request-id") if r.status_code == 200 else None,
+                        r.headers.get("x-routeiq-strategy", "") if model == "auto" and r.status_code == 200 else None)
                 time.sleep(THINK_S)
 
     def streamed() -> None:
@@ -173,6 +178,8 @@ def test_a_killed_replica_is_never_a_500(chaos: tuple[str, str, Any], deployment
     assert statuses <= {"200", "503"}, out.statuses  # 503 + Retry-After only when nothing could serve
     assert not out.bad_streams, out.bad_streams[:3]
     assert out.statuses.total() > 50, out.statuses  # traffic flowed throughout
+    if deployment == "RouterScoring":  # one of two scorer replicas died: the other decides every query
+        assert out.strategies and not out.strategies["fallback"], out.strategies
     serves_again(url, key, model)
     counted = Counter(spend_request_ids(url, key_id, set(out.answered)))
     assert not [r for r, n in counted.items() if n > 1]  # nothing counted twice
