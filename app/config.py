@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from app.secrets import FILE_PREFIX, SecretError, read_secret_file
 from app.store_urls import check_database_url, parse_redis_url
@@ -225,20 +225,13 @@ class GeneralSettings(_Strict):
     demo: bool = Field(
         False, description="This is the demo config: only then is the public demo master key accepted.")
 
-    @field_validator("redis_url")
+    @field_validator("redis_url", "database_url")
     @classmethod
-    def _redis_url_form(cls, value: str | None) -> str | None:
-        """A literal URL is checked now; a reference (``os.environ/``, ``file:``) when it is read."""
+    def _store_url_form(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """A literal URL is checked now; a reference (``os.environ/``, ``file:``) when it is read.
+        The checks raise ``ValueError``s, so pydantic names the field."""
         if value and not value.startswith((ENV_PREFIX, FILE_PREFIX)):
-            parse_redis_url(value)  # RedisUrlError is a ValueError: pydantic names the field
-        return value
-
-    @field_validator("database_url")
-    @classmethod
-    def _database_url_form(cls, value: str | None) -> str | None:
-        """As ``redis_url``: a literal URL now, a reference when it is read."""
-        if value and not value.startswith((ENV_PREFIX, FILE_PREFIX)):
-            check_database_url(value)  # DatabaseUrlError is a ValueError: pydantic names the field
+            (parse_redis_url if info.field_name == "redis_url" else check_database_url)(value)
         return value
 
 
