@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import TypeVar
 
 import pytest
 
@@ -33,6 +34,8 @@ from devtools.services import (
 )
 from tests.access_support import start_service
 
+T = TypeVar("T")
+
 MACHINE = pytest.StashKey[MachineServices]()
 MACHINE_AFTER = pytest.StashKey[list[str]]()
 
@@ -45,36 +48,35 @@ def upstream() -> Iterator[ThreadedFakeUpstream]:
     server.stop()
 
 
+def _served(kind: type[T]) -> Iterator[T]:
+    """A server of ``kind`` started for the session, closed when it ends."""
+    server = start_service(kind)
+    yield server
+    server.close()
+
+
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     """The session's private Redis; tests must not stop it (start a ``RedisServer`` to do that)."""
-    server = start_service(RedisServer)
-    yield server
-    server.close()
+    yield from _served(RedisServer)
 
 
 @pytest.fixture(scope="session")
 def redis_cluster() -> Iterator[RedisClusterServer]:
     """The session's private Redis Cluster (three masters), for ``redis+cluster://``."""
-    server = start_service(RedisClusterServer)
-    yield server
-    server.close()
+    yield from _served(RedisClusterServer)
 
 
 @pytest.fixture(scope="session")
 def redis_sentinel() -> Iterator[RedisSentinelServer]:
     """The session's private master + Sentinel, for ``redis+sentinel://``."""
-    server = start_service(RedisSentinelServer)
-    yield server
-    server.close()
+    yield from _served(RedisSentinelServer)
 
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     """The session's private Postgres; tests must not stop it (start a ``PostgresServer`` to do that)."""
-    server = start_service(PostgresServer)
-    yield server
-    server.close()
+    yield from _served(PostgresServer)
 
 
 def pytest_configure(config: pytest.Config) -> None:
