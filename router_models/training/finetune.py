@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from router_models.data import RoutingData
-from router_models.embedding import ENCODER_PREFIX, Embedder, EmbedderConfig, encoder_digest, mean_pool
+from router_models.embedding import ENCODER_PREFIX, Embedder, EmbedderConfig, encoder_digest, model_dir
 from router_models.training.scorer import TrainedScorer
 
 DEFAULT_HPARAM: dict[str, Any] = {
@@ -60,13 +60,15 @@ def train_finetuned(
     hp = {**DEFAULT_HPARAM, **(hparam or {})}
     config = embedder or EmbedderConfig()
     torch.manual_seed(int(hp["seed"]))
-    base = Embedder(replace(config, quantize=False, encoder_sha256=None))
-    encoder = base.module
+    from router_models.minilm import load_minilm
+
+    base = Embedder(replace(config, quantize=False, encoder_sha256=None))  # tokenises and clips as served
+    encoder = load_minilm(model_dir())  # torch: the layers being trained
     n_layers = len(encoder.encoder.layer)
     if not 1 <= int(hp["tuned_layers"]) <= n_layers:
         raise ValueError(f"tuned_layers must be in [1, {n_layers}], got {hp['tuned_layers']}")
     first = n_layers - int(hp["tuned_layers"])
-    frozen = _frozen_states(base, data.queries, first)
+    frozen = _frozen_states(base, encoder, data.queries, first)
     head = MLPClassifierNN(config.dim, list(hp["hidden_layer_sizes"]), len(data.models), hp["activation"])
     tuned = encoder.encoder.layer[first:]
     _fit(encoder, first, head, frozen, torch.from_numpy(np.asarray(data.scores, np.float32)), hp, progress)
@@ -97,7 +99,7 @@ def _components(hp: dict[str, Any], n_layers: int) -> dict[str, dict[str, Any]]:
     }
 
 
-def _frozen_states(base: Embedder, queries: list[str], stop: int) -> list[Any]:
+def _frozen_states(base: Embedder, encoder: Any, queries: list[str], stop: int) -> list[Any]:
     """Each query's hidden states after the frozen layers, unpadded (computed once)."""
     import torch
 
@@ -109,7 +111,7 @@ def _frozen_states(base: Embedder, queries: list[str], stop: int) -> list[Any]:
             enc = base.tokenizer.encode_batch([base.clip(queries[i]) for i in idx])
             ids = torch.tensor([e.ids for e in enc], dtype=torch.long)
             mask = torch.tensor([e.attention_mask for e in enc], dtype=torch.long)
-            hidden = base.module.run_layers(base.module.embed_tokens(ids), mask, 0, stop)
+            hidden = encoder.run_layers(encoder.embed_tokens(ids), mask, 0, stop)
             for row, i in enumerate(idx):
                 states[i] = hidden[row, : int(mask[row].sum())].clone()
     return states
@@ -119,6 +121,8 @@ def _fit(encoder: Any, first: int, head: Any, frozen: list[Any], y: Any, hp: dic
     """AdamW on layers ``first..`` and the head; BCE per model; dropout on head activations."""
     import torch
     import torch.nn.functional as F
+
+    from router_models.minilm import mean_pool
 
     tuned, stop = encoder.encoder.layer[first:], len(encoder.encoder.layer)
     params = [p for layer in tuned for p in layer.parameters()]

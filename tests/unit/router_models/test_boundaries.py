@@ -21,7 +21,8 @@ import json, sys
 from router_models.inference.learned import LearnedRouter
 router = LearnedRouter.load(sys.argv[1])
 router.predict(["What is 2 + 2?", "Name the capital of Peru."])
-heavy = [m for m in ("llmrouter", "ray", "fastapi", "litellm", "sklearn", "transformers") if m in sys.modules]
+heavy = [m for m in ("llmrouter", "ray", "fastapi", "litellm", "sklearn", "transformers", "torch", "scipy")
+         if m in sys.modules]
 print(json.dumps({"heavy": heavy}))
 """
 
