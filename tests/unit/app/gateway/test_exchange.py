@@ -94,6 +94,7 @@ class Reply:
     status: int = 0
     body: bytes = b""
     chunks: int = 0
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 async def drive(app: FastAPI, payload: dict[str, Any], *, request_id: str, spec: str = "2.4",
@@ -118,6 +119,7 @@ async def drive(app: FastAPI, payload: dict[str, Any], *, request_id: str, spec:
             if drop_after == -1:
                 raise OSError("client went away before the answer started")
             reply.status = message["status"]
+            reply.headers = {k.decode(): v.decode() for k, v in message["headers"]}
         elif message.get("body"):
             if drop_after is not None and reply.chunks >= drop_after:
                 gone.set()
@@ -164,6 +166,29 @@ async def test_stream_success_is_settled_once(harness: Harness) -> None:
     assert (row["prompt_tokens"], row["completion_tokens"]) == (3, 1)  # the upstream's own usage
     assert harness.metrics.done == [(MID, 200)]
     harness.assert_released()
+
+
+async def test_a_stream_whose_upstream_reports_no_usage_is_charged_an_estimate(harness: Harness) -> None:
+    r = rid()
+    harness.replies[r] = MockReply(chunks=CHUNKS, usage=None)
+    reply = await drive(harness.app, chat(True, "y" * 40), request_id=r)
+    assert reply.status == 200 and reply.body.endswith(b"data: [DONE]\n\n")
+    [row] = await harness.spend(r)
+    assert (row["prompt_tokens"], row["completion_tokens"]) == (10, len(CHUNKS) + 1)  # each event relayed
+    assert row["usage_estimated"] is True and row["cost"] == pytest.approx((10 + len(CHUNKS) + 1) * 0.5e-6)
+    harness.assert_released()
+
+
+async def test_a_json_answer_without_usage_is_charged_an_estimate_and_says_so(harness: Harness) -> None:
+    r, counted = rid(), rid()
+    harness.replies[r] = MockReply(usage=None)
+    reply = await drive(harness.app, chat(False, "z" * 40), request_id=r)
+    assert reply.status == 200 and reply.headers["x-routeiq-usage-estimated"] == "true"
+    [row] = await harness.spend(r)
+    assert (row["prompt_tokens"], row["completion_tokens"], row["usage_estimated"]) == (10, 1, True)  # "hi"
+    assert "x-routeiq-usage-estimated" not in (await drive(harness.app, chat(False), request_id=counted)).headers
+    [row] = await harness.spend(counted)
+    assert row["usage_estimated"] is False
 
 
 @pytest.mark.parametrize("stream", [False, True])
