@@ -3,7 +3,9 @@
 Upstreams in the wild: the fake upstream frames its SSE with CRLF or CR, writes
 ``"usage": {`` with spaces, or reports no usage at all; each stream must reach the
 client intact and be charged (spend rows, decision rows) with the upstream's counts,
-or with an estimate marked as one. One embedded (SQLite) gateway app with virtual keys and the decision log serves all.
+or with an estimate marked as one. Clients: the official openai SDK with a
+``base_url`` without ``/v1``, and the key in ``x-api-key`` or ``api-key``.
+One embedded (SQLite) gateway app with virtual keys and the decision log serves all.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
+import openai
 import orjson
 import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -177,3 +180,58 @@ def test_a_json_answer_without_usage_is_charged_an_estimate_with_a_header(app: A
     counted = app.http.post("/v1/chat/completions", json={**body, "messages": [{"role": "user", "content": "x"}]},
                             headers=app.admin)
     assert "x-routeiq-usage-estimated" not in counted.headers
+
+
+# Clients ----------------------------------------------------------------------------------------
+def test_the_openai_sdk_works_with_a_base_url_without_v1(app: App) -> None:
+    client = openai.OpenAI(base_url=app.base, api_key=app.new_key(), max_retries=0, timeout=30)
+    reply = client.chat.completions.create(model=MID, messages=[{"role": "user", "content": "no prefix"}])
+    assert reply.choices[0].message.content.startswith("echo: no prefix") and reply.usage.completion_tokens == 16
+    stream = client.chat.completions.create(model="auto", messages=[{"role": "user", "content": "s"}], stream=True)
+    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices).startswith("echo: s")
+    assert client.completions.create(model=MID, prompt="complete me").choices[0].text.startswith("echo: complete")
+    with pytest.raises(openai.NotFoundError):  # no embedding model here: the route is there, the model not
+        client.embeddings.create(model="embed-model", input="x")
+    assert {m.id for m in client.models.list()} == {CHEAP, MID, "auto"}
+    assert client.models.retrieve("auto").id == "auto" and client.models.retrieve(CHEAP).object == "model"
+    with pytest.raises(openai.NotFoundError) as missing:
+        client.models.retrieve("no-such-model")
+    assert missing.value.body["code"] == "model_not_found"  # type: ignore[index]
+
+
+@pytest.mark.parametrize("prefix", ["/v1", ""])
+def test_model_retrieve_is_an_openai_model_or_an_openai_404(app: App, prefix: str) -> None:
+    found = app.http.get(f"{prefix}/models/{MID}", headers=app.admin)
+    assert found.status_code == 200 and found.json() == {"id": MID, "object": "model", "created": 0,
+                                                         "owned_by": "routeiq"}
+    missing = app.http.get(f"{prefix}/models/nope/with-a-slash", headers=app.admin)
+    assert missing.status_code == 404
+    assert missing.json()["error"] | {"message": ""} == {"message": "", "type": "invalid_request_error",
+                                                         "param": "model", "code": "model_not_found"}
+    assert app.http.get(f"{prefix}/models/{MID}").status_code == 401
+
+
+def test_a_key_restricted_to_one_model_sees_only_it(app: App) -> None:
+    resp = app.http.post("/key/generate", json={"models": [CHEAP]}, headers=app.admin)
+    key = resp.json()["key"]
+    assert app.http.get(f"/models/{CHEAP}", headers={"x-api-key": key}).status_code == 200
+    assert app.http.get(f"/models/{MID}", headers={"x-api-key": key}).status_code == 404  # as if absent
+
+
+@pytest.mark.parametrize("header", ["x-api-key", "api-key"])
+def test_x_api_key_and_api_key_are_accepted_like_bearer(app: App, header: str) -> None:
+    key = app.new_key()
+    body = {"model": MID, "messages": [{"role": "user", "content": f"via {header}"}]}
+    for path in ("/v1/chat/completions", "/chat/completions"):
+        resp = app.http.post(path, json=body, headers={header: key})
+        assert resp.status_code == 200, resp.text
+    assert app.http.get("/models", headers={header: MASTER_KEY}).status_code == 200
+    info = app.http.get("/key/info", params={"key": key}, headers={header: key})
+    assert info.status_code == 200 and info.json()["key_id"]
+    for bad in ("sk-unknown-but-shaped-0000000000000000", "not a key", "Bearer " + key, ""):
+        refused = app.http.post("/chat/completions", json=body, headers={header: bad})
+        assert refused.status_code == 401, (bad, refused.text)
+        assert refused.json()["error"]["type"] == "authentication_error"
+    wrong_bearer = app.http.post("/chat/completions", json=body,
+                                 headers={"authorization": "Bearer sk-wrong", header: key})
+    assert wrong_bearer.status_code == 401  # Authorization, when sent, is the credential
