@@ -134,6 +134,8 @@ class Exchange:
         headers = {**self.plan.headers(), "x-routeiq-cost": f"{result.usage.cost:.10f}"}
         if result.usage.estimated:
             headers[USAGE_ESTIMATED] = "true"
+            log.info("request %s settled on an estimate (usage_estimated): %d + %d tokens from %s",
+                     self.request_id, result.usage.prompt_tokens, result.usage.completion_tokens, self.plan.model)
         return Answer(result.body, headers)
 
     async def _relay_items(self, first: StreamItem, rest: AsyncIterator[StreamItem]) -> AsyncIterator[bytes]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -168,22 +169,28 @@ async def test_stream_success_is_settled_once(harness: Harness) -> None:
     harness.assert_released()
 
 
-async def test_a_stream_whose_upstream_reports_no_usage_is_charged_an_estimate(harness: Harness) -> None:
+async def test_a_stream_whose_upstream_reports_no_usage_is_charged_an_estimate(
+        harness: Harness, caplog: pytest.LogCaptureFixture) -> None:
     r = rid()
+    caplog.set_level(logging.INFO, logger="routeiq.exchange")
     harness.replies[r] = MockReply(chunks=CHUNKS, usage=None)
     reply = await drive(harness.app, chat(True, "y" * 40), request_id=r)
     assert reply.status == 200 and reply.body.endswith(b"data: [DONE]\n\n")
     [row] = await harness.spend(r)
     assert (row["prompt_tokens"], row["completion_tokens"]) == (10, len(CHUNKS) + 1)  # each event relayed
     assert row["usage_estimated"] is True and row["cost"] == pytest.approx((10 + len(CHUNKS) + 1) * 0.5e-6)
+    assert any(r in m and "usage_estimated" in m for m in caplog.messages)
     harness.assert_released()
 
 
-async def test_a_json_answer_without_usage_is_charged_an_estimate_and_says_so(harness: Harness) -> None:
+async def test_a_json_answer_without_usage_is_charged_an_estimate_and_says_so(
+        harness: Harness, caplog: pytest.LogCaptureFixture) -> None:
     r, counted = rid(), rid()
     harness.replies[r] = MockReply(usage=None)
+    caplog.set_level(logging.INFO, logger="routeiq.exchange")
     reply = await drive(harness.app, chat(False, "z" * 40), request_id=r)
     assert reply.status == 200 and reply.headers["x-routeiq-usage-estimated"] == "true"
+    assert any(r in m and "usage_estimated" in m for m in caplog.messages)
     [row] = await harness.spend(r)
     assert (row["prompt_tokens"], row["completion_tokens"], row["usage_estimated"]) == (10, 1, True)  # "hi"
     assert "x-routeiq-usage-estimated" not in (await drive(harness.app, chat(False), request_id=counted)).headers
