@@ -53,8 +53,8 @@ class SSERelay:
             self._tail = data
             return b""
         ready, self._tail = data[:cut], data[cut:]
-        if _DONE not in ready and not _may_hold_usage(ready):
-            return ready
+        if _DONE not in ready and (_USAGE not in ready or not _may_hold_usage(ready)):
+            return ready  # the common read: two byte searches (and one for CR, above)
         return b"".join(self._look(event) for event in ready.split(b"\n\n") if event)
 
     def _look(self, event: bytes) -> bytes:
