@@ -42,6 +42,6 @@ async def list_models(request: Request, principal: PrincipalDep, gateway: Gatewa
 @router.get("/models/{model_id:path}", include_in_schema=False)
 async def retrieve_model(model_id: str, request: Request, principal: PrincipalDep, gateway: GatewayDep) -> Response:
     if model_id not in _visible(principal, gateway):
-        raise NotFoundError(f"The model '{model_id}' does not exist or you do not have access to it.",
+        raise NotFoundError(f"The model '{model_id[:256]}' does not exist or you do not have access to it.",
                             param="model", code="model_not_found")
     return json_response(orjson.dumps(_model(model_id)), id_header(request, {}))
