@@ -11,7 +11,7 @@ Postgres spend) implement the same protocol.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -108,10 +108,26 @@ class AccessPolicy(Protocol):
         ...
 
 
+KEY_HEADERS = ("x-api-key", "api-key")
+"""Where other SDKs send the key: Anthropic's (``x-api-key``) and Azure OpenAI's (``api-key``)."""
+
+
+def api_credential(headers: Mapping[str, str]) -> str | None:
+    """The request's credential as an ``Authorization`` value: that header when sent, else
+    ``Bearer <key>`` from ``x-api-key`` or ``api-key``. The key then meets exactly the checks a
+    bearer token meets (key-shaped, known, valid): another header is only another envelope."""
+    if authorization := headers.get("authorization"):
+        return authorization
+    for name in KEY_HEADERS:
+        if key := headers.get(name, "").strip():
+            return f"Bearer {key}"
+    return None
+
+
 def bearer_token(authorization: str | None) -> str:
     """The token of an ``Authorization: Bearer <token>`` header; 401 if absent."""
     if not authorization:
-        raise AuthenticationError("Missing API key: send `Authorization: Bearer <key>`")
+        raise AuthenticationError("Missing API key: send `Authorization: Bearer <key>` (or `x-api-key: <key>`)")
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise AuthenticationError("Malformed Authorization header: expected `Bearer <key>`")

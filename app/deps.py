@@ -27,7 +27,7 @@ from pydantic import TypeAdapter, ValidationError
 from app.access.admin import AccessAdmin
 from app.access.keys import utc
 from app.access.policy import VirtualKeyPolicy
-from app.auth import Principal
+from app.auth import Principal, api_credential
 from app.errors import InvalidRequestError, PermissionDeniedError, RouteIQError
 from app.gateway import Gateway
 from app.http import id_header, json_response, request_id
@@ -60,7 +60,7 @@ async def _principal(request: Request, gateway: GatewayDep, _rid: RequestIdDep) 
     """The authenticated caller, checked current on every replica (a key blocked or deleted
     anywhere is refused here at its next request, admin keys included)."""
     policy = gateway.policy
-    return await policy.verify(await policy.authenticate(request.headers.get("authorization")))
+    return await policy.verify(await policy.authenticate(api_credential(request.headers)))
 
 
 PrincipalDep = Annotated[Principal, Depends(_principal)]

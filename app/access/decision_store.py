@@ -35,7 +35,7 @@ _ROW = Normaliser(decisions)
 EXPORT_FIELDS = (
     "request_id", "created_at", "key_id", "router", "strategy", "lambda", "query", "query_sha256", "query_chars",
     "candidates", "chosen", "routed_to", "route_latency_ms", "latency_ms", "prompt_tokens", "completion_tokens",
-    "cost", "status", "fallback", "feedback", "feedback_at",
+    "cost", "status", "fallback", "feedback", "feedback_at", "usage_estimated",
 )
 """The JSONL fields, in order (docs/observability.md documents each)."""
 
@@ -61,6 +61,7 @@ def decision_row(record: DecisionRecord, settings: DecisionLogSettings) -> dict[
         "routed_to": record.routed_to, "route_latency_ms": record.route_latency_ms, "latency_ms": record.latency_ms,
         "prompt_tokens": record.prompt_tokens, "completion_tokens": record.completion_tokens, "cost": record.cost,
         "status": record.status, "fallback": record.fallback, "feedback": None, "feedback_at": None,
+        "usage_estimated": record.usage_estimated,
     })
 
 

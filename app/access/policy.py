@@ -287,7 +287,8 @@ class VirtualKeyPolicy:
         """Record what a request used (``None``: it got no answer) and replace its reservation."""
         if usage is not None:
             self.spend.add(SpendEvent(uuid.uuid4().hex, request_id, principal.key_id, principal.team_id, model,
-                                      usage.prompt_tokens, usage.completion_tokens, usage.cost, now_utc()))
+                                      usage.prompt_tokens, usage.completion_tokens, usage.cost, now_utc(),
+                                      usage.estimated))
         used = usage or Usage()
         if isinstance(principal.grant, Grant) and (used.total_tokens or used.cost or reservation != NO_RESERVATION):
             task = asyncio.create_task(self._charge(principal.grant, used, reservation))

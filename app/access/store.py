@@ -49,6 +49,8 @@ class SpendEvent:
     completion_tokens: int
     cost: float
     created_at: datetime
+    usage_estimated: bool = False
+    """The tokens are the gateway's estimate: the upstream reported none."""
 
     def row(self) -> dict[str, Any]:
         return {**self.__dict__, "total_tokens": min(self.prompt_tokens + self.completion_tokens, INT32_MAX)}

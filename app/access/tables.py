@@ -81,6 +81,7 @@ spend_logs = Table(
     Column("total_tokens", Integer, nullable=False),
     Column("cost", Float, nullable=False),
     Column("created_at", TS, nullable=False),
+    Column("usage_estimated", Boolean, nullable=False, default=False),
 )
 
 spend_minutes = Table(
@@ -132,4 +133,5 @@ decisions = Table(
     Column("fallback", Boolean, nullable=False),
     Column("feedback", Float),
     Column("feedback_at", TS),
+    Column("usage_estimated", Boolean, nullable=False, default=False),
 )

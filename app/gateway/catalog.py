@@ -12,6 +12,7 @@ from typing import Any
 
 from app.config import GatewayConfig, ModelEntry, RouterConfig
 from app.errors import InvalidRequestError, NotFoundError
+from app.providers.estimate import estimate_tokens
 from router_models.inference.types import Candidate
 
 
@@ -73,15 +74,6 @@ class ModelCatalog:
 
     def public_names(self) -> list[str]:
         return [*self.deployments, *self.routers]
-
-
-def estimate_tokens(body: dict[str, Any]) -> int:
-    """A cheap prompt-size estimate (4 characters a token) for context-window checks."""
-    if "messages" in body:
-        chars = sum(len(str(m.get("content") or "")) for m in body["messages"])
-    else:
-        chars = len(str(body.get("prompt") or ""))
-    return chars // 4
 
 
 def required_capabilities(body: dict[str, Any]) -> frozenset[str]:

@@ -33,7 +33,7 @@ from app.errors import (
     UpstreamTimeoutError,
 )
 from app.gateway.admission import Admission
-from app.gateway.catalog import Deployment, ModelCatalog, estimate_tokens, fitting, query_text
+from app.gateway.catalog import Deployment, ModelCatalog, fitting, query_text
 from app.gateway.cooldowns import Cooldowns
 from app.gateway.decisions import DecisionLog
 from app.gateway.exchange import Exchange
@@ -41,6 +41,7 @@ from app.gateway.metrics import Metrics
 from app.gateway.plan import Plan, RequestContext
 from app.gateway.routing import RouterClient, Routing
 from app.providers.base import Endpoint, Prices, ProviderCall, ProviderResult, StreamItem
+from app.providers.estimate import estimate_tokens
 from router_models.inference.strategies import weighted_choice
 
 log = logging.getLogger("routeiq.gateway")

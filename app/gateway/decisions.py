@@ -39,6 +39,8 @@ class DecisionRecord:
     status: int = 0
     fallback: bool = False
     """True when the router failed and the configured fallback model was used."""
+    usage_estimated: bool = False
+    """The tokens and cost are the gateway's estimate: the upstream reported no usage."""
 
 
 class DecisionLog(Protocol):

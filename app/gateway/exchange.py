@@ -30,10 +30,10 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from app.auth import Principal
 from app.errors import RouteIQError, UpstreamTimeoutError, sse_error_event
 from app.gateway.admission import Ticket
-from app.gateway.catalog import estimate_tokens
 from app.gateway.decisions import DecisionRecord
 from app.gateway.plan import Plan, RequestContext
 from app.providers.base import Endpoint, StreamEnd, StreamItem, Usage
+from app.providers.estimate import estimate_tokens
 from app.schemas.openai import Steering
 from app.tracing import extract, headers_for, tracer
 
@@ -43,6 +43,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("routeiq.exchange")
 CLIENT_CLOSED = 499
 """Status recorded when the client went away before the answer was complete."""
+USAGE_ESTIMATED = "x-routeiq-usage-estimated"
+"""Header of a JSON answer whose upstream reported no usage (its charge is an estimate). A
+stream's headers leave before its usage could arrive: its log line and records say it."""
 
 
 @dataclass(frozen=True)
@@ -128,7 +131,12 @@ class Exchange:
         self.plan, result = await gw.complete(self.endpoint, body, ctx)
         self.usage = result.usage
         self.span.set_attributes(result.span_attributes())
-        return Answer(result.body, {**self.plan.headers(), "x-routeiq-cost": f"{result.usage.cost:.10f}"})
+        headers = {**self.plan.headers(), "x-routeiq-cost": f"{result.usage.cost:.10f}"}
+        if result.usage.estimated:
+            headers[USAGE_ESTIMATED] = "true"
+            log.info("request %s settled on an estimate (usage_estimated): %d + %d tokens from %s",
+                     self.request_id, result.usage.prompt_tokens, result.usage.completion_tokens, self.plan.model)
+        return Answer(result.body, headers)
 
     async def _relay_items(self, first: StreamItem, rest: AsyncIterator[StreamItem]) -> AsyncIterator[bytes]:
         """The client's side of the stream; whatever ends it closes the exchange once."""
@@ -141,7 +149,7 @@ class Exchange:
                 if isinstance(item, StreamEnd):
                     self.usage = item.usage
                     return
-                self._events += item.count(b"data: ")
+                self._events += item.count(b"data:")
                 yield item
                 try:
                     async with asyncio.timeout(self.gateway.stream_idle_s):
@@ -212,12 +220,14 @@ class Exchange:
         gw.policy.settle(ctx.principal, model, self.usage, self.request_id, ctx.reservation)
 
     def _estimate(self) -> Usage:
-        """No usage arrived (stream cut or abandoned): the prompt at ~4 characters a token,
-        and one token per SSE event relayed, at the deployment's prices."""
+        """No usage arrived (stream cut or abandoned, or an upstream that reports none): the
+        prompt at ~4 characters a token, and one token per SSE event relayed, at the
+        deployment's prices."""
         assert self.plan is not None
         prompt, completion = estimate_tokens(self._body), self._events
         cost = self.gateway.prices(self.plan.deployment).cost(prompt, completion)
-        log.info("request %s settled on an estimate: %d + %d tokens", self.request_id, prompt, completion)
+        log.info("request %s settled on an estimate (usage_estimated): %d + %d tokens from %s",
+                 self.request_id, prompt, completion, self.plan.model)
         return Usage(prompt, completion, cost, estimated=True)
 
     def _measure(self, status: int, err: BaseException | None) -> None:
@@ -244,7 +254,7 @@ class Exchange:
             candidates=dict(d.scores), chosen=plan.model, routed_to=d.model, route_latency_ms=d.latency_ms,
             latency_ms=(time.perf_counter() - self.started) * 1000,
             prompt_tokens=u.prompt_tokens, completion_tokens=u.completion_tokens, cost=u.cost, status=status,
-            fallback=d.fallback)
+            fallback=d.fallback, usage_estimated=u.estimated)
 
 
 def _status_of(err: BaseException) -> int:

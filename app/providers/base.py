@@ -42,7 +42,8 @@ class Usage:
     completion_tokens: int = 0
     cost: float = 0.0
     estimated: bool = False
-    """Not reported by the upstream: estimated by the gateway (a stream cut or abandoned)."""
+    """Not reported by the upstream: estimated by the gateway (a stream cut or abandoned, or
+    an upstream that reports no usage)."""
 
     @property
     def total_tokens(self) -> int:
@@ -72,7 +73,8 @@ class ProviderResult:
 class StreamEnd:
     """Last item of a stream: what it used and cost (never sent to the client)."""
 
-    usage: Usage
+    usage: Usage | None
+    """``None``: the upstream reported no usage (the exchange charges an estimate)."""
 
 
 StreamItem = bytes | StreamEnd

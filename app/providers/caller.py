@@ -148,7 +148,7 @@ class ProviderCaller:
                     except TimeoutError:
                         raise UpstreamTimeoutError(f"{upstream.name}: stream silent for "
                                                    f"{upstream.stream_idle_timeout_s:g} s") from None
-                    if isinstance(item, StreamEnd):
+                    if isinstance(item, StreamEnd) and item.usage is not None:
                         span.set_attributes({"gen_ai.usage.input_tokens": item.usage.prompt_tokens,
                                              "gen_ai.usage.output_tokens": item.usage.completion_tokens})
                     yield item

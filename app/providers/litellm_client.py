@@ -85,7 +85,7 @@ class LiteLLMClient:
                         continue
                 yield b"data: " + orjson.dumps(payload, default=str) + b"\n\n"
         yield b"data: [DONE]\n\n"
-        yield StreamEnd(usage or Usage())
+        yield StreamEnd(usage)
 
     async def close(self) -> None:
         return None

@@ -20,6 +20,7 @@ import orjson
 
 from app.providers.base import ProviderCall, ProviderResult, StreamEnd, StreamItem, Upstream, Usage
 from app.providers.errors import from_exception, from_status
+from app.providers.estimate import estimated_usage
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,8 @@ class MockReply:
     """Non-streamed JSON answer; default: a one-choice chat completion."""
     chunks: tuple[bytes, ...] = (b'data: {"choices":[{"index":0,"delta":{"content":"hi"}}]}\n\n',)
     """SSE events of a streamed answer (``data: [DONE]`` is added)."""
-    usage: Usage = field(default_factory=lambda: Usage(3, 1, 0.0))
+    usage: Usage | None = field(default_factory=lambda: Usage(3, 1, 0.0))
+    """``None``: the upstream reports no usage (charged an estimate, as the native client does)."""
     retry_after: str | None = None
     delay_s: float = 0.0
     """Before answering, or before the first chunk."""
@@ -68,7 +70,8 @@ class MockTransport:
         body = reply.body or {"object": "chat.completion", "model": upstream.name,
                               "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"},
                                            "finish_reason": "stop"}]}
-        return ProviderResult(orjson.dumps(body), reply.usage, upstream.name, "stop")
+        usage = reply.usage or estimated_usage(call.body, body, upstream.prices)
+        return ProviderResult(orjson.dumps(body), usage, upstream.name, "stop")
 
     async def stream(self, upstream: Upstream, call: ProviderCall) -> AsyncIterator[StreamItem]:
         reply = await self._reply(upstream, call)

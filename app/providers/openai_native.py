@@ -24,9 +24,10 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
 from app.config import ModelEntry, resolve_secret
-from app.providers.base import ProviderCall, ProviderResult, StreamEnd, StreamItem, Upstream, Usage, usage_from
+from app.providers.base import ProviderCall, ProviderResult, StreamEnd, StreamItem, Upstream, usage_from
 from app.providers.egress import is_public
 from app.providers.errors import from_exception, from_status, translated
+from app.providers.estimate import estimated_usage
 from app.providers.params import native_body
 from app.providers.sse import SSERelay
 
@@ -103,10 +104,12 @@ class OpenAINativeClient:
                     raise from_status(resp.status, raw, resp.headers.get("retry-after"), upstream.name,
                                       call.request_id)
         payload = orjson.loads(raw)
-        usage = usage_from(payload.get("usage"), upstream.prices)
         if isinstance(payload.get("usage"), dict):
+            usage = usage_from(payload["usage"], upstream.prices)
             payload["usage"]["cost"] = usage.cost
             raw = orjson.dumps(payload)
+        else:  # an upstream that reports no usage is charged an estimate, not nothing
+            usage = estimated_usage(call.body, payload, upstream.prices)
         choices = payload.get("choices") or [{}]
         model = str(payload.get("model") or upstream.name)
         return ProviderResult(raw, usage, model, choices[0].get("finish_reason"))
@@ -131,7 +134,7 @@ class OpenAINativeClient:
             raise from_exception(ConnectionError("stream ended early"), upstream.name, call.request_id)
         if tail := relay.flush():
             yield tail
-        yield StreamEnd(relay.usage or Usage())
+        yield StreamEnd(relay.usage)
 
     async def close(self) -> None:
         if self._session is not None:

@@ -14,7 +14,7 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from app.auth import bearer_token
+from app.auth import api_credential, bearer_token
 from app.deps import Admin, AdminCall, PageDep, TimeRangeDep
 from app.errors import InvalidRequestError, NotFoundError
 from app.http import query_text, read_json, validate
@@ -55,7 +55,7 @@ async def key_info(request: Request, call: Annotated[AdminCall, Admin("key.info"
     if not call.principal.is_admin:
         # A key reads its own record, and only that. Any other reference is "no such key"
         # without a lookup, exactly like a key that does not exist: ids are not probeable.
-        own = (call.principal.key_id, bearer_token(request.headers.get("authorization")))
+        own = (call.principal.key_id, bearer_token(api_credential(request.headers)))
         if ref not in own:
             raise NotFoundError("no such key", param="key", code="key_not_found")
         return call.reply(await call.admin.info(call.principal.key_id))

@@ -1,5 +1,8 @@
 """``/v1/chat/completions``, ``/v1/completions`` and ``/v1/embeddings``.
 
+Each is also served without the ``/v1`` prefix, as LiteLLM proxy serves them: clients
+ported from it often use ``base_url=http://proxy:4000`` (docs/coming-from-litellm.md).
+
 Each route validates and hands over: the request's ``Exchange`` admits it (503 when
 the replica is full), the caller is authenticated, the body read and validated, and
 ``answer`` plans, routes and calls. Errors before the first streamed byte are ordinary
@@ -16,6 +19,7 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel
 from starlette.types import Receive, Scope, Send
 
+from app.auth import api_credential
 from app.deps import GatewayDep
 from app.errors import InvalidRequestError
 from app.gateway import Exchange, Gateway, StreamAnswer
@@ -60,7 +64,7 @@ async def serve(request: Request, gateway: Gateway, endpoint: Endpoint) -> Respo
     """The shared inference path: validate, hand over to the exchange, answer."""
     rid = request_id(request)
     async with gateway.exchange(endpoint, rid, request.headers, request.url.path) as ex:
-        principal = await gateway.policy.authenticate(request.headers.get("authorization"))
+        principal = await gateway.policy.authenticate(api_credential(request.headers))
         body = await read_json(request, gateway.cfg.general_settings.max_request_body_bytes)
         steering = Steering.of(validate(_SCHEMAS[endpoint], body))
         answer = await ex.answer(body, steering, principal, _lambda_header(request))
@@ -70,15 +74,18 @@ async def serve(request: Request, gateway: Gateway, endpoint: Endpoint) -> Respo
 
 
 @router.post("/v1/chat/completions")
+@router.post("/chat/completions", include_in_schema=False)
 async def chat_completions(request: Request, gateway: GatewayDep) -> Response:
     return await serve(request, gateway, "chat")
 
 
 @router.post("/v1/completions")
+@router.post("/completions", include_in_schema=False)
 async def completions(request: Request, gateway: GatewayDep) -> Response:
     return await serve(request, gateway, "completions")
 
 
 @router.post("/v1/embeddings")
+@router.post("/embeddings", include_in_schema=False)
 async def embeddings(request: Request, gateway: GatewayDep) -> Response:
     return await serve(request, gateway, "embeddings")

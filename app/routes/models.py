@@ -1,21 +1,47 @@
-"""``/v1/models``: the models and routers a caller may name."""
+"""``/v1/models`` and ``/v1/models/{id}``: the models and routers a caller may name.
+
+Also served without the ``/v1`` prefix, as LiteLLM proxy serves them. A model the
+caller may not use is the same 404 as one that does not exist: names are not probeable.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from app.auth import Principal
 from app.deps import GatewayDep, PrincipalDep
+from app.errors import NotFoundError
+from app.gateway import Gateway
 from app.http import id_header, json_response
 
 router = APIRouter()
 
 
-@router.get("/v1/models")
-async def list_models(request: Request, principal: PrincipalDep, gateway: GatewayDep) -> Response:
+def _visible(principal: Principal, gateway: Gateway) -> list[str]:
     allowed = principal.allowed_models
     routers = gateway.catalog.routers
-    names = [n for n in gateway.catalog.public_names() if allowed is None or n in allowed or n in routers]
-    data = [{"id": n, "object": "model", "created": 0, "owned_by": "routeiq"} for n in names]
+    return [n for n in gateway.catalog.public_names() if allowed is None or n in allowed or n in routers]
+
+
+def _model(name: str) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": 0, "owned_by": "routeiq"}
+
+
+@router.get("/v1/models")
+@router.get("/models", include_in_schema=False)
+async def list_models(request: Request, principal: PrincipalDep, gateway: GatewayDep) -> Response:
+    data = [_model(n) for n in _visible(principal, gateway)]
     return json_response(orjson.dumps({"object": "list", "data": data}), id_header(request, {}))
+
+
+@router.get("/v1/models/{model_id:path}")
+@router.get("/models/{model_id:path}", include_in_schema=False)
+async def retrieve_model(model_id: str, request: Request, principal: PrincipalDep, gateway: GatewayDep) -> Response:
+    if model_id not in _visible(principal, gateway):
+        raise NotFoundError(f"The model '{model_id[:256]}' does not exist or you do not have access to it.",
+                            param="model", code="model_not_found")
+    return json_response(orjson.dumps(_model(model_id)), id_header(request, {}))

@@ -12,6 +12,10 @@ survives every gateway path unchanged). Knobs:
 - ``retry_after``: seconds sent with a 429/503; ``fail_times`` with ``key``: fail only
   the first N requests carrying that key, then succeed (for retry tests).
 - ``only``: the error applies only to requests for this model (for fallback tests).
+- ``framing``: the SSE line ends of a stream, ``lf`` (default), ``crlf`` or ``cr``.
+- ``usage``: how usage is reported, ``compact`` (``"usage":{``, default), ``spaced``
+  (``"usage": {``, as Python's ``json.dumps`` writes it) or ``none`` (never: neither in
+  a JSON answer nor in a stream, whatever ``stream_options`` asks).
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ class Faults:
     fail_times: int = 0
     key: str = ""
     only: str = ""
+    framing: str = "lf"
+    usage: str = "compact"
 
     def merged(self, values: dict[str, Any]) -> Faults:
         """A copy with the known knobs in ``values`` applied (strings are coerced)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import itertools
+import json
 import time
 from collections import Counter, deque
 from dataclasses import replace
@@ -147,23 +148,40 @@ async def _complete(request: web.Request, *, chat: bool) -> web.StreamResponse:
         choice["message"] = {"role": "assistant", "content": text}
     else:
         choice["text"] = text
-    return _json({
+    answer = {
         "id": f"fake-{next(_ids)}",
         "object": "chat.completion" if chat else "text_completion",
         "created": int(time.time()),
         "model": body.get("model"),
         "choices": [choice],
         "usage": _usage(body, len(tokens)),
-    })
+    }
+    if faults.usage == "none":
+        del answer["usage"]
+    return web.Response(body=_dumps(answer, faults), content_type="application/json")
 
 
-def _chunk(base: dict[str, Any], chat: bool, delta: str | None, finish: str | None = None) -> bytes:
+def _dumps(obj: Any, faults: Faults) -> bytes:
+    """JSON as the ``usage`` knob asks: ``spaced`` writes ``"key": value`` like ``json.dumps``."""
+    return json.dumps(obj).encode() if faults.usage == "spaced" else orjson.dumps(obj)
+
+
+_LINE_ENDS = {"lf": b"\n", "crlf": b"\r\n", "cr": b"\r"}
+
+
+def _event(data: bytes, faults: Faults) -> bytes:
+    """One SSE event with the line ends the ``framing`` knob asks for."""
+    end = _LINE_ENDS.get(faults.framing, b"\n")
+    return b"data: " + data + end + end
+
+
+def _chunk(base: dict[str, Any], chat: bool, faults: Faults, delta: str | None, finish: str | None = None) -> bytes:
     if chat:
         d = {} if delta is None else ({"role": "assistant", "content": delta})
         choice = {"index": 0, "delta": d, "finish_reason": finish, "logprobs": None}
     else:
         choice = {"index": 0, "text": delta or "", "finish_reason": finish, "logprobs": None}
-    return b"data: " + orjson.dumps({**base, "choices": [choice]}) + b"\n\n"
+    return _event(orjson.dumps({**base, "choices": [choice]}), faults)
 
 
 async def _stream(
@@ -185,12 +203,12 @@ async def _stream(
                 return resp
             if i and faults.itl_ms:
                 await asyncio.sleep(faults.itl_ms / 1000)
-            await resp.write(_chunk(base, chat, tok))
-        await resp.write(_chunk(base, chat, None, "stop"))
-        if (body.get("stream_options") or {}).get("include_usage"):
-            usage = orjson.dumps({**base, "choices": [], "usage": _usage(body, len(tokens))})
-            await resp.write(b"data: " + usage + b"\n\n")
-        await resp.write(b"data: [DONE]\n\n")
+            await resp.write(_chunk(base, chat, faults, tok))
+        await resp.write(_chunk(base, chat, faults, None, "stop"))
+        if (body.get("stream_options") or {}).get("include_usage") and faults.usage != "none":
+            usage = {**base, "choices": [], "usage": _usage(body, len(tokens))}
+            await resp.write(_event(_dumps(usage, faults), faults))
+        await resp.write(_event(b"[DONE]", faults))
         await resp.write_eof()
     except (ConnectionResetError, asyncio.CancelledError):
         up.stats["streams_cancelled"] += 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -94,6 +95,7 @@ class Reply:
     status: int = 0
     body: bytes = b""
     chunks: int = 0
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 async def drive(app: FastAPI, payload: dict[str, Any], *, request_id: str, spec: str = "2.4",
@@ -118,6 +120,7 @@ async def drive(app: FastAPI, payload: dict[str, Any], *, request_id: str, spec:
             if drop_after == -1:
                 raise OSError("client went away before the answer started")
             reply.status = message["status"]
+            reply.headers = {k.decode(): v.decode() for k, v in message["headers"]}
         elif message.get("body"):
             if drop_after is not None and reply.chunks >= drop_after:
                 gone.set()
@@ -164,6 +167,35 @@ async def test_stream_success_is_settled_once(harness: Harness) -> None:
     assert (row["prompt_tokens"], row["completion_tokens"]) == (3, 1)  # the upstream's own usage
     assert harness.metrics.done == [(MID, 200)]
     harness.assert_released()
+
+
+async def test_a_stream_whose_upstream_reports_no_usage_is_charged_an_estimate(
+        harness: Harness, caplog: pytest.LogCaptureFixture) -> None:
+    r = rid()
+    caplog.set_level(logging.INFO, logger="routeiq.exchange")
+    harness.replies[r] = MockReply(chunks=CHUNKS, usage=None)
+    reply = await drive(harness.app, chat(True, "y" * 40), request_id=r)
+    assert reply.status == 200 and reply.body.endswith(b"data: [DONE]\n\n")
+    [row] = await harness.spend(r)
+    assert (row["prompt_tokens"], row["completion_tokens"]) == (10, len(CHUNKS) + 1)  # each event relayed
+    assert row["usage_estimated"] is True and row["cost"] == pytest.approx((10 + len(CHUNKS) + 1) * 0.5e-6)
+    assert any(r in m and "usage_estimated" in m for m in caplog.messages)
+    harness.assert_released()
+
+
+async def test_a_json_answer_without_usage_is_charged_an_estimate_and_says_so(
+        harness: Harness, caplog: pytest.LogCaptureFixture) -> None:
+    r, counted = rid(), rid()
+    harness.replies[r] = MockReply(usage=None)
+    caplog.set_level(logging.INFO, logger="routeiq.exchange")
+    reply = await drive(harness.app, chat(False, "z" * 40), request_id=r)
+    assert reply.status == 200 and reply.headers["x-routeiq-usage-estimated"] == "true"
+    assert any(r in m and "usage_estimated" in m for m in caplog.messages)
+    [row] = await harness.spend(r)
+    assert (row["prompt_tokens"], row["completion_tokens"], row["usage_estimated"]) == (10, 1, True)  # "hi"
+    assert "x-routeiq-usage-estimated" not in (await drive(harness.app, chat(False), request_id=counted)).headers
+    [row] = await harness.spend(counted)
+    assert row["usage_estimated"] is False
 
 
 @pytest.mark.parametrize("stream", [False, True])
