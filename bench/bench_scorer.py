@@ -115,7 +115,7 @@ def write_markdown(rows: list[dict[str, object]], out: Path, router_dir: Path, t
         "",
         f"- machine: `nproc`={nproc}, CPU: {cpu_model()}, Python {platform.python_version()}",
         f"- router: `{router_dir}` ({meta['router_type']}), embedder {meta['embedder']}",
-        f"- torch threads: {threads or 'default'}; {n} real test queries; embed + score + decide, in-process",
+        f"- encoder threads: {threads or 'default'}; {n} real test queries; embed + score + decide, in-process",
         f"- load time {meta['load_s']:.2f} s; process RSS after load and predict: {meta['rss_mb']:.0f} MB",
         f"- load average at the end (1/5/15 min): {' '.join(f'{x:.1f}' for x in os.getloadavg())}"
         " (the 2 cores are shared: a load above 2 inflates every figure)",
@@ -133,7 +133,7 @@ def write_markdown(rows: list[dict[str, object]], out: Path, router_dir: Path, t
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--router-dir", type=Path, default=Path("router_models/pretrained/default"))
-    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--threads", type=int, default=None, help="encoder intra-op threads (default: ONNX Runtime's)")
     parser.add_argument("--n", type=int, default=256, help="queries per measurement")
     parser.add_argument("--out", type=Path, default=Path("bench/RESULTS-scorer.md"))
     args = parser.parse_args()
