@@ -32,6 +32,14 @@ def _offline() -> None:
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 
+def _missing_training_libraries() -> list[str]:
+    """What the serving install lacks for training (it has no torch): checked before a minute of embedding."""
+    from importlib.util import find_spec
+
+    return [name for name, module in (("torch", "torch"), ("llmrouter-lib", "llmrouter"), ("scikit-learn", "sklearn"))
+            if find_spec(module) is None]
+
+
 @app.command()
 def train(
     router: Annotated[str, typer.Option(help="finetuned (default), ensemble, mlp, knn, mf.")] = "finetuned",
@@ -57,6 +65,9 @@ def train(
 
     if sign and not os.environ.get(SIGNING_KEY_ENV):
         raise typer.BadParameter(f"--sign needs {SIGNING_KEY_ENV} in the environment")
+    if missing := _missing_training_libraries():
+        typer.echo(f"error: training needs {', '.join(missing)} (the `train` extra): run `make install-train`", err=True)
+        raise typer.Exit(2)
     cfg = TrainConfig(
         router_type=router,
         data=data,

@@ -93,3 +93,17 @@ def test_sign_refuses_a_tampered_artifact_and_a_missing_key(tmp_path: Path, monk
     result = runner.invoke(app, ["sign", str(artifact), "--key-file", str(key_file)])
     assert result.exit_code == 2 and "sha256" in result.output
     assert not (artifact / SIGNATURE_FILE).exists(), "nothing is signed that does not match its manifest"
+
+
+def test_train_without_the_train_extra_is_one_line_before_any_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The serving install has no torch: `routeiq train` says what to install instead of embedding for a minute."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a))
+    result = runner.invoke(app, ["train", "--out", str(tmp_path / "router")])
+    assert result.exit_code == 2
+    assert result.output.strip() == "error: training needs torch (the `train` extra): run `make install-train`"
+    assert not (tmp_path / "router").exists()
