@@ -66,7 +66,8 @@ def train(
     if sign and not os.environ.get(SIGNING_KEY_ENV):
         raise typer.BadParameter(f"--sign needs {SIGNING_KEY_ENV} in the environment")
     if missing := _missing_training_libraries():
-        typer.echo(f"error: training needs {', '.join(missing)} (the `train` extra): run `make install-train`", err=True)
+        needs = ", ".join(missing)
+        typer.echo(f"error: training needs {needs} (the `train` extra): run `make install-train`", err=True)
         raise typer.Exit(2)
     cfg = TrainConfig(
         router_type=router,
