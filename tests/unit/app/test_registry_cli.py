@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from app.cli import build_cli
 from devtools.s3_server import S3Server
-from tests.unit.router_models.registry.conftest import make_artifact
+from tests.registry_support import make_artifact
 
 Run = Callable[..., tuple[int, str, str]]
 """``run(*args)`` → exit code, stdout, stderr of ``routeiq *args --endpoint-url <moto>``."""

@@ -11,7 +11,7 @@ from devtools.s3_server import S3Server
 from router_models.registry import RegistryError, parse_registry_url
 from router_models.registry.errors import VersionRefusedError
 from router_models.registry.store import RouterRegistry
-from tests.unit.router_models.registry.conftest import KEY, make_artifact
+from tests.registry_support import KEY, make_artifact
 
 
 def test_publish_lists_versions_in_order_with_their_hashes_and_eval(registry: RouterRegistry, tmp_path: Path) -> None:

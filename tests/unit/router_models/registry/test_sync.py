@@ -18,7 +18,7 @@ from router_models.registry import RegistryError, parse_registry_url
 from router_models.registry.cache import ArtifactCache
 from router_models.registry.store import RouterRegistry
 from router_models.registry.sync import RouterSync
-from tests.unit.router_models.registry.conftest import KEY, make_artifact
+from tests.registry_support import KEY, make_artifact
 
 
 class Loader:

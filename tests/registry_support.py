@@ -1,0 +1,28 @@
+"""Small router artifacts and registries in fresh buckets, for the registry's tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from devtools.s3_server import S3Server
+from router_models.artifacts import save_artifact
+from router_models.registry import parse_registry_url
+from router_models.registry.store import RouterRegistry
+
+KEY = b"registry-test-key"
+
+
+def make_artifact(root: Path, lam: float = 0.2, *, signing_key: bytes | None = None) -> Path:
+    """A tiny valid artifact (two models, one tensor) whose manifest has an eval and a data hash."""
+    manifest = {"router_type": "test", "models": ["a", "b"], "default_lambda": lam,
+                "training_data": {"sha256": "ab" * 32},
+                "eval": {"holdout": {"quality_at_default": 0.5, "cost_at_default": 0.25}}}
+    return save_artifact(root, manifest, {"w": np.arange(8, dtype=np.float32) * lam}, signing_key=signing_key)
+
+
+def new_registry(s3: S3Server, signing_key: bytes | None = None) -> RouterRegistry:
+    """A registry at ``s3://<fresh bucket>/routers/prod``."""
+    url = f"s3://{s3.new_bucket()}/routers/prod"
+    return RouterRegistry(s3.client(), parse_registry_url(url), signing_key=signing_key)
