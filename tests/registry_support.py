@@ -26,3 +26,18 @@ def new_registry(s3: S3Server, signing_key: bytes | None = None) -> RouterRegist
     """A registry at ``s3://<fresh bucket>/routers/prod``."""
     url = f"s3://{s3.new_bucket()}/routers/prod"
     return RouterRegistry(s3.client(), parse_registry_url(url), signing_key=signing_key)
+
+
+def default_variant(dest: Path, default_lambda: float) -> Path:
+    """The shipped router with another ``default_lambda``: same weights, a new manifest (and sha256)."""
+    import json
+    import shutil
+
+    from devtools.configs import ARTIFACT
+    from router_models.artifacts import MANIFEST_FILE, WEIGHTS_FILE, write_manifest
+
+    shutil.copytree(ARTIFACT, dest)
+    manifest = json.loads((dest / MANIFEST_FILE).read_text())
+    for generated in ("format", "format_version", "files"):
+        manifest.pop(generated)
+    return write_manifest(dest, {**manifest, "default_lambda": default_lambda}, [WEIGHTS_FILE])

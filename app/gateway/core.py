@@ -39,6 +39,7 @@ from app.gateway.decisions import DecisionLog
 from app.gateway.exchange import Exchange
 from app.gateway.metrics import Metrics
 from app.gateway.plan import Plan, RequestContext
+from app.gateway.router_info import RouterInfo
 from app.gateway.routing import RouterClient, Routing
 from app.providers.base import Endpoint, Prices, ProviderCall, ProviderResult, StreamItem
 from router_models.inference.strategies import weighted_choice
@@ -83,8 +84,10 @@ class Gateway:
         metrics: Metrics,
         decisions: DecisionLog,
         clients: Closeable | None = None,
+        router_info: RouterInfo | None = None,
     ) -> None:
         self.cfg = cfg
+        self.router_info = router_info or RouterInfo(cfg, router, None)
         self.catalog = ModelCatalog(cfg)
         self.policy = policy
         self.cooldowns = cooldowns

@@ -182,14 +182,17 @@ class SyncLoop:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="router-sync", daemon=True)
         self._thread.start()
-        self._task: asyncio.Future[None] | None = None
+        self._task: asyncio.Task[None] | None = None
 
     def call(self, coro: Coroutine[Any, Any, T], timeout_s: float | None = None) -> T:
         """Run ``coro`` on the sync loop and wait for it (from another thread)."""
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout_s)
 
     def start(self) -> None:
-        self._task = asyncio.run_coroutine_threadsafe(self._run(), self._loop)
+        async def spawn() -> asyncio.Task[None]:
+            return asyncio.get_running_loop().create_task(self._run())
+
+        self._task = self.call(spawn())
 
     def states(self) -> list[SyncState]:
         return [s.state for s in self.syncs]
@@ -216,7 +219,17 @@ class SyncLoop:
                 log.exception("router sync round failed: %s", one_line(err))
 
     def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=5)
+        """Cancel the polling (a check in progress is abandoned) and end the thread."""
+        task = self._task
+
+        async def cancel() -> None:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+        if self._thread.is_alive():
+            with contextlib.suppress(Exception):
+                self.call(cancel(), timeout_s=5)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=5)

@@ -1,0 +1,50 @@
+"""``build_scoring``: a scorer replica's service starts on the registry pointer's version and
+follows it (the shipped learned router, a real S3-compatible server, no Ray)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from app.config import RegistrySettings, ScorerSyncSettings
+from deployments.router_sync import build_scoring, local_artifact
+from devtools.configs import ARTIFACT
+from devtools.s3_server import S3Server
+from router_models.inference.types import RouterSpec
+from router_models.registry.sync import SyncState
+from tests.registry_support import default_variant, new_registry
+
+
+def test_a_file_url_is_a_plain_directory() -> None:
+    spec = RouterSpec("auto", "learned", f"file://{ARTIFACT}")
+    assert local_artifact(spec).artifact == str(ARTIFACT)
+
+
+def test_the_replica_serves_the_pointer_and_swaps_when_it_moves(s3_server: S3Server, tmp_path: Path) -> None:
+    registry = new_registry(s3_server)
+    v1 = registry.publish(ARTIFACT)
+    v2 = registry.publish(default_variant(tmp_path / "v2", 0.5))
+    registry.promote("auto", v1.version)
+    settings = ScorerSyncSettings(
+        registry=RegistrySettings(endpoint_url=s3_server.url, poll_interval_s=0.2, cache_dir=str(tmp_path / "cache")),
+        redis_url=None, redis_prefix="rqt", redis_timeout_s=1.0)
+    rounds: list[list[SyncState]] = []
+    specs = [RouterSpec("auto", "learned", str(registry.location)), RouterSpec("cheap", "cost-first")]
+    service, loop = build_scoring(specs, settings, replica="r1", on_round=rounds.append)
+    assert loop is not None
+    try:
+        assert service.describe()["auto"]["default_lambda"] == pytest.approx(v1.default_lambda)
+        assert service.describe()["auto"]["artifact"] == str(tmp_path / "cache" / v1.sha256)
+        assert rounds and rounds[0][0].version == "v1"  # the first state is reported at start
+        registry.promote("auto", v2.version)
+        deadline = time.monotonic() + 120
+        while loop.states()[0].version != "v2":
+            assert time.monotonic() < deadline, loop.states()
+            time.sleep(0.1)
+        state = loop.states()[0]
+        assert (state.sha256, state.healthy) == (v2.sha256, True)
+        assert service.describe()["auto"]["default_lambda"] == 0.5  # swapped before the state says so
+    finally:
+        loop.stop()
