@@ -23,10 +23,10 @@ import httpx
 import pytest
 
 from devtools.configs import ARTIFACT, MASTER_KEY, learned_gateway_config
+from devtools.registry import default_variant, new_registry
 from devtools.s3_server import S3Server
 from devtools.services import RedisServer
 from router_models.registry.store import RouterRegistry
-from tests.registry_support import default_variant, new_registry
 
 APP = "lifecycle"
 CONVERGE_S = 90.0

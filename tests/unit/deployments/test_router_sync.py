@@ -11,10 +11,10 @@ import pytest
 from app.config import RegistrySettings, ScorerSyncSettings
 from deployments.router_sync import build_scoring, local_artifact
 from devtools.configs import ARTIFACT
+from devtools.registry import default_variant, new_registry
 from devtools.s3_server import S3Server
 from router_models.inference.types import RouterSpec
 from router_models.registry.sync import SyncState
-from tests.registry_support import default_variant, new_registry
 
 
 def test_a_file_url_is_a_plain_directory() -> None:
