@@ -125,6 +125,10 @@ class Gateway:
         detail = await self.policy.health()
         if self.catalog.routers:
             detail["router_scoring"] = self.routing.report()
+        if (sync := await self.router_info.sync_detail()) is not None:
+            # Counts, not messages (readiness is unauthenticated); never "down": a failed
+            # sync keeps the loaded version serving. The errors: /router/info (admin).
+            detail["router_sync"] = sync
         return detail
 
     def exchange(self, endpoint: Endpoint, request_id: str, headers: Mapping[str, str], route: str) -> Exchange:

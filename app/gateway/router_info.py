@@ -17,6 +17,7 @@ from typing import Any
 from app.config import GatewayConfig
 from app.gateway.routing import RouterClient
 from app.router_replicas import ReplicaStates
+from router_models.registry.location import is_registry_url
 
 _REPLICA_FIELDS = ("version", "sha256", "loaded_at", "healthy", "last_error", "last_error_at", "last_check_at",
                    "download")
@@ -28,6 +29,23 @@ class RouterInfo:
     def __init__(self, cfg: GatewayConfig, client: RouterClient | None, states: ReplicaStates | None,
                  timeout_s: float = 2.0) -> None:
         self._cfg, self._client, self._states, self._timeout = cfg, client, states, timeout_s
+
+    async def sync_detail(self) -> dict[str, Any] | None:
+        """Readiness detail of the ``s3://`` routers: per router, the versions the replicas
+        serve and how many failed their last sync (``None``: no registry router, no call).
+        Detail only: a failed sync keeps the loaded version serving, so it never makes the
+        ingress unready; and no error message (readiness is unauthenticated: the messages,
+        with bucket and endpoint names, are on the admin-only ``/router/info``)."""
+        followed = [r.name for r in self._cfg.router_settings.routers if is_registry_url(r.artifact)]
+        if not followed:
+            return None
+        report = await self.report()
+        out: dict[str, Any] = {}
+        for name in followed:
+            replicas = report["routers"][name]["replicas"]
+            out[name] = {"versions": sorted({str(r["version"]) for r in replicas}), "replicas": len(replicas),
+                         "sync_failing": sum(not r["healthy"] for r in replicas)}
+        return out
 
     async def report(self) -> dict[str, Any]:
         answered, scorer_error = await self._ask_scorer()

@@ -143,6 +143,8 @@ def test_replicas_converge_on_a_promoted_version_and_back_without_a_failure_or_f
     assert set(after) == {"0.5"}  # once converged, only v2 answers
     assert seconds < CONVERGE_S
     print(f"promote -> both replicas on v2: {seconds:.1f} s; answers {dict(traffic.statuses)}")
+    ready = httpx.get(url.removesuffix("/v1") + "/health/readiness", timeout=30).json()
+    assert ready["router_sync"]["auto"] == {"versions": ["v2"], "replicas": 2, "sync_failing": 0}, ready
 
     traffic, seconds = swap_under_traffic(url, lambda: registry.rollback("auto"), "v1", v1_lam)
     print(f"rollback -> both replicas on v1: {seconds:.1f} s; answers {dict(traffic.statuses)}")

@@ -75,3 +75,17 @@ async def test_the_route_needs_the_admin_key() -> None:
         assert ok.status_code == 200 and ok.json()["routers"]["auto"]["version"] == "v7"
         assert ok.json()["routers"]["auto"]["candidate_models"] == ["tiny-model", "mid-model", "big-model",
                                                                    "via-litellm"]
+
+
+async def test_readiness_counts_failing_syncs_without_their_messages(redis_server: RedisServer) -> None:
+    client = aioredis.from_url(redis_server.url())
+    states = ReplicaStates(client, f"rqt-{secrets.token_hex(4)}", ttl_s=60)
+    await states.report("r1", {"auto": {**LOADED}})
+    await states.report("r2", {"auto": {**LOADED, "version": "v6", "healthy": False,
+                                        "last_error": "RegistryError: http://minio.internal:9000 unreachable"}})
+    cfg = gateway_config("http://127.0.0.1:1/v1", access={"enabled": False})
+    cfg["router_settings"]["routers"][0].update(strategy="learned", artifact="s3://routers/prod")
+    detail = await RouterInfo(parse_config(cfg), Scorer(), states).sync_detail()
+    assert detail == {"auto": {"versions": ["v6", "v7"], "replicas": 2, "sync_failing": 1}}
+    assert await RouterInfo(_cfg(), Scorer(), states).sync_detail() is None  # no registry router: no call
+    await client.aclose()
