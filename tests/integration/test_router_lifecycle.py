@@ -27,6 +27,7 @@ from devtools.registry import default_variant, new_registry
 from devtools.s3_server import S3Server
 from devtools.services import RedisServer
 from router_models.registry.store import RouterRegistry
+from tests.integration.conftest import METRICS_PORT
 
 APP = "lifecycle"
 CONVERGE_S = 90.0
@@ -151,3 +152,21 @@ def test_replicas_converge_on_a_promoted_version_and_back_without_a_failure_or_f
     assert set(traffic.statuses) == {"200"}, traffic.statuses
     assert set(traffic.strategies) == {"learned"}, traffic.strategies
     assert router_info(url)["version"] == "v1"
+
+
+def test_the_version_gauge_says_which_version_each_replica_serves(
+        lifecycle: tuple[str, RouterRegistry, dict[str, Any]]) -> None:
+    """After the promote and rollback above: per replica, v1 at 1 and v2 at 0."""
+    url, _, _ = lifecycle
+    wait_until_both_serve(url, "v1")
+    deadline = time.monotonic() + 90  # Ray's metrics agent exports on its own period
+    while True:
+        text = httpx.get(f"http://127.0.0.1:{METRICS_PORT}/metrics", timeout=5).text
+        series = [line for line in text.splitlines()
+                  if line.startswith("ray_routeiq_router_version_info{") and f'application="{APP}"' in line]
+        current = [s for s in series if 'version="v1"' in s and s.endswith(" 1.0")]
+        moved_away = [s for s in series if 'version="v2"' in s and s.endswith(" 0.0")]
+        if len(current) == 2 and len(moved_away) == 2:
+            break
+        assert time.monotonic() < deadline, series
+        time.sleep(1)
