@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -21,6 +23,8 @@ from router_models.registry.cache import ArtifactCache
 from router_models.registry.store import RouterRegistry, VersionInfo
 from router_models.registry.sync import RouterSync
 from tests.registry_support import make_artifact, new_registry
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 class CountingRegistry(RouterRegistry):
@@ -116,3 +120,47 @@ async def test_replica_states_are_listed_until_they_go_stale(redis_server: Redis
     assert [s["replica"] for s in await states.read()] == ["r2"]  # r1 stopped reporting
     assert await client.hlen(states._key) == 1  # and its field was removed
     await client.aclose()
+
+
+HOLDER = """
+import asyncio, sys, time
+import redis.asyncio as aioredis
+from app.router_replicas import RedisDownloadLock
+from router_models.registry import parse_registry_url
+from router_models.registry.cache import ArtifactCache
+from router_models.registry.s3 import build_s3_client
+from router_models.registry.store import RouterRegistry
+from router_models.registry.sync import RouterSync
+
+class Stalled(RouterRegistry):
+    def fetch(self, info, dest):
+        (dest / "manifest.json").write_bytes(b'{"partial')  # half a download, then it hangs
+        print("DOWNLOADING", flush=True)
+        time.sleep(120)
+
+endpoint, url, redis_url, prefix, cache = sys.argv[1:6]
+registry = Stalled(build_s3_client(endpoint, "us-east-1"), parse_registry_url(url))
+lock = RedisDownloadLock(aioredis.from_url(redis_url), prefix, lease_s=3)
+asyncio.run(RouterSync("auto", registry, ArtifactCache(cache), print, lock, node="node-a").initial())
+"""
+
+
+async def test_a_lock_holder_killed_mid_download_leaves_no_half_artifact_and_its_lease_ends(
+        s3_server: S3Server, registry: RouterRegistry, redis_server: RedisServer, tmp_path: Path) -> None:
+    registry.promote("auto", registry.publish(make_artifact(tmp_path / "a", 0.1)).version)
+    prefix, cache = f"rqt-{secrets.token_hex(4)}", tmp_path / "cache"
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, s3_server.url, str(registry.location), redis_server.url(),
+                               prefix, str(cache)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "DOWNLOADING"
+    finally:
+        holder.kill()  # SIGKILL: the lock is never released, the temporary directory stays
+        holder.wait(timeout=30)
+    waiter = _client(redis_server.url())
+    served: list[float] = []
+    sync = _sync(registry, cache, RedisDownloadLock(waiter, prefix, lease_s=30), served)
+    sync._load(await asyncio.wait_for(sync.initial(), timeout=60))
+    assert served == [0.1] and sync.state.download == "locked"  # it got the lock once the lease ended
+    complete = [p.name for p in cache.iterdir() if not p.name.startswith(".") and p.name != "pointers"]
+    assert complete == [sync.state.sha256]  # the half download was never taken for the artifact
+    await waiter.aclose()
