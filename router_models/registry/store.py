@@ -28,7 +28,7 @@ import json
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -152,7 +152,7 @@ class RouterRegistry:
             default_lambda=manifest.get("default_lambda"))
         if self.signing_key is None:
             return info
-        return VersionInfo(**{**info.__dict__, "signature": sign(_canonical(info.body()), self.signing_key)})
+        return replace(info, signature=sign(_canonical(info.body()), self.signing_key))
 
     def _next_version(self) -> str:
         """One past every number used, half-published directories included."""

@@ -29,7 +29,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from router_models.artifacts import ArtifactError
 from router_models.inference.base import one_line
 from router_models.registry.cache import ArtifactCache
 from router_models.registry.errors import RegistryError, VersionRefusedError
@@ -119,10 +118,10 @@ class RouterSync:
             path = await self._ensure(info)
             try:
                 await asyncio.to_thread(self._load, str(path))
-            except ArtifactError as err:
+            except Exception as err:
                 self._refuse(info, err)
                 raise
-        except (RegistryError, ArtifactError, OSError, ValueError) as err:
+        except Exception as err:  # noqa: BLE001 - a failed check keeps the loaded version serving
             self._failed(err)
             return False
         self._served(info)
