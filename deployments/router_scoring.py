@@ -66,8 +66,14 @@ class RouterScoring:
         """Serve ``user_config`` ``{"artifacts": {router: path}}``: swap artifacts without a restart.
 
         A refused artifact is logged with its one-line reason; the loaded router keeps serving.
+        A router that follows a registry is left to it (its pointer says what it serves:
+        ``routeiq promote``), else the next poll would not notice the replica serving another.
         """
+        followed = {s.router for s in self._sync.syncs} if self._sync else set()
         for name, artifact in (user_config.get("artifacts") or {}).items():
+            if name in followed:
+                log.error("router %s follows a registry: artifact %s ignored (use routeiq promote)", name, artifact)
+                continue
             try:
                 self._service.reload(name, artifact)
                 log.info("router %s now serves %s", name, artifact)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from app.config import RegistrySettings, ScorerSyncSettings
+from deployments.router_scoring import RouterScoring
 from deployments.router_sync import build_scoring, local_artifact
 from devtools.configs import ARTIFACT
 from devtools.registry import default_variant, new_registry
@@ -48,3 +49,22 @@ def test_the_replica_serves_the_pointer_and_swaps_when_it_moves(s3_server: S3Ser
         assert service.describe()["auto"]["default_lambda"] == 0.5  # swapped before the state says so
     finally:
         loop.stop()
+
+
+def test_a_registry_router_ignores_user_config_swaps(s3_server: S3Server, tmp_path: Path) -> None:
+    """Its pointer says what it serves; a ``user_config`` artifact would go unnoticed by the sync."""
+    registry = new_registry(s3_server)
+    registry.promote("auto", registry.publish(ARTIFACT).version)
+    settings = ScorerSyncSettings(
+        registry=RegistrySettings(endpoint_url=s3_server.url, poll_interval_s=60, cache_dir=str(tmp_path / "cache")),
+        redis_url=None, redis_prefix="rqt", redis_timeout_s=1.0)
+    scorer = RouterScoring([RouterSpec("auto", "learned", str(registry.location))], sync=settings)
+    try:
+        before = scorer.describe()["routers"]["auto"]
+        scorer.reconfigure({"artifacts": {"auto": str(default_variant(tmp_path / "other", 0.9))}})
+        after = scorer.describe()["routers"]["auto"]
+        assert after["artifact"] == before["artifact"] and after["default_lambda"] == before["default_lambda"]
+        assert (after["version"], after["healthy"]) == ("v1", True)
+    finally:
+        assert scorer._sync is not None
+        scorer._sync.stop()
