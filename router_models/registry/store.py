@@ -10,10 +10,12 @@ Layout under ``s3://bucket/prefix``::
 Atomicity for readers is by order, not by transaction: ``publish`` uploads every file,
 then ``version.json`` (the version exists only from that object on: a version directory
 without it, a crashed or running upload, is invisible), then verifies the upload; only
-``promote`` writes a pointer, and a pointer names complete versions only. Versions are
+``promote``/``rollback`` write a pointer, and a pointer names complete versions only. Versions are
 immutable: ``version.json`` is written with ``If-None-Match: *`` so two publishers never
 finish the same number (the loser takes the next one), and numbers count half-published
-directories too, so a retry never reuses one. Pointer moves are last-writer-wins (one operator promotes at a time).
+directories too, so a retry never reuses one. ``promote`` and ``rollback`` write the
+pointer only if it is still the one they read (``If-Match`` its ETag): of two operators
+moving it at once, the second is refused instead of silently undoing the first.
 
 A version is served only once proven: ``version.json``'s HMAC (when a signing key is
 configured, the same key and code as ``router_models.artifacts.signing``), then every
@@ -93,6 +95,8 @@ class Pointer:
     current: str
     previous: str | None = None
     updated_at: str = ""
+    etag: str | None = None
+    """The pointer object's ETag when read: a move writes only if it is still this one."""
 
 
 def version_number(version: str) -> int:
@@ -205,10 +209,10 @@ class RouterRegistry:
         """``version``'s description; a half-published version does not exist. With a signing
         key configured (and ``check_signature``), an unsigned or badly signed one is refused."""
         version_number(version)
-        raw = self._get(self.location.key("versions", version, VERSION_FILE))
-        if raw is None:
+        found = self._get(self.location.key("versions", version, VERSION_FILE))
+        if found is None:
             raise RegistryError(f"{self.location}: no version {version} (never published, or not finished)")
-        info = _parse_version(raw, version)
+        info = _parse_version(found[0], version)
         if check_signature and self.signing_key is not None:
             state = info.signature_state(self.signing_key)
             if state != "verified":
@@ -218,12 +222,13 @@ class RouterRegistry:
 
     def pointer(self, router: str) -> Pointer | None:
         """The router's pointer, or ``None`` if it was never promoted."""
-        raw = self._get(self._pointer_key(router))
-        if raw is None:
+        found = self._get(self._pointer_key(router))
+        if found is None:
             return None
+        raw, etag = found
         try:
             data = json.loads(raw)
-            return Pointer(router, str(data["current"]), data.get("previous"), str(data.get("updated_at", "")))
+            return Pointer(router, str(data["current"]), data.get("previous"), str(data.get("updated_at", "")), etag)
         except (ValueError, KeyError, TypeError):
             raise RegistryError(f"{self.location}: pointer of router {router!r} is not valid JSON") from None
 
@@ -269,7 +274,7 @@ class RouterRegistry:
         old = self.pointer(router)
         if old is not None and old.current == version:
             return old
-        return self._write_pointer(router, version, old.current if old else None)
+        return self._write_pointer(router, version, old.current if old else None, old)
 
     def rollback(self, router: str) -> Pointer:
         """Point ``router`` back at its previous version (the two swap: a second rollback undoes it)."""
@@ -277,29 +282,42 @@ class RouterRegistry:
         if old is None or not old.previous:
             raise RegistryError(f"{self.location}: router {router!r} has no previous version to roll back to")
         self.version(old.previous)
-        return self._write_pointer(router, old.previous, old.current)
+        return self._write_pointer(router, old.previous, old.current, old)
 
-    def _write_pointer(self, router: str, current: str, previous: str | None) -> Pointer:
+    def _write_pointer(self, router: str, current: str, previous: str | None, read: Pointer | None) -> Pointer:
+        """Write the pointer only if it is still the one ``read`` (``None``: still absent), so
+        two operators moving it at once cannot lose a move: the second is refused."""
+        from botocore.exceptions import ClientError
+
         pointer = Pointer(router, current, previous, datetime.now(UTC).isoformat(timespec="seconds"))
         body = {"router": router, "current": current, "previous": previous, "updated_at": pointer.updated_at}
         key = self._pointer_key(router)
+        condition = {"IfMatch": read.etag} if read is not None and read.etag else {"IfNoneMatch": "*"}
         with s3_errors(f"write {key}"):
-            self._s3.put_object(Bucket=self.location.bucket, Key=key, Body=_canonical(body),
-                                ContentType="application/json")
+            try:
+                self._s3.put_object(Bucket=self.location.bucket, Key=key, Body=_canonical(body),
+                                    ContentType="application/json", **condition)
+            except ClientError as err:
+                if err.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict"):
+                    raise RegistryError(f"{self.location}: the pointer of router {router!r} moved meanwhile "
+                                        "(another promote or rollback); look at it and run again") from None
+                raise
         return pointer
 
     # helpers ------------------------------------------------------------------------------
-    def _get(self, key: str) -> bytes | None:
+    def _get(self, key: str) -> tuple[bytes, str] | None:
+        """The object's bytes and ETag, or ``None`` if it does not exist."""
         from botocore.exceptions import ClientError
 
         with s3_errors(f"read {key}"):
             try:
-                data: bytes = self._s3.get_object(Bucket=self.location.bucket, Key=key)["Body"].read()
+                obj = self._s3.get_object(Bucket=self.location.bucket, Key=key)
+                data: bytes = obj["Body"].read()
             except ClientError as err:
                 if is_missing(err):
                     return None
                 raise
-        return data
+        return data, str(obj.get("ETag", ""))
 
     def _artifact_key(self, info: VersionInfo, name: str) -> str:
         """Files sit under the artifact's sha256 too: two publishers racing for one number

@@ -10,7 +10,7 @@ import pytest
 from devtools.s3_server import S3Server
 from router_models.registry import RegistryError, parse_registry_url
 from router_models.registry.errors import VersionRefusedError
-from router_models.registry.store import RouterRegistry
+from router_models.registry.store import Pointer, RouterRegistry
 from tests.registry_support import KEY, make_artifact
 
 
@@ -134,3 +134,33 @@ def test_a_publisher_that_loses_the_race_for_a_number_takes_the_next(
     assert (first.version, second.version) == ("v1", "v2")
     assert registry.version("v1").sha256 == first.sha256  # v1 was not overwritten
     registry.verify(registry.version("v1"))
+
+
+class Interleaved(RouterRegistry):
+    """An operator whose pointer read is followed by someone else's promote before it writes."""
+
+    other: RouterRegistry
+    version_in_between = ""
+
+    def pointer(self, router: str) -> Pointer | None:
+        read = super().pointer(router)
+        self.other.promote(router, self.version_in_between)
+        return read
+
+
+def test_two_pointer_moves_at_once_never_lose_one(s3_server: S3Server, registry: RouterRegistry,
+                                                   registry_url: str, tmp_path: Path) -> None:
+    v1, v2, v3 = (registry.publish(make_artifact(tmp_path / n, lam)).version
+                  for n, lam in (("a", 0.1), ("b", 0.2), ("c", 0.3)))
+    registry.promote("auto", v1)
+    slow = Interleaved(s3_server.client(), parse_registry_url(registry_url))
+    slow.other, slow.version_in_between = registry, v2
+    with pytest.raises(RegistryError, match="moved meanwhile"):
+        slow.promote("auto", v3)
+    pointer = registry.pointer("auto")
+    assert pointer is not None and (pointer.current, pointer.previous) == (v2, v1)  # the other move stands
+    with pytest.raises(RegistryError, match="moved meanwhile"):
+        slow.promote("fresh", v3)  # both saw no pointer yet: the second first-promote is refused too
+    fresh = registry.pointer("fresh")
+    assert fresh is not None and fresh.current == v2
+    assert slow.promote("auto", v3).current == v3  # once nobody moves it meanwhile: done
