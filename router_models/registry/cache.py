@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -85,6 +86,38 @@ class ArtifactCache:
         except (OSError, ValueError, KeyError, TypeError):
             return None
         return (version, sha) if self.has(sha) else None
+
+    def prune(self, keep: set[str], min_age_s: float = 600.0) -> list[str]:
+        """Remove what no router on this node needs any more; the names removed.
+
+        Kept: ``keep`` (the caller's current and previous versions), every version a router
+        of this node serves (its remembered pointer), and anything younger than
+        ``min_age_s`` (another replica may be loading it). Removed: other versions, and
+        temporary directories of downloads that died (a crashed lock holder's). Without it a
+        long-lived pod's emptyDir fills with every version ever promoted.
+        """
+        if not self.root.is_dir():
+            return []
+        served = set(keep)
+        for pointer in (self.root / "pointers").glob("*.json"):
+            try:
+                served.add(str(json.loads(pointer.read_text())["sha256"]))
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+        removed = []
+        now = time.time()
+        for entry in self.root.iterdir():
+            is_version = len(entry.name) == 64 and set(entry.name) <= _HEX
+            if not (is_version or entry.name.startswith(".tmp-")) or entry.name in served:
+                continue
+            try:
+                if now - entry.stat().st_mtime < min_age_s:
+                    continue
+                shutil.rmtree(entry)
+            except OSError:
+                continue  # another replica removed it first, or it is in use: next time
+            removed.append(entry.name)
+        return removed
 
     def _pointer_path(self, registry: str, router: str) -> Path:
         name = hashlib.sha256(f"{registry}\0{router}".encode()).hexdigest()[:32]

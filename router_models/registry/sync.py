@@ -124,10 +124,21 @@ class RouterSync:
         except Exception as err:  # noqa: BLE001 - a failed check keeps the loaded version serving
             self._failed(err)
             return False
+        previous = self.state.sha256
         self._served(info)
         self.state.loaded_at = time.time()
         log.info("router %s now serves %s (%s)", self.router, info.version, info.sha256[:12])
+        await asyncio.to_thread(self._prune, {info.sha256, *([previous] if previous else [])})
         return True
+
+    def _prune(self, keep: set[str]) -> None:
+        """Drop cached versions no router of this node serves (the previous one stays: a
+        rollback loads it without a download)."""
+        try:
+            if removed := self._cache.prune(keep):
+                log.info("router cache: removed %s", ", ".join(name[:12] for name in removed))
+        except OSError as err:
+            log.warning("router cache: pruning failed: %s", one_line(err))
 
     async def _ensure(self, info: VersionInfo) -> Path:
         """The version's verified directory in the node's cache, downloaded if missing."""

@@ -135,3 +135,21 @@ async def test_the_store_down_keeps_the_loaded_version_and_recovery_resumes(own_
     assert cold.served == [0.3] and restarted.state.version == v2 and not restarted.state.healthy
     with pytest.raises(RegistryError, match="auto"):  # nothing cached on another node: refuse to start
         await follow(registry, tmp_path / "empty-cache", Loader()).initial()
+
+
+def test_the_cache_drops_only_versions_no_router_of_the_node_needs(tmp_path: Path) -> None:
+    import os
+    import time
+
+    cache = ArtifactCache(tmp_path / "cache")
+    shas = {name: hexdigit * 64 for name, hexdigit in (("served", "a"), ("kept", "b"), ("old", "c"), ("young", "d"))}
+    for sha in shas.values():
+        (cache.root / sha).mkdir(parents=True)
+    (cache.root / ".tmp-deadbeef-x").mkdir()  # a download whose replica died
+    cache.remember("s3://b/p", "auto", "v3", shas["served"])
+    hour_ago = time.time() - 3600
+    for name in (shas["served"], shas["kept"], shas["old"], ".tmp-deadbeef-x"):
+        os.utime(cache.root / name, (hour_ago, hour_ago))
+    removed = cache.prune({shas["kept"]}, min_age_s=600)
+    assert sorted(removed) == sorted([shas["old"], ".tmp-deadbeef-x"])
+    assert {p.name for p in cache.root.iterdir()} == {shas["served"], shas["kept"], shas["young"], "pointers"}
