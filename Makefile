@@ -91,11 +91,12 @@ lint: install
 bench: $(VENV)/.bench
 	$(PY) -m bench.gateway
 
-## kuberay: regenerate kuberay/base/{serve-config,gateway}.yaml from configs/, then render both overlays
+## kuberay: regenerate kuberay/base/{serve-config,gateway}.yaml (and overlays/registry/gateway.yaml) from configs/, then render the overlays
 kuberay: install
 	$(PY) kuberay/generate.py
 	$(VENV)/bin/kubectl kustomize kuberay/overlays/dev >/dev/null
 	$(VENV)/bin/kubectl kustomize kuberay/overlays/prod >/dev/null
+	$(VENV)/bin/kubectl kustomize kuberay/overlays/registry >/dev/null
 
 ## kuberay-check: the deployment tests only (manifests vs CRDs, serveConfigV2, Dockerfile, offline check)
 kuberay-check: install

@@ -17,18 +17,21 @@ if TYPE_CHECKING:
 
 
 def build_cli() -> typer.Typer:
-    """The root ``routeiq`` command: ``train``, ``eval``, ``compare``, ``decisions export``."""
+    """The root ``routeiq`` command: ``train``, ``eval``, ``compare``, ``publish``, ``versions``,
+    ``promote``, ``rollback``, ``decisions export``."""
     import typer
 
     from app.access.decisions_cli import app as decisions
     from router_models.cli import app as learned
+    from router_models.registry.cli import app as registry
 
     root = typer.Typer(
-        help="RouteIQ: train and evaluate learned routers, export the routing decision log.",
+        help="RouteIQ: train, evaluate and publish learned routers, export the routing decision log.",
         no_args_is_help=True,
         pretty_exceptions_show_locals=False,
     )
     root.add_typer(learned)  # no name: its commands join the root (routeiq train, not routeiq x train)
+    root.add_typer(registry)  # publish, versions, promote, rollback
     root.add_typer(decisions, name="decisions")
     return root
 

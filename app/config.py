@@ -114,11 +114,61 @@ class RouterConfig(_Strict):
     strategy: Literal["learned", "cost-first", "weighted-shuffle"] = Field(
         "cost-first", description="How the router picks among candidates."
     )
-    artifact: str | None = Field(None, description="Learned router artifact directory.")
+    artifact: str | None = Field(
+        None, description="Learned router artifact: a directory (a plain path or `file://`), or a registry "
+        "`s3://bucket/prefix`, whose pointer for this router names the version served (docs/routing.md).")
     lam: float | None = Field(None, alias="lambda", ge=0, description="Default willingness to pay.")
     candidates: tuple[str, ...] = Field((), description="Model names it may pick; empty = all chat models.")
     fallback_model: str | None = Field(None, description="Used if the scorer is down or slow.")
     timeout_ms: float = Field(250, gt=0, description="Deadline for a routing decision.")
+
+
+    @field_validator("artifact")
+    @classmethod
+    def _artifact_form(cls, value: str | None) -> str | None:
+        """An ``s3://`` registry is parsed now (a typo fails at start-up); ``file://`` and paths pass."""
+        if value and "://" in value:
+            from router_models.registry import RegistryError, is_registry_url, parse_registry_url
+
+            if is_registry_url(value):
+                try:
+                    parse_registry_url(value)
+                except RegistryError as err:
+                    raise ValueError(str(err)) from None
+            elif not value.startswith("file://"):
+                raise ValueError(f"{value.partition('://')[0]}:// is not supported: a path, file:// or s3://")
+        return value
+
+
+class RegistrySettings(_Strict):
+    """Where `s3://` router artifacts come from and how scorer replicas follow them (docs/routing.md)."""
+
+    endpoint_url: str | None = Field(
+        None, description="S3-compatible endpoint (MinIO, Ceph); unset: AWS S3. Credentials and region otherwise "
+        "come from the standard AWS settings (environment, `AWS_SHARED_CREDENTIALS_FILE`, a service account, a role).")
+    region: str | None = Field(None, description="AWS region; unset: `AWS_REGION` or the AWS config file.")
+    poll_interval_s: float = Field(10.0, gt=0, description="How often each scorer replica reads a router's pointer.")
+    poll_jitter: float = Field(
+        0.2, ge=0, lt=1, description="Each poll interval is moved at random by up to this fraction (replicas spread).")
+    cache_dir: str = Field(
+        ".routeiq/router-cache", description="Node-local cache of downloaded versions, one directory per sha256 "
+        "(an emptyDir on KubeRay).")
+    lock_lease_s: float = Field(
+        120.0, gt=0, description="Lease of the per-node download lock in Redis (`general_settings.redis_url`): "
+        "a crashed downloader holds the others back at most this long.")
+    state_ttl_s: float = Field(
+        60.0, gt=0, description="A replica's state in Redis (read by `/router/info`) expires this long after its "
+        "last report.")
+    timeout_s: float = Field(10.0, gt=0, description="Connect and read timeout of one S3 call.")
+
+
+class ScorerSyncSettings(_Strict):
+    """The router-scoring deployment's slice of the config: the registry and the Redis it coordinates on."""
+
+    registry: RegistrySettings = Field(description="Registry settings (router_settings.registry).")
+    redis_url: str | None = Field(description="`general_settings.redis_url` (a reference is resolved in the replica).")
+    redis_prefix: str = Field(description="Prefix of every Redis key (general_settings.access.redis_prefix).")
+    redis_timeout_s: float = Field(description="Redis socket timeout (general_settings.access).")
 
 
 class RouterAlias(_Strict):
@@ -132,6 +182,9 @@ class RouterSettings(_Strict):
     """Routers, aliases and retry policy."""
 
     routers: tuple[RouterConfig, ...] = Field((), description="Routers clients may name.")
+    registry: RegistrySettings = Field(
+        default_factory=RegistrySettings, description="S3 registry of `s3://` router artifacts: endpoint, polling, "
+        "cache, download lock.")
     aliases: dict[str, RouterAlias] = Field(default_factory=dict, description="Alias → router, λ.")
     num_retries: int = Field(2, ge=0, le=10, description="Retries on 5xx/connection errors.")
     retry_backoff_s: float = Field(0.05, ge=0, description="First backoff; doubles, with jitter.")
@@ -347,6 +400,12 @@ class GatewayConfig(_Strict):
             log_format=gs.log_format, log_level=gs.log_level,
         )
 
+    def scorer_sync_settings(self) -> ScorerSyncSettings:
+        """What the router-scoring deployment is bound with to follow ``s3://`` artifacts."""
+        gs = self.general_settings
+        return ScorerSyncSettings(registry=self.router_settings.registry, redis_url=gs.redis_url,
+                                  redis_prefix=gs.access.redis_prefix, redis_timeout_s=gs.access.redis_timeout_s)
+
     def master_key(self) -> str:
         """The admin key: env ``ROUTEIQ_MASTER_KEY``, else the file ``ROUTEIQ_MASTER_KEY_FILE``
         names (re-read when rotated), else the config's (secret refs resolved). Called per request."""
@@ -441,12 +500,13 @@ def _field_problems(err: ValidationError) -> list[str]:
 def _secret_problems(raw: dict[str, object]) -> list[str]:
     """Every ``os.environ/`` that is unset and every ``file:`` that cannot be read.
 
-    The master key is left to ``GatewayConfig.master_key()``: env vars may override it.
+    The master key is left to ``GatewayConfig.master_key()``: env vars may override it. A
+    router's ``artifact`` is a location, never a secret: ``file:///dir`` there is a directory.
     """
     problems = [f"{path}: environment variable {name} is not set" for path, name in _env_refs(raw)
                 if name not in os.environ and not path.endswith("master_key")]
     for path, file in _env_refs(raw, prefix=FILE_PREFIX):
-        if not path.endswith("master_key"):
+        if not path.endswith(("master_key", ".artifact")):
             try:
                 read_secret_file(file)
             except SecretError as err:

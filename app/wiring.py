@@ -23,7 +23,9 @@ from app.config import GatewayConfig
 from app.gateway.cooldowns import build_cooldowns
 from app.gateway.core import Gateway, ProviderPool
 from app.gateway.metrics import Metrics, NoMetrics
+from app.gateway.router_info import RouterInfo
 from app.gateway.routing import RouterClient
+from app.router_replicas import ReplicaStates
 
 
 @dataclass
@@ -59,4 +61,12 @@ def build_gateway(cfg: GatewayConfig, providers: ProviderPool, router: RouterCli
         metrics=metrics or NoMetrics(),
         decisions=build_decision_log(cfg, clients.engine),
         clients=clients,
+        router_info=RouterInfo(cfg, router, _replica_states(cfg, clients.redis)),
     )
+
+
+def _replica_states(cfg: GatewayConfig, redis: Any | None) -> ReplicaStates | None:
+    """Where scorer replicas report their registry sync state (``None`` without Redis)."""
+    if redis is None:
+        return None
+    return ReplicaStates(redis, cfg.general_settings.access.redis_prefix, cfg.router_settings.registry.state_ttl_s)

@@ -1,9 +1,10 @@
 """Serve a gateway config in its own process, for benchmarks that compare code versions.
 
-``python bench/serve_config.py CONFIG.json PORT APP`` (run as a script, not a module, with
+``python bench/serve_config.py CONFIG.json PORT APP [OVERRIDES.json]`` (run as a script, not a module, with
 ``PYTHONPATH`` naming the source tree to serve and ``cwd`` that tree: ``bench/chaos.py``
 runs the same config on an older checkout this way). Serve settings come from the
-environment. Prints READY, then serves until SIGTERM. Imports only ``app`` and
+environment; ``OVERRIDES.json`` (optional) maps deployment names to Serve options, as
+``build_graph``'s ``overrides``. Prints READY, then serves until SIGTERM. Imports only ``app`` and
 ``deployments``, which exist in every version compared.
 """
 
@@ -24,10 +25,11 @@ def main() -> None:
     from deployments.graph import build_graph
 
     cfg = parse_config(json.loads(Path(config_path).read_text()))
+    overrides = json.loads(Path(sys.argv[4]).read_text()) if len(sys.argv) > 4 else None
     signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM, signal.SIGINT])
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     serve.start(http_options={"host": "127.0.0.1", "port": port})
-    serve.run(build_graph(cfg, Path.cwd()), name=name, route_prefix="/")
+    serve.run(build_graph(cfg, Path.cwd(), overrides), name=name, route_prefix="/")
     print("READY", flush=True)
     signal.sigwait([signal.SIGTERM, signal.SIGINT])
     serve.shutdown()

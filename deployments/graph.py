@@ -103,7 +103,8 @@ def build_graph(
     router = None
     if cfg.router_settings.routers:
         specs = _absolute_artifacts(cfg, root or Path.cwd())
-        router = _deployment(RouterScoring, opts(ROUTER_SCORING, ROUTER_OPTIONS)).bind(specs)
+        router = _deployment(RouterScoring, opts(ROUTER_SCORING, ROUTER_OPTIONS)).bind(
+            specs, sync=cfg.scorer_sync_settings())
     ingress = _deployment(serve.ingress()(Ingress), opts(INGRESS, INGRESS_OPTIONS))
     return ingress.bind(cfg, router, providers)
 

@@ -51,7 +51,13 @@ class HandleRouter:
     """``RouterClient`` over the router-scoring deployment."""
 
     def __init__(self, handle: Handle) -> None:
-        self._route = handle.route
+        self._handle, self._route = handle, handle.route
+
+    async def info(self) -> dict[str, Any]:
+        """The answering replica's routers (``RouterScoring.describe``), for ``/router/info``."""
+        with translated("router-scoring"):
+            described: dict[str, Any] = await self._handle.describe.remote()
+        return described
 
     async def route(self, query: RouteQuery) -> RouteDecision:
         """A decision; once more if the replica that took the query died (another one answers)."""

@@ -8,7 +8,7 @@ are the gauges an external autoscaler (HPA/KEDA) can scale on; Serve's own
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
 from ray.serve.metrics import Counter, Gauge, Histogram
 
@@ -81,3 +81,28 @@ class ServeMetrics:
     def load(self, *, inflight: int, active_streams: int) -> None:
         self._inflight.set(inflight)
         self._streams.set(active_streams)
+
+
+class RouterVersionMetrics:
+    """A scorer replica's registry routers: ``routeiq_router_version_info`` (1 for the version
+    loaded, 0 for one it moved away from) and ``routeiq_router_sync_healthy`` (0 while the
+    last check failed: the loaded version keeps serving, the error is on ``/router/info``)."""
+
+    def __init__(self) -> None:
+        self._info = Gauge("routeiq_router_version_info", "Router version loaded by this scorer replica (1).",
+                           tag_keys=_keys("router", "version", "sha256"))
+        self._healthy = Gauge("routeiq_router_sync_healthy", "1 if the router's last registry check succeeded.",
+                              tag_keys=_keys("router",))
+        self._shown: dict[str, tuple[str, str]] = {}
+
+    def observe(self, states: list[Any]) -> None:
+        """Called after each sync round with the ``SyncState`` of every registry router."""
+        for s in states:
+            if s.version and s.sha256:
+                now = (s.version, s.sha256[:12])
+                old = self._shown.get(s.router)
+                if old is not None and old != now:
+                    self._info.set(0, tags={"router": s.router, "version": old[0], "sha256": old[1]})
+                self._info.set(1, tags={"router": s.router, "version": now[0], "sha256": now[1]})
+                self._shown[s.router] = now
+            self._healthy.set(1 if s.healthy else 0, tags={"router": s.router})

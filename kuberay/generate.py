@@ -5,7 +5,8 @@ RayService's ``serveConfigV2``; ``configs/demo.yaml`` is the source of the gatew
 config in the ``routeiq-gateway-config`` ConfigMap. This script applies the few
 cluster differences declared below (listen address, config path, autoscaling, per-replica
 memory, secrets from mounted files) and writes ``kuberay/base/serve-config.yaml`` and
-``kuberay/base/gateway.yaml``; kustomize inlines the first into ``serveConfigV2``. The
+``kuberay/base/gateway.yaml`` (and the registry overlay's ``gateway.yaml``, the same with
+learned routers on S3); kustomize inlines the first into ``serveConfigV2``. The
 test suite regenerates both and fails if the committed files drifted.
 
     python kuberay/generate.py            # rewrite the generated files
@@ -40,6 +41,12 @@ GATEWAY_SOURCE = ROOT / "configs" / "demo.yaml"
 SERVE_OUT = ROOT / "kuberay" / "base" / "serve-config.yaml"
 GATEWAY_OUT = ROOT / "kuberay" / "base" / "gateway.yaml"
 LOCK_OUT = ROOT / "kuberay" / "image" / "requirements.txt"
+REGISTRY_GATEWAY_OUT = ROOT / "kuberay" / "overlays" / "registry" / "gateway.yaml"
+
+# The registry overlay: learned routers served from an S3 registry (docs/routing.md, "Router
+# lifecycle"), cached on the workers' emptyDir (kuberay/overlays/registry/rayservice-patch.yaml).
+REGISTRY_URL = "s3://routeiq-routers/prod"
+ROUTER_CACHE_DIR = "/var/cache/routeiq/routers"
 
 # Where the pods see things (kuberay/base/rayservice.yaml mounts them; the Dockerfile puts /app).
 APP_ROOT = "/app"
@@ -114,6 +121,18 @@ def cluster_gateway_config(local: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def registry_gateway_config(cluster: dict[str, Any]) -> dict[str, Any]:
+    """The cluster gateway config with every learned router following the S3 registry."""
+    out = copy.deepcopy(cluster)
+    settings = out.setdefault("router_settings", {})
+    for r in settings.get("routers", []):
+        if r.get("strategy") == "learned":
+            r["artifact"] = REGISTRY_URL
+    # Endpoint, region and credentials: the pods' AWS settings (the overlay's patch).
+    settings["registry"] = {"cache_dir": ROUTER_CACHE_DIR, "poll_interval_s": 10}
+    return out
+
+
 def _dump(data: dict[str, Any], source: Path, what: str) -> str:
     head = HEADER.format(source=source.relative_to(ROOT), what=what)
     return head + yaml.safe_dump(data, sort_keys=False, width=120)
@@ -126,6 +145,8 @@ def rendered() -> dict[Path, str]:
     return {
         SERVE_OUT: _dump(serve, SERVE_SOURCE, "Inlined into the RayService's serveConfigV2 by kustomize."),
         GATEWAY_OUT: _dump(gateway, GATEWAY_SOURCE, f"The routeiq-gateway-config ConfigMap, at {GATEWAY_CONFIG_PATH}."),
+        REGISTRY_GATEWAY_OUT: _dump(registry_gateway_config(gateway), GATEWAY_SOURCE,
+                                    "The registry overlay's routeiq-gateway-config: learned routers from S3."),
     }
 
 

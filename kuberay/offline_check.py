@@ -4,7 +4,8 @@ Every RouteIQ pod runs this first (see ``kuberay/base/rayservice.yaml``). With o
 sockets blocked (any non-loopback ``connect`` or DNS lookup raises and is reported by
 host), it loads what the gateway loads at start: the gateway config and its secret files,
 litellm with its bundled cost map, the MiniLM embedder files, each learned router's
-artifact (its hashes, and its signature when ``ROUTEIQ_ROUTER_SIGNING_KEY`` is set), and
+artifact (its hashes, and its signature when ``ROUTEIQ_ROUTER_SIGNING_KEY`` is set; for an
+``s3://`` registry router, the version a pre-seeded cache holds, if any), and
 the Serve graph (``deployments.graph.build_graph``, which binds deployments without
 starting Ray).
 
@@ -111,7 +112,9 @@ def _artifact_problems(cfg: Any, root: Path) -> list[str]:
     for r in cfg.router_settings.routers:
         if not r.artifact:
             continue
-        path = Path(r.artifact) if Path(r.artifact).is_absolute() else root / r.artifact
+        path = _local_artifact(cfg, r.name, r.artifact, root)
+        if path is None:
+            continue  # a registry router with no pre-seeded cache: the scorer fetches it at start
         if not path.is_dir() or not any(path.iterdir()):
             problems.append(f"router {r.name}: artifact {path} is missing or empty (bake it into the image)")
             continue
@@ -122,6 +125,22 @@ def _artifact_problems(cfg: Any, root: Path) -> list[str]:
             hint = " (sign it: `routeiq sign`, docs/deployment.md)" if signing else ""
             problems.append(f"router {r.name}: {err}{hint}")
     return problems
+
+
+def _local_artifact(cfg: Any, router: str, artifact: str, root: Path) -> Path | None:
+    """The directory the scorer loads first: the path itself, or for an ``s3://`` registry
+    the version this node's cache remembers (a pre-seeded cache: checked like a baked-in
+    artifact); ``None`` when the registry is to be read at start (S3 is the one network
+    dependency such a router has, and it is not an internet download)."""
+    from router_models.registry import is_registry_url, parse_registry_url
+    from router_models.registry.cache import ArtifactCache
+
+    if is_registry_url(artifact):
+        cache = ArtifactCache(cfg.router_settings.registry.cache_dir)
+        remembered = cache.remembered(str(parse_registry_url(artifact)), router)
+        return cache.path(remembered[1]) if remembered else None
+    artifact = artifact.removeprefix("file://")
+    return Path(artifact) if Path(artifact).is_absolute() else root / artifact
 
 
 def main(argv: list[str] | None = None) -> int:

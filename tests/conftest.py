@@ -1,4 +1,4 @@
-"""Session-wide fixtures: environment, the fake upstream, private Redis and Postgres, the guard.
+"""Session-wide fixtures: environment, the fake upstream, private Redis, Postgres and S3, the guard.
 
 One Redis and one Postgres per session (``redis_server``, ``postgres_server``), started
 on first use on free loopback ports and shared by unit and integration tests; each test
@@ -22,7 +22,12 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+# moto's S3 accepts any credentials; set before Ray starts so its workers (scorer replicas) inherit them.
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "routeiq-test")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "routeiq-test")
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
+from devtools.s3_server import S3Server
 from devtools.servers import ThreadedFakeUpstream
 from devtools.services import (
     MachineServices,
@@ -71,6 +76,15 @@ def redis_cluster() -> Iterator[RedisClusterServer]:
 def redis_sentinel() -> Iterator[RedisSentinelServer]:
     """The session's private master + Sentinel, for ``redis+sentinel://``."""
     yield from _served(RedisSentinelServer)
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """The session's S3-compatible server (moto, in a thread); each test makes its own bucket.
+    Tests that take S3 down start their own ``S3Server``."""
+    server = S3Server().start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

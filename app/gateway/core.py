@@ -39,6 +39,7 @@ from app.gateway.decisions import DecisionLog
 from app.gateway.exchange import Exchange
 from app.gateway.metrics import Metrics
 from app.gateway.plan import Plan, RequestContext
+from app.gateway.router_info import RouterInfo
 from app.gateway.routing import RouterClient, Routing
 from app.providers.base import Endpoint, Prices, ProviderCall, ProviderResult, StreamItem
 from app.providers.estimate import estimate_tokens
@@ -84,8 +85,10 @@ class Gateway:
         metrics: Metrics,
         decisions: DecisionLog,
         clients: Closeable | None = None,
+        router_info: RouterInfo | None = None,
     ) -> None:
         self.cfg = cfg
+        self.router_info = router_info or RouterInfo(cfg, router, None)
         self.catalog = ModelCatalog(cfg)
         self.policy = policy
         self.cooldowns = cooldowns
@@ -123,6 +126,10 @@ class Gateway:
         detail = await self.policy.health()
         if self.catalog.routers:
             detail["router_scoring"] = self.routing.report()
+        if (sync := await self.router_info.sync_detail()) is not None:
+            # Counts, not messages (readiness is unauthenticated); never "down": a failed
+            # sync keeps the loaded version serving. The errors: /router/info (admin).
+            detail["router_sync"] = sync
         return detail
 
     def exchange(self, endpoint: Endpoint, request_id: str, headers: Mapping[str, str], route: str) -> Exchange:

@@ -40,6 +40,10 @@ class RouterClient(Protocol):
 
     async def route(self, query: RouteQuery) -> RouteDecision: ...
 
+    async def info(self) -> dict[str, Any]:
+        """What the replica that answers has loaded: ``{"replica", "routers": {name: ...}}``."""
+        ...
+
 
 class Routing:
     """Routes queries through a ``RouterClient`` (or falls back without one)."""

@@ -5,7 +5,9 @@ the replica serves under the degraded policy of docs/operations.md: it stays in
 rotation), 503 ``starting`` (behind Serve: a downstream deployment does not answer
 yet, e.g. the scorer still loading its artifact) or 503 ``draining`` (the replica is
 shutting down). Its detail is built
-from breaker states and exception type names only: no URL, key or error message.
+from breaker states and exception type names only: no URL, key or error message. With an
+``s3://`` router, ``router_sync`` says which versions the scorer replicas serve and how many
+failed their last registry sync (the errors themselves: ``/router/info``, admin only).
 """
 
 from __future__ import annotations

@@ -50,7 +50,10 @@ class LearnedStrategy:
         self._router, self._spec = router, replace(self._spec, artifact=artifact)
 
     def describe(self) -> dict[str, Any]:
-        return {"type": self._router.router_type, "artifact": self._spec.artifact}
+        router = self._router  # read once: a reload may swap it meanwhile
+        lam = self._spec.lam if self._spec.lam is not None else router.default_lambda
+        return {"type": router.router_type, "artifact": self._spec.artifact, "models": list(router.models),
+                "default_lambda": lam}
 
     async def route_batch(self, queries: Sequence[RouteQuery]) -> list[RouteDecision]:
         return await asyncio.to_thread(self._decide_all, self._router, queries)

@@ -179,6 +179,7 @@ def routes(virtual_key_id: str, target_key_id: str) -> list[Route]:
         Route("GET", "/spend/logs", query=(*spend_query, "request_id", "page", "size"), admin=True),
         Route("GET", "/spend/buffer", admin=True),
         Route("GET", "/audit/log", query=("start", "end", "page", "size"), admin=True),
+        Route("GET", "/router/info", admin=True),
     ]
     return [replace(r, values=admin_values if r.admin or r.path == "/v1/feedback" else inference_values)
             if r.body is not None else r for r in out]

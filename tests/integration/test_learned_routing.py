@@ -76,5 +76,5 @@ async def test_tampered_artifact_is_refused_and_the_loaded_router_keeps_serving(
     weights.write_bytes(bytes(data))
     handle = serve.get_deployment_handle("RouterScoring", app_name="learned")
     await handle.reconfigure.remote({"artifacts": {"auto": str(bad)}})
-    assert (await handle.describe.remote())["auto"]["artifact"] == str(ARTIFACT)
+    assert (await handle.describe.remote())["routers"]["auto"]["artifact"] == str(ARTIFACT)
     assert _route(client, _queries(1)[0])["x-routeiq-strategy"].startswith("learned")

@@ -13,7 +13,7 @@ from app.cli import build_cli
 def test_root_lists_the_learned_router_and_decision_log_commands() -> None:
     result = CliRunner().invoke(build_cli(), ["--help"])
     assert result.exit_code == 0, result.output
-    for command in ("train", "eval", "compare", "decisions"):
+    for command in ("train", "eval", "compare", "publish", "versions", "promote", "rollback", "decisions"):
         assert command in result.output
     result = CliRunner().invoke(build_cli(), ["decisions", "--help"])
     assert result.exit_code == 0 and "export" in result.output

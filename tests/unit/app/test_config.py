@@ -160,3 +160,27 @@ def test_the_public_demo_key_only_works_in_the_demo(monkeypatch) -> None:
         cfg.master_key()
     assert parse_config(gateway_config("http://127.0.0.1:9/v1", master_key=DEMO_MASTER_KEY,
                                        demo=True)).master_key() == DEMO_MASTER_KEY
+
+
+@pytest.mark.parametrize("artifact", ["router_models/pretrained/default", "/abs/dir", "file:///abs/dir",
+                                      "s3://routers/prod", "s3://routers"])
+def test_a_learned_router_artifact_is_a_path_file_url_or_registry(artifact: str) -> None:
+    cfg = gateway_config("http://x/v1")
+    cfg["router_settings"]["routers"][0].update(strategy="learned", artifact=artifact)
+    assert parse_config(cfg).router_settings.routers[0].artifact == artifact
+
+
+@pytest.mark.parametrize(("artifact", "why"), [("s3:///prefix", "no bucket"), ("https://x/y", "not supported")])
+def test_an_artifact_url_of_another_form_fails_config_load_naming_the_field(artifact: str, why: str) -> None:
+    cfg = gateway_config("http://x/v1")
+    cfg["router_settings"]["routers"][0].update(strategy="learned", artifact=artifact)
+    with pytest.raises(ConfigError, match=rf"router_settings\.routers\[0\]\.artifact: .*{why}"):
+        parse_config(cfg)
+
+
+def test_the_scorer_is_bound_with_the_registry_and_redis_settings_only() -> None:
+    cfg = gateway_config("http://x/v1", redis_url="redis://cache:6380/0")
+    cfg["router_settings"]["registry"] = {"endpoint_url": "http://minio:9000", "poll_interval_s": 2}
+    sync = parse_config(cfg).scorer_sync_settings()
+    assert sync.registry.endpoint_url == "http://minio:9000" and sync.registry.poll_interval_s == 2
+    assert sync.redis_url == "redis://cache:6380/0" and sync.redis_prefix == "routeiq"

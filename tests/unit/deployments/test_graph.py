@@ -45,3 +45,11 @@ def test_build_app_from_demo_config_resolves_artifacts_against_the_project() -> 
 def test_build_app_without_config_is_a_one_line_error() -> None:
     with pytest.raises(ConfigError, match="config_path"):
         build_app({})
+
+
+def test_the_scorer_is_bound_with_its_registry_settings() -> None:
+    cfg = gateway_config("http://x/v1")
+    cfg["router_settings"]["registry"] = {"endpoint_url": "http://minio:9000", "poll_interval_s": 3}
+    ingress = build_graph(parse_config(cfg))._bound_deployment
+    sync = ingress.init_args[1]._bound_deployment.init_kwargs["sync"]
+    assert sync.registry.endpoint_url == "http://minio:9000" and sync.registry.poll_interval_s == 3

@@ -17,7 +17,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[3]
 KUBERAY = ROOT / "kuberay"
-TARGETS = ("base", "overlays/dev", "overlays/prod")
+TARGETS = ("base", "overlays/dev", "overlays/prod", "overlays/registry")
 
 
 def tool(name: str) -> str:
@@ -39,7 +39,7 @@ def render(target: str) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="session")
 def rendered() -> dict[str, list[dict[str, Any]]]:
-    """target (base, overlays/dev, overlays/prod) -> the rendered objects."""
+    """target (base, overlays/dev, overlays/prod, overlays/registry) -> the rendered objects."""
     return {t: render(t) for t in TARGETS}
 
 

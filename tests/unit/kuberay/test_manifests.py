@@ -279,3 +279,30 @@ def test_the_cluster_runs_two_scorer_replicas_at_least() -> None:
     serve = yaml.safe_load((KUBERAY / "base/serve-config.yaml").read_text())
     (scorer,) = [d for a in serve["applications"] for d in a["deployments"] if d["name"] == "RouterScoring"]
     assert scorer["autoscaling_config"]["min_replicas"] >= 2
+
+
+def test_the_registry_overlay_serves_learned_routers_from_s3_with_a_cache_on_an_emptydir(
+        rendered: dict[str, list[dict[str, Any]]]) -> None:
+    """prod plus: learned routers follow s3://, the workers cache versions on an emptyDir and
+    reach S3 as a service account (or a credentials file in the mounted routeiq-secrets)."""
+    from app.config import RouterSettings
+
+    docs = rendered["overlays/registry"]
+    (cm,) = [d for d in docs if d["kind"] == "ConfigMap"]
+    gateway = yaml.safe_load(cm["data"]["gateway.yaml"])
+    learned = [r for r in gateway["router_settings"]["routers"] if r["strategy"] == "learned"]
+    assert learned and all(r["artifact"].startswith("s3://") for r in learned)
+    cache_dir = gateway["router_settings"]["registry"]["cache_dir"]
+    RouterSettings.model_validate(gateway["router_settings"])  # the artifact URLs and registry keys load
+    (account,) = [d for d in docs if d["kind"] == "ServiceAccount"]
+    cluster = rayservice(docs)["spec"]["rayClusterConfig"]
+    worker = cluster["workerGroupSpecs"][0]["template"]["spec"]
+    assert worker["serviceAccountName"] == account["metadata"]["name"]
+    volumes = {v["name"]: v for v in worker["volumes"]}
+    (mount,) = [m for m in worker["containers"][0]["volumeMounts"] if m["mountPath"] == cache_dir]
+    assert volumes[mount["name"]]["emptyDir"]["sizeLimit"]
+    env = {e["name"]: e.get("value") for e in worker["containers"][0]["env"]}
+    assert env["AWS_SHARED_CREDENTIALS_FILE"].startswith("/run/secrets/routeiq/")  # the mounted Secret
+    assert env[SIGNING_KEY_ENV] is None  # prod's signing key (from a secretKeyRef) still applies
+    head = cluster["headGroupSpec"]["template"]["spec"]
+    assert "serviceAccountName" not in head and cache_dir not in str(head)  # no scorer on the head

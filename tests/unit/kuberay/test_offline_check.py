@@ -119,3 +119,32 @@ def test_every_gateway_config_problem_is_one_item(tmp_path: Path) -> None:
     problems, _ = offline_check._problems(bad, ROOT)
     assert problems == ["gateway config: model_list[0].litellm_params.model: Field required",
                         "gateway config: mystery: Extra inputs are not permitted"]
+
+
+def test_a_registry_router_needs_no_network_at_the_check_and_a_pre_seeded_cache_is_verified(tmp_path: Path) -> None:
+    """``s3://`` artifacts: the scorer reads the registry at start (not the check); a cache
+    seeded with the version to serve (air-gapped) is checked like a baked-in artifact."""
+    from router_models.data import file_sha256
+    from router_models.registry.cache import ArtifactCache
+
+    config = _config(tmp_path, tmp_path / "unused")
+    cfg = yaml.safe_load(config.read_text())
+    cache = tmp_path / "router-cache"
+    for r in cfg["router_settings"]["routers"]:
+        if r.get("artifact"):
+            r["artifact"] = "s3://routers/prod"
+    cfg["router_settings"]["registry"] = {"cache_dir": str(cache)}
+    config.write_text(yaml.safe_dump(cfg))
+    ok = _run(config, **offline_check.OFFLINE_ENV)
+    assert ok.returncode == 0 and "no outbound connection attempted" in ok.stdout, ok.stderr
+
+    seeded = _unsigned_default(tmp_path)
+    sha = file_sha256(seeded / "manifest.json")
+    shutil.copytree(seeded, cache / sha)
+    for r in cfg["router_settings"]["routers"]:
+        if r.get("artifact"):
+            ArtifactCache(cache).remember("s3://routers/prod", r["name"], "v3", sha)
+    assert _run(config, **offline_check.OFFLINE_ENV).returncode == 0
+    (cache / sha / "weights.safetensors").write_bytes(b"tampered")
+    tampered = _run(config, **offline_check.OFFLINE_ENV)
+    assert tampered.returncode == 1 and "sha256 does not match" in tampered.stderr

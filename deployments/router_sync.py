@@ -1,0 +1,101 @@
+"""Composes a scorer replica's ``RoutingService`` with the registry sync of its ``s3://`` routers.
+
+Plain code (no Ray): ``RouterScoring`` calls ``build_scoring`` once in its constructor,
+and tests call it directly. For each router whose artifact is a registry, the replica
+resolves the pointer's current version (or, with the store down, the version this node
+cached last) into the node's cache before the service is built, so the replica starts
+serving exactly what the pointer names; then a ``SyncLoop`` follows the pointer. Paths
+and ``file://`` artifacts load as before and are never polled.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Any
+
+from app.config import RegistrySettings, ScorerSyncSettings, resolve_secret
+from app.router_replicas import RedisDownloadLock, ReplicaStates
+from app.store_urls import build_redis_client
+from router_models.inference.service import RoutingService
+from router_models.inference.types import RouterSpec
+from router_models.registry import is_registry_url, parse_registry_url
+from router_models.registry.cache import ArtifactCache
+from router_models.registry.s3 import build_s3_client
+from router_models.registry.store import RouterRegistry
+from router_models.registry.sync import DownloadLock, NoLock, RouterSync, SyncLoop, SyncState
+
+NO_SYNC = ScorerSyncSettings(registry=RegistrySettings(), redis_url=None, redis_prefix="routeiq", redis_timeout_s=1.0)
+
+
+def local_artifact(spec: RouterSpec) -> RouterSpec:
+    """``file:///path`` as a plain path (the artifact loader reads directories)."""
+    if spec.artifact and spec.artifact.startswith("file://"):
+        return replace(spec, artifact=spec.artifact.removeprefix("file://"))
+    return spec
+
+
+class _Reloader:
+    """The sync's ``load``: ``RoutingService.reload`` of one router, once the service exists."""
+
+    def __init__(self) -> None:
+        self.service: RoutingService | None = None
+
+    def for_router(self, name: str) -> Callable[[str], None]:
+        def load(path: str) -> None:
+            assert self.service is not None, "the service is built before the loop polls"
+            self.service.reload(name, path)
+
+        return load
+
+
+def build_scoring(
+    specs: Sequence[RouterSpec], sync: ScorerSyncSettings | None = None, *, signing_key: bytes | None = None,
+    allow_pickle: bool = False, replica: str = "", on_round: Callable[[list[SyncState]], None] | None = None,
+) -> tuple[RoutingService, SyncLoop | None]:
+    """The replica's service, and the running sync loop when a router names a registry."""
+    specs = [local_artifact(s) for s in specs]
+    followed = [s for s in specs if is_registry_url(s.artifact)]
+    if not followed:
+        return RoutingService(specs, signing_key=signing_key, allow_pickle=allow_pickle), None
+    settings = sync or NO_SYNC
+    reg = settings.registry
+    client = build_s3_client(reg.endpoint_url, reg.region, timeout_s=reg.timeout_s)
+    cache = ArtifactCache(reg.cache_dir)
+    redis = _redis(settings)
+    lock: DownloadLock = RedisDownloadLock(redis, settings.redis_prefix, reg.lock_lease_s) if redis else NoLock()
+    reloader = _Reloader()
+    syncs = [RouterSync(s.name, RouterRegistry(client, parse_registry_url(str(s.artifact)), signing_key=signing_key),
+                        cache, reloader.for_router(s.name), lock, node=socket.gethostname())
+             for s in followed]
+    reporter = None
+    if redis is not None:
+        states = ReplicaStates(redis, settings.redis_prefix, reg.state_ttl_s)
+
+        async def reporter(rows: list[SyncState]) -> None:
+            await states.report(replica, {s.router: s.as_dict() for s in rows})
+
+    loop = SyncLoop(syncs, reg.poll_interval_s, jitter=reg.poll_jitter, reporter=reporter, on_round=on_round)
+    try:
+        paths = {s.router: loop.call(s.initial()) for s in syncs}
+        service = RoutingService([replace(s, artifact=paths.get(s.name, s.artifact)) for s in specs],
+                                 signing_key=signing_key, allow_pickle=allow_pickle)
+    except BaseException:
+        loop.stop()
+        raise
+    reloader.service = service
+    for s in syncs:
+        s.mark_loaded()
+    loop.call(loop.round())  # report the first state now, not one interval later
+    loop.start()
+    return service, loop
+
+
+def _redis(settings: ScorerSyncSettings) -> Any:
+    """The sync's own Redis client (used only on the sync loop), or ``None``."""
+    url = resolve_secret(settings.redis_url) or os.environ.get("REDIS_URL")
+    if not url:
+        return None
+    return build_redis_client(url, pool_size=4, timeout_s=settings.redis_timeout_s)
