@@ -115,5 +115,6 @@ def _current_by_version(registry: RouterRegistry) -> dict[str, list[str]]:
 
 
 def _short(key: str) -> str:
-    return {"quality_at_default": "q", "cost_at_default": "cost", "q_at_c_best_ratio": "q/q_cbest",
-            "c_at_q_best_pct": "c_saved%"}.get(key, key)
+    """The README protocol's names: C@Q_best is a share of C_best's cost, not a saving."""
+    return {"quality_at_default": "q", "cost_at_default": "cost", "q_at_c_best_ratio": "Q@C_best/Q_best",
+            "c_at_q_best_pct": "C@Q_best%"}.get(key, key)
