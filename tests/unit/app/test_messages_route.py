@@ -107,3 +107,21 @@ async def test_bad_bodies_are_anthropic_400s_never_500s(sdk: anthropic.AsyncAnth
 async def test_count_tokens(sdk: anthropic.AsyncAnthropic, transport: MockTransport) -> None:
     counted = await sdk.messages.count_tokens(model="auto", messages=[{"role": "user", "content": "x" * 40}])
     assert counted.input_tokens == 10 and transport.calls == []  # an estimate: no upstream is asked
+
+
+async def test_a_keys_limits_and_model_list_apply_as_for_chat(sdk: anthropic.AsyncAnthropic) -> None:
+    http: httpx2.AsyncClient = sdk._client
+    made = await http.post("/key/generate", json={"models": [MID], "rpm_limit": 1},
+                           headers={"authorization": f"Bearer {MASTER_KEY}"})
+    assert made.status_code == 200, made.text
+    keyed = anthropic.AsyncAnthropic(base_url="http://t", api_key=made.json()["key"], http_client=http, max_retries=0)
+    with pytest.raises(anthropic.PermissionDeniedError) as refused:
+        await keyed.messages.create(model="big-model", max_tokens=10, messages=USER)  # type: ignore[arg-type]
+    assert refused.value.body["error"]["type"] == "permission_error"  # type: ignore[index]
+    with pytest.raises(anthropic.NotFoundError):  # not probeable through count_tokens either
+        await keyed.messages.count_tokens(model="big-model", messages=USER)  # type: ignore[arg-type]
+    assert (await keyed.messages.create(model=MID, max_tokens=10, messages=USER)).content  # type: ignore[arg-type]
+    with pytest.raises(anthropic.RateLimitError) as limited:  # rpm_limit 1: the second request in the minute
+        await keyed.messages.create(model=MID, max_tokens=10, messages=USER)  # type: ignore[arg-type]
+    assert limited.value.body["error"]["type"] == "rate_limit_error"  # type: ignore[index]
+    assert "retry-after" in limited.value.response.headers
