@@ -151,3 +151,10 @@ def test_bad_input_is_a_400_naming_the_field(change: dict[str, Any], param: str)
     with pytest.raises(InvalidRequestError) as refused:
         to_chat(validate(MessagesRequest, request))
     assert refused.value.status == 400 and (refused.value.param or "").startswith(param), refused.value.message
+
+
+def test_fields_without_an_openai_equivalent_are_accepted_and_not_forwarded() -> None:
+    out = chat(thinking={"type": "enabled", "budget_tokens": 1024}, service_tier="auto",
+               tools=[{"name": "clock", "input_schema": {}, "cache_control": {"type": "ephemeral"}}])
+    assert set(out) == {"model", "messages", "max_tokens", "tools"}
+    assert out["tools"] == [{"type": "function", "function": {"name": "clock", "parameters": {}}}]
