@@ -47,7 +47,8 @@ class ExchangeStream(StreamingResponse):
             await self._exchange.finish_stream()
 
 
-def _lambda_header(request: Request) -> float | None:
+def lambda_header(request: Request) -> float | None:
+    """The ``x-routeiq-lambda`` header (also read by ``/v1/messages``); 400 when not a number >= 0."""
     raw = request.headers.get("x-routeiq-lambda")
     if raw is None:
         return None
@@ -67,7 +68,7 @@ async def serve(request: Request, gateway: Gateway, endpoint: Endpoint) -> Respo
         principal = await gateway.policy.authenticate(api_credential(request.headers))
         body = await read_json(request, gateway.cfg.general_settings.max_request_body_bytes)
         steering = Steering.of(validate(_SCHEMAS[endpoint], body))
-        answer = await ex.answer(body, steering, principal, _lambda_header(request))
+        answer = await ex.answer(body, steering, principal, lambda_header(request))
         if isinstance(answer, StreamAnswer):
             return ExchangeStream(ex, answer, id_header(request, answer.headers))
         return json_response(answer.body, id_header(request, answer.headers))

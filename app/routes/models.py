@@ -21,7 +21,8 @@ from app.http import id_header, json_response
 router = APIRouter()
 
 
-def _visible(principal: Principal, gateway: Gateway) -> list[str]:
+def visible_models(principal: Principal, gateway: Gateway) -> list[str]:
+    """The names this caller may use (``/v1/messages/count_tokens`` 404s on the others too)."""
     allowed = principal.allowed_models
     routers = gateway.catalog.routers
     return [n for n in gateway.catalog.public_names() if allowed is None or n in allowed or n in routers]
@@ -34,14 +35,14 @@ def _model(name: str) -> dict[str, Any]:
 @router.get("/v1/models")
 @router.get("/models", include_in_schema=False)
 async def list_models(request: Request, principal: PrincipalDep, gateway: GatewayDep) -> Response:
-    data = [_model(n) for n in _visible(principal, gateway)]
+    data = [_model(n) for n in visible_models(principal, gateway)]
     return json_response(orjson.dumps({"object": "list", "data": data}), id_header(request, {}))
 
 
 @router.get("/v1/models/{model_id:path}")
 @router.get("/models/{model_id:path}", include_in_schema=False)
 async def retrieve_model(model_id: str, request: Request, principal: PrincipalDep, gateway: GatewayDep) -> Response:
-    if model_id not in _visible(principal, gateway):
+    if model_id not in visible_models(principal, gateway):
         raise NotFoundError(f"The model '{model_id[:256]}' does not exist or you do not have access to it.",
                             param="model", code="model_not_found")
     return json_response(orjson.dumps(_model(model_id)), id_header(request, {}))

@@ -16,6 +16,10 @@ survives every gateway path unchanged). Knobs:
 - ``usage``: how usage is reported, ``compact`` (``"usage":{``, default), ``spaced``
   (``"usage": {``, as Python's ``json.dumps`` writes it) or ``none`` (never: neither in
   a JSON answer nor in a stream, whatever ``stream_options`` asks).
+- ``tool_call``: a chat request that offers a tool of this name is answered with its text
+  and then a call of that tool (``finish_reason: tool_calls``; streamed, the arguments
+  come in several fragments), unless its last message is a tool result: that turn is
+  answered with text, as a model answers once it has the tool's output.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ class Faults:
     only: str = ""
     framing: str = "lf"
     usage: str = "compact"
+    tool_call: str = ""
 
     def merged(self, values: dict[str, Any]) -> Faults:
         """A copy with the known knobs in ``values`` applied (strings are coerced)."""

@@ -84,6 +84,22 @@ def reply_tokens(body: dict[str, Any], n: int) -> list[str]:
     return tokens
 
 
+def tool_arguments(body: dict[str, Any]) -> str:
+    """The arguments of the fake's tool call (``tool_call`` knob): the last user turn, echoed."""
+    return json.dumps({"echo": _last_user_text(body).split("[[fake")[0].strip()[:200]})
+
+
+def _tool_call(body: dict[str, Any], faults: Faults) -> dict[str, Any] | None:
+    """The tool call this answer makes, if the knob names an offered tool and no result just came."""
+    offered = {t.get("function", {}).get("name") for t in body.get("tools") or () if isinstance(t, dict)}
+    messages = body.get("messages") or [{}]
+    last = messages[-1] if isinstance(messages[-1], dict) else {}
+    if not faults.tool_call or faults.tool_call not in offered or last.get("role") == "tool":
+        return None
+    return {"id": f"call_{next(_ids)}", "type": "function",
+            "function": {"name": faults.tool_call, "arguments": tool_arguments(body)}}
+
+
 def _usage(body: dict[str, Any], completion: int) -> dict[str, int]:
     prompt = max(1, len(_prompt_of(body).split()))
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
@@ -138,14 +154,15 @@ async def _complete(request: web.Request, *, chat: bool) -> web.StreamResponse:
         return failed
     n = int(body.get("max_tokens") or body.get("max_completion_tokens") or faults.tokens)
     tokens = reply_tokens(body, min(n, faults.tokens) if body.get("max_tokens") else faults.tokens)
+    call = _tool_call(body, faults) if chat else None
     if body.get("stream"):
-        return await _stream(request, up, body, faults, tokens, chat=chat)
+        return await _stream(request, up, body, faults, tokens, chat=chat, call=call)
     if faults.latency_ms:
         await asyncio.sleep(faults.latency_ms / 1000)
     text = "".join(tokens)
-    choice: dict[str, Any] = {"index": 0, "finish_reason": "stop", "logprobs": None}
+    choice: dict[str, Any] = {"index": 0, "finish_reason": "tool_calls" if call else "stop", "logprobs": None}
     if chat:
-        choice["message"] = {"role": "assistant", "content": text}
+        choice["message"] = {"role": "assistant", "content": text, **({"tool_calls": [call]} if call else {})}
     else:
         choice["text"] = text
     answer = {
@@ -184,8 +201,20 @@ def _chunk(base: dict[str, Any], chat: bool, faults: Faults, delta: str | None, 
     return _event(orjson.dumps({**base, "choices": [choice]}), faults)
 
 
+def _tool_chunks(base: dict[str, Any], call: dict[str, Any], faults: Faults) -> list[bytes]:
+    """A tool call as OpenAI streams it: id and name first, then the arguments in fragments."""
+    args = call["function"]["arguments"]
+    cuts = [0, len(args) // 3, 2 * len(args) // 3, len(args)]
+    head = {"index": 0, "id": call["id"], "type": "function", "function": {"name": call["function"]["name"],
+                                                                          "arguments": ""}}
+    parts = [head] + [{"index": 0, "function": {"arguments": args[a:b]}} for a, b in itertools.pairwise(cuts)]
+    choices = [[{"index": 0, "delta": {"tool_calls": [p]}, "finish_reason": None}] for p in parts]
+    return [_event(orjson.dumps({**base, "choices": c}), faults) for c in choices]
+
+
 async def _stream(
-    request: web.Request, up: FakeUpstream, body: dict[str, Any], faults: Faults, tokens: list[str], *, chat: bool
+    request: web.Request, up: FakeUpstream, body: dict[str, Any], faults: Faults, tokens: list[str], *, chat: bool,
+    call: dict[str, Any] | None = None,
 ) -> web.StreamResponse:
     resp = web.StreamResponse(headers={"content-type": "text/event-stream", "cache-control": "no-cache"})
     await resp.prepare(request)
@@ -204,7 +233,9 @@ async def _stream(
             if i and faults.itl_ms:
                 await asyncio.sleep(faults.itl_ms / 1000)
             await resp.write(_chunk(base, chat, faults, tok))
-        await resp.write(_chunk(base, chat, faults, None, "stop"))
+        for event in _tool_chunks(base, call, faults) if call else ():
+            await resp.write(event)
+        await resp.write(_chunk(base, chat, faults, None, "tool_calls" if call else "stop"))
         if (body.get("stream_options") or {}).get("include_usage") and faults.usage != "none":
             usage = {**base, "choices": [], "usage": _usage(body, len(tokens))}
             await resp.write(_event(_dumps(usage, faults), faults))

@@ -10,22 +10,17 @@ One embedded (SQLite) gateway app with virtual keys and the decision log serves 
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import httpx
 import openai
 import orjson
 import pytest
-from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.access.db import async_db_url
-from app.access.decision_store import DecisionStore
 from devtools.configs import CHEAP, MASTER_KEY, MID
 from devtools.fake_upstream.server import reply_tokens
 from tests.access_support import access_general
+from tests.integration.gateway_app import App
 
 SMALL = {"ray_actor_options": {"num_cpus": 0.05}}
 PRICE = {CHEAP: 0.1e-6, MID: 0.5e-6}
@@ -45,52 +40,6 @@ def dropin_config(upstream: str, general: dict[str, Any]) -> dict[str, Any]:
         "general_settings": {"master_key": MASTER_KEY, "request_timeout_s": 10,
                              "decisions": {"flush_interval_s": 0.2}, **general},
     }
-
-
-class App:
-    def __init__(self, url: str, db_url: str) -> None:
-        self.base = url.removesuffix("/v1")
-        self.db_url = db_url
-        self.http = httpx.Client(base_url=self.base, timeout=30)
-        self.admin = {"authorization": f"Bearer {MASTER_KEY}"}
-
-    def new_key(self) -> str:
-        resp = self.http.post("/key/generate", json={}, headers=self.admin)
-        assert resp.status_code == 200, resp.text
-        return str(resp.json()["key"])
-
-    def stream(self, model: str, text: str, **body: Any) -> tuple[str, bytes]:
-        """A raw streamed chat: its request id and the bytes the client received."""
-        payload = {"model": model, "messages": [{"role": "user", "content": text}], "stream": True, **body}
-        with self.http.stream("POST", "/v1/chat/completions", json=payload, headers=self.admin) as resp:
-            raw = resp.read()
-        assert resp.status_code == 200, raw
-        return resp.headers["x-request-id"], raw
-
-    def spend_row(self, rid: str, timeout: float = 60.0) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            resp = self.http.get("/spend/logs", params={"request_id": rid}, headers=self.admin)
-            assert resp.status_code == 200, resp.text
-            if rows := resp.json()["data"]:
-                assert len(rows) == 1
-                return dict(rows[0])
-            assert time.monotonic() < deadline, f"no spend row for {rid}"
-            time.sleep(0.2)
-
-    def decision_row(self, rid: str, timeout: float = 60.0) -> dict[str, Any]:
-        async def read() -> dict[str, dict[str, Any]]:
-            engine = create_async_engine(async_db_url(self.db_url))
-            try:
-                return {r["request_id"]: r async for r in DecisionStore(engine).rows()}
-            finally:
-                await engine.dispose()
-
-        deadline = time.monotonic() + timeout
-        while (row := asyncio.run(read()).get(rid)) is None:
-            assert time.monotonic() < deadline, f"no decision row for {rid}"
-            time.sleep(0.2)
-        return row
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,69 @@
+"""A deployed gateway app as tests drive it: admin calls, spend rows and decision rows.
+
+Shared by the integration tests that deploy their own embedded (SQLite) gateway app
+(test_litellm_dropin.py, test_anthropic_messages.py): rows are read back by request id,
+waiting (with a generous deadline) for the flushers that write them off the response path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import httpx
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from app.access.db import async_db_url
+from app.access.decision_store import DecisionStore
+from devtools.configs import MASTER_KEY
+
+
+class App:
+    """One deployed app: its base URL (without `/v1`), an admin HTTP client and its database."""
+
+    def __init__(self, url: str, db_url: str) -> None:
+        self.base = url.removesuffix("/v1")
+        self.db_url = db_url
+        self.http = httpx.Client(base_url=self.base, timeout=30)
+        self.admin = {"authorization": f"Bearer {MASTER_KEY}"}
+
+    def new_key(self) -> str:
+        resp = self.http.post("/key/generate", json={}, headers=self.admin)
+        assert resp.status_code == 200, resp.text
+        return str(resp.json()["key"])
+
+    def stream(self, model: str, text: str, **body: Any) -> tuple[str, bytes]:
+        """A raw streamed chat: its request id and the bytes the client received."""
+        payload = {"model": model, "messages": [{"role": "user", "content": text}], "stream": True, **body}
+        with self.http.stream("POST", "/v1/chat/completions", json=payload, headers=self.admin) as resp:
+            raw = resp.read()
+        assert resp.status_code == 200, raw
+        return resp.headers["x-request-id"], raw
+
+    def spend_row(self, rid: str, timeout: float = 60.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            resp = self.http.get("/spend/logs", params={"request_id": rid}, headers=self.admin)
+            assert resp.status_code == 200, resp.text
+            if rows := resp.json()["data"]:
+                assert len(rows) == 1
+                return dict(rows[0])
+            assert time.monotonic() < deadline, f"no spend row for {rid}"
+            time.sleep(0.2)
+
+    def decision_row(self, rid: str, timeout: float = 60.0) -> dict[str, Any]:
+        async def read() -> dict[str, dict[str, Any]]:
+            engine = create_async_engine(async_db_url(self.db_url))
+            try:
+                return {r["request_id"]: r async for r in DecisionStore(engine).rows()}
+            finally:
+                await engine.dispose()
+
+        deadline = time.monotonic() + timeout
+        while (row := asyncio.run(read()).get(rid)) is None:
+            assert time.monotonic() < deadline, f"no decision row for {rid}"
+            time.sleep(0.2)
+        return row
+
+
