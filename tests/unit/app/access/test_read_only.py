@@ -4,6 +4,7 @@ writes are accepted again every event lands exactly once."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -32,8 +33,18 @@ def two_postgres() -> Iterator[tuple[PostgresServer, PostgresServer]]:
 
 
 def read_only(pg: PostgresServer) -> None:
+    """Demote ``pg``: every session, the pooled ones included, refuses writes from its next statement.
+
+    ``pg_reload_conf`` only signals the postmaster. A new session seeing the setting means the
+    postmaster has reloaded and signalled its children, whose next statement then applies it; without
+    that wait a loaded machine let the test's next flush land on the "demoted" primary.
+    """
     pg.psql("ALTER SYSTEM SET default_transaction_read_only = on")
-    pg.psql("SELECT pg_reload_conf()")  # reaches the sessions already open too
+    pg.psql("SELECT pg_reload_conf()")
+    deadline = time.monotonic() + 60
+    while pg.psql("SHOW default_transaction_read_only").strip() != "on":
+        assert time.monotonic() < deadline, "the reload never took effect"
+        time.sleep(0.05)
 
 
 def rows(pg: PostgresServer, db: str, key: str) -> list[str]:
