@@ -28,7 +28,7 @@ import orjson
 from app.anthropic.errors import error_event
 from app.anthropic.response import as_object, stop_reason
 from app.providers.estimate import CHARS_PER_TOKEN
-from app.providers.sse_events import data_of
+from app.providers.sse_events import complete_events, data_of
 
 _DONE = b"[DONE]"
 
@@ -69,12 +69,9 @@ class MessageStream:
 
     def feed(self, data: bytes) -> bytes:
         """The Anthropic events that ``data`` completes (none while an event is partial)."""
-        data = self._tail + data
-        cut = data.rfind(b"\n\n") + 2
-        if cut < 2:
-            self._tail = data
+        ready, self._tail = complete_events(self._tail + data)
+        if not ready:
             return b""
-        ready, self._tail = data[:cut], data[cut:]
         return b"".join(self._event(raw) for raw in ready.split(b"\n\n") if raw.strip())
 
     def finish(self) -> bytes:

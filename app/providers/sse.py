@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from app.providers.base import Prices, StreamEnd, StreamItem, Usage, usage_from
-from app.providers.sse_events import USAGE_OBJECT, LineEndings, data_of, with_data
+from app.providers.sse_events import USAGE_OBJECT, LineEndings, complete_events, data_of, with_data
 
 _DONE = b"[DONE]"
 _USAGE = b'"usage"'
@@ -47,12 +47,9 @@ class SSERelay:
     def feed(self, data: bytes) -> bytes:
         if b"\r" in data or self._lines.pending:
             data = self._lines(data)
-        data = self._tail + data
-        cut = data.rfind(b"\n\n") + 2
-        if cut < 2:
-            self._tail = data
+        ready, self._tail = complete_events(self._tail + data)
+        if not ready:
             return b""
-        ready, self._tail = data[:cut], data[cut:]
         if _DONE not in ready and (_USAGE not in ready or not _may_hold_usage(ready)):
             return ready  # the common read: two byte searches (and one for CR, above)
         return b"".join(self._look(event) for event in ready.split(b"\n\n") if event)

@@ -41,6 +41,12 @@ class LineEndings:
         return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
 
 
+def complete_events(buffered: bytes) -> tuple[bytes, bytes]:
+    """(the complete events, the partial one after them) of LF-framed bytes: a blank line ends an event."""
+    cut = buffered.rfind(b"\n\n") + 2
+    return (buffered[:cut], buffered[cut:]) if cut >= 2 else (b"", buffered)
+
+
 def data_of(event: bytes) -> bytes | None:
     """The event's ``data`` (its data lines joined by LF); ``None`` if it has none."""
     if event[:5] == b"data:" and b"\n" not in event:  # the common case: one data line
