@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -16,7 +17,52 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.access.db import async_db_url
 from app.access.decision_store import DecisionStore
-from devtools.configs import MASTER_KEY
+from devtools.configs import CHEAP, MASTER_KEY, MID
+from tests.access_support import access_general
+
+SMALL = {"ray_actor_options": {"num_cpus": 0.05}}
+PRICE = {CHEAP: 0.1e-6, MID: 0.5e-6}
+
+
+def two_model_config(upstream: str, general: dict[str, Any], group: str,
+                     capabilities: list[str] | None = None) -> dict[str, Any]:
+    """A cheap and a mid model in one provider group, and ``auto`` (cost-first, falling back to mid)."""
+    def entry(name: str) -> dict[str, Any]:
+        info: dict[str, Any] = {"input_cost_per_token": PRICE[name], "output_cost_per_token": PRICE[name]}
+        if capabilities:
+            info["capabilities"] = capabilities
+        return {"model_name": name, "provider_group": group,
+                "litellm_params": {"model": f"openai/{name}", "api_base": upstream, "api_key": "sk-up"},
+                "model_info": info}
+
+    return {
+        "model_list": [entry(CHEAP), entry(MID)],
+        "router_settings": {"routers": [{"name": "auto", "strategy": "cost-first", "fallback_model": MID}],
+                            "num_retries": 0},
+        "general_settings": {"master_key": MASTER_KEY, "request_timeout_s": 10,
+                             "decisions": {"flush_interval_s": 0.2}, **general},
+    }
+
+
+def deploy_app(deploy_gateway: Callable[..., str], upstream_url: str, tmp: str, name: str,
+               capabilities: list[str] | None = None) -> App:
+    """``two_model_config`` as an embedded (SQLite) app under ``/name``, on small CPU shares."""
+    overrides = {"Ingress": SMALL, f"Provider-{name}": SMALL, "RouterScoring": SMALL}
+    config = two_model_config(upstream_url, access_general("embedded", tmp), name, capabilities)
+    url = deploy_gateway(config, name=name, route_prefix=f"/{name}", overrides=overrides)
+    return App(url, f"sqlite:///{tmp}/routeiq.db")
+
+
+def decision_rows(db_url: str) -> dict[str, dict[str, Any]]:
+    """Every decision row in the app's database, by request id (a fresh engine: tests run sync)."""
+    async def read() -> dict[str, dict[str, Any]]:
+        engine = create_async_engine(async_db_url(db_url))
+        try:
+            return {r["request_id"]: r async for r in DecisionStore(engine).rows()}
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(read())
 
 
 class App:
@@ -53,15 +99,8 @@ class App:
             time.sleep(0.2)
 
     def decision_row(self, rid: str, timeout: float = 60.0) -> dict[str, Any]:
-        async def read() -> dict[str, dict[str, Any]]:
-            engine = create_async_engine(async_db_url(self.db_url))
-            try:
-                return {r["request_id"]: r async for r in DecisionStore(engine).rows()}
-            finally:
-                await engine.dispose()
-
         deadline = time.monotonic() + timeout
-        while (row := asyncio.run(read()).get(rid)) is None:
+        while (row := decision_rows(self.db_url).get(rid)) is None:
             assert time.monotonic() < deadline, f"no decision row for {rid}"
             time.sleep(0.2)
         return row

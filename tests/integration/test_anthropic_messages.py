@@ -18,42 +18,19 @@ import pytest
 
 from devtools.configs import CHEAP, MASTER_KEY, MID
 from devtools.fake_upstream.server import reply_tokens, tool_arguments
-from tests.access_support import access_general
-from tests.integration.gateway_app import App
+from tests.integration.gateway_app import PRICE, App, deploy_app
 
-SMALL = {"ray_actor_options": {"num_cpus": 0.05}}
-PRICE = {CHEAP: 0.1e-6, MID: 0.5e-6}
 NAME = "anthropic"
 WEATHER = {"name": "get_weather", "description": "The weather in a city",
            "input_schema": {"type": "object", "properties": {"echo": {"type": "string"}}}}
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
 
 
-def messages_config(upstream: str, general: dict[str, Any]) -> dict[str, Any]:
-    def entry(name: str) -> dict[str, Any]:
-        return {"model_name": name, "provider_group": NAME,
-                "litellm_params": {"model": f"openai/{name}", "api_base": upstream, "api_key": "sk-up"},
-                "model_info": {"input_cost_per_token": PRICE[name], "output_cost_per_token": PRICE[name],
-                               "capabilities": ["tools", "vision"]}}
-
-    return {
-        "model_list": [entry(CHEAP), entry(MID)],
-        "router_settings": {"routers": [{"name": "auto", "strategy": "cost-first", "fallback_model": MID}],
-                            "num_retries": 0},
-        "general_settings": {"master_key": MASTER_KEY, "request_timeout_s": 10,
-                             "decisions": {"flush_interval_s": 0.2}, **general},
-    }
-
-
 @pytest.fixture(scope="module")
 def app(deploy_gateway: Callable[..., str], upstream: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
     from ray import serve
 
-    tmp = str(tmp_path_factory.mktemp(NAME))
-    overrides = {"Ingress": SMALL, f"Provider-{NAME}": SMALL, "RouterScoring": SMALL}
-    url = deploy_gateway(messages_config(upstream.url, access_general("embedded", tmp)), name=NAME,
-                         route_prefix=f"/{NAME}", overrides=overrides)
-    yield App(url, f"sqlite:///{tmp}/routeiq.db")
+    yield deploy_app(deploy_gateway, upstream.url, str(tmp_path_factory.mktemp(NAME)), NAME, ["tools", "vision"])
     serve.delete(NAME)
 
 

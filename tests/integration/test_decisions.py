@@ -7,7 +7,6 @@ JSON log lines carry request ids.
 
 from __future__ import annotations
 
-import asyncio
 import glob
 import json
 import os
@@ -19,15 +18,13 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from sqlalchemy.ext.asyncio import create_async_engine
 from typer.testing import CliRunner
 
-from app.access.db import async_db_url
-from app.access.decision_store import DecisionStore
 from app.cli import build_cli
 from devtools.configs import CHEAP, MASTER_KEY, MID
 from devtools.services import PostgresServer
 from tests.access_support import access_general
+from tests.integration.gateway_app import decision_rows
 
 SMALL = {"ray_actor_options": {"num_cpus": 0.05}}
 PROVIDER_KEY = f"sk-prov-{secrets.token_hex(8)}"
@@ -69,14 +66,7 @@ class App:
         return self.http.post("/v1/feedback", json=body, headers={"authorization": f"Bearer {key}"})
 
     def rows(self) -> dict[str, dict[str, Any]]:
-        async def read() -> dict[str, dict[str, Any]]:
-            engine = create_async_engine(async_db_url(self.db_url))
-            try:
-                return {r["request_id"]: r async for r in DecisionStore(engine).rows()}
-            finally:
-                await engine.dispose()
-
-        return asyncio.run(read())
+        return decision_rows(self.db_url)
 
     def wait_rows(self, ids: set[str], timeout: float = 60.0) -> dict[str, dict[str, Any]]:
         deadline = time.monotonic() + timeout
