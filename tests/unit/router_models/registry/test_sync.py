@@ -41,13 +41,19 @@ async def start(sync: RouterSync, loader: Loader) -> None:
     sync.mark_loaded()
 
 
-async def test_a_promoted_version_is_loaded_and_swapped_in(registry: RouterRegistry, tmp_path: Path) -> None:
+async def serving_v1_of_two(registry: RouterRegistry, tmp_path: Path) -> tuple[str, str, Loader, RouterSync]:
+    """v1 (predicting 0.1) and v2 (0.3) published, v1 current and loaded by a following replica."""
     v1 = registry.publish(make_artifact(tmp_path / "a", 0.1)).version
     v2 = registry.publish(make_artifact(tmp_path / "b", 0.3)).version
     registry.promote("auto", v1)
     loader = Loader()
     sync = follow(registry, tmp_path / "cache", loader)
     await start(sync, loader)
+    return v1, v2, loader, sync
+
+
+async def test_a_promoted_version_is_loaded_and_swapped_in(registry: RouterRegistry, tmp_path: Path) -> None:
+    v1, v2, loader, sync = await serving_v1_of_two(registry, tmp_path)
     assert not await sync.check()  # nothing new
     registry.promote("auto", v2)
     assert await sync.check()
@@ -112,12 +118,7 @@ def own_s3() -> Iterator[S3Server]:
 
 async def test_the_store_down_keeps_the_loaded_version_and_recovery_resumes(own_s3: S3Server, tmp_path: Path) -> None:
     registry = RouterRegistry(own_s3.client(), parse_registry_url(f"s3://{own_s3.new_bucket()}/r"))
-    v1 = registry.publish(make_artifact(tmp_path / "a", 0.1)).version
-    v2 = registry.publish(make_artifact(tmp_path / "b", 0.3)).version
-    registry.promote("auto", v1)
-    loader = Loader()
-    sync = follow(registry, tmp_path / "cache", loader)
-    await start(sync, loader)
+    v1, v2, loader, sync = await serving_v1_of_two(registry, tmp_path)
     own_s3.stop()
     assert not await sync.check()
     assert sync.state.version == v1 and not sync.state.healthy
