@@ -92,6 +92,10 @@ class ModelInfo(BaseModel):
         None, gt=0, description="Longest answer; caps what admission reserves for a request without max_tokens.")
     mode: Literal["chat", "completion", "embedding"] = Field("chat", description="API kind.")
     capabilities: tuple[str, ...] = Field((), description="e.g. `tools`, `vision`, `json`.")
+    router_profile: str | None = Field(
+        None, min_length=1,
+        description="A model a learned router's artifact knows, whose predicted quality stands in for this "
+                    "model's until the router is trained on it (cold start, docs/routing.md).")
 
 
 class ModelEntry(_Strict):

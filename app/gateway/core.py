@@ -130,6 +130,9 @@ class Gateway:
             # Counts, not messages (readiness is unauthenticated); never "down": a failed
             # sync keeps the loaded version serving. The errors: /router/info (admin).
             detail["router_sync"] = sync
+        if (uncovered := await self.router_info.coverage_detail()) is not None:
+            # Named: a learned router that cannot score some candidates never picks them.
+            detail["router_coverage"] = uncovered
         return detail
 
     def exchange(self, endpoint: Endpoint, request_id: str, headers: Mapping[str, str], route: str) -> Exchange:
