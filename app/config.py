@@ -111,6 +111,19 @@ class ModelEntry(_Strict):
     provider_group: str = Field("default", description="Provider-call deployment serving it.")
 
 
+class ExplorationSettings(_Strict):
+    """How often a router serves a model other than its best guess, to learn (docs/routing.md)."""
+
+    rate: float = Field(0.0, ge=0, le=1, description="Share of routed requests that explore; 0 turns it off.")
+    models: tuple[str, ...] = Field(
+        (), description="Candidates exploration may serve; empty = every candidate that fits the request.")
+    max_utility_loss: float | None = Field(
+        None, ge=0, description="A scored candidate is explored only if its utility (quality - λ·price) is within "
+        "this of the best's; candidates the router cannot score are always eligible.")
+    max_cost_per_key_per_day: float | None = Field(
+        None, ge=0, description="$ a key may spend on explored answers per UTC day; then it stops exploring.")
+
+
 class RouterConfig(_Strict):
     """A router clients reach through ``model: <name>`` (``auto`` by default)."""
 
@@ -125,6 +138,8 @@ class RouterConfig(_Strict):
     candidates: tuple[str, ...] = Field((), description="Model names it may pick; empty = all chat models.")
     fallback_model: str | None = Field(None, description="Used if the scorer is down or slow.")
     timeout_ms: float = Field(250, gt=0, description="Deadline for a routing decision.")
+    exploration: ExplorationSettings = Field(
+        default_factory=ExplorationSettings, description="Exploration with logged propensities (off by default).")
 
 
     @field_validator("artifact")
@@ -378,6 +393,11 @@ class GatewayConfig(_Strict):
                     problems.append(f"router_settings.routers[{i}]: unknown model {c!r}")
             if r.strategy == "learned" and not r.artifact:
                 problems.append(f"router_settings.routers[{i}].artifact: required for strategy learned")
+            problems += [f"router_settings.routers[{i}].exploration.models: unknown model {m!r}"
+                         for m in r.exploration.models if m not in names]
+            if r.exploration.rate and r.strategy == "weighted-shuffle":
+                problems.append(f"router_settings.routers[{i}].exploration: weighted-shuffle already draws at "
+                                "random; exploration is for learned and cost-first routers")
         routers = {r.name for r in self.router_settings.routers}
         for alias, a in self.router_settings.aliases.items():
             if a.router not in routers:

@@ -96,6 +96,8 @@ class Grant:
     admin: bool = False
     blocked: bool = False
     expires_at: float | None = None
+    explore: bool = True
+    """Neither the key's nor its team's metadata says ``routeiq_explore: false``."""
 
     def expired(self, now: float) -> bool:
         return self.expires_at is not None and now >= self.expires_at

@@ -70,6 +70,8 @@ def grant_of(key: dict[str, Any], team: dict[str, Any] | None) -> Grant:
         models=effective_models(key["models"], team["models"] if team else None),
         admin=bool(key["admin"]), blocked=bool(key["blocked"]) or bool(team and team["blocked"]),
         expires_at=expires.timestamp() if expires else None,
+        explore=all((row.get("metadata") or {}).get("routeiq_explore", True) is not False
+                    for row in (key, team) if row),
     )
 
 
@@ -142,7 +144,7 @@ class VirtualKeyPolicy:
     @staticmethod
     def _principal(grant: Grant) -> Principal:
         return Principal(key_id=grant.key_id, is_admin=grant.admin, allowed_models=grant.models,
-                         team_id=grant.team_id, grant=grant)
+                         team_id=grant.team_id, explore=grant.explore, grant=grant)
 
     @staticmethod
     def _check_valid(grant: Grant | None) -> None:

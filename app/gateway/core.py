@@ -37,6 +37,7 @@ from app.gateway.catalog import Deployment, ModelCatalog, fitting, query_text
 from app.gateway.cooldowns import Cooldowns
 from app.gateway.decisions import DecisionLog
 from app.gateway.exchange import Exchange
+from app.gateway.exploration import Explorer, LocalExploreBudget
 from app.gateway.metrics import Metrics
 from app.gateway.plan import Plan, RequestContext
 from app.gateway.router_info import RouterInfo
@@ -86,6 +87,7 @@ class Gateway:
         decisions: DecisionLog,
         clients: Closeable | None = None,
         router_info: RouterInfo | None = None,
+        explorer: Explorer | None = None,
     ) -> None:
         self.cfg = cfg
         self.router_info = router_info or RouterInfo(cfg, router, None)
@@ -97,6 +99,8 @@ class Gateway:
         self.admission = Admission(cfg.general_settings.max_inflight_requests,
                                    on_change=lambda n, s: metrics.load(inflight=n, active_streams=s))
         self.routing = Routing(router, metrics)
+        self.explorer = explorer or Explorer(
+            {r.name: r.exploration for r in cfg.router_settings.routers}, LocalExploreBudget())
         self._providers = providers
         self._clients = clients
         self._prices: dict[int, Prices] = {}
@@ -156,6 +160,8 @@ class Gateway:
         lam = next((x for x in (ctx.steering.lam, ctx.lam, target.lam) if x is not None), None)
         text = query_text(body)
         decision = await self.routing.decide(target, text, cands, lam, ctx.request_id, ctx.otel)
+        decision = await self.explorer.choose(target.router.name, decision, cands, key_id=ctx.principal.key_id,
+                                              opted_out=not (ctx.explore and ctx.principal.explore))
         return Plan(self._pick(self.catalog.model(decision.model)), decision, query=text)
 
     def _pick(self, deployments: list[Deployment]) -> Deployment:

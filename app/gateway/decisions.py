@@ -41,6 +41,10 @@ class DecisionRecord:
     """True when the router failed and the configured fallback model was used."""
     usage_estimated: bool = False
     """The tokens and cost are the gateway's estimate: the upstream reported no usage."""
+    propensity: float | None = None
+    """Probability with which the routing policy picked ``routed_to`` (off-policy estimates)."""
+    explored: bool = False
+    """``routed_to`` was drawn by exploration, not the router's best guess."""
 
 
 class DecisionLog(Protocol):

@@ -31,6 +31,7 @@ from app.auth import Principal
 from app.errors import RouteIQError, UpstreamTimeoutError, sse_error_event
 from app.gateway.admission import Ticket
 from app.gateway.decisions import DecisionRecord
+from app.gateway.exploration import explore_header
 from app.gateway.plan import Plan, RequestContext
 from app.providers.base import Endpoint, StreamEnd, StreamItem, Usage
 from app.providers.estimate import estimate_tokens
@@ -121,8 +122,9 @@ class Exchange:
         gw = self.gateway
         self._body = body
         self.span.set_attribute("gen_ai.request.model", steering.model)
+        explore = steering.explore and explore_header(self._headers)
         ctx = self.ctx = RequestContext(self.request_id, principal, steering, headers_for(self.otel, self._headers),
-                                        lam, otel=self.otel)
+                                        lam, otel=self.otel, explore=explore)
         if steering.stream:
             self.plan, (first, rest) = await gw.stream(self.endpoint, body, ctx)
             self._rest = rest
@@ -218,6 +220,8 @@ class Exchange:
         gw.metrics.usage(model=model, prompt_tokens=self.usage.prompt_tokens,
                          completion_tokens=self.usage.completion_tokens, cost=self.usage.cost)
         gw.policy.settle(ctx.principal, model, self.usage, self.request_id, ctx.reservation)
+        if self.plan.decision is not None:
+            gw.explorer.charge(ctx.principal.key_id, self.plan.decision, self.usage.cost)
 
     def _estimate(self) -> Usage:
         """No usage arrived (stream cut or abandoned, or an upstream that reports none): the
@@ -254,7 +258,7 @@ class Exchange:
             candidates=dict(d.scores), chosen=plan.model, routed_to=d.model, route_latency_ms=d.latency_ms,
             latency_ms=(time.perf_counter() - self.started) * 1000,
             prompt_tokens=u.prompt_tokens, completion_tokens=u.completion_tokens, cost=u.cost, status=status,
-            fallback=d.fallback, usage_estimated=u.estimated)
+            fallback=d.fallback, usage_estimated=u.estimated, propensity=d.propensity, explored=d.explored)
 
 
 def _status_of(err: BaseException) -> int:

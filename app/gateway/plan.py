@@ -32,6 +32,9 @@ class RequestContext:
     """Set once planned, so a request that then fails still has its routing decision logged."""
     reservation: Reservation = NO_RESERVATION
     """What admission held back for it (TPM, budget), replaced when it settles."""
+    explore: bool = True
+    """False when the request opted out of exploration (``x-routeiq-explore: off`` or the
+    body's ``routeiq.explore: false``)."""
 
 
 @dataclass
@@ -61,6 +64,8 @@ class Plan:
             h["x-routeiq-strategy"] = self.decision.strategy
             if self.decision.lam is not None:
                 h["x-routeiq-lambda"] = f"{self.decision.lam:g}"
+            if self.decision.explored:
+                h["x-routeiq-explored"] = "true"
         return h
 
     def span_attributes(self) -> dict[str, str | float | bool]:
@@ -69,4 +74,7 @@ class Plan:
                                                 "gen_ai.system": entry.litellm_params.model.split("/")[0]}
         if self.fallback_from:
             attrs["routeiq.fallback_from"] = self.fallback_from
+        if self.decision is not None and self.decision.propensity is not None:
+            attrs["router.propensity"] = self.decision.propensity
+            attrs["router.explored"] = self.decision.explored
         return attrs

@@ -73,6 +73,12 @@ class RouteDecision:
     latency_ms: float = 0.0
     fallback: bool = False
     """True when the router could not decide and the configured default model was used."""
+    propensity: float | None = None
+    """The probability with which the routing policy picked ``model`` for this query, set
+    by the ingress (``app.gateway.exploration``): 1 for a greedy pick without exploration,
+    less when it explores. Logged, so the decision log supports off-policy estimates."""
+    explored: bool = False
+    """``model`` was drawn by exploration rather than being the router's best guess."""
     error: str | None = None
     """The router could not decide this query; the ingress falls back. One line, the cause.
 
