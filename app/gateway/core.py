@@ -162,7 +162,8 @@ class Gateway:
         decision = await self.routing.decide(target, text, cands, lam, ctx.request_id, ctx.otel)
         decision = await self.explorer.choose(target.router.name, decision, cands, key_id=ctx.principal.key_id,
                                               opted_out=not (ctx.explore and ctx.principal.explore))
-        return Plan(self._pick(self.catalog.model(decision.model)), decision, query=text)
+        return Plan(self._pick(self.catalog.model(decision.model)), decision, query=text,
+                    candidates=tuple(c.name for c in cands))
 
     def _pick(self, deployments: list[Deployment]) -> Deployment:
         if len(deployments) == 1:

@@ -25,8 +25,9 @@ class DecisionRecord:
     lam: float | None
     query: str
     """The query text the router scored (the feature needed for retraining)."""
-    candidates: dict[str, float] = field(default_factory=dict)
-    """Candidate → the score the strategy maximised."""
+    candidates: dict[str, float | None] = field(default_factory=dict)
+    """Every candidate the router was offered → the score the strategy maximised; ``None``
+    for one it could not score (a model its artifact does not know, or a fallback)."""
     chosen: str = ""
     """The model that answered (after fallbacks)."""
     routed_to: str = ""

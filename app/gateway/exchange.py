@@ -255,7 +255,8 @@ class Exchange:
         return DecisionRecord(
             request_id=self.request_id, created_at=self.arrived, key_id=self.ctx.principal.key_id,
             router=self.ctx.steering.model, strategy=d.strategy, lam=d.lam, query=plan.query,
-            candidates=dict(d.scores), chosen=plan.model, routed_to=d.model, route_latency_ms=d.latency_ms,
+            candidates={**dict.fromkeys(plan.candidates), **d.scores}, chosen=plan.model, routed_to=d.model,
+            route_latency_ms=d.latency_ms,
             latency_ms=(time.perf_counter() - self.started) * 1000,
             prompt_tokens=u.prompt_tokens, completion_tokens=u.completion_tokens, cost=u.cost, status=status,
             fallback=d.fallback, usage_estimated=u.estimated, propensity=d.propensity, explored=d.explored)

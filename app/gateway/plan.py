@@ -47,6 +47,8 @@ class Plan:
     """The model that failed when a fallback answered."""
     query: str = ""
     """The text the router scored (routed requests only)."""
+    candidates: tuple[str, ...] = ()
+    """The candidates the router was offered (routed requests only), scored or not."""
 
     @property
     def model(self) -> str:

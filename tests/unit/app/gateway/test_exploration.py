@@ -125,10 +125,11 @@ def test_exploration_config_names_known_models_and_a_router_that_can_explore() -
 
 # -- through the app ----------------------------------------------------------------------------
 class MidScorer:
-    """A router-scoring client whose best guess is always the mid-priced model."""
+    """A router-scoring client whose best guess is always the mid-priced model, and which
+    cannot score the cheap one (as an artifact that does not know it)."""
 
     async def route(self, query: RouteQuery) -> RouteDecision:
-        scores = {c.name: (0.9 if c.name == MID else 0.5) for c in query.candidates}
+        scores = {c.name: (0.9 if c.name == MID else 0.5) for c in query.candidates if c.name != CHEAP}
         return RouteDecision(model=MID, strategy="learned:fake", scores=scores, lam=0.0)
 
     async def info(self) -> dict[str, Any]:
@@ -181,6 +182,8 @@ async def test_explored_answers_say_so_and_their_decision_rows_carry_the_propens
         assert raw.headers["x-routeiq-explored"] == "true" and raw.headers["x-routeiq-model"] in (CHEAP, PRICEY)
         row = logged[raw.headers["x-request-id"]]
         assert (row["routed_to"], row["propensity"], row["explored"]) == (raw.headers["x-routeiq-model"], 0.5, True)
+        # every candidate offered is logged, the one the router could not score as null
+        assert row["candidates"] == {CHEAP: None, MID: 0.9, PRICEY: 0.5, "via-litellm": 0.5}
     for raw in (opted_out, by_body):
         assert "x-routeiq-explored" not in raw.headers and raw.headers["x-routeiq-model"] == MID
         row = logged[raw.headers["x-request-id"]]
