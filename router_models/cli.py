@@ -45,6 +45,9 @@ def _missing_training_libraries() -> list[str]:
 def train(
     router: Annotated[str, typer.Option(help="finetuned (default), ensemble, mlp, knn, mf.")] = "finetuned",
     data: Annotated[Path, typer.Option(help="Training split (JSONL: query, scores).")] = _TRAIN,
+    feedback: Annotated[list[Path] | None, typer.Option(
+        help="Decision-log training export (`routeiq decisions export --training`): partial labels, "
+             "merged with --data; repeat for several.")] = None,
     candidates: Annotated[Path, typer.Option(help="Model prices (llm_candidates.json).")] = _CANDIDATES,
     out: Annotated[Path, typer.Option(help="Artifact directory to write.")] = Path("router_models/pretrained/default"),
     eval_data: Annotated[Path | None, typer.Option(help="Held-out split to record in the manifest.")] = None,
@@ -79,9 +82,14 @@ def train(
         seed=seed,
         embedder=EmbedderConfig(max_seq_length=max_seq_length, quantize=quantize),
         eval_data=eval_data,
+        feedback=tuple(feedback or ()),
     )
-    with rich_progress() as progress:
-        manifest = run_train(cfg, progress)
+    try:
+        with rich_progress() as progress:
+            manifest = run_train(cfg, progress)
+    except (OSError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     cv = manifest["eval"]["cross_validation"]
     console = Console(stderr=True)
     lam = manifest["default_lambda"]
