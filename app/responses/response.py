@@ -50,10 +50,11 @@ def echo(request: ResponsesRequest) -> dict[str, Any]:
 
 
 def envelope(response_id: str, model: str, settings: dict[str, Any], status: str, output: list[dict[str, Any]],
-             usage: dict[str, Any] | None, finish_reason: Any = None) -> dict[str, Any]:
+             usage: dict[str, Any] | None, finish_reason: Any = None, created_at: int | None = None) -> dict[str, Any]:
     """A ``response`` object; ``incomplete_details`` follows from ``finish_reason``."""
     reason = INCOMPLETE.get(str(finish_reason))
-    return {"id": response_id, "object": "response", "created_at": int(time.time()), "status": status,
+    created = int(time.time()) if created_at is None else created_at
+    return {"id": response_id, "object": "response", "created_at": created, "status": status,
             "error": None, "incomplete_details": {"reason": reason} if status == "incomplete" and reason else None,
             "model": model, "output": output, "usage": usage, **settings}
 

@@ -26,6 +26,7 @@ Must not: block, or emit an item's delta outside its added and done events.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -59,6 +60,8 @@ class ResponseStream:
         self._finish: Any = None
         self._usage: dict[str, Any] | None = None
         self._chars = 0
+        self._created_at = int(time.time())
+        """One ``created_at`` on every lifecycle event of the response."""
 
     async def translate(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         """The Responses events of ``chunks``, as they complete; closes ``chunks`` however it ends."""
@@ -220,7 +223,7 @@ class ResponseStream:
 
     def _response(self, status: str, usage: dict[str, Any] | None) -> dict[str, Any]:
         return envelope(f"resp_{self._rid}", self._model, self._settings, status, list(self._output), usage,
-                        self._finish)
+                        self._finish, self._created_at)
 
     def _emit(self, kind: str, payload: dict[str, Any]) -> bytes:
         """One SSE event: its ``event:`` name and JSON data (``type`` and ``sequence_number`` set)."""

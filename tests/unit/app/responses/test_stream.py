@@ -66,6 +66,7 @@ def test_a_text_stream_is_the_responses_event_sequence() -> None:
         "response.output_text.delta", "response.output_text.delta", "response.output_text.done",
         "response.content_part.done", "response.output_item.done", "response.completed"]
     assert got[0]["response"]["id"] == "resp_r1" and got[0]["response"]["status"] == "in_progress"
+    assert got[0]["response"]["created_at"] == got[-1]["response"]["created_at"]
     assert [e["delta"] for e in got[4:6]] == ["Hel", "lo"] and got[6]["text"] == "Hello"
     assert {e["item_id"] for e in got[3:8]} == {"msg_r1"}
     final = got[-1]["response"]
