@@ -41,7 +41,7 @@ def is_native(entry: ModelEntry) -> bool:
     return bool(p.api_base) and p.model.startswith(NATIVE_PREFIXES)
 
 
-def _timeout(upstream: Upstream, stream: bool) -> aiohttp.ClientTimeout:
+def timeout_for(upstream: Upstream, stream: bool) -> aiohttp.ClientTimeout:
     return aiohttp.ClientTimeout(
         total=None, connect=upstream.connect_timeout_s, sock_connect=upstream.connect_timeout_s,
         sock_read=upstream.stream_idle_timeout_s if stream else None)
@@ -66,6 +66,14 @@ class GuardedResolver(AbstractResolver):
         await self._inner.close()
 
 
+def pooled_session(max_connections: int, public_only: bool) -> aiohttp.ClientSession:
+    """The keep-alive session a native client sends through (``public_only``: the guarded resolver)."""
+    resolver = GuardedResolver() if public_only else None
+    connector = aiohttp.TCPConnector(limit=max_connections, keepalive_timeout=30, resolver=resolver)
+    return aiohttp.ClientSession(connector=connector, json_serialize=lambda o: orjson.dumps(o).decode(),
+                                 auto_decompress=False, timeout=aiohttp.ClientTimeout(total=None))
+
+
 class OpenAINativeClient:
     """``ProviderClient`` for OpenAI-compatible upstreams."""
 
@@ -77,11 +85,7 @@ class OpenAINativeClient:
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:  # created lazily: it needs the running loop
-            resolver = GuardedResolver() if self._public_only else None
-            connector = aiohttp.TCPConnector(limit=self._max_connections, keepalive_timeout=30, resolver=resolver)
-            self._session = aiohttp.ClientSession(
-                connector=connector, json_serialize=lambda o: orjson.dumps(o).decode(), auto_decompress=False,
-                timeout=aiohttp.ClientTimeout(total=None))
+            self._session = pooled_session(self._max_connections, self._public_only)
         return self._session
 
     @staticmethod
@@ -98,7 +102,7 @@ class OpenAINativeClient:
     async def complete(self, upstream: Upstream, call: ProviderCall) -> ProviderResult:
         url, data, headers = self._request(upstream, call)
         with translated(upstream.name, call.request_id):
-            async with self._http().post(url, data=data, headers=headers, timeout=_timeout(upstream, False)) as resp:
+            async with self._http().post(url, data=data, headers=headers, timeout=timeout_for(upstream, False)) as resp:
                 raw = await resp.read()
                 if resp.status != 200:
                     raise from_status(resp.status, raw, resp.headers.get("retry-after"), upstream.name,
@@ -118,7 +122,7 @@ class OpenAINativeClient:
         url, data, headers = self._request(upstream, call)
         relay = SSERelay(upstream.prices, call.include_usage)
         with translated(upstream.name, call.request_id):
-            async with self._http().post(url, data=data, headers=headers, timeout=_timeout(upstream, True)) as resp:
+            async with self._http().post(url, data=data, headers=headers, timeout=timeout_for(upstream, True)) as resp:
                 if resp.status != 200:
                     raw = await resp.read()
                     raise from_status(resp.status, raw, resp.headers.get("retry-after"), upstream.name,

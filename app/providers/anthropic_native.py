@@ -1,0 +1,125 @@
+"""Anthropic Messages upstreams called natively: the client's Messages body, as it is.
+
+A deployment whose ``litellm_params.model`` is ``anthropic/<name>`` (in a provider group
+with ``transport: auto``) serves ``/v1/messages`` requests this way: the body the client
+sent (validated, ``model`` replaced by ``<name>``, RouteIQ's own ``routeiq`` field
+removed) goes to ``{api_base}/v1/messages`` (``api_base`` with or without ``/v1``; by default
+Anthropic's API)
+with ``x-api-key``, ``anthropic-version`` (the client's, else ``DEFAULT_VERSION``) and
+the client's ``anthropic-beta``. So prompt caching, ``thinking``, ``document`` blocks and
+server tools reach the model, and the answer's bytes reach the client unchanged; only
+its ``usage`` is read (``app.providers.anthropic_usage``) to charge it.
+
+Chat requests to the same deployment still go through litellm (``litellm_client``), and
+``/v1/messages`` requests served by any other deployment are translated to chat
+(``app.anthropic``). Timeouts, the guarded resolver and error mapping are the OpenAI
+pass-through's (``app.providers.openai_native``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import orjson
+
+from app.config import ModelEntry, resolve_secret
+from app.providers.anthropic_usage import AnthropicRelay, anthropic_usage
+from app.providers.base import ProviderCall, ProviderResult, StreamEnd, StreamItem, Upstream
+from app.providers.errors import from_exception, from_status, translated
+from app.providers.estimate import estimated_usage
+from app.providers.openai_native import pooled_session, timeout_for
+
+PREFIX = "anthropic/"
+DEFAULT_API_BASE = "https://api.anthropic.com"
+DEFAULT_VERSION = "2023-06-01"
+FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta")
+"""Client headers a native call carries upstream (the route copies them into the call)."""
+
+
+def speaks_messages(entry: ModelEntry) -> bool:
+    """Whether this entry's upstream is called with Anthropic's Messages API (``anthropic/...``)."""
+    return entry.litellm_params.model.startswith(PREFIX)
+
+
+def messages_url(api_base: str) -> str:
+    """The Messages endpoint under ``api_base``, given with or without ``/v1`` (or the whole path),
+    as LiteLLM accepts it."""
+    base = api_base.rstrip("/")
+    if base.endswith("/v1/messages"):
+        return base
+    return base + ("/messages" if base.endswith("/v1") else "/v1/messages")
+
+
+class AnthropicNativeClient:
+    """``ProviderClient`` for ``messages`` calls to Anthropic upstreams."""
+
+    def __init__(self, max_connections: int = 256, *, public_only: bool = False) -> None:
+        self._max_connections = max_connections
+        self._public_only = public_only
+        self._session: aiohttp.ClientSession | None = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:  # created lazily: it needs the running loop
+            self._session = pooled_session(self._max_connections, self._public_only)
+        return self._session
+
+    @staticmethod
+    def _request(upstream: Upstream, call: ProviderCall) -> tuple[str, bytes, dict[str, str]]:
+        p = upstream.entry.litellm_params
+        body: dict[str, Any] = {**call.body, "model": p.model.removeprefix(PREFIX)}
+        body.pop("routeiq", None)
+        headers = {"content-type": "application/json", "anthropic-version": DEFAULT_VERSION, **call.headers}
+        if key := resolve_secret(p.api_key):
+            headers["x-api-key"] = key
+        return messages_url(p.api_base or DEFAULT_API_BASE), orjson.dumps(body), headers
+
+    async def complete(self, upstream: Upstream, call: ProviderCall) -> ProviderResult:
+        url, data, headers = self._request(upstream, call)
+        with translated(upstream.name, call.request_id):
+            async with self._http().post(url, data=data, headers=headers,
+                                         timeout=timeout_for(upstream, False)) as resp:
+                raw = await resp.read()
+                if resp.status != 200:
+                    raise from_status(resp.status, raw, resp.headers.get("retry-after"), upstream.name,
+                                      call.request_id)
+        try:
+            payload = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise from_status(502, raw, None, upstream.name, call.request_id) from None
+        payload = payload if isinstance(payload, dict) else {}
+        if isinstance(payload.get("usage"), dict):
+            usage = anthropic_usage(payload["usage"], upstream.prices)
+        else:  # an upstream that reports no usage is charged an estimate, not nothing
+            usage = estimated_usage(call.body, payload, upstream.prices)
+        model = str(payload.get("model") or upstream.name)
+        reason = payload.get("stop_reason")
+        return ProviderResult(raw, usage, model, reason if isinstance(reason, str) else None)
+
+    async def stream(self, upstream: Upstream, call: ProviderCall) -> AsyncIterator[StreamItem]:
+        url, data, headers = self._request(upstream, call)
+        relay = AnthropicRelay(upstream.prices)
+        with translated(upstream.name, call.request_id):
+            async with self._http().post(url, data=data, headers=headers,
+                                         timeout=timeout_for(upstream, True)) as resp:
+                if resp.status != 200:
+                    raw = await resp.read()
+                    raise from_status(resp.status, raw, resp.headers.get("retry-after"), upstream.name,
+                                      call.request_id)
+                try:
+                    async for data_in in resp.content.iter_any():
+                        if out := relay.feed(data_in):
+                            yield out
+                finally:
+                    if not relay.done:
+                        resp.close()  # do not return a half-read connection to the pool
+        if not relay.done:
+            raise from_exception(ConnectionError("stream ended early"), upstream.name, call.request_id)
+        if tail := relay.flush():
+            yield tail
+        yield StreamEnd(relay.usage)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
