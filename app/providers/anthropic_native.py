@@ -2,10 +2,10 @@
 
 A deployment whose ``litellm_params.model`` is ``anthropic/<name>`` (in a provider group
 with ``transport: auto``) serves ``/v1/messages`` requests this way: the body the client
-sent (validated, ``model`` replaced by ``<name>``, RouteIQ's own ``routeiq`` field
-removed) goes to ``{api_base}/v1/messages`` (``api_base`` with or without ``/v1``; by default
-Anthropic's API)
-with ``x-api-key``, ``anthropic-version`` (the client's, else ``DEFAULT_VERSION``) and
+sent (validated, ``model`` replaced by ``<name>``, RouteIQ's own ``routeiq`` field and
+the connection keys no transport forwards removed, as ``params.native_body`` does) goes
+to ``{api_base}/v1/messages`` (``api_base`` with or without ``/v1``; by default
+Anthropic's API) with ``x-api-key``, ``anthropic-version`` (the client's, else ``DEFAULT_VERSION``) and
 the client's ``anthropic-beta``. So prompt caching, ``thinking``, ``document`` blocks and
 server tools reach the model, and the answer's bytes reach the client unchanged; only
 its ``usage`` is read (``app.providers.anthropic_usage``) to charge it.
@@ -30,6 +30,7 @@ from app.providers.base import ProviderCall, ProviderResult, StreamEnd, StreamIt
 from app.providers.errors import from_exception, from_status, translated
 from app.providers.estimate import estimated_usage
 from app.providers.openai_native import pooled_session, timeout_for
+from app.providers.params import native_body
 
 PREFIX = "anthropic/"
 DEFAULT_API_BASE = "https://api.anthropic.com"
@@ -68,8 +69,7 @@ class AnthropicNativeClient:
     @staticmethod
     def _request(upstream: Upstream, call: ProviderCall) -> tuple[str, bytes, dict[str, str]]:
         p = upstream.entry.litellm_params
-        body: dict[str, Any] = {**call.body, "model": p.model.removeprefix(PREFIX)}
-        body.pop("routeiq", None)
+        body: dict[str, Any] = {**native_body(call.body), "model": p.model.removeprefix(PREFIX)}
         headers = {"content-type": "application/json", "anthropic-version": DEFAULT_VERSION, **call.headers}
         if key := resolve_secret(p.api_key):
             headers["x-api-key"] = key

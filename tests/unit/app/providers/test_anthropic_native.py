@@ -35,7 +35,7 @@ def _upstream(url: str, **params: Any) -> Upstream:
 
 
 def _body(text: str, **extra: Any) -> dict[str, Any]:
-    return {"model": "claude", "max_tokens": 64, "system": SYSTEM, "routeiq": {"lambda": 0.5},
+    return {"model": "claude", "max_tokens": 64, "system": SYSTEM, "routeiq": {"lambda": 0.5}, "api_base": "http://x",
             "messages": [{"role": "user", "content": [PDF, {"type": "text", "text": text}]}], **extra}
 
 
@@ -57,8 +57,8 @@ async def test_the_body_goes_as_sent_and_the_cache_counts_are_charged(client: An
     headers = {"x-request-id": "ant-1", "anthropic-beta": "pdfs-2024-09-25"}
     first = await client.complete(up, ProviderCall("messages", 0, body, "ant-1", headers))
     sent = _sent(upstream, "ant-1")
-    assert sent["path"] == "/v1/messages" and sent["body"] == {**{k: v for k, v in body.items() if k != "routeiq"},
-                                                               "model": "claude-up"}
+    kept = {k: v for k, v in body.items() if k not in ("routeiq", "api_base")}  # RouteIQ's and connection keys
+    assert sent["path"] == "/v1/messages" and sent["body"] == {**kept, "model": "claude-up"}
     assert (sent["headers"]["x-api-key"], sent["headers"]["anthropic-version"],
             sent["headers"]["anthropic-beta"]) == ("sk-ant", "2023-06-01", "pdfs-2024-09-25")
     answer = orjson.loads(first.body)
