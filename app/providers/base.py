@@ -139,7 +139,9 @@ class Prices:
     @classmethod
     def of(cls, entry: ModelEntry) -> Prices:
         info = entry.model_info
-        mapped = _litellm_prices(entry.litellm_params.model)
+        complete = None not in (info.input_cost_per_token, info.output_cost_per_token,
+                                info.cache_creation_input_token_cost, info.cache_read_input_token_cost)
+        mapped = {} if complete else _litellm_prices(entry.litellm_params.model)  # the map: once a process
         write = _first(info.cache_creation_input_token_cost, mapped.get("cache_creation_input_token_cost"))
         read = _first(info.cache_read_input_token_cost, mapped.get("cache_read_input_token_cost"))
         if info.input_cost_per_token is not None or info.output_cost_per_token is not None:

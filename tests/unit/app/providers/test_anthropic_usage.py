@@ -6,8 +6,10 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from app.config import ModelEntry
 from app.providers.anthropic_usage import AnthropicRelay, anthropic_usage
 from app.providers.base import Prices
+from app.providers.cost_map import model_info
 
 PRICES = Prices(1e-6, 5e-6, cache_write=1.25e-6, cache_read=0.1e-6)
 
@@ -69,3 +71,21 @@ def test_a_stream_without_usage_or_stop_reports_neither() -> None:
     relay = AnthropicRelay(PRICES)
     relay.feed(_event("message_start", {"message": {"id": "m"}}) + _event("ping", {}))
     assert relay.usage is None and not relay.done
+
+
+def _entry(**info: float) -> ModelEntry:
+    return ModelEntry.model_validate({"model_name": "c", "litellm_params": {"model": "anthropic/claude-haiku-4-5"},
+                                      "model_info": info})
+
+
+def test_cache_prices_come_from_config_else_litellms_map() -> None:
+    mapped = model_info("anthropic/claude-haiku-4-5")
+    assert mapped["cache_read_input_token_cost"] < mapped["input_cost_per_token"]  # the map knows this model
+    from_map = Prices.of(_entry())
+    keys = ("input_cost_per_token", "cache_creation_input_token_cost", "cache_read_input_token_cost")
+    assert (from_map.input, from_map.cache_write, from_map.cache_read) == tuple(mapped[k] for k in keys)
+    own = Prices.of(_entry(input_cost_per_token=1.0, output_cost_per_token=2.0,
+                           cache_creation_input_token_cost=3.0, cache_read_input_token_cost=0.5))
+    assert (own.input, own.output, own.cache_write, own.cache_read) == (1.0, 2.0, 3.0, 0.5)
+    partly = Prices.of(_entry(input_cost_per_token=1.0, output_cost_per_token=2.0))  # config's token prices win
+    assert (partly.input, partly.cache_read) == (1.0, mapped["cache_read_input_token_cost"])
