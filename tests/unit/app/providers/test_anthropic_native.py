@@ -89,7 +89,9 @@ async def test_a_stream_is_relayed_as_sent_with_its_usage(client: AnthropicNativ
 
 async def test_no_usage_is_an_estimate(client: AnthropicNativeClient, upstream: Any) -> None:
     result = await client.complete(_upstream(upstream.url), ProviderCall("messages", 0, _body("x [[fake usage=none]]")))
+    text = orjson.loads(result.body)["content"][0]["text"]
     assert result.usage.estimated and result.usage.prompt_tokens > 0
+    assert result.usage.completion_tokens == -(-len(text) // 4)  # the answer's text, ~4 characters a token
     items = [i async for i in client.stream(_upstream(upstream.url),
                                             ProviderCall("messages", 0, _body("y [[fake usage=none]]", stream=True)))]
     assert items[-1] == StreamEnd(None)
