@@ -21,15 +21,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import orjson
 
 from app.config import ModelEntry, resolve_secret
 from app.providers.anthropic_usage import AnthropicRelay, anthropic_usage
-from app.providers.base import ProviderCall, ProviderResult, StreamEnd, StreamItem, Upstream
-from app.providers.errors import from_exception, from_status, translated
+from app.providers.base import ProviderCall, ProviderResult, StreamItem, Upstream
+from app.providers.errors import from_status
 from app.providers.estimate import estimated_usage
-from app.providers.openai_native import pooled_session, timeout_for
+from app.providers.openai_native import PooledClient, Request
 from app.providers.params import native_body
 
 PREFIX = "anthropic/"
@@ -53,21 +52,11 @@ def messages_url(api_base: str) -> str:
     return base + ("/messages" if base.endswith("/v1") else "/v1/messages")
 
 
-class AnthropicNativeClient:
+class AnthropicNativeClient(PooledClient):
     """``ProviderClient`` for ``messages`` calls to Anthropic upstreams."""
 
-    def __init__(self, max_connections: int = 256, *, public_only: bool = False) -> None:
-        self._max_connections = max_connections
-        self._public_only = public_only
-        self._session: aiohttp.ClientSession | None = None
-
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None:  # created lazily: it needs the running loop
-            self._session = pooled_session(self._max_connections, self._public_only)
-        return self._session
-
     @staticmethod
-    def _request(upstream: Upstream, call: ProviderCall) -> tuple[str, bytes, dict[str, str]]:
+    def _request(upstream: Upstream, call: ProviderCall) -> Request:
         p = upstream.entry.litellm_params
         body: dict[str, Any] = {**native_body(call.body), "model": p.model.removeprefix(PREFIX)}
         headers = {"content-type": "application/json", "anthropic-version": DEFAULT_VERSION, **call.headers}
@@ -76,14 +65,7 @@ class AnthropicNativeClient:
         return messages_url(p.api_base or DEFAULT_API_BASE), orjson.dumps(body), headers
 
     async def complete(self, upstream: Upstream, call: ProviderCall) -> ProviderResult:
-        url, data, headers = self._request(upstream, call)
-        with translated(upstream.name, call.request_id):
-            async with self._http().post(url, data=data, headers=headers,
-                                         timeout=timeout_for(upstream, False)) as resp:
-                raw = await resp.read()
-                if resp.status != 200:
-                    raise from_status(resp.status, raw, resp.headers.get("retry-after"), upstream.name,
-                                      call.request_id)
+        raw = await self._post(upstream, call, self._request(upstream, call))
         try:
             payload = orjson.loads(raw)
         except orjson.JSONDecodeError:
@@ -97,29 +79,5 @@ class AnthropicNativeClient:
         reason = payload.get("stop_reason")
         return ProviderResult(raw, usage, model, reason if isinstance(reason, str) else None)
 
-    async def stream(self, upstream: Upstream, call: ProviderCall) -> AsyncIterator[StreamItem]:
-        url, data, headers = self._request(upstream, call)
-        relay = AnthropicRelay(upstream.prices)
-        with translated(upstream.name, call.request_id):
-            async with self._http().post(url, data=data, headers=headers,
-                                         timeout=timeout_for(upstream, True)) as resp:
-                if resp.status != 200:
-                    raw = await resp.read()
-                    raise from_status(resp.status, raw, resp.headers.get("retry-after"), upstream.name,
-                                      call.request_id)
-                try:
-                    async for data_in in resp.content.iter_any():
-                        if out := relay.feed(data_in):
-                            yield out
-                finally:
-                    if not relay.done:
-                        resp.close()  # do not return a half-read connection to the pool
-        if not relay.done:
-            raise from_exception(ConnectionError("stream ended early"), upstream.name, call.request_id)
-        if tail := relay.flush():
-            yield tail
-        yield StreamEnd(relay.usage)
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+    def stream(self, upstream: Upstream, call: ProviderCall) -> AsyncIterator[StreamItem]:
+        return self._relayed(upstream, call, self._request(upstream, call), AnthropicRelay(upstream.prices))
