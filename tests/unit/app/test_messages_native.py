@@ -6,6 +6,7 @@ the translation; what only a native call carries is refused (400) where it would
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import anthropic
@@ -57,10 +58,11 @@ async def transport() -> MockTransport:
     return MockTransport(reply)
 
 
-@pytest.fixture
-async def sdk(tmp_path: Any, transport: MockTransport) -> AsyncIterator[anthropic.AsyncAnthropic]:
+@asynccontextmanager
+async def _sdk(tmp_path: Any, transport: MockTransport, group: str) -> AsyncIterator[anthropic.AsyncAnthropic]:
+    """The app with ``claude`` (``anthropic/``) in ``group``, falling back to MID (OpenAI format)."""
     raw = gateway_config("http://127.0.0.1:1/v1", access={"sqlite_path": f"{tmp_path}/r.db"})
-    raw["model_list"].append({"model_name": CLAUDE, "provider_group": "small", "litellm_params": {
+    raw["model_list"].append({"model_name": CLAUDE, "provider_group": group, "litellm_params": {
         "model": "anthropic/claude-up", "api_base": "http://127.0.0.1:1", "api_key": "sk-ant"},
         "model_info": {"input_cost_per_token": 9e-6, "output_cost_per_token": 9e-6}})
     raw["router_settings"]["fallbacks"] = [{CLAUDE: [MID]}]
@@ -70,6 +72,12 @@ async def sdk(tmp_path: Any, transport: MockTransport) -> AsyncIterator[anthropi
     http = httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://t")
     async with app.router.lifespan_context(app), http:
         yield anthropic.AsyncAnthropic(base_url="http://t", api_key=MASTER_KEY, http_client=http, max_retries=0)
+
+
+@pytest.fixture
+async def sdk(tmp_path: Any, transport: MockTransport) -> AsyncIterator[anthropic.AsyncAnthropic]:
+    async with _sdk(tmp_path, transport, "small") as client:
+        yield client
 
 
 def _user(*blocks: dict[str, Any]) -> list[dict[str, Any]]:
@@ -142,3 +150,13 @@ async def test_a_fallback_that_would_lose_a_document_is_not_taken(sdk: anthropic
     with pytest.raises(anthropic.APIStatusError) as failed:
         await sdk.messages.create(model=CLAUDE, max_tokens=10, messages=_user(PDF, {"type": "text", "text": "fail"}))  # type: ignore[arg-type]
     assert failed.value.status_code == 502 and [c.endpoint for c in transport.calls] == ["messages"]
+
+
+async def test_an_anthropic_model_in_a_litellm_transport_group_is_translated(tmp_path: Any,
+                                                                            transport: MockTransport) -> None:
+    async with _sdk(tmp_path, transport, "slow") as client:  # devtools' "slow" group: transport litellm
+        message = await client.messages.create(model=CLAUDE, max_tokens=10, messages=_user(CACHED))  # type: ignore[arg-type]
+        assert message.content[0].type == "text" and message.content[0].text == "hi"
+        with pytest.raises(anthropic.BadRequestError):  # nothing native left to serve a document
+            await client.messages.create(model=CLAUDE, max_tokens=10, messages=_user(PDF))  # type: ignore[arg-type]
+    assert [c.endpoint for c in transport.calls] == ["chat"]
