@@ -87,6 +87,12 @@ class ModelInfo(BaseModel):
 
     input_cost_per_token: float | None = Field(None, ge=0, description="$ per input token.")
     output_cost_per_token: float | None = Field(None, ge=0, description="$ per output token.")
+    cache_creation_input_token_cost: float | None = Field(
+        None, ge=0, description="$ per prompt token written to a prompt cache (Anthropic-native calls); "
+        "else litellm's map, else the input price.")
+    cache_read_input_token_cost: float | None = Field(
+        None, ge=0, description="$ per prompt token read from a prompt cache (Anthropic-native calls); "
+        "else litellm's map, else the input price.")
     max_input_tokens: int | None = Field(None, gt=0, description="Context window.")
     max_output_tokens: int | None = Field(
         None, gt=0, description="Longest answer; caps what admission reserves for a request without max_tokens.")
@@ -228,8 +234,9 @@ class ProviderGroup(_Strict):
     name: str = Field(description="Group name; its Serve deployment is `Provider-<name>`.")
     transport: Literal["auto", "litellm"] = Field(
         "auto",
-        description="`auto`: OpenAI-compatible upstreams use the native passthrough; "
-        "others go through litellm. `litellm`: everything through litellm.",
+        description="`auto`: OpenAI-compatible upstreams use the native passthrough, and `anthropic/` "
+        "upstreams serve `/v1/messages` natively; others go through litellm. `litellm`: everything "
+        "through litellm (`/v1/messages` translated to chat).",
     )
     max_connections: int = Field(256, gt=0, description="Connection pool size per replica.")
 

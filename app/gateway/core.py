@@ -42,6 +42,7 @@ from app.gateway.metrics import Metrics
 from app.gateway.plan import Plan, RequestContext
 from app.gateway.router_info import RouterInfo
 from app.gateway.routing import RouterClient, Routing
+from app.providers.anthropic_native import speaks_messages
 from app.providers.base import Endpoint, Prices, ProviderCall, ProviderResult, StreamItem
 from app.providers.estimate import estimate_tokens
 from router_models.inference.strategies import weighted_choice
@@ -104,6 +105,7 @@ class Gateway:
         self._providers = providers
         self._clients = clients
         self._prices: dict[int, Prices] = {}
+        self._transports = {g.name: g.transport for g in cfg.groups()}
         general = cfg.general_settings
         self._timeout = general.request_timeout_s
         self.stream_idle_s = general.stream_idle_timeout_s + HANDLE_MARGIN_S
@@ -227,14 +229,20 @@ class Gateway:
         log.info("request %s: %s failed (%s), trying the next deployment",
                  ctx.request_id, dep.entry.model_name, err.code)
 
+    def speaks_messages(self, deployment: Deployment) -> bool:
+        """Whether this deployment serves a Messages request natively (else it gets the chat translation)."""
+        transport = self._transports.get(deployment.entry.provider_group, "auto")
+        return transport == "auto" and speaks_messages(deployment.entry)
+
     def call(self, endpoint: Endpoint, body: dict[str, Any], plan: Plan, ctx: RequestContext) -> ProviderCall:
-        """The provider call for a planned request."""
+        """The provider call for a planned request (a native Messages call where the deployment speaks it)."""
+        native = ctx.native if ctx.native is not None and self.speaks_messages(plan.deployment) else None
         return ProviderCall(
-            endpoint=endpoint,
+            endpoint="messages" if native else endpoint,
             deployment=plan.deployment.index,
-            body=body,
+            body=native.body if native else body,
             request_id=ctx.request_id,
-            headers={"x-request-id": ctx.request_id, **ctx.trace_headers},
+            headers={"x-request-id": ctx.request_id, **ctx.trace_headers, **(native.headers if native else {})},
             include_usage=ctx.steering.include_usage,
             timeout_s=self._timeout,
         )
@@ -244,7 +252,7 @@ class Gateway:
                            attempt: Callable[[Plan], Awaitable[Any]]) -> tuple[Plan, Any]:
         """Try the plan's deployment, then its fallbacks, until one answers."""
         plan = await self._admitted_plan(body, ctx)
-        chain = self._chain(plan, body, ctx)
+        chain = self._servable(self._chain(plan, body, ctx), plan, ctx)
         for i, dep in enumerate(chain):
             tried = self._attempt(plan, dep)
             try:
@@ -254,6 +262,16 @@ class Gateway:
                 if i == len(chain) - 1:
                     raise
         raise AssertionError("a chain has at least one deployment")
+
+    def _servable(self, chain: list[Deployment], plan: Plan, ctx: RequestContext) -> list[Deployment]:
+        """The chain without deployments that cannot serve what only a native Messages call carries."""
+        needs = ctx.native.only_native if ctx.native is not None else None
+        if needs is None:
+            return chain
+        if not (chain := [d for d in chain if self.speaks_messages(d)]):
+            raise InvalidRequestError(f"{needs} is served only by a model whose upstream speaks Anthropic's "
+                                      f"Messages API natively; `{plan.model}` does not", param="messages")
+        return chain
 
     async def complete(
         self, endpoint: Endpoint, body: dict[str, Any], ctx: RequestContext

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +32,7 @@ from app.errors import RouteIQError, UpstreamTimeoutError, sse_error_event
 from app.gateway.admission import Ticket
 from app.gateway.decisions import DecisionRecord
 from app.gateway.exploration import explore_header
-from app.gateway.plan import Plan, RequestContext
+from app.gateway.plan import NativeMessages, Plan, RequestContext
 from app.providers.base import Endpoint, StreamEnd, StreamItem, Usage
 from app.providers.estimate import estimate_tokens
 from app.schemas.openai import Steering
@@ -91,6 +91,9 @@ class Exchange:
         self._rest: AsyncIterator[StreamItem] | None = None
         self._events = 0
         self._closed = False
+        self.error_event: Callable[[BaseException], bytes] = sse_error_event
+        """How a failure after a stream started is told to the client (a route in another API's
+        format relaying the upstream's own events sets its own)."""
 
     @classmethod
     def open(cls, gateway: Gateway, endpoint: Endpoint, request_id: str, headers: Mapping[str, str],
@@ -116,15 +119,16 @@ class Exchange:
 
     # answering --------------------------------------------------------------------------------
     async def answer(self, body: dict[str, Any], steering: Steering, principal: Principal,
-                     lam: float | None) -> Answer | StreamAnswer:
+                     lam: float | None, native: NativeMessages | None = None) -> Answer | StreamAnswer:
         """Plan, admit and call for a validated body (``steering``: its validated values,
-        which alone steer the gateway); a stream once its first item arrived."""
+        which alone steer the gateway); a stream once its first item arrived. ``native``: the
+        Messages request as sent, for a deployment that speaks it (``body`` is its translation)."""
         gw = self.gateway
         self._body = body
         self.span.set_attribute("gen_ai.request.model", steering.model)
         explore = steering.explore and explore_header(self._headers)
         ctx = self.ctx = RequestContext(self.request_id, principal, steering, headers_for(self.otel, self._headers),
-                                        lam, otel=self.otel, explore=explore)
+                                        lam, otel=self.otel, explore=explore, native=native)
         if steering.stream:
             self.plan, (first, rest) = await gw.stream(self.endpoint, body, ctx)
             self._rest = rest
@@ -167,7 +171,7 @@ class Exchange:
         except Exception as err:  # noqa: BLE001  (any failure mid-stream becomes an error event)
             log.warning("stream %s failed after it started: %s", self.request_id, err)
             status, failure = _status_of(err), err
-            yield sse_error_event(err)
+            yield self.error_event(err)
         finally:
             self.close(status, failure)
             await _aclose(rest)

@@ -7,6 +7,7 @@ Plain data shared by the gateway's core (which fills them in) and the request's
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from opentelemetry.context import Context
 
@@ -14,6 +15,18 @@ from app.auth import NO_RESERVATION, Principal, Reservation
 from app.gateway.catalog import Deployment
 from app.schemas.openai import Steering
 from router_models.inference.types import RouteDecision
+
+
+@dataclass(frozen=True)
+class NativeMessages:
+    """A ``/v1/messages`` request as sent, for deployments that speak Anthropic's API natively
+    (the gateway's ``body`` is its chat translation, which every other deployment gets)."""
+
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+    """The client's ``anthropic-version``/``anthropic-beta``, forwarded upstream."""
+    only_native: str | None = None
+    """What in it no translation serves (e.g. "a `document` block"): only native deployments may answer."""
 
 
 @dataclass
@@ -35,6 +48,8 @@ class RequestContext:
     explore: bool = True
     """False when the request opted out of exploration (``x-routeiq-explore: off`` or the
     body's ``routeiq.explore: false``)."""
+    native: NativeMessages | None = None
+    """A Messages request naming a concrete model: sent as is to a deployment that speaks it."""
 
 
 @dataclass
