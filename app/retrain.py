@@ -1,0 +1,109 @@
+"""``routeiq retrain``: the learning loop as one command: export, train, gate, publish, promote.
+
+Each step is an existing piece, run in order over one work directory so every
+intermediate file stays for inspection:
+
+1. **export** the decision log (``decisions/log.jsonl``, every row: the gate's input) and
+   its rated rows in training form (``decisions/feedback.jsonl``);
+2. **fetch** the version the registry serves for the router (``current/``);
+3. **train** a candidate on the base set plus the feedback (partial labels, inverse
+   propensity weighted; ``candidate/``);
+4. **gate** it against the current one (off-policy on the log, protocol on the labelled
+   split; ``gate/gate.json`` and ``gate/gate.png``);
+5. **publish** the candidate to the registry (always: a refused version stays
+   inspectable) and **promote** it only when the gate passed (and ``promote`` is set).
+
+Lives in ``app`` because the export reads the gateway's decision store; the training
+and gate are ``router_models``'.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from app.access.decision_store import DecisionStore, export_jsonl
+
+
+@dataclass
+class RetrainPlan:
+    router: str
+    """The gateway router (registry pointer) to improve."""
+    work: Path
+    base_data: Path
+    eval_data: Path
+    candidates: Path
+    router_type: str = "finetuned"
+    folds: int = 5
+    promote: bool = True
+    margins: dict[str, float] = field(default_factory=dict)
+    hparam: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Exported:
+    log: Path
+    feedback: Path
+    log_rows: int
+    feedback_rows: int
+
+
+@dataclass
+class RetrainResult:
+    version: str
+    passed: bool
+    promoted: bool
+    reasons: list[str]
+    feedback_rows: int
+    log_rows: int
+
+    def summary(self) -> str:
+        if self.promoted:
+            return f"promoted {self.version} ({self.feedback_rows} rated rows of {self.log_rows})"
+        verdict = "passed the gate, not promoted" if self.passed else "refused: " + "; ".join(self.reasons)
+        return f"published {self.version}, {verdict}"
+
+
+async def export_decisions(store: DecisionStore, dest: Path) -> Exported:
+    """The full log and its training form, side by side under ``dest``."""
+    dest.mkdir(parents=True, exist_ok=True)
+    log, feedback = dest / "log.jsonl", dest / "feedback.jsonl"
+    with log.open("w", encoding="utf-8") as fh:
+        n_log = await export_jsonl(store, fh)
+    with feedback.open("w", encoding="utf-8") as fh:
+        n_feedback = await export_jsonl(store, fh, training=True)
+    return Exported(log, feedback, n_log, n_feedback)
+
+
+def retrain(plan: RetrainPlan, exported: Exported, registry: Any) -> RetrainResult:
+    """Train, gate, publish and maybe promote from an export (blocking: training is CPU-bound)."""
+    from router_models.data import load_prices, load_routing_data
+    from router_models.evaluation.gate import Margins, read_log, run_gate
+    from router_models.evaluation.report import plot_report
+    from router_models.inference.learned import LearnedRouter
+    from router_models.training.pipeline import TrainConfig, train
+
+    log, feedback, n_log, n_feedback = exported.log, exported.feedback, exported.log_rows, exported.feedback_rows
+    if n_feedback == 0:
+        raise ValueError("the decision log has no rated request to learn from (POST /v1/feedback)")
+    current_dir = plan.work / "current"
+    registry.fetch(registry.current(plan.router), current_dir)
+    candidate_dir = plan.work / "candidate"
+    train(TrainConfig(router_type=plan.router_type, data=plan.base_data, feedback=(feedback,),
+                      candidates=plan.candidates, out=candidate_dir, folds=plan.folds, hparam=plan.hparam))
+    split = load_routing_data(plan.eval_data, plan.candidates)
+    train_mean = load_routing_data(plan.base_data, plan.candidates, models=split.models).scores.mean(0)
+    report, curves = run_gate(LearnedRouter.load(current_dir), LearnedRouter.load(candidate_dir), read_log(log),
+                              split, train_mean, load_prices(plan.candidates), Margins(**plan.margins))
+    gate_dir = plan.work / "gate"
+    gate_dir.mkdir(parents=True, exist_ok=True)
+    (gate_dir / "gate.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    plot_report(curves, gate_dir / "gate.png", title=f"retrain gate: {plan.router}")
+    version = registry.publish(candidate_dir).version
+    promoted = bool(report["passed"] and plan.promote)
+    if promoted:
+        registry.promote(plan.router, version)
+    return RetrainResult(version, bool(report["passed"]), promoted, list(report["refused_because"]), n_feedback,
+                         n_log)
