@@ -17,6 +17,12 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.access import build_policy
+from app.access.fallback import FallbackLimiter
+from app.access.limits import Limiter
+from app.access.local_limiter import LocalLimiter
+from app.access.redis_limiter import RedisLimiter
+from app.breaker import Breaker
+from app.gateway.deployment_limits import DeploymentLimits
 from app.access.db import build_engine, build_redis
 from app.access.decision_log import build_decision_log
 from app.config import GatewayConfig
@@ -62,7 +68,23 @@ def build_gateway(cfg: GatewayConfig, providers: ProviderPool, router: RouterCli
         decisions=build_decision_log(cfg, clients.engine),
         clients=clients,
         router_info=RouterInfo(cfg, router, _replica_states(cfg, clients.redis)),
+        deployment_limits=build_deployment_limits(cfg, clients.redis),
     )
+
+
+def build_deployment_limits(cfg: GatewayConfig, redis: Any | None) -> DeploymentLimits | None:
+    """Per-deployment rpm/tpm on the access limiter's machinery: Redis (global) when configured,
+    else in process; ``None`` when no entry has limits and no strategy reads usage."""
+    usage_based = cfg.router_settings.routing_strategy == "usage-based-routing-v2"
+    limited = any(e.litellm_params.rpm or e.litellm_params.tpm for e in cfg.model_list)
+    if not (usage_based or limited):
+        return None
+    access = cfg.general_settings.access
+    limiter: Limiter = LocalLimiter()
+    if redis is not None:
+        limiter = FallbackLimiter(RedisLimiter(redis), LocalLimiter(), Breaker("redis-deployments"),
+                                  access.redis_timeout_s)
+    return DeploymentLimits(limiter, access.redis_prefix, track_all=usage_based)
 
 
 def _replica_states(cfg: GatewayConfig, redis: Any | None) -> ReplicaStates | None:
