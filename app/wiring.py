@@ -17,17 +17,17 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.access import build_policy
+from app.access.db import build_engine, build_redis
+from app.access.decision_log import build_decision_log
 from app.access.fallback import FallbackLimiter
 from app.access.limits import Limiter
 from app.access.local_limiter import LocalLimiter
 from app.access.redis_limiter import RedisLimiter
 from app.breaker import Breaker
-from app.gateway.deployment_limits import DeploymentLimits
-from app.access.db import build_engine, build_redis
-from app.access.decision_log import build_decision_log
 from app.config import GatewayConfig
 from app.gateway.cooldowns import build_cooldowns
 from app.gateway.core import Gateway, ProviderPool
+from app.gateway.deployment_limits import DeploymentLimits
 from app.gateway.metrics import Metrics, NoMetrics
 from app.gateway.router_info import RouterInfo
 from app.gateway.routing import RouterClient

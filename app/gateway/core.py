@@ -210,7 +210,10 @@ class Gateway:
 
     async def _admitted_plan(self, body: dict[str, Any], ctx: RequestContext) -> Plan:
         plan = ctx.plan = await self.plan(body, ctx)
-        ctx.reservation = await self.policy.admit(ctx.principal, plan.model, self.demand(body, ctx, plan))
+        # The name the key's model list was checked against: the router's pick, else the
+        # requested name (an alias or a wildcard's concrete name, not the group it resolves to).
+        checked = plan.model if plan.decision is not None else ctx.steering.model
+        ctx.reservation = await self.policy.admit(ctx.principal, checked, self.demand(body, ctx, plan))
         return plan
 
     def demand(self, body: dict[str, Any], ctx: RequestContext, plan: Plan) -> Demand:
@@ -291,7 +294,7 @@ class Gateway:
                 await self._failed(dep, err, ctx)
                 last = err
             except InvalidRequestError as err:
-                kind = SPECIAL_FALLBACKS.get(err.code)
+                kind = SPECIAL_FALLBACKS.get(err.code or "")
                 names = list(self.cfg.router_settings.fallback_chain(dep.entry.model_name, kind)) if kind else []
                 if not (extra := await self._groups(names, body, ctx)):
                     raise

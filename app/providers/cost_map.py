@@ -38,7 +38,8 @@ def model_info(model: str) -> dict[str, Any]:
     return table.get(model) or table.get(model.split("/", 1)[-1]) or {}
 
 
-CAPABILITY_FLAGS = {"supports_function_calling": "tools", "supports_vision": "vision", "supports_response_schema": "json"}
+CAPABILITY_FLAGS = {
+    "supports_function_calling": "tools", "supports_vision": "vision", "supports_response_schema": "json"}
 """The map's flags, as the capability names requests are checked against (``catalog.required_capabilities``)."""
 
 

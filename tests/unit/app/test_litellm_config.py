@@ -117,7 +117,7 @@ def test_rpm_in_entry_and_params_is_an_error() -> None:
 
 
 def test_unknown_keys_still_fail() -> None:
-    with pytest.raises(ConfigError, match="router_settings.routing_stratgy"):
+    with pytest.raises(ConfigError, match=r"router_settings\.routing_stratgy"):
         parse_config({**BASE, "router_settings": {"routing_stratgy": "least-busy"}})
 
 
