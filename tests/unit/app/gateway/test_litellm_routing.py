@@ -145,3 +145,15 @@ def test_declared_capabilities_win_over_the_map() -> None:
            "general_settings": NO_STORES}
     gw = build_gateway(parse_config(raw), Pool(), None)
     assert gw.catalog.candidate("gpt-4o").capabilities == frozenset()
+
+
+def test_a_single_model_is_found_for_every_name_a_request_may_use() -> None:
+    from app.routes.models import may_name, visible_models
+
+    gw, _ = gateway([entry("openai/*", "openai/*"), entry("gpt-4o", "openai/gpt-4o")],
+                    model_group_alias={"old": {"model": "gpt-4o", "hidden": True}})
+    assert visible_models(ADMIN, gw) == ["openai/*", "gpt-4o"]
+    assert all(may_name(ADMIN, gw, n) for n in ("openai/gpt-4.1", "old", "gpt-4o", "openai/*"))
+    assert not may_name(ADMIN, gw, "mistral/large")
+    key = Principal("k", allowed_models=frozenset({"openai/gpt-4.1"}))
+    assert may_name(key, gw, "openai/gpt-4.1") and not may_name(key, gw, "openai/gpt-4o-mini")
