@@ -15,7 +15,6 @@ Must not: import litellm, or guess a meaning for a key it does not know.
 
 from __future__ import annotations
 
-import copy
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -77,7 +76,7 @@ class Translation:
 
 def translate(raw: dict[str, Any]) -> Translation:
     """The LiteLLM keys of ``raw`` turned into RouteIQ's (``raw`` itself is not changed)."""
-    out = Translation(copy.deepcopy(raw))
+    out = Translation(_copy(raw))
     doc = out.raw
     _environment(doc, out)
     _litellm_settings(doc, out)
@@ -88,6 +87,15 @@ def translate(raw: dict[str, Any]) -> Translation:
         del doc[key]
         out.warnings.append(f"{key}: LiteLLM section with no meaning in RouteIQ; ignored")
     return out
+
+
+def _copy(node: Any) -> Any:
+    """The mappings and lists of a parsed document copied (leaves shared: they are not changed)."""
+    if isinstance(node, dict):
+        return {k: _copy(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_copy(v) for v in node]
+    return node
 
 
 def apply_environment(values: dict[str, str]) -> dict[str, str]:

@@ -35,7 +35,7 @@ def client(deploy_gateway: Callable[..., str], upstream: Any, redis_server: Any,
 
     raw = yaml.safe_load(FILE.read_text().replace("${UPSTREAM}", upstream.url))
     general = access_general("embedded", str(tmp_path_factory.mktemp(NAME)))
-    raw["general_settings"] |= {**general, "redis_url": redis_server.url, "decisions": {"enabled": False}}
+    raw["general_settings"] |= {**general, "redis_url": redis_server.url(), "decisions": {"enabled": False}}
     assert ENV not in os.environ  # so the replicas can only have it from the file
     overrides = {"Ingress": SMALL, "Provider-default": SMALL}
     url = deploy_gateway(raw, name=NAME, route_prefix=f"/{NAME}", overrides=overrides)
