@@ -199,14 +199,17 @@ class Gateway:
         fits = {c.name for c in fitting(tuple(known), body, ctx.principal.allowed_models, strict=False)}
         return [await self._rank(self.catalog.model(n)) for n in names if n in fits]
 
-    async def _admit_one(self, group: list[Deployment], demand: Demand) -> Deployment | None:
-        """The first deployment of ``group`` under its rpm/tpm limits (counted), else ``None``."""
+    async def _admit_one(self, group: list[Deployment], demand: Demand) -> Deployment | float:
+        """The first deployment of ``group`` under its rpm/tpm limits (counted), else the seconds
+        until the first of them has room."""
         if self.deployment_limits is None:
             return group[0]
+        waits = []
         for dep in group:
-            if await self.deployment_limits.admit(dep, demand):
+            if (wait := await self.deployment_limits.admit(dep, demand)) is None:
                 return dep
-        return None
+            waits.append(wait)
+        return min(waits)
 
     async def _admitted_plan(self, body: dict[str, Any], ctx: RequestContext) -> Plan:
         plan = ctx.plan = await self.plan(body, ctx)
@@ -277,11 +280,12 @@ class Gateway:
         plan = await self._admitted_plan(body, ctx)
         groups = await self._chain(plan, body, ctx)
         demand = self.demand(body, ctx, plan)
-        last: RouteIQError = RateLimitError(f"every deployment of `{plan.model}` is at its rpm/tpm limit",
-                                            retry_after=1.0, code="deployment_rate_limited")
+        last: RouteIQError | None = None
         while groups:
             dep = await self._admit_one(groups.pop(0), demand)
-            if dep is None:
+            if isinstance(dep, float):
+                last = last or RateLimitError(f"every deployment of `{plan.model}` is at its rpm/tpm limit",
+                                              retry_after=dep, code="deployment_rate_limited")
                 continue
             tried = self._attempt(plan, dep)
             self.stats.started(dep.index)
@@ -303,6 +307,7 @@ class Gateway:
                 groups[:0], last = extra, err
             finally:
                 self.stats.finished(dep.index, took)
+        assert last is not None, "a chain has at least one group"
         raise last
 
     async def complete(

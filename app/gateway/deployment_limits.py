@@ -19,7 +19,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 
-from app.access.limits import OK, Limiter, Scope
+from app.access.limits import OK, Limiter, Scope, retry_after_s
 from app.auth import Demand
 from app.gateway.catalog import Deployment
 
@@ -41,13 +41,14 @@ class DeploymentLimits:
         return Scope("deployment", 0, params.rpm, params.tpm, None, f"{base}:ver", f"{base}:rpm", f"{base}:tpm",
                      f"{base}:spend")
 
-    async def admit(self, d: Deployment, demand: Demand) -> bool:
-        """Count one call to ``d``; ``False`` when it is at its ``rpm`` or ``tpm`` limit."""
+    async def admit(self, d: Deployment, demand: Demand) -> float | None:
+        """Count one call to ``d``: ``None`` when admitted, else the seconds until it has room
+        (it is at its ``rpm`` or ``tpm`` limit)."""
         if (scope := self.scope(d)) is None:
-            return True
+            return None
         verdict = await self._limiter.admit([scope], secrets.token_hex(8), Demand(demand.tokens, 0.0,
                                                                                   demand.min_tokens, 0.0))
-        return verdict.code == OK
+        return None if verdict.code == OK else retry_after_s(verdict.retry_ms)
 
     async def tokens_used(self, deployments: Sequence[Deployment]) -> list[int]:
         """Tokens each deployment took in the current minute (0 for one without limits)."""

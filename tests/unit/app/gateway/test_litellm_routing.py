@@ -98,6 +98,7 @@ async def test_a_deployment_at_its_rpm_is_skipped_then_429() -> None:
     with pytest.raises(RateLimitError) as err:
         await gw.complete("chat", *request("m"))
     assert err.value.code == "deployment_rate_limited" and len(pool.calls) == 3
+    assert err.value.retry_after is not None and 1 <= err.value.retry_after <= 60
 
 
 async def test_a_deployment_at_its_tpm_is_skipped() -> None:
