@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
-from app.auth import AccessPolicy, Demand
+from app.auth import AccessPolicy, Demand, Reservation
 from app.config import GatewayConfig
 from app.errors import (
     InvalidRequestError,
@@ -44,7 +44,7 @@ from app.gateway.metrics import Metrics
 from app.gateway.plan import Plan, RequestContext
 from app.gateway.router_info import RouterInfo
 from app.gateway.routing import RouterClient, Routing
-from app.providers.base import Endpoint, Prices, ProviderCall, ProviderResult, StreamItem
+from app.providers.base import Endpoint, Prices, ProviderCall, ProviderResult, StreamItem, Usage
 from app.providers.estimate import estimate_tokens
 
 log = logging.getLogger("routeiq.gateway")
@@ -108,6 +108,7 @@ class Gateway:
         self._providers = providers
         self._clients = clients
         self._prices: dict[int, Prices] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
         self.deployment_limits = deployment_limits
         self.stats = DeploymentStats()
         strategy = cfg.router_settings.routing_strategy
@@ -127,6 +128,7 @@ class Gateway:
 
     async def close(self) -> None:
         """Stop background work, flush buffers, then close the shared clients."""
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.cooldowns.close()
         await self.decisions.close()
         await self.policy.close()
@@ -199,17 +201,36 @@ class Gateway:
         fits = {c.name for c in fitting(tuple(known), body, ctx.principal.allowed_models, strict=False)}
         return [await self._rank(self.catalog.model(n)) for n in names if n in fits]
 
-    async def _admit_one(self, group: list[Deployment], demand: Demand) -> Deployment | float:
-        """The first deployment of ``group`` under its rpm/tpm limits (counted), else the seconds
-        until the first of them has room."""
+    async def _admit_one(self, group: list[Deployment], demand: Demand, ctx: RequestContext) -> Deployment | float:
+        """The first deployment of ``group`` under its rpm/tpm limits (counted and held in
+        ``ctx.deployment_hold``), else the seconds until the first of them has room."""
         if self.deployment_limits is None:
             return group[0]
         waits = []
         for dep in group:
-            if (wait := await self.deployment_limits.admit(dep, demand)) is None:
+            held = await self.deployment_limits.admit(dep, demand)
+            if not isinstance(held, float):
+                ctx.deployment_hold = (dep, held)
                 return dep
-            waits.append(wait)
+            waits.append(held)
         return min(waits)
+
+    def settle_deployment(self, ctx: RequestContext, usage: Usage | None) -> None:
+        """Replace the deployment's hold with the tokens its answer used (``None``: no answer)."""
+        hold, ctx.deployment_hold = ctx.deployment_hold, None
+        if hold is None or self.deployment_limits is None:
+            return
+        task = asyncio.create_task(self._charge_deployment(*hold, usage.total_tokens if usage else 0))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _charge_deployment(self, dep: Deployment, held: Reservation, tokens: int) -> None:
+        assert self.deployment_limits is not None
+        try:
+            async with asyncio.timeout(self.cfg.general_settings.access.redis_timeout_s * 2):
+                await self.deployment_limits.charge(dep, tokens, held)
+        except Exception as err:  # noqa: BLE001  (the hold expires with its window: never fail a request)
+            log.warning("deployment %d: usage not recorded (%s)", dep.index, type(err).__name__)
 
     async def _admitted_plan(self, body: dict[str, Any], ctx: RequestContext) -> Plan:
         plan = ctx.plan = await self.plan(body, ctx)
@@ -282,7 +303,7 @@ class Gateway:
         demand = self.demand(body, ctx, plan)
         last: RouteIQError | None = None
         while groups:
-            dep = await self._admit_one(groups.pop(0), demand)
+            dep = await self._admit_one(groups.pop(0), demand, ctx)
             if isinstance(dep, float):
                 last = last or RateLimitError(f"every deployment of `{plan.model}` is at its rpm/tpm limit",
                                               retry_after=dep, code="deployment_rate_limited")
@@ -295,9 +316,11 @@ class Gateway:
                 took = time.perf_counter() - started
                 return tried, result
             except FALLBACK_ERRORS as err:
+                self.settle_deployment(ctx, None)
                 await self._failed(dep, err, ctx)
                 last = err
             except InvalidRequestError as err:
+                self.settle_deployment(ctx, None)
                 kind = SPECIAL_FALLBACKS.get(err.code or "")
                 names = list(self.cfg.router_settings.fallback_chain(dep.entry.model_name, kind)) if kind else []
                 if not (extra := await self._groups(names, body, ctx)):

@@ -6,8 +6,9 @@ as keys and teams, in Redis when configured (so the limit is the deployment's, a
 every replica), in process otherwise. Before a deployment is called it is admitted with
 the request's ``Demand`` (prompt estimate plus ``max_tokens``, else the reserved answer
 length); a deployment at its limit is skipped for the next one of its group, and when
-every candidate is at its limit the request gets a 429. TPM counts what admission
-reserved; it is not reconciled with the tokens the answer used.
+every candidate is at its limit the request gets a 429. When the request settles, the
+hold is replaced by the tokens the answer used (released when that deployment did not
+answer), as a key's TPM is.
 
 Must not: limit entries without ``rpm``/``tpm`` (no limiter call for them unless
 ``usage-based-routing-v2`` needs their usage counted), or fail a
@@ -20,7 +21,7 @@ import secrets
 from collections.abc import Sequence
 
 from app.access.limits import OK, Limiter, Scope, retry_after_s
-from app.auth import Demand
+from app.auth import NO_RESERVATION, Demand, Reservation
 from app.gateway.catalog import Deployment
 
 
@@ -41,14 +42,19 @@ class DeploymentLimits:
         return Scope("deployment", 0, params.rpm, params.tpm, None, f"{base}:ver", f"{base}:rpm", f"{base}:tpm",
                      f"{base}:spend")
 
-    async def admit(self, d: Deployment, demand: Demand) -> float | None:
-        """Count one call to ``d``: ``None`` when admitted, else the seconds until it has room
-        (it is at its ``rpm`` or ``tpm`` limit)."""
+    async def admit(self, d: Deployment, demand: Demand) -> Reservation | float:
+        """Count one call to ``d`` and hold its tokens: the hold (``charge`` replaces it), or the
+        seconds until ``d`` has room when it is at its ``rpm`` or ``tpm`` limit."""
         if (scope := self.scope(d)) is None:
-            return None
+            return NO_RESERVATION
         verdict = await self._limiter.admit([scope], secrets.token_hex(8), Demand(demand.tokens, 0.0,
                                                                                   demand.min_tokens, 0.0))
-        return None if verdict.code == OK else retry_after_s(verdict.retry_ms)
+        return verdict.reservation if verdict.code == OK else retry_after_s(verdict.retry_ms)
+
+    async def charge(self, d: Deployment, tokens: int, held: Reservation) -> None:
+        """``d``'s call settled having used ``tokens`` (0: it got no answer): replace its hold."""
+        if (scope := self.scope(d)) is not None and held != NO_RESERVATION:
+            await self._limiter.charge([scope], tokens, 0.0, held)
 
     async def tokens_used(self, deployments: Sequence[Deployment]) -> list[int]:
         """Tokens each deployment took in the current minute (0 for one without limits)."""

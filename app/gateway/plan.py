@@ -32,6 +32,9 @@ class RequestContext:
     """Set once planned, so a request that then fails still has its routing decision logged."""
     reservation: Reservation = NO_RESERVATION
     """What admission held back for it (TPM, budget), replaced when it settles."""
+    deployment_hold: tuple[Deployment, Reservation] | None = None
+    """The deployment being called and what its own rpm/tpm admission held, replaced when
+    that call fails or the request settles."""
 
 
 @dataclass

@@ -3,6 +3,7 @@ aliases, per-deployment rpm, context-window / content-policy fallbacks, cost-map
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from typing import Any
 
@@ -158,3 +159,31 @@ def test_a_single_model_is_found_for_every_name_a_request_may_use() -> None:
     assert not may_name(ADMIN, gw, "mistral/large")
     key = Principal("k", allowed_models=frozenset({"openai/gpt-4.1"}))
     assert may_name(key, gw, "openai/gpt-4.1") and not may_name(key, gw, "openai/gpt-4o-mini")
+
+
+async def test_a_deployments_hold_is_replaced_by_the_tokens_used() -> None:
+    gw, _ = gateway([entry("m", "openai/a", tpm=10_000)])
+    raw, ctx = request("m", max_tokens=500)
+    plan, _ = await gw.complete("chat", raw, ctx)
+    limits = gw.deployment_limits
+    assert limits is not None and ctx.deployment_hold is not None
+    assert (await limits.tokens_used([plan.deployment]))[0] >= 500  # the hold: prompt + max_tokens
+    gw.settle_deployment(ctx, Usage(3, 4, 0.0))
+    await gw.close()  # waits for the charge
+    assert (await limits.tokens_used([plan.deployment])) == [7] and ctx.deployment_hold is None
+
+
+async def test_a_failed_call_releases_its_hold() -> None:
+    models = [entry("small", "openai/small", tpm=10_000), entry("big", "openai/big", tpm=10_000)]
+    gw, _ = gateway(models, Pool(refuse={0: "context_length_exceeded"}), context_window_fallbacks=[{"small": ["big"]}])
+    raw, ctx = request("small", max_tokens=500)
+    plan, _ = await gw.complete("chat", raw, ctx)
+    assert plan.model == "big"
+    limits = gw.deployment_limits
+    assert limits is not None
+    small = gw.catalog.model("small")[0]
+    for _ in range(100):  # the release is a background task
+        if await limits.tokens_used([small]) == [0]:
+            break
+        await asyncio.sleep(0.01)
+    assert await limits.tokens_used([small]) == [0]
