@@ -30,7 +30,7 @@ LITELLM_SETTINGS_MOVED = {
 when also set, wins: it is the more specific)."""
 
 ROUTER_SETTINGS_IGNORED = frozenset({
-    "redis_host", "redis_port", "redis_password", "redis_url", "enable_pre_call_checks", "timeout",
+    "redis_host", "redis_port", "redis_password", "redis_url", "enable_pre_call_checks",
     "retry_policy", "allowed_fails_policy", "default_litellm_params", "provider_budget_config", "cache_responses",
     "routing_strategy_args", "enable_tag_filtering", "default_max_parallel_requests", "disable_cooldowns",
     "set_verbose", "debug_level", "optional_pre_call_checks", "polling_interval", "default_fallbacks",
@@ -164,6 +164,11 @@ def _router_settings(doc: dict[str, Any], out: Translation) -> None:
             out.problems.append("router_settings: cooldown_time and cooldown_time_s both set (the same setting)")
         else:
             rs["cooldown_time_s"] = rs.pop("cooldown_time")
+    if "timeout" in rs:  # LiteLLM's default request timeout; litellm_settings.request_timeout is read first
+        general = doc.setdefault("general_settings", {})
+        value = rs.pop("timeout")
+        if isinstance(general, dict):
+            general.setdefault("request_timeout_s", value)
     for key in sorted(ROUTER_SETTINGS_IGNORED & rs.keys()):
         del rs[key]
         out.warnings.append(f"router_settings.{key}: no meaning in RouteIQ; ignored")

@@ -130,3 +130,10 @@ def test_translate_leaves_the_input_alone() -> None:
 def test_routeiq_key_wins_over_litellm_settings() -> None:
     cfg = parse_config({**BASE, "router_settings": {"num_retries": 5}, "litellm_settings": {"num_retries": 1}})
     assert cfg.router_settings.num_retries == 5
+
+
+def test_router_settings_timeout_is_the_request_timeout() -> None:
+    cfg = parse_config({**BASE, "router_settings": {"timeout": 12}})
+    assert cfg.general_settings.request_timeout_s == 12
+    cfg = parse_config({**BASE, "router_settings": {"timeout": 12}, "litellm_settings": {"request_timeout": 7}})
+    assert cfg.general_settings.request_timeout_s == 7
