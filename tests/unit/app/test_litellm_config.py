@@ -11,13 +11,15 @@ from app.config import ConfigError, load_config, parse_config
 from app.config_litellm import translate
 
 CONFIGS = Path(__file__).parents[2] / "data" / "litellm_configs"
-SECRETS = ("OPENAI_API_KEY", "AZURE_API_KEY", "AZURE_API_KEY_EU", "ANTHROPIC_API_KEY", "REDIS_HOST", "REDIS_PASSWORD")
+SECRETS = ("OPENAI_API_KEY", "AZURE_API_KEY", "AZURE_API_KEY_EU", "ANTHROPIC_API_KEY")
 
 
 @pytest.fixture(autouse=True)
 def _secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in SECRETS:
         monkeypatch.setenv(name, "x")
+    for name in ("REDIS_HOST", "REDIS_PASSWORD"):  # only ignored keys name them: they need not be set
+        monkeypatch.delenv(name, raising=False)
 
 
 def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
