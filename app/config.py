@@ -13,6 +13,7 @@ so one edit fixes them all.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Literal
@@ -20,9 +21,11 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from app.config_litellm import apply_environment, translate
 from app.secrets import FILE_PREFIX, SecretError, read_secret_file
 from app.store_urls import check_database_url, parse_redis_url
 
+log = logging.getLogger("routeiq.config")
 ENV_PREFIX = "os.environ/"
 DEMO_MASTER_KEY = "sk-routeiq-demo"
 
@@ -78,6 +81,12 @@ class LiteLLMParams(BaseModel):
     api_key: str | None = Field(None, description="Key, or `os.environ/NAME`.")
     timeout: float | None = Field(None, gt=0, description="Per-model timeout (s).")
     weight: float = Field(1.0, gt=0, description="Weight among deployments of one model_name.")
+    rpm: int | None = Field(
+        None, gt=0, description="Requests per minute this deployment takes (enforced across replicas; also "
+        "its weight under `simple-shuffle` when no `weight` is set). LiteLLM also allows it at the entry's top level.")
+    tpm: int | None = Field(
+        None, gt=0, description="Tokens per minute this deployment takes (enforced across replicas; read by "
+        "`usage-based-routing-v2`).")
 
 
 class ModelInfo(BaseModel):
@@ -203,6 +212,16 @@ class RouterAlias(_Strict):
     lam: float = Field(alias="lambda", ge=0, description="Willingness to pay for this alias.")
 
 
+class ModelGroupAlias(_Strict):
+    """LiteLLM's ``model_group_alias`` value in its dict form."""
+
+    model: str = Field(description="The model group (a `model_name`) the alias names.")
+    hidden: bool = Field(False, description="Left out of `/v1/models`.")
+
+
+RoutingStrategy = Literal["simple-shuffle", "least-busy", "latency-based-routing", "usage-based-routing-v2"]
+
+
 class RouterSettings(_Strict):
     """Routers, aliases and retry policy."""
 
@@ -216,6 +235,18 @@ class RouterSettings(_Strict):
     fallbacks: tuple[dict[str, tuple[str, ...]], ...] = Field(
         (), description="LiteLLM's shape: `[{model: [fallback, ...]}]`, tried in order on 429/5xx/timeouts."
     )
+    context_window_fallbacks: tuple[dict[str, tuple[str, ...]], ...] = Field(
+        (), description="Like `fallbacks`, tried when the upstream answers that the request exceeds its context "
+        "window (`context_length_exceeded`).")
+    content_policy_fallbacks: tuple[dict[str, tuple[str, ...]], ...] = Field(
+        (), description="Like `fallbacks`, tried when the upstream refuses the request on content policy "
+        "(`content_policy_violation`, `content_filter`).")
+    routing_strategy: RoutingStrategy = Field(
+        "simple-shuffle", description="How one deployment is picked among those sharing a `model_name` "
+        "(LiteLLM's names; docs/configuration.md).")
+    model_group_alias: dict[str, str | ModelGroupAlias] = Field(
+        default_factory=dict, description="LiteLLM's: another `model` name for a model group, "
+        "`alias: model_name` or `alias: {model: model_name, hidden: true}`.")
     allowed_fails: int = Field(3, ge=1, description="Failures within the window that start a cooldown.")
     allowed_fails_window_s: float = Field(60.0, gt=0, description="Window counting failures.")
     cooldown_time_s: float = Field(30.0, ge=0, description="How long a failing deployment is skipped.")
@@ -223,9 +254,16 @@ class RouterSettings(_Strict):
         2, ge=1, description="Distinct keys whose requests must have failed before a cooldown starts "
         "(one tenant alone cannot cool a model down for everyone); 1 for a single-tenant gateway.")
 
-    def fallback_chain(self, model: str) -> tuple[str, ...]:
-        """Configured fallbacks of ``model``, in order."""
-        return tuple(m for entry in self.fallbacks for m in entry.get(model, ()))
+    def fallback_chain(self, model: str, kind: str = "fallbacks") -> tuple[str, ...]:
+        """Configured fallbacks of ``model``, in order, from ``fallbacks`` (or
+        ``context_window_fallbacks`` / ``content_policy_fallbacks``)."""
+        entries: tuple[dict[str, tuple[str, ...]], ...] = getattr(self, kind)
+        return tuple(m for entry in entries for m in entry.get(model, ()))
+
+    def aliases_of_models(self) -> dict[str, ModelGroupAlias]:
+        """``model_group_alias`` with every value in its dict form."""
+        return {a: v if isinstance(v, ModelGroupAlias) else ModelGroupAlias(model=v)
+                for a, v in self.model_group_alias.items()}
 
 
 class ProviderGroup(_Strict):
@@ -347,6 +385,9 @@ class GatewayConfig(_Strict):
     general_settings: GeneralSettings = Field(
         default_factory=GeneralSettings, description="Keys, stores, access, decision log, logging and request limits."
     )
+    environment_variables: dict[str, str] = Field(
+        default_factory=dict, description="LiteLLM's: variables set at start-up where not already set (the "
+        "process environment wins); every replica gets the values in effect.")
 
     @model_validator(mode="after")
     def _check_references(self) -> GatewayConfig:
@@ -357,12 +398,13 @@ class GatewayConfig(_Strict):
     def _reference_problems(self) -> list[str]:
         """Every name that points nowhere (also run by ``parse_config`` on a partial config)."""
         names = {m.model_name for m in self.model_list}
-        problems = self._check_routers(names)
-        for i, entry in enumerate(self.router_settings.fallbacks):
-            for model, chain in entry.items():
-                for m in (model, *chain):
-                    if m not in names:
-                        problems.append(f"router_settings.fallbacks[{i}]: unknown model {m!r}")
+        problems = self._check_routers(names) + self._check_model_aliases(names)
+        for kind in ("fallbacks", "context_window_fallbacks", "content_policy_fallbacks"):
+            for i, entry in enumerate(getattr(self.router_settings, kind)):
+                for model, chain in entry.items():
+                    for m in (model, *chain):
+                        if not serves(names, m):
+                            problems.append(f"router_settings.{kind}[{i}]: unknown model {m!r}")
         declared = {g.name for g in self.provider_groups}
         for i, e in enumerate(self.model_list):
             if declared and isinstance(e.provider_group, str) and e.provider_group not in declared:
@@ -409,6 +451,16 @@ class GatewayConfig(_Strict):
         for alias, a in self.router_settings.aliases.items():
             if a.router not in routers:
                 problems.append(f"router_settings.aliases.{alias}.router: unknown router {a.router!r}")
+        return problems
+
+    def _check_model_aliases(self, names: set[str]) -> list[str]:
+        problems = []
+        routers = {r.name for r in self.router_settings.routers} | set(self.router_settings.aliases)
+        for alias, a in self.router_settings.aliases_of_models().items():
+            if alias in names or alias in routers:
+                problems.append(f"router_settings.model_group_alias.{alias}: already a model or router name")
+            if a.model not in names:
+                problems.append(f"router_settings.model_group_alias.{alias}: unknown model {a.model!r}")
         return problems
 
     def groups(self) -> tuple[ProviderGroup, ...]:
@@ -491,6 +543,21 @@ def _salvaged_references(raw: dict[str, object]) -> list[str]:
     return partial._reference_problems()
 
 
+def wildcard_match(pattern: str, name: str) -> str | None:
+    """What ``*`` stands for when ``name`` matches the wildcard ``model_name`` ``pattern``
+    (``openai/*`` and ``openai/gpt-4o``: ``gpt-4o``); ``None`` when it does not match."""
+    prefix, star, suffix = pattern.partition("*")
+    if not star or len(name) <= len(prefix) + len(suffix) or not name.startswith(prefix) \
+            or not name.endswith(suffix):
+        return None
+    return name[len(prefix) : len(name) - len(suffix)]
+
+
+def serves(names: set[str], model: str) -> bool:
+    """Whether a ``model_name`` of ``names`` (a wildcard among them) serves ``model``."""
+    return model in names or any(wildcard_match(n, model) is not None for n in names)
+
+
 def _env_refs(node: object, path: str = "", prefix: str = ENV_PREFIX) -> list[tuple[str, str]]:
     if isinstance(node, str) and node.startswith(prefix):
         return [(path, node[len(prefix) :])]
@@ -549,7 +616,13 @@ def parse_config(raw: object) -> GatewayConfig:
     """Validate a parsed YAML document; raise one ``ConfigError`` listing every problem."""
     if not isinstance(raw, dict):
         raise ConfigError("config: expected a mapping at the top level")
-    problems = _secret_problems(raw)
+    litellm = translate(raw)
+    raw = litellm.raw
+    if litellm.environment:
+        raw["environment_variables"] = apply_environment(litellm.environment)
+    for warning in litellm.warnings:
+        log.warning("config: %s", warning)
+    problems = litellm.problems + _secret_problems(raw)
     try:
         cfg = GatewayConfig.model_validate(raw)
     except ValidationError as err:

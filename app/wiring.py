@@ -19,9 +19,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.access import build_policy
 from app.access.db import build_engine, build_redis
 from app.access.decision_log import build_decision_log
+from app.access.fallback import FallbackLimiter
+from app.access.limits import Limiter
+from app.access.local_limiter import LocalLimiter
+from app.access.redis_limiter import RedisLimiter
+from app.breaker import Breaker
 from app.config import GatewayConfig
 from app.gateway.cooldowns import build_cooldowns
 from app.gateway.core import Gateway, ProviderPool
+from app.gateway.deployment_limits import DeploymentLimits
 from app.gateway.exploration import Explorer, LocalExploreBudget, RedisExploreBudget
 from app.gateway.metrics import Metrics, NoMetrics
 from app.gateway.router_info import RouterInfo
@@ -64,6 +70,7 @@ def build_gateway(cfg: GatewayConfig, providers: ProviderPool, router: RouterCli
         clients=clients,
         router_info=RouterInfo(cfg, router, _replica_states(cfg, clients.redis)),
         explorer=_explorer(cfg, clients.redis),
+        deployment_limits=build_deployment_limits(cfg, clients.redis),
     )
 
 
@@ -72,6 +79,21 @@ def _explorer(cfg: GatewayConfig, redis: Any | None) -> Explorer:
     budget = (RedisExploreBudget(redis, cfg.general_settings.access.redis_prefix) if redis is not None
               else LocalExploreBudget())
     return Explorer({r.name: r.exploration for r in cfg.router_settings.routers}, budget)
+
+
+def build_deployment_limits(cfg: GatewayConfig, redis: Any | None) -> DeploymentLimits | None:
+    """Per-deployment rpm/tpm on the access limiter's machinery: Redis (global) when configured,
+    else in process; ``None`` when no entry has limits and no strategy reads usage."""
+    usage_based = cfg.router_settings.routing_strategy == "usage-based-routing-v2"
+    limited = any(e.litellm_params.rpm or e.litellm_params.tpm for e in cfg.model_list)
+    if not (usage_based or limited):
+        return None
+    access = cfg.general_settings.access
+    limiter: Limiter = LocalLimiter()
+    if redis is not None:
+        limiter = FallbackLimiter(RedisLimiter(redis), LocalLimiter(), Breaker("redis-deployments"),
+                                  access.redis_timeout_s)
+    return DeploymentLimits(limiter, access.redis_prefix, track_all=usage_based)
 
 
 def _replica_states(cfg: GatewayConfig, redis: Any | None) -> ReplicaStates | None:

@@ -96,7 +96,7 @@ def build_graph(
     overrides = overrides or {}
 
     def opts(name: str, defaults: dict[str, Any]) -> dict[str, Any]:
-        return {"name": name, **defaults, **overrides.get(name, {})}
+        return _with_environment({"name": name, **defaults, **overrides.get(name, {})}, cfg.environment_variables)
 
     providers = {
         g.name: _deployment(ProviderDeployment, opts(provider_deployment_name(g.name), PROVIDER_OPTIONS))
@@ -110,6 +110,17 @@ def build_graph(
             specs, sync=cfg.scorer_sync_settings())
     ingress = _deployment(serve.ingress()(Ingress), opts(INGRESS, INGRESS_OPTIONS))
     return ingress.bind(cfg, router, providers)
+
+
+def _with_environment(options: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
+    """Serve options whose replicas get the config's ``environment_variables`` (the values in
+    effect where the config was loaded: ``os.environ/`` references resolve in the replica)."""
+    if not env:
+        return options
+    actor = dict(options.get("ray_actor_options") or {})
+    runtime_env = dict(actor.get("runtime_env") or {})
+    runtime_env["env_vars"] = {**env, **(runtime_env.get("env_vars") or {})}
+    return {**options, "ray_actor_options": {**actor, "runtime_env": runtime_env}}
 
 
 def _deployment(cls: type, options: dict[str, Any]) -> Deployment:

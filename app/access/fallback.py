@@ -148,6 +148,13 @@ class FallbackLimiter:
                 return value
         return await self.local.spent(spend_key)
 
+    async def tokens_used(self, tpm_keys: list[str]) -> list[int]:
+        if self._use_redis():
+            ok, value = await self._call(self.redis.tokens_used(tpm_keys))
+            if ok and value is not None:
+                return value
+        return await self.local.tokens_used(tpm_keys)
+
     async def close(self) -> None:
         for task in list(self._tasks):
             task.cancel()

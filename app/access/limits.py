@@ -78,6 +78,10 @@ class Limiter(Protocol):
 
     async def spent(self, spend_key: str) -> float | None: ...
 
+    async def tokens_used(self, tpm_keys: list[str]) -> list[int]:
+        """Tokens each TPM window holds now (reserved and charged), e.g. for usage-based routing."""
+        ...
+
     async def versions(self, ver_keys: list[str]) -> list[str | None]:
         """The published versions of records (``None``: never bumped)."""
         ...

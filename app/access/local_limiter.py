@@ -161,6 +161,10 @@ class LocalLimiter:
         raw = self._get(spend_key)
         return None if raw is None else float(raw)
 
+    async def tokens_used(self, tpm_keys: list[str]) -> list[int]:
+        now = now_ms()
+        return [sum(self._live(key, now).values()) for key in tpm_keys]
+
     async def versions(self, ver_keys: list[str]) -> list[str | None]:
         return [self._get(k) for k in ver_keys]
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.access.limits import OK, Demand, Reservation, Scope, Verdict, cost_adds, now_ms
+from app.access.limits import BUCKET_MS, BUCKETS, OK, Demand, Reservation, Scope, Verdict, cost_adds, now_ms
 from app.store_urls import drop_connections
 
 NOW_LUA = """
@@ -177,6 +177,15 @@ class RedisLimiter:
     async def spent(self, spend_key: str) -> float | None:
         raw = await self._redis.get(spend_key)
         return None if raw is None else float(raw)
+
+    async def tokens_used(self, tpm_keys: list[str]) -> list[int]:
+        """The live buckets' sum per window (buckets older than the window are ignored, not deleted)."""
+        live_from = now_ms() // BUCKET_MS - BUCKETS + 1
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for key in tpm_keys:
+                pipe.hgetall(key)
+            windows = await pipe.execute()
+        return [sum(int(v) for b, v in w.items() if int(b) >= live_from) for w in windows]
 
     async def versions(self, ver_keys: list[str]) -> list[str | None]:
         values = await self._redis.mget(ver_keys)

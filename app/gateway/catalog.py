@@ -1,7 +1,12 @@
 """What a ``model`` value names: a concrete model (one or more deployments) or a router.
 
-Built once from the config. Also narrows a router's candidates to those that fit a
-request: the caller's allowlist, the context window and the capabilities it needs.
+Built once from the config. A name resolves, in order, to its deployments, to the model
+group a ``model_group_alias`` names, or to a wildcard deployment (``openai/*``) with the
+``*`` of its ``litellm_params.model`` replaced by what the request's name puts there.
+Also narrows a router's candidates to those that fit a request: the caller's allowlist,
+the context window and the capabilities it needs. A candidate's price, context window and
+capabilities come from ``model_info``, else litellm's bundled cost map: the same prices
+spend charges (``Prices.of``).
 """
 
 from __future__ import annotations
@@ -10,8 +15,10 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from app.config import GatewayConfig, ModelEntry, RouterConfig
+from app.config import GatewayConfig, ModelEntry, RouterConfig, wildcard_match
 from app.errors import InvalidRequestError, NotFoundError
+from app.providers import cost_map
+from app.providers.base import Prices
 from app.providers.estimate import estimate_tokens
 from router_models.inference.types import Candidate
 
@@ -20,6 +27,9 @@ from router_models.inference.types import Candidate
 class Deployment:
     index: int
     entry: ModelEntry
+    wildcard: bool = False
+    """A wildcard entry resolved for one request: ``entry`` has the requested name and the
+    concrete ``litellm_params.model`` (so it is not cached per index)."""
 
 
 @dataclass(frozen=True)
@@ -30,19 +40,29 @@ class RouterTarget:
 
 
 def _price_per_million(entry: ModelEntry) -> float:
-    info = entry.model_info
-    return ((info.input_cost_per_token or 0.0) + (info.output_cost_per_token or 0.0)) / 2 * 1e6
+    prices = Prices.of(entry)
+    return (prices.input + prices.output) / 2 * 1e6
 
 
 def _candidate(entry: ModelEntry) -> Candidate:
+    info, model = entry.model_info, entry.litellm_params.model
+    declared = "capabilities" in info.model_fields_set
     return Candidate(
         name=entry.model_name,
         price=_price_per_million(entry),
-        context_window=entry.model_info.max_input_tokens or 0,
-        capabilities=frozenset(entry.model_info.capabilities),
+        context_window=info.max_input_tokens or cost_map.context_window(model),
+        capabilities=frozenset(info.capabilities) if declared else cost_map.capabilities(model),
         weight=entry.litellm_params.weight,
         profile=entry.model_info.router_profile,
     )
+
+
+def _resolved(d: Deployment, name: str, star: str) -> Deployment:
+    """A wildcard deployment as it serves ``name``."""
+    params = d.entry.litellm_params
+    entry = d.entry.model_copy(update={
+        "model_name": name, "litellm_params": params.model_copy(update={"model": params.model.replace("*", star)})})
+    return Deployment(d.index, entry, wildcard=True)
 
 
 class ModelCatalog:
@@ -61,20 +81,36 @@ class ModelCatalog:
         for alias, a in cfg.router_settings.aliases.items():
             base = self.routers[a.router]
             self.routers[alias] = RouterTarget(base.router, a.lam, base.candidates)
+        self.model_aliases = cfg.router_settings.aliases_of_models()
+        # Longest pattern first: `openai/gpt-4*` wins over `openai/*`, `*` comes last.
+        self.wildcards = sorted((n for n in self.deployments if "*" in n), key=len, reverse=True)
 
     def candidate(self, name: str) -> Candidate:
         """A model as a routing candidate (price, context window, capabilities)."""
-        return _candidate(self.deployments[name][0].entry)
+        return _candidate(self.model(name)[0].entry)
+
+    def resolve(self, name: str) -> list[Deployment] | None:
+        """The deployments serving ``name`` (an alias's group, a wildcard's), or ``None``."""
+        if (found := self.deployments.get(name)) is not None:
+            return found
+        if (alias := self.model_aliases.get(name)) is not None:
+            return self.deployments[alias.model]
+        for pattern in self.wildcards:
+            if (star := wildcard_match(pattern, name)) is not None:
+                return [_resolved(d, name, star) for d in self.deployments[pattern]]
+        return None
 
     def model(self, name: str) -> list[Deployment]:
         """The deployments serving ``name``; 404 when there are none."""
-        try:
-            return self.deployments[name]
-        except KeyError:
-            raise NotFoundError(f"The model `{name}` does not exist", param="model") from None
+        if (found := self.resolve(name)) is None:
+            raise NotFoundError(f"The model `{name}` does not exist", param="model")
+        return found
 
     def public_names(self) -> list[str]:
-        return [*self.deployments, *self.routers]
+        """``/v1/models``: model names (a wildcard as its pattern, e.g. `openai/*`), aliases not
+        ``hidden``, routers."""
+        shown = [a for a, v in self.model_aliases.items() if not v.hidden]
+        return [*self.deployments, *shown, *self.routers]
 
 
 def required_capabilities(body: dict[str, Any]) -> frozenset[str]:

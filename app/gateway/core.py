@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
-from app.auth import AccessPolicy, Demand
+from app.auth import AccessPolicy, Demand, Reservation
 from app.config import GatewayConfig
 from app.errors import (
     InvalidRequestError,
@@ -36,6 +37,8 @@ from app.gateway.admission import Admission
 from app.gateway.catalog import Deployment, ModelCatalog, fitting, query_text
 from app.gateway.cooldowns import Cooldowns
 from app.gateway.decisions import DecisionLog
+from app.gateway.deployment_choice import DeploymentChooser, DeploymentStats
+from app.gateway.deployment_limits import DeploymentLimits
 from app.gateway.exchange import Exchange
 from app.gateway.exploration import Explorer, LocalExploreBudget
 from app.gateway.metrics import Metrics
@@ -43,9 +46,8 @@ from app.gateway.plan import Plan, RequestContext
 from app.gateway.router_info import RouterInfo
 from app.gateway.routing import RouterClient, Routing
 from app.providers.anthropic_native import speaks_messages
-from app.providers.base import Endpoint, Prices, ProviderCall, ProviderResult, StreamItem
+from app.providers.base import Endpoint, Prices, ProviderCall, ProviderResult, StreamItem, Usage
 from app.providers.estimate import estimate_tokens
-from router_models.inference.strategies import weighted_choice
 
 log = logging.getLogger("routeiq.gateway")
 FALLBACK_ERRORS = (RateLimitError, UpstreamError, UpstreamTimeoutError, OverloadedError)
@@ -53,6 +55,11 @@ FALLBACK_ERRORS = (RateLimitError, UpstreamError, UpstreamTimeoutError, Overload
 UPSTREAM_FAILURES = (RateLimitError, UpstreamError, UpstreamTimeoutError)
 """Failures of the upstream itself, which count towards a cooldown (the gateway's own
 back-pressure, a 503 ``OverloadedError``, is not the upstream's fault)."""
+SPECIAL_FALLBACKS = {"context_length_exceeded": "context_window_fallbacks",
+                     "content_policy_violation": "content_policy_fallbacks"}
+"""An upstream's 400 with one of these codes tries the model's fallbacks of that kind
+(``app.providers.errors`` gives the codes; LiteLLM's ``context_window_fallbacks`` and
+``content_policy_fallbacks``)."""
 HANDLE_MARGIN_S = 5.0
 """Added to a provider's own deadline for the ingress-side one (handle and queue time)."""
 
@@ -89,6 +96,7 @@ class Gateway:
         clients: Closeable | None = None,
         router_info: RouterInfo | None = None,
         explorer: Explorer | None = None,
+        deployment_limits: DeploymentLimits | None = None,
     ) -> None:
         self.cfg = cfg
         self.router_info = router_info or RouterInfo(cfg, router, None)
@@ -106,6 +114,12 @@ class Gateway:
         self._clients = clients
         self._prices: dict[int, Prices] = {}
         self._transports = {g.name: g.transport for g in cfg.groups()}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.deployment_limits = deployment_limits
+        self.stats = DeploymentStats()
+        strategy = cfg.router_settings.routing_strategy
+        usage = deployment_limits.tokens_used if deployment_limits is not None else None
+        self.chooser = DeploymentChooser(strategy, self.stats, usage)
         general = cfg.general_settings
         self._timeout = general.request_timeout_s
         self.stream_idle_s = general.stream_idle_timeout_s + HANDLE_MARGIN_S
@@ -120,9 +134,12 @@ class Gateway:
 
     async def close(self) -> None:
         """Stop background work, flush buffers, then close the shared clients."""
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.cooldowns.close()
         await self.decisions.close()
         await self.policy.close()
+        if self.deployment_limits is not None:
+            await self.deployment_limits.close()
         await self._providers.close()
         if self._clients is not None:
             await self._clients.close()
@@ -154,7 +171,7 @@ class Gateway:
         if target is None:
             if allowed is not None and name not in allowed:
                 raise PermissionDeniedError(f"this key may not use model `{name}`", param="model")
-            return Plan(self._pick(self.catalog.model(name)))
+            return Plan(await self._pick(self.catalog.model(name)))
         cands = fitting(target.candidates, body, allowed)
         cooling = self.cooldowns.cooling()
         if warm := tuple(c for c in cands if any(d.index not in cooling for d in self.catalog.deployments[c.name])):
@@ -164,33 +181,75 @@ class Gateway:
         decision = await self.routing.decide(target, text, cands, lam, ctx.request_id, ctx.otel)
         decision = await self.explorer.choose(target.router.name, decision, cands, key_id=ctx.principal.key_id,
                                               opted_out=not (ctx.explore and ctx.principal.explore))
-        return Plan(self._pick(self.catalog.model(decision.model)), decision, query=text,
+        return Plan(await self._pick(self.catalog.model(decision.model)), decision, query=text,
                     candidates=tuple(c.name for c in cands))
 
-    def _pick(self, deployments: list[Deployment]) -> Deployment:
-        if len(deployments) == 1:
-            return deployments[0]
+    async def _rank(self, deployments: list[Deployment]) -> list[Deployment]:
+        """A model group in the order to try it: by ``routing_strategy``, cooled-down ones last."""
         cooling = self.cooldowns.cooling()
-        live = [d for d in deployments if d.index not in cooling] or deployments
-        return live[weighted_choice([d.entry.litellm_params.weight for d in live])]
+        live = [d for d in deployments if d.index not in cooling]
+        return await self.chooser.rank(live) + [d for d in deployments if d.index in cooling]
 
-    def _chain(self, plan: Plan, body: dict[str, Any], ctx: RequestContext) -> list[Deployment]:
-        """The deployments to try in order: the plan's, then fallbacks (only models this key may
-        use and this request fits), cooled-down ones last."""
+    async def _pick(self, deployments: list[Deployment]) -> Deployment:
+        return (await self._rank(deployments))[0]
+
+    async def _chain(self, plan: Plan, body: dict[str, Any], ctx: RequestContext) -> list[list[Deployment]]:
+        """The model groups to try in order: the plan's (its deployment first), then fallbacks
+        (only models this key may use and this request fits), cooled-down groups last. Within
+        a group, the next deployment is tried only when one is at its rpm/tpm limit."""
         primary = plan.model
         names = list(self.cfg.router_settings.fallback_chain(primary))
         if not names and plan.decision is not None:  # auto: the router's next-best candidates
             ranked = sorted(plan.decision.scores.items(), key=lambda kv: -kv[1])
             names = [m for m, _ in ranked if m != primary][:2]
-        known = [self.catalog.candidate(n) for n in names if n in self.catalog.deployments]
-        fits = {c.name for c in fitting(tuple(known), body, ctx.principal.allowed_models, strict=False)}
-        chain = [plan.deployment] + [self._pick(self.catalog.deployments[n]) for n in names if n in fits]
+        siblings = [d for d in await self._rank(self.catalog.model(primary)) if d.index != plan.deployment.index]
+        chain = [[plan.deployment, *siblings], *await self._groups(names, body, ctx)]
         cooling = self.cooldowns.cooling()
-        return [d for d in chain if d.index not in cooling] + [d for d in chain if d.index in cooling]
+        return [g for g in chain if g[0].index not in cooling] + [g for g in chain if g[0].index in cooling]
+
+    async def _groups(self, names: list[str], body: dict[str, Any], ctx: RequestContext) -> list[list[Deployment]]:
+        """The fallback models ``names`` that exist, this key may use and this request fits, ranked."""
+        known = [self.catalog.candidate(n) for n in names if self.catalog.resolve(n) is not None]
+        fits = {c.name for c in fitting(tuple(known), body, ctx.principal.allowed_models, strict=False)}
+        return [await self._rank(self.catalog.model(n)) for n in names if n in fits]
+
+    async def _admit_one(self, group: list[Deployment], demand: Demand, ctx: RequestContext) -> Deployment | float:
+        """The first deployment of ``group`` under its rpm/tpm limits (counted and held in
+        ``ctx.deployment_hold``), else the seconds until the first of them has room."""
+        if self.deployment_limits is None:
+            return group[0]
+        waits = []
+        for dep in group:
+            held = await self.deployment_limits.admit(dep, demand)
+            if not isinstance(held, float):
+                ctx.deployment_hold = (dep, held)
+                return dep
+            waits.append(held)
+        return min(waits)
+
+    def settle_deployment(self, ctx: RequestContext, usage: Usage | None) -> None:
+        """Replace the deployment's hold with the tokens its answer used (``None``: no answer)."""
+        hold, ctx.deployment_hold = ctx.deployment_hold, None
+        if hold is None or self.deployment_limits is None:
+            return
+        task = asyncio.create_task(self._charge_deployment(*hold, usage.total_tokens if usage else 0))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _charge_deployment(self, dep: Deployment, held: Reservation, tokens: int) -> None:
+        assert self.deployment_limits is not None
+        try:
+            async with asyncio.timeout(self.cfg.general_settings.access.redis_timeout_s * 2):
+                await self.deployment_limits.charge(dep, tokens, held)
+        except Exception as err:  # noqa: BLE001  (the hold expires with its window: never fail a request)
+            log.warning("deployment %d: usage not recorded (%s)", dep.index, type(err).__name__)
 
     async def _admitted_plan(self, body: dict[str, Any], ctx: RequestContext) -> Plan:
         plan = ctx.plan = await self.plan(body, ctx)
-        ctx.reservation = await self.policy.admit(ctx.principal, plan.model, self.demand(body, ctx, plan))
+        # The name the key's model list was checked against: the router's pick, else the
+        # requested name (an alias or a wildcard's concrete name, not the group it resolves to).
+        checked = plan.model if plan.decision is not None else ctx.steering.model
+        ctx.reservation = await self.policy.admit(ctx.principal, checked, self.demand(body, ctx, plan))
         return plan
 
     def demand(self, body: dict[str, Any], ctx: RequestContext, plan: Plan) -> Demand:
@@ -211,6 +270,8 @@ class Gateway:
 
     def prices(self, deployment: Deployment) -> Prices:
         """A deployment's $ per token (config, else litellm's bundled map), once per replica."""
+        if deployment.wildcard:  # a different model per request: not cached per index
+            return Prices.of(deployment.entry)
         if (found := self._prices.get(deployment.index)) is None:
             found = self._prices[deployment.index] = Prices.of(deployment.entry)
         return found
@@ -218,6 +279,8 @@ class Gateway:
     def _attempt(self, plan: Plan, dep: Deployment) -> Plan:
         if dep is plan.deployment:
             return plan
+        if dep.entry.model_name == plan.model:  # another deployment of the same group
+            return Plan(dep, plan.decision, query=plan.query)
         self.metrics.fallback(from_model=plan.model, to_model=dep.entry.model_name)
         return Plan(dep, plan.decision, fallback_from=plan.model, query=plan.query)
 
@@ -245,33 +308,61 @@ class Gateway:
             headers={"x-request-id": ctx.request_id, **ctx.trace_headers, **(native.headers if native else {})},
             include_usage=ctx.steering.include_usage,
             timeout_s=self._timeout,
+            model=plan.deployment.entry.litellm_params.model if plan.deployment.wildcard else None,
         )
 
     # calling --------------------------------------------------------------------------------
     async def _along_chain(self, body: dict[str, Any], ctx: RequestContext,
                            attempt: Callable[[Plan], Awaitable[Any]]) -> tuple[Plan, Any]:
-        """Try the plan's deployment, then its fallbacks, until one answers."""
+        """Try the plan's deployment, then its fallbacks, until one answers; a deployment at its
+        rpm/tpm limit gives way to another of its group (429 when every one is)."""
         plan = await self._admitted_plan(body, ctx)
-        chain = self._servable(self._chain(plan, body, ctx), plan, ctx)
-        for i, dep in enumerate(chain):
+        groups = self._servable(await self._chain(plan, body, ctx), plan, ctx)
+        demand = self.demand(body, ctx, plan)
+        last: RouteIQError | None = None
+        while groups:
+            dep = await self._admit_one(groups.pop(0), demand, ctx)
+            if isinstance(dep, float):
+                last = last or RateLimitError(f"every deployment of `{plan.model}` is at its rpm/tpm limit",
+                                              retry_after=dep, code="deployment_rate_limited")
+                continue
             tried = self._attempt(plan, dep)
+            self.stats.started(dep.index)
+            started, took = time.perf_counter(), None
             try:
-                return tried, await _on_a_live_replica(tried, attempt, ctx.request_id)
+                result = await _on_a_live_replica(tried, attempt, ctx.request_id)
+                took = time.perf_counter() - started
+                return tried, result
             except FALLBACK_ERRORS as err:
+                self.settle_deployment(ctx, None)
                 await self._failed(dep, err, ctx)
-                if i == len(chain) - 1:
+                last = err
+            except InvalidRequestError as err:
+                self.settle_deployment(ctx, None)
+                kind = SPECIAL_FALLBACKS.get(err.code or "")
+                names = list(self.cfg.router_settings.fallback_chain(dep.entry.model_name, kind)) if kind else []
+                if not (extra := self._servable(await self._groups(names, body, ctx), plan, ctx, strict=False)):
                     raise
-        raise AssertionError("a chain has at least one deployment")
+                log.info("request %s: %s answered %s; trying %s", ctx.request_id, dep.entry.model_name, err.code,
+                         kind)
+                groups[:0], last = extra, err
+            finally:
+                self.stats.finished(dep.index, took)
+        assert last is not None, "a chain has at least one group"
+        raise last
 
-    def _servable(self, chain: list[Deployment], plan: Plan, ctx: RequestContext) -> list[Deployment]:
-        """The chain without deployments that cannot serve what only a native Messages call carries."""
+    def _servable(self, groups: list[list[Deployment]], plan: Plan, ctx: RequestContext, *,
+                  strict: bool = True) -> list[list[Deployment]]:
+        """The chain without deployments that cannot serve what only a native Messages call
+        carries (400 when none is left and ``strict``)."""
         needs = ctx.native.only_native if ctx.native is not None else None
         if needs is None:
-            return chain
-        if not (chain := [d for d in chain if self.speaks_messages(d)]):
+            return groups
+        kept = [native for group in groups if (native := [d for d in group if self.speaks_messages(d)])]
+        if not kept and strict:
             raise InvalidRequestError(f"{needs} is served only by a model whose upstream speaks Anthropic's "
                                       f"Messages API natively; `{plan.model}` does not", param="messages")
-        return chain
+        return kept
 
     async def complete(
         self, endpoint: Endpoint, body: dict[str, Any], ctx: RequestContext

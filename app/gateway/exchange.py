@@ -217,9 +217,11 @@ class Exchange:
             return  # refused before admission: nothing reserved, nothing to charge
         if self.plan is None or (self.usage is None and self._relay is None):
             gw.policy.settle(ctx.principal, ctx.plan.model, None, self.request_id, ctx.reservation)
+            gw.settle_deployment(ctx, None)
             return
         if self.usage is None:
             self.usage = self._estimate()
+        gw.settle_deployment(ctx, self.usage)
         model = self.plan.model
         gw.metrics.usage(model=model, prompt_tokens=self.usage.prompt_tokens,
                          completion_tokens=self.usage.completion_tokens, cost=self.usage.cost)

@@ -50,6 +50,9 @@ class RequestContext:
     body's ``routeiq.explore: false``)."""
     native: NativeMessages | None = None
     """A Messages request naming a concrete model: sent as is to a deployment that speaks it."""
+    deployment_hold: tuple[Deployment, Reservation] | None = None
+    """The deployment being called and what its own rpm/tpm admission held, replaced when
+    that call fails or the request settles."""
 
 
 @dataclass

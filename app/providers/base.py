@@ -35,6 +35,8 @@ class ProviderCall:
     include_usage: bool = False
     """Whether the client asked for the usage chunk of a stream."""
     timeout_s: float = 60.0
+    model: str | None = None
+    """For a wildcard entry (``openai/*``): the concrete ``litellm_params.model`` to call."""
 
 
 @dataclass(frozen=True)

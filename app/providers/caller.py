@@ -99,13 +99,20 @@ class ProviderCaller:
         return self._anthropic
 
     def _upstream(self, call: ProviderCall) -> Upstream:
-        """The entry a call names, priced once (litellm's cost map only when config has no price)."""
-        if (found := self._upstreams.get(call.deployment)) is not None:
+        """The entry a call names, priced once (litellm's cost map only when config has no price).
+        A wildcard entry's call names its concrete model: that one is priced per call, not cached."""
+        if call.model is None and (found := self._upstreams.get(call.deployment)) is not None:
             return found
         entry = self._settings.entries.get(call.deployment)
         if entry is None:
             raise NotFoundError(f"deployment {call.deployment} is not served by this group")
         s = self._settings
+        if call.model is not None:
+            if "*" not in entry.litellm_params.model:
+                raise NotFoundError(f"deployment {call.deployment} is not a wildcard")
+            params = entry.litellm_params.model_copy(update={"model": call.model})
+            entry = entry.model_copy(update={"litellm_params": params})
+            return Upstream(call.deployment, entry, Prices.of(entry), s.connect_timeout_s, s.stream_idle_timeout_s)
         found = self._upstreams[call.deployment] = Upstream(call.deployment, entry, Prices.of(entry),
                                                             s.connect_timeout_s, s.stream_idle_timeout_s)
         return found

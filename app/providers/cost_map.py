@@ -36,3 +36,21 @@ def model_info(model: str) -> dict[str, Any]:
     """The map's entry for a litellm model string (``openai/gpt-4o`` or ``gpt-4o``), or ``{}``."""
     table = cost_map()
     return table.get(model) or table.get(model.split("/", 1)[-1]) or {}
+
+
+CAPABILITY_FLAGS = {
+    "supports_function_calling": "tools", "supports_vision": "vision", "supports_response_schema": "json"}
+"""The map's flags, as the capability names requests are checked against (``catalog.required_capabilities``)."""
+
+
+def capabilities(model: str) -> frozenset[str]:
+    """What the map says a model supports, as RouteIQ's capability names."""
+    info = model_info(model)
+    return frozenset(name for flag, name in CAPABILITY_FLAGS.items() if info.get(flag) is True)
+
+
+def context_window(model: str) -> int:
+    """The map's input context window (``max_input_tokens``, else ``max_tokens``); 0 when unknown."""
+    info = model_info(model)
+    value = info.get("max_input_tokens") or info.get("max_tokens")
+    return value if isinstance(value, int) and value > 0 else 0

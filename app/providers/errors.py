@@ -34,6 +34,26 @@ class RetryableUpstreamError(UpstreamError):
     """A 5xx or connection failure worth retrying (surfaces as 502 when retries run out)."""
 
 
+CONTEXT_WINDOW_CODES = frozenset({"context_length_exceeded", "string_above_max_length"})
+CONTENT_POLICY_CODES = frozenset({"content_policy_violation", "content_filter"})
+
+
+def _rejection_code(body: bytes) -> str:
+    """``context_length_exceeded`` / ``content_policy_violation`` when the upstream's error says
+    so (its ``code`` or ``type``, as OpenAI and Azure write them), else ``upstream_rejected``."""
+    try:
+        parsed: Any = orjson.loads(body)
+        err = parsed.get("error") if isinstance(parsed, dict) else None
+        said = {str(err.get("code")), str(err.get("type"))} if isinstance(err, dict) else set()
+    except orjson.JSONDecodeError:
+        said = set()
+    if said & CONTEXT_WINDOW_CODES or b"ContextWindowExceeded" in body or b"context_length_exceeded" in body:
+        return "context_length_exceeded"
+    if said & CONTENT_POLICY_CODES or b"ContentPolicyViolation" in body:
+        return "content_policy_violation"
+    return "upstream_rejected"
+
+
 def _message(body: bytes) -> str:
     try:
         parsed: Any = orjson.loads(body)
@@ -68,7 +88,7 @@ def from_status(status: int, body: bytes, retry_after: str | None, model: str, r
                                       retry_after=_retry_after(retry_after))
     if status in (400, 413, 422):
         return InvalidRequestError(f"{model}: the upstream rejected the request ({status}); "
-                                   "check the request's parameters for this model", code="upstream_rejected")
+                                   "check the request's parameters for this model", code=_rejection_code(body))
     return UpstreamError(f"{model}: the upstream answered {status}")
 
 

@@ -41,7 +41,7 @@ class LiteLLMClient:
 
     @staticmethod
     def _kwargs(upstream: Upstream, call: ProviderCall) -> dict[str, Any]:
-        params = upstream.entry.litellm_params.model_dump(exclude_none=True, exclude={"weight"})
+        params = upstream.entry.litellm_params.model_dump(exclude_none=True, exclude={"weight", "rpm", "tpm"})
         params["api_key"] = resolve_secret(params.get("api_key"))
         kwargs = {**litellm_arguments(call.endpoint, call.body), **params, "timeout": call.timeout_s,
                   "num_retries": 0}

@@ -42,7 +42,7 @@ from app.http import id_header, json_response, read_json, request_id, validate
 from app.providers.base import Usage
 from app.providers.estimate import estimate_tokens
 from app.routes.inference import ExchangeStream, lambda_header
-from app.routes.models import visible_models
+from app.routes.models import may_name
 from app.schemas.anthropic import CountTokensRequest, MessagesRequest
 from app.schemas.openai import ChatCompletionRequest, Steering
 
@@ -110,7 +110,7 @@ async def _count_tokens(request: Request, gateway: Gateway) -> Response:
     request_id(request)
     principal = await gateway.policy.authenticate(api_credential(request.headers))
     incoming = validate(CountTokensRequest, await _read(request, gateway))
-    if incoming.model not in visible_models(principal, gateway):
+    if not may_name(principal, gateway, incoming.model):
         raise NotFoundError(f"model: {incoming.model[:256]}", param="model")
     return json_response(orjson.dumps({"input_tokens": estimate_tokens(to_chat(incoming))}), id_header(request, {}))
 

@@ -8,7 +8,9 @@ survives every gateway path unchanged). Knobs:
 - ``latency_ms``: delay before a non-streamed answer; ``ttft_ms``: before the first
   chunk; ``itl_ms``: between chunks; ``tokens``: completion length.
 - ``error``: ``429``, ``500``, ``503``, ``timeout`` (never answers), ``disconnect``
-  (drops the connection before answering), ``disconnect_mid`` (after half the chunks).
+  (drops the connection before answering), ``disconnect_mid`` (after half the chunks),
+  ``context`` / ``content_policy`` (OpenAI's 400 with code ``context_length_exceeded`` /
+  ``content_policy_violation``).
 - ``retry_after``: seconds sent with a 429/503; ``fail_times`` with ``key``: fail only
   the first N requests carrying that key, then succeed (for retry tests).
 - ``only``: the error applies only to requests for this model (for fallback tests).

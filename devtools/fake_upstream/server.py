@@ -109,6 +109,10 @@ def _usage(body: dict[str, Any], completion: int) -> dict[str, int]:
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
+_REJECTIONS = {"context": "context_length_exceeded", "content_policy": "content_policy_violation"}
+"""``error`` values answered with OpenAI's 400 of that ``code``."""
+
+
 async def _fail(faults: Faults, request: web.Request, up: FakeUpstream) -> web.StreamResponse | None:
     if faults.error in ("429", "500", "503"):
         up.stats[f"error_{faults.error}"] += 1
@@ -116,6 +120,10 @@ async def _fail(faults: Faults, request: web.Request, up: FakeUpstream) -> web.S
         headers = {"retry-after": str(faults.retry_after)} if status in (429, 503) else {}
         err = {"error": {"message": f"fake {status}", "type": "fake_error", "param": None, "code": None}}
         return web.json_response(err, status=status, headers=headers, dumps=lambda o: orjson.dumps(o).decode())
+    if (code := _REJECTIONS.get(faults.error)) is not None:
+        up.stats[f"error_{faults.error}"] += 1
+        err = {"error": {"message": f"fake {code}", "type": "invalid_request_error", "param": None, "code": code}}
+        return web.json_response(err, status=400, dumps=lambda o: orjson.dumps(o).decode())
     if faults.error == "timeout":
         up.stats["timeout"] += 1
         await asyncio.sleep(3600)

@@ -53,3 +53,16 @@ def test_the_scorer_is_bound_with_its_registry_settings() -> None:
     ingress = build_graph(parse_config(cfg))._bound_deployment
     sync = ingress.init_args[1]._bound_deployment.init_kwargs["sync"]
     assert sync.registry.endpoint_url == "http://minio:9000" and sync.registry.poll_interval_s == 3
+
+
+def test_environment_variables_reach_every_replica(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ROUTEIQ_T_GRAPH_ENV", raising=False)
+    raw = {**gateway_config("http://x/v1"), "environment_variables": {"ROUTEIQ_T_GRAPH_ENV": "v"}}
+    overrides = {INGRESS: {"ray_actor_options": {"num_cpus": 0.1, "runtime_env": {"env_vars": {"OTHER": "1"}}}}}
+    ingress = build_graph(parse_config(raw), overrides=overrides)._bound_deployment
+    _, router, providers = ingress.init_args
+    assert ingress.ray_actor_options["runtime_env"]["env_vars"] == {"ROUTEIQ_T_GRAPH_ENV": "v", "OTHER": "1"}
+    assert ingress.ray_actor_options["num_cpus"] == 0.1
+    for dep in (router._bound_deployment, *(p._bound_deployment for p in providers.values())):
+        assert dep.ray_actor_options["runtime_env"]["env_vars"] == {"ROUTEIQ_T_GRAPH_ENV": "v"}
+    monkeypatch.delenv("ROUTEIQ_T_GRAPH_ENV")
