@@ -60,7 +60,8 @@ class RateState:
     def headers(self) -> dict[str, str]:
         out: dict[str, str] = {}
         for kind in ("requests", "tokens"):
-            limit, left, reset = (getattr(self, f"{f}_{kind}") for f in ("limit", "remaining", "reset"))
+            limit, left, reset = (getattr(self, name) for name in (f"limit_{kind}", f"remaining_{kind}",
+                                                                   f"reset_{kind}_ms"))
             if limit is None:
                 continue
             out[f"x-ratelimit-limit-{kind}"] = str(limit)

@@ -241,9 +241,16 @@ class VirtualKeyPolicy:
         if grant.team_id and grant.team:
             scopes.append(self._scope("team", grant.team_id, grant.team, now))
         if model and (lim := grant.model_limits_for(model)) is not None:
-            per_model = self._scope("key", f"{grant.key_id}:model:{model}", lim, now, grant.team_id)
-            scopes.append(replace(per_model, name="model", ver_key=key.ver_key, model=model))
+            scopes.append(self._model_scope(key, model, lim, now))
         return scopes
+
+    @staticmethod
+    def _model_scope(key: Scope, model: str, lim: Limits, now: float) -> Scope:
+        base = f"{key.ver_key[:-4]}:model:{model}"
+        span = lim.window(now)
+        spend = f"{base}:spend:{int(span[0]) if span else 0}"
+        return Scope("model", key.version, lim.rpm, lim.tpm, lim.budget, key.ver_key, f"{base}:rpm",
+                     f"{base}:tpm", spend, par_key=f"{base}:inflight", model=model)
 
     async def guarded(self, op: Any) -> Any:
         try:
