@@ -70,7 +70,7 @@ async def test_model_tpm_limit_refuses_what_cannot_fit(policy: VirtualKeyPolicy,
 
 
 async def test_model_max_budget_in_litellms_shape(policy: VirtualKeyPolicy, admin: AccessAdmin) -> None:
-    key, key_id = await new_key(admin, model_max_budget={"tiny-model": {"max_budget": 0.01,
+    key, _ = await new_key(admin, model_max_budget={"tiny-model": {"max_budget": 0.01,
                                                                          "budget_duration": "1d"}})
     p = await policy.authenticate(bearer(key))
     policy.settle(p, "tiny-model", Usage(10, 10, 0.02), "req-a", await policy.admit(p, "tiny-model", Demand(1)))
@@ -130,7 +130,7 @@ async def test_key_info_reports_the_current_window(policy: VirtualKeyPolicy, adm
     today = datetime.now(UTC).date()
     assert info["spend"] == pytest.approx(0.25)
     assert info["budget_reset_at"].date() > today and info["budget_reset_at"].hour == 0
-    lifetime, lifetime_id = await new_key(admin, max_budget=10.0)
+    _, lifetime_id = await new_key(admin, max_budget=10.0)
     assert (await admin.info(lifetime_id))["info"]["budget_reset_at"] is None
 
 
