@@ -238,7 +238,8 @@ class AccessSettings(_Strict):
         "UTC", description="IANA timezone of calendar-aligned budget resets (`1d` at midnight, `7d` on Monday, "
         "`1mo` on the 1st), as LiteLLM's `litellm_settings.timezone`.")
     soft_budget_webhook_url: str | None = Field(
-        None, pattern=r"^https?://[^\s]+$", description="POSTed (JSON) once per budget window when a key's spend crosses its `soft_budget`.")
+        None, pattern=r"^https?://[^\s]+$",
+        description="POSTed (JSON) once per budget window when a key's spend crosses its `soft_budget`.")
 
     @field_validator("budget_timezone")
     @classmethod
