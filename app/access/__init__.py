@@ -6,10 +6,11 @@ or the embedded SQLite file; Redis or the in-process limiter) and returns the
 ``AccessPolicy`` the ingress hands to its ``Gateway``. Nothing connects until the
 policy's ``start()`` (the replica's start-up): migrations, then the spend flusher.
 
-Modules: ``keys`` (generation, hashing, grants), ``tables``/``migrations`` (schema),
-``store`` (SQL), ``limits`` (Lua/in-process limiter), ``fallback`` (Redis, else
-in-process, behind a breaker), ``spend`` (buffer), ``policy``
-(the request path), ``admin`` (key/team management). No Ray here.
+Modules: ``keys`` (generation, hashing, grants), ``budget_window`` (LiteLLM's
+``budget_duration`` windows), ``tables``/``migrations`` (schema), ``store`` (SQL),
+``limits`` (Lua/in-process limiter), ``fallback`` (Redis, else in-process, behind a
+breaker), ``spend`` (buffer), ``soft_budget`` (the alert hook), ``policy`` (the request
+path), ``admin`` (key/team management). No Ray here.
 """
 
 from __future__ import annotations

@@ -2,9 +2,12 @@
 
 Per request: ``authenticate`` hashes the bearer token and looks the hash up in a
 per-replica cache (short TTL; a miss is one indexed query joining the team);
-``admit`` is one limiter call (one Redis round trip) for versions, RPM, TPM and
-budget of the key and its team; ``settle`` appends to the spend buffer and charges
-tokens and cost in a background task. The cache is kept honest across replicas by
+``admit`` is one limiter call (one Redis round trip) for versions, parallel requests,
+RPM, TPM and budget of the key, its team and the key's own limits on the model
+(LiteLLM's ``model_*`` fields: one more scope); ``settle`` appends to the spend buffer
+and, in a background task, charges tokens and cost, releases the request's parallel
+slot and checks the key's ``soft_budget``. ``Exchange.close`` settles on every exit, so
+every admitted request releases its slot. The cache is kept honest across replicas by
 versions: an admin change bumps the record's version in the limiter, and the admit
 script reports a cached record as stale, which is then reloaded.
 
