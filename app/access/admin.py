@@ -67,11 +67,16 @@ class AccessAdmin:
         """The key with its spend in the current budget window (lifetime without a
         ``budget_duration``) and when that window ends (``budget_reset_at``), as LiteLLM's."""
         row = await self.find_key(ref)
+        spend, reset_at = await self._window_spend("key_id", row["key_id"], row)
+        return {"key_id": row["key_id"], "info": {**public(row), "spend": spend, "budget_reset_at": reset_at}}
+
+    async def _window_spend(self, column: str, ident: str, row: dict[str, Any]) -> tuple[float, datetime | None]:
+        """Spend of a key or team in its current budget window (lifetime without one) and
+        when that window ends."""
         span = limits_of(row, self.policy.budget_tz).window(time.time())
         since = None if span is None else datetime.fromtimestamp(span[0], UTC)
-        spend = await self.store.spend_since("key_id", row["key_id"], since)
-        reset_at = None if span is None else datetime.fromtimestamp(span[1], UTC)
-        return {"key_id": row["key_id"], "info": {**public(row), "spend": spend, "budget_reset_at": reset_at}}
+        spend = await self.store.spend_since(column, ident, since)
+        return spend, None if span is None else datetime.fromtimestamp(span[1], UTC)
 
     async def regenerate(self, ref: str, new_key_value: str | None = None) -> dict[str, Any]:
         """A new secret for the same key id and settings; the old secret stops at once.
@@ -133,9 +138,10 @@ class AccessAdmin:
         row = await self.store.get("teams", team_id)
         if row is None:
             raise NotFoundError(f"no such team `{team_id}`", param="team_id", code="team_not_found")
-        spend = await self.store.spend_since("team_id", team_id, None)
+        spend, reset_at = await self._window_spend("team_id", team_id, row)
         keys = await self.store.team_key_ids([team_id])
-        return {"team_id": team_id, "team_info": {**public(row), "spend": spend}, "keys": keys}
+        return {"team_id": team_id, "team_info": {**public(row), "spend": spend, "budget_reset_at": reset_at},
+                "keys": keys}
 
     async def update_team(self, team_id: str, changes: dict[str, Any]) -> dict[str, Any]:
         updated = await self.store.update("teams", team_id, changes)

@@ -121,8 +121,9 @@ async def test_regenerate_keeps_the_key_and_stops_the_old_secret_everywhere(
     assert (await b.authenticate(bearer(new))).key_id == key_id
 
 
-async def test_key_info_reports_the_current_window(policy: VirtualKeyPolicy, admin: AccessAdmin) -> None:
-    key, key_id = await new_key(admin, max_budget=10.0, budget_duration="1d")
+async def test_key_and_team_info_report_the_current_window(policy: VirtualKeyPolicy, admin: AccessAdmin) -> None:
+    team = (await admin.new_team({"team_id": f"t-{uuid.uuid4().hex[:8]}", "budget_duration": "monthly"}))["team_id"]
+    key, key_id = await new_key(admin, max_budget=10.0, budget_duration="1d", team_id=team)
     p = await policy.authenticate(bearer(key))
     policy.settle(p, "tiny-model", Usage(1, 1, 0.25), "req-now", await policy.admit(p, "tiny-model", Demand(1)))
     await policy.spend.flush()
@@ -130,6 +131,9 @@ async def test_key_info_reports_the_current_window(policy: VirtualKeyPolicy, adm
     today = datetime.now(UTC).date()
     assert info["spend"] == pytest.approx(0.25)
     assert info["budget_reset_at"].date() > today and info["budget_reset_at"].hour == 0
+    team_info = (await admin.team_info(team))["team_info"]
+    assert team_info["spend"] == pytest.approx(0.25)
+    assert team_info["budget_reset_at"].day == 1 and team_info["budget_reset_at"].date() > today
     _, lifetime_id = await new_key(admin, max_budget=10.0)
     assert (await admin.info(lifetime_id))["info"]["budget_reset_at"] is None
 
