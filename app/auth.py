@@ -109,6 +109,8 @@ class Principal:
     is_admin: bool = False
     allowed_models: frozenset[str] | None = None
     team_id: str | None = None
+    explore: bool = True
+    """False when the key (or its team) opted out of exploration (metadata ``routeiq_explore: false``)."""
     grant: object | None = field(default=None, compare=False, repr=False)
     """The policy's own record of the caller (limits, versions); opaque to the gateway."""
 

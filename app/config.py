@@ -88,11 +88,21 @@ class ModelInfo(BaseModel):
 
     input_cost_per_token: float | None = Field(None, ge=0, description="$ per input token.")
     output_cost_per_token: float | None = Field(None, ge=0, description="$ per output token.")
+    cache_creation_input_token_cost: float | None = Field(
+        None, ge=0, description="$ per prompt token written to a prompt cache (Anthropic-native calls); "
+        "else litellm's map, else the input price.")
+    cache_read_input_token_cost: float | None = Field(
+        None, ge=0, description="$ per prompt token read from a prompt cache (Anthropic-native calls); "
+        "else litellm's map, else the input price.")
     max_input_tokens: int | None = Field(None, gt=0, description="Context window.")
     max_output_tokens: int | None = Field(
         None, gt=0, description="Longest answer; caps what admission reserves for a request without max_tokens.")
     mode: Literal["chat", "completion", "embedding"] = Field("chat", description="API kind.")
     capabilities: tuple[str, ...] = Field((), description="e.g. `tools`, `vision`, `json`.")
+    router_profile: str | None = Field(
+        None, min_length=1,
+        description="A model a learned router's artifact knows, whose predicted quality stands in for this "
+                    "model's until the router is trained on it (cold start, docs/routing.md).")
 
 
 class ModelEntry(_Strict):
@@ -106,6 +116,19 @@ class ModelEntry(_Strict):
         default_factory=ModelInfo, description="Prices, context window, API kind and capabilities."
     )
     provider_group: str = Field("default", description="Provider-call deployment serving it.")
+
+
+class ExplorationSettings(_Strict):
+    """How often a router serves a model other than its best guess, to learn (docs/routing.md)."""
+
+    rate: float = Field(0.0, ge=0, le=1, description="Share of routed requests that explore; 0 turns it off.")
+    models: tuple[str, ...] = Field(
+        (), description="Candidates exploration may serve; empty = every candidate that fits the request.")
+    max_utility_loss: float | None = Field(
+        None, ge=0, description="A scored candidate is explored only if its utility (quality - λ·price) is within "
+        "this of the best's; candidates the router cannot score are always eligible.")
+    max_cost_per_key_per_day: float | None = Field(
+        None, ge=0, description="$ a key may spend on explored answers per UTC day; then it stops exploring.")
 
 
 class RouterConfig(_Strict):
@@ -122,6 +145,8 @@ class RouterConfig(_Strict):
     candidates: tuple[str, ...] = Field((), description="Model names it may pick; empty = all chat models.")
     fallback_model: str | None = Field(None, description="Used if the scorer is down or slow.")
     timeout_ms: float = Field(250, gt=0, description="Deadline for a routing decision.")
+    exploration: ExplorationSettings = Field(
+        default_factory=ExplorationSettings, description="Exploration with logged propensities (off by default).")
 
 
     @field_validator("artifact")
@@ -210,8 +235,9 @@ class ProviderGroup(_Strict):
     name: str = Field(description="Group name; its Serve deployment is `Provider-<name>`.")
     transport: Literal["auto", "litellm"] = Field(
         "auto",
-        description="`auto`: OpenAI-compatible upstreams use the native passthrough; "
-        "others go through litellm. `litellm`: everything through litellm.",
+        description="`auto`: OpenAI-compatible upstreams use the native passthrough, and `anthropic/` "
+        "upstreams serve `/v1/messages` natively; others go through litellm. `litellm`: everything "
+        "through litellm (`/v1/messages` translated to chat).",
     )
     max_connections: int = Field(256, gt=0, description="Connection pool size per replica.")
 
@@ -390,6 +416,11 @@ class GatewayConfig(_Strict):
                     problems.append(f"router_settings.routers[{i}]: unknown model {c!r}")
             if r.strategy == "learned" and not r.artifact:
                 problems.append(f"router_settings.routers[{i}].artifact: required for strategy learned")
+            problems += [f"router_settings.routers[{i}].exploration.models: unknown model {m!r}"
+                         for m in r.exploration.models if m not in names]
+            if r.exploration.rate and r.strategy == "weighted-shuffle":
+                problems.append(f"router_settings.routers[{i}].exploration: weighted-shuffle already draws at "
+                                "random; exploration is for learned and cost-first routers")
         routers = {r.name for r in self.router_settings.routers}
         for alias, a in self.router_settings.aliases.items():
             if a.router not in routers:

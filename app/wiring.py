@@ -22,6 +22,7 @@ from app.access.decision_log import build_decision_log
 from app.config import GatewayConfig
 from app.gateway.cooldowns import build_cooldowns
 from app.gateway.core import Gateway, ProviderPool
+from app.gateway.exploration import Explorer, LocalExploreBudget, RedisExploreBudget
 from app.gateway.metrics import Metrics, NoMetrics
 from app.gateway.router_info import RouterInfo
 from app.gateway.routing import RouterClient
@@ -65,7 +66,15 @@ def build_gateway(cfg: GatewayConfig, providers: ProviderPool, router: RouterCli
         decisions=build_decision_log(cfg, clients.engine),
         clients=clients,
         router_info=RouterInfo(cfg, router, _replica_states(cfg, clients.redis)),
+        explorer=_explorer(cfg, clients.redis),
     )
+
+
+def _explorer(cfg: GatewayConfig, redis: Any | None) -> Explorer:
+    """Exploration per router; its daily cost caps are shared through Redis when there is one."""
+    budget = (RedisExploreBudget(redis, cfg.general_settings.access.redis_prefix) if redis is not None
+              else LocalExploreBudget())
+    return Explorer({r.name: r.exploration for r in cfg.router_settings.routers}, budget)
 
 
 def _replica_states(cfg: GatewayConfig, redis: Any | None) -> ReplicaStates | None:

@@ -20,6 +20,7 @@ from ray.serve import Application
 from ray.serve.deployment import Deployment
 
 from app.config import ConfigError, GatewayConfig, load_config, parse_config
+from app.gateway.catalog import ModelCatalog
 from app.providers.egress import resolve_problems
 from deployments.ingress import Ingress
 from deployments.provider_call import ProviderDeployment
@@ -71,11 +72,13 @@ def provider_deployment_name(group: str) -> str:
 
 def _absolute_artifacts(cfg: GatewayConfig, root: Path) -> list[RouterSpec]:
     specs = []
+    routers = ModelCatalog(cfg).routers  # the candidates the ingress will offer each router
     for r in cfg.router_settings.routers:
         artifact = r.artifact
         if artifact and "://" not in artifact and not Path(artifact).is_absolute():
             artifact = str((root / artifact).resolve())
-        specs.append(RouterSpec(r.name, r.strategy, artifact, r.lam))
+        candidates = tuple((c.name, c.profile) for c in routers[r.name].candidates)
+        specs.append(RouterSpec(r.name, r.strategy, artifact, r.lam, candidates))
     return specs
 
 

@@ -1,4 +1,4 @@
-"""Learned-router commands: ``train``, ``eval``, ``compare`` and ``sign``.
+"""Learned-router commands: ``train``, ``eval``, ``compare``, ``gate`` and ``sign``.
 
 The ``routeiq`` console script is ``app.cli``, which mounts these commands next to the
 gateway's own (``decisions export``); this module must not import ``app``, ray or
@@ -10,6 +10,7 @@ runs these commands alone.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Annotated
@@ -44,6 +45,9 @@ def _missing_training_libraries() -> list[str]:
 def train(
     router: Annotated[str, typer.Option(help="finetuned (default), ensemble, mlp, knn, mf.")] = "finetuned",
     data: Annotated[Path, typer.Option(help="Training split (JSONL: query, scores).")] = _TRAIN,
+    feedback: Annotated[list[Path] | None, typer.Option(
+        help="Decision-log training export (`routeiq decisions export --training`): partial labels, "
+             "merged with --data; repeat for several.")] = None,
     candidates: Annotated[Path, typer.Option(help="Model prices (llm_candidates.json).")] = _CANDIDATES,
     out: Annotated[Path, typer.Option(help="Artifact directory to write.")] = Path("router_models/pretrained/default"),
     eval_data: Annotated[Path | None, typer.Option(help="Held-out split to record in the manifest.")] = None,
@@ -78,9 +82,14 @@ def train(
         seed=seed,
         embedder=EmbedderConfig(max_seq_length=max_seq_length, quantize=quantize),
         eval_data=eval_data,
+        feedback=tuple(feedback or ()),
     )
-    with rich_progress() as progress:
-        manifest = run_train(cfg, progress)
+    try:
+        with rich_progress() as progress:
+            manifest = run_train(cfg, progress)
+    except (OSError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     cv = manifest["eval"]["cross_validation"]
     console = Console(stderr=True)
     lam = manifest["default_lambda"]
@@ -103,8 +112,6 @@ def eval_cmd(
 ) -> None:
     """Evaluate an artifact with the README protocol (lambda sweep, Q@C_best, C@Q_best)."""
     _offline()
-    import json
-
     from router_models.artifacts import ArtifactError
     from router_models.evaluation.report import plot_report, print_report
     from router_models.evaluation.run import evaluate_artifact
@@ -152,6 +159,46 @@ def compare(
     if plot is not None:
         plot_report(reports, plot)
     typer.echo(markdown_table(reports))
+
+
+@app.command("gate")
+def gate_cmd(
+    current: Annotated[Path, typer.Option(help="Artifact directory of the router serving now.")],
+    candidate: Annotated[Path, typer.Option(help="Artifact directory of the router to judge.")],
+    log: Annotated[Path, typer.Option(help="Decision log rows (`routeiq decisions export`, JSONL).")],
+    eval_data: Annotated[Path, typer.Option(help="Held-out labelled split (JSONL: query, scores).")],
+    train_data: Annotated[Path, typer.Option(help="Training split (picks the best single model).")] = _TRAIN,
+    candidates: Annotated[Path, typer.Option(help="Model prices (llm_candidates.json).")] = _CANDIDATES,
+    out: Annotated[Path, typer.Option(help="Directory for gate.json and gate.png.")] = Path("gate-report"),
+    margin_ope: Annotated[float, typer.Option(help="Off-policy value the candidate may lose.")] = 0.01,
+    margin_q: Annotated[float, typer.Option(help="Q@C_best ratio the candidate may lose.")] = 0.01,
+    margin_c: Annotated[float, typer.Option(help="C@Q_best percentage points it may add.")] = 5.0,
+    allow_pickle: Annotated[bool, typer.Option(help="Accept pickle artifacts (they can run code).")] = False,
+) -> None:
+    """Compare a candidate router with the current one (off-policy on the log, protocol on a
+    labelled split); exit 0 when it may be promoted, 1 when refused (docs/routing.md)."""
+    _offline()
+    from router_models.artifacts import ArtifactError
+    from router_models.data import load_prices, load_routing_data
+    from router_models.evaluation.gate import Margins, read_log, run_gate
+    from router_models.evaluation.report import plot_report
+    from router_models.inference.learned import LearnedRouter
+
+    try:
+        routers = [LearnedRouter.load(d, allow_pickle=allow_pickle) for d in (current, candidate)]
+        split = load_routing_data(eval_data, candidates)
+        train_mean = load_routing_data(train_data, candidates, models=split.models).scores.mean(0)
+        report, reports = run_gate(routers[0], routers[1], read_log(log), split, train_mean, load_prices(candidates),
+                                   Margins(margin_ope, margin_q, margin_c))
+    except (ArtifactError, OSError, ValueError, KeyError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "gate.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    plot_report(reports, out / "gate.png", title=f"gate: {candidate.name} vs {current.name}")
+    verdict = "passed" if report["passed"] else "refused: " + "; ".join(report["refused_because"])
+    typer.echo(f"gate {verdict} ({out / 'gate.json'})")
+    raise typer.Exit(0 if report["passed"] else 1)
 
 
 @app.command("sign")

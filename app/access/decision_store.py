@@ -35,7 +35,7 @@ _ROW = Normaliser(decisions)
 EXPORT_FIELDS = (
     "request_id", "created_at", "key_id", "router", "strategy", "lambda", "query", "query_sha256", "query_chars",
     "candidates", "chosen", "routed_to", "route_latency_ms", "latency_ms", "prompt_tokens", "completion_tokens",
-    "cost", "status", "fallback", "feedback", "feedback_at", "usage_estimated",
+    "cost", "status", "fallback", "feedback", "feedback_at", "usage_estimated", "propensity", "explored",
 )
 """The JSONL fields, in order (docs/observability.md documents each)."""
 
@@ -61,7 +61,7 @@ def decision_row(record: DecisionRecord, settings: DecisionLogSettings) -> dict[
         "routed_to": record.routed_to, "route_latency_ms": record.route_latency_ms, "latency_ms": record.latency_ms,
         "prompt_tokens": record.prompt_tokens, "completion_tokens": record.completion_tokens, "cost": record.cost,
         "status": record.status, "fallback": record.fallback, "feedback": None, "feedback_at": None,
-        "usage_estimated": record.usage_estimated,
+        "usage_estimated": record.usage_estimated, "propensity": record.propensity, "explored": record.explored,
     })
 
 
@@ -137,10 +137,15 @@ def export_record(row: Any) -> dict[str, Any]:
 
 
 def training_record(rec: dict[str, Any]) -> dict[str, Any] | None:
-    """The training-data form (``{"query", "scores"}``) of an exported row with feedback."""
+    """The training-data form (``{"query", "scores"}``) of an exported row with feedback.
+
+    ``propensity`` is the routing policy's probability of the model that answered, for
+    inverse-propensity weighting; ``null`` when a provider fallback answered instead of
+    the routed model (the policy did not choose it) or the row predates propensities."""
     if rec.get("feedback") is None or not rec.get("query") or rec.get("status") != 200:
         return None
-    return {"query": rec["query"], "scores": {rec["chosen"]: float(rec["feedback"])}}
+    propensity = rec.get("propensity") if rec.get("chosen") == rec.get("routed_to") else None
+    return {"query": rec["query"], "scores": {rec["chosen"]: float(rec["feedback"])}, "propensity": propensity}
 
 
 async def export_jsonl(store: DecisionStore, out: TextIO, since: datetime | None = None,

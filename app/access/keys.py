@@ -116,6 +116,9 @@ class Grant:
     def model_limits_for(self, model: str) -> Limits | None:
         return next((lim for m, lim in self.model_limits if m == model), None)
 
+    explore: bool = True
+    """Neither the key's nor its team's metadata says ``routeiq_explore: false``."""
+
     def expired(self, now: float) -> bool:
         return self.expires_at is not None and now >= self.expires_at
 

@@ -82,6 +82,8 @@ def grant_of(key: dict[str, Any], team: dict[str, Any] | None, tz: str = "UTC") 
         expires_at=expires.timestamp() if expires else None,
         key_hash=key["key_hash"], user_id=key.get("user_id"), parallel=key.get("max_parallel_requests"),
         model_limits=model_limits_of(key, tz), soft_budget=key.get("soft_budget"),
+        explore=all((row.get("metadata") or {}).get("routeiq_explore", True) is not False
+                    for row in (key, team) if row),
     )
 
 
@@ -174,7 +176,7 @@ class VirtualKeyPolicy:
     @staticmethod
     def _principal(grant: Grant) -> Principal:
         return Principal(key_id=grant.key_id, is_admin=grant.admin, allowed_models=grant.models,
-                         team_id=grant.team_id, grant=grant)
+                         team_id=grant.team_id, explore=grant.explore, grant=grant)
 
     @staticmethod
     def _check_valid(grant: Grant | None) -> None:

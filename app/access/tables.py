@@ -142,4 +142,6 @@ decisions = Table(
     Column("feedback", Float),
     Column("feedback_at", TS),
     Column("usage_estimated", Boolean, nullable=False, default=False),
+    Column("propensity", Float),
+    Column("explored", Boolean, nullable=False, default=False),
 )

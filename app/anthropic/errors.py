@@ -46,3 +46,9 @@ def error_event(openai_error: dict[str, Any]) -> bytes:
     kind = _BY_OPENAI_TYPE.get(str(openai_error.get("type")), "api_error")
     body = envelope(kind, str(openai_error.get("message") or "the stream failed"))
     return b"event: error\ndata: " + orjson.dumps(body) + b"\n\n"
+
+
+def anthropic_error_event(err: BaseException) -> bytes:
+    """The Anthropic ``error`` SSE event ending a passed-through stream that failed after it started."""
+    _, body, _ = to_anthropic_error(err)
+    return b"event: error\ndata: " + body + b"\n\n"

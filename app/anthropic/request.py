@@ -10,6 +10,9 @@ What maps where (docs/coming-from-litellm.md has the table):
   (a ``tool`` message carries text only);
 - an ``assistant`` turn's ``tool_use`` blocks become ``tool_calls``, its text the content;
   ``thinking`` blocks are dropped;
+- blocks and server tools only a native upstream serves (``document``, ``web_search_…``)
+  are left out: such a request is refused (400) before any deployment that would get this
+  translation is called (``app.anthropic.native``);
 - ``tools``/``tool_choice`` become OpenAI functions and choices, ``stop_sequences``
   ``stop``, ``metadata.user_id`` ``user``; ``top_k`` has no equivalent and is dropped.
 
@@ -32,6 +35,7 @@ from app.schemas.anthropic import (
     MessagesRequest,
     TextBlock,
     ThinkingBlock,
+    Tool,
     ToolChoice,
     ToolResultBlock,
     ToolUseBlock,
@@ -50,11 +54,12 @@ def to_chat(request: CountTokensRequest) -> dict[str, Any]:
     for message in request.messages:
         messages.extend(_turn(message))
     body: dict[str, Any] = {"model": request.model, "messages": messages}
-    if request.tools:
+    tools = [t for t in request.tools or () if isinstance(t, Tool)]  # server tools: native only
+    if tools:
         body["tools"] = [{"type": "function", "function": _function(t.name, t.description, t.input_schema)}
-                         for t in request.tools]
+                         for t in tools]
     if request.tool_choice is not None:
-        body.update(_tool_choice(request.tool_choice, bool(request.tools)))
+        body.update(_tool_choice(request.tool_choice, bool(tools)))
     if isinstance(request, MessagesRequest):
         body.update(_sampling(request))
     return body

@@ -41,6 +41,7 @@ def _candidate(entry: ModelEntry) -> Candidate:
         context_window=entry.model_info.max_input_tokens or 0,
         capabilities=frozenset(entry.model_info.capabilities),
         weight=entry.litellm_params.weight,
+        profile=entry.model_info.router_profile,
     )
 
 

@@ -37,10 +37,12 @@ from app.gateway.catalog import Deployment, ModelCatalog, fitting, query_text
 from app.gateway.cooldowns import Cooldowns
 from app.gateway.decisions import DecisionLog
 from app.gateway.exchange import Exchange
+from app.gateway.exploration import Explorer, LocalExploreBudget
 from app.gateway.metrics import Metrics
 from app.gateway.plan import Plan, RequestContext
 from app.gateway.router_info import RouterInfo
 from app.gateway.routing import RouterClient, Routing
+from app.providers.anthropic_native import speaks_messages
 from app.providers.base import Endpoint, Prices, ProviderCall, ProviderResult, StreamItem
 from app.providers.estimate import estimate_tokens
 from router_models.inference.strategies import weighted_choice
@@ -86,6 +88,7 @@ class Gateway:
         decisions: DecisionLog,
         clients: Closeable | None = None,
         router_info: RouterInfo | None = None,
+        explorer: Explorer | None = None,
     ) -> None:
         self.cfg = cfg
         self.router_info = router_info or RouterInfo(cfg, router, None)
@@ -97,9 +100,12 @@ class Gateway:
         self.admission = Admission(cfg.general_settings.max_inflight_requests,
                                    on_change=lambda n, s: metrics.load(inflight=n, active_streams=s))
         self.routing = Routing(router, metrics)
+        self.explorer = explorer or Explorer(
+            {r.name: r.exploration for r in cfg.router_settings.routers}, LocalExploreBudget())
         self._providers = providers
         self._clients = clients
         self._prices: dict[int, Prices] = {}
+        self._transports = {g.name: g.transport for g in cfg.groups()}
         general = cfg.general_settings
         self._timeout = general.request_timeout_s
         self.stream_idle_s = general.stream_idle_timeout_s + HANDLE_MARGIN_S
@@ -130,6 +136,9 @@ class Gateway:
             # Counts, not messages (readiness is unauthenticated); never "down": a failed
             # sync keeps the loaded version serving. The errors: /router/info (admin).
             detail["router_sync"] = sync
+        if (uncovered := await self.router_info.coverage_detail()) is not None:
+            # Named: a learned router that cannot score some candidates never picks them.
+            detail["router_coverage"] = uncovered
         return detail
 
     def exchange(self, endpoint: Endpoint, request_id: str, headers: Mapping[str, str], route: str) -> Exchange:
@@ -153,7 +162,10 @@ class Gateway:
         lam = next((x for x in (ctx.steering.lam, ctx.lam, target.lam) if x is not None), None)
         text = query_text(body)
         decision = await self.routing.decide(target, text, cands, lam, ctx.request_id, ctx.otel)
-        return Plan(self._pick(self.catalog.model(decision.model)), decision, query=text)
+        decision = await self.explorer.choose(target.router.name, decision, cands, key_id=ctx.principal.key_id,
+                                              opted_out=not (ctx.explore and ctx.principal.explore))
+        return Plan(self._pick(self.catalog.model(decision.model)), decision, query=text,
+                    candidates=tuple(c.name for c in cands))
 
     def _pick(self, deployments: list[Deployment]) -> Deployment:
         if len(deployments) == 1:
@@ -217,14 +229,20 @@ class Gateway:
         log.info("request %s: %s failed (%s), trying the next deployment",
                  ctx.request_id, dep.entry.model_name, err.code)
 
+    def speaks_messages(self, deployment: Deployment) -> bool:
+        """Whether this deployment serves a Messages request natively (else it gets the chat translation)."""
+        transport = self._transports.get(deployment.entry.provider_group, "auto")
+        return transport == "auto" and speaks_messages(deployment.entry)
+
     def call(self, endpoint: Endpoint, body: dict[str, Any], plan: Plan, ctx: RequestContext) -> ProviderCall:
-        """The provider call for a planned request."""
+        """The provider call for a planned request (a native Messages call where the deployment speaks it)."""
+        native = ctx.native if ctx.native is not None and self.speaks_messages(plan.deployment) else None
         return ProviderCall(
-            endpoint=endpoint,
+            endpoint="messages" if native else endpoint,
             deployment=plan.deployment.index,
-            body=body,
+            body=native.body if native else body,
             request_id=ctx.request_id,
-            headers={"x-request-id": ctx.request_id, **ctx.trace_headers},
+            headers={"x-request-id": ctx.request_id, **ctx.trace_headers, **(native.headers if native else {})},
             include_usage=ctx.steering.include_usage,
             timeout_s=self._timeout,
         )
@@ -234,7 +252,7 @@ class Gateway:
                            attempt: Callable[[Plan], Awaitable[Any]]) -> tuple[Plan, Any]:
         """Try the plan's deployment, then its fallbacks, until one answers."""
         plan = await self._admitted_plan(body, ctx)
-        chain = self._chain(plan, body, ctx)
+        chain = self._servable(self._chain(plan, body, ctx), plan, ctx)
         for i, dep in enumerate(chain):
             tried = self._attempt(plan, dep)
             try:
@@ -244,6 +262,16 @@ class Gateway:
                 if i == len(chain) - 1:
                     raise
         raise AssertionError("a chain has at least one deployment")
+
+    def _servable(self, chain: list[Deployment], plan: Plan, ctx: RequestContext) -> list[Deployment]:
+        """The chain without deployments that cannot serve what only a native Messages call carries."""
+        needs = ctx.native.only_native if ctx.native is not None else None
+        if needs is None:
+            return chain
+        if not (chain := [d for d in chain if self.speaks_messages(d)]):
+            raise InvalidRequestError(f"{needs} is served only by a model whose upstream speaks Anthropic's "
+                                      f"Messages API natively; `{plan.model}` does not", param="messages")
+        return chain
 
     async def complete(
         self, endpoint: Endpoint, body: dict[str, Any], ctx: RequestContext

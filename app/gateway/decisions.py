@@ -25,8 +25,9 @@ class DecisionRecord:
     lam: float | None
     query: str
     """The query text the router scored (the feature needed for retraining)."""
-    candidates: dict[str, float] = field(default_factory=dict)
-    """Candidate → the score the strategy maximised."""
+    candidates: dict[str, float | None] = field(default_factory=dict)
+    """Every candidate the router was offered → the score the strategy maximised; ``None``
+    for one it could not score (a model its artifact does not know, or a fallback)."""
     chosen: str = ""
     """The model that answered (after fallbacks)."""
     routed_to: str = ""
@@ -41,6 +42,10 @@ class DecisionRecord:
     """True when the router failed and the configured fallback model was used."""
     usage_estimated: bool = False
     """The tokens and cost are the gateway's estimate: the upstream reported no usage."""
+    propensity: float | None = None
+    """Probability with which the routing policy picked ``routed_to`` (off-policy estimates)."""
+    explored: bool = False
+    """``routed_to`` was drawn by exploration, not the router's best guess."""
 
 
 class DecisionLog(Protocol):

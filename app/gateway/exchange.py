@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +31,8 @@ from app.auth import Principal
 from app.errors import RouteIQError, UpstreamTimeoutError, sse_error_event
 from app.gateway.admission import Ticket
 from app.gateway.decisions import DecisionRecord
-from app.gateway.plan import Plan, RequestContext
+from app.gateway.exploration import explore_header
+from app.gateway.plan import NativeMessages, Plan, RequestContext
 from app.providers.base import Endpoint, StreamEnd, StreamItem, Usage
 from app.providers.estimate import estimate_tokens
 from app.schemas.openai import Steering
@@ -90,6 +91,9 @@ class Exchange:
         self._rest: AsyncIterator[StreamItem] | None = None
         self._events = 0
         self._closed = False
+        self.error_event: Callable[[BaseException], bytes] = sse_error_event
+        """How a failure after a stream started is told to the client (a route in another API's
+        format relaying the upstream's own events sets its own)."""
 
     @classmethod
     def open(cls, gateway: Gateway, endpoint: Endpoint, request_id: str, headers: Mapping[str, str],
@@ -115,14 +119,16 @@ class Exchange:
 
     # answering --------------------------------------------------------------------------------
     async def answer(self, body: dict[str, Any], steering: Steering, principal: Principal,
-                     lam: float | None) -> Answer | StreamAnswer:
+                     lam: float | None, native: NativeMessages | None = None) -> Answer | StreamAnswer:
         """Plan, admit and call for a validated body (``steering``: its validated values,
-        which alone steer the gateway); a stream once its first item arrived."""
+        which alone steer the gateway); a stream once its first item arrived. ``native``: the
+        Messages request as sent, for a deployment that speaks it (``body`` is its translation)."""
         gw = self.gateway
         self._body = body
         self.span.set_attribute("gen_ai.request.model", steering.model)
+        explore = steering.explore and explore_header(self._headers)
         ctx = self.ctx = RequestContext(self.request_id, principal, steering, headers_for(self.otel, self._headers),
-                                        lam, otel=self.otel)
+                                        lam, otel=self.otel, explore=explore, native=native)
         if steering.stream:
             self.plan, (first, rest) = await gw.stream(self.endpoint, body, ctx)
             self._rest = rest
@@ -171,7 +177,7 @@ class Exchange:
         except Exception as err:  # noqa: BLE001  (any failure mid-stream becomes an error event)
             log.warning("stream %s failed after it started: %s", self.request_id, err)
             status, failure = _status_of(err), err
-            yield sse_error_event(err)
+            yield self.error_event(err)
         finally:
             self.close(status, failure)
             await _aclose(rest)
@@ -224,6 +230,8 @@ class Exchange:
         gw.metrics.usage(model=model, prompt_tokens=self.usage.prompt_tokens,
                          completion_tokens=self.usage.completion_tokens, cost=self.usage.cost)
         gw.policy.settle(ctx.principal, model, self.usage, self.request_id, ctx.reservation)
+        if self.plan.decision is not None:
+            gw.explorer.charge(ctx.principal.key_id, self.plan.decision, self.usage.cost)
 
     def _estimate(self) -> Usage:
         """No usage arrived (stream cut or abandoned, or an upstream that reports none): the
@@ -257,10 +265,11 @@ class Exchange:
         return DecisionRecord(
             request_id=self.request_id, created_at=self.arrived, key_id=self.ctx.principal.key_id,
             router=self.ctx.steering.model, strategy=d.strategy, lam=d.lam, query=plan.query,
-            candidates=dict(d.scores), chosen=plan.model, routed_to=d.model, route_latency_ms=d.latency_ms,
+            candidates={**dict.fromkeys(plan.candidates), **d.scores}, chosen=plan.model, routed_to=d.model,
+            route_latency_ms=d.latency_ms,
             latency_ms=(time.perf_counter() - self.started) * 1000,
             prompt_tokens=u.prompt_tokens, completion_tokens=u.completion_tokens, cost=u.cost, status=status,
-            fallback=d.fallback, usage_estimated=u.estimated)
+            fallback=d.fallback, usage_estimated=u.estimated, propensity=d.propensity, explored=d.explored)
 
 
 def _status_of(err: BaseException) -> int:

@@ -7,6 +7,7 @@ Plain data shared by the gateway's core (which fills them in) and the request's
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from opentelemetry.context import Context
 
@@ -14,6 +15,18 @@ from app.auth import NO_RESERVATION, Principal, Reservation
 from app.gateway.catalog import Deployment
 from app.schemas.openai import Steering
 from router_models.inference.types import RouteDecision
+
+
+@dataclass(frozen=True)
+class NativeMessages:
+    """A ``/v1/messages`` request as sent, for deployments that speak Anthropic's API natively
+    (the gateway's ``body`` is its chat translation, which every other deployment gets)."""
+
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+    """The client's ``anthropic-version``/``anthropic-beta``, forwarded upstream."""
+    only_native: str | None = None
+    """What in it no translation serves (e.g. "a `document` block"): only native deployments may answer."""
 
 
 @dataclass
@@ -32,6 +45,11 @@ class RequestContext:
     """Set once planned, so a request that then fails still has its routing decision logged."""
     reservation: Reservation = NO_RESERVATION
     """What admission held back for it (TPM, budget), replaced when it settles."""
+    explore: bool = True
+    """False when the request opted out of exploration (``x-routeiq-explore: off`` or the
+    body's ``routeiq.explore: false``)."""
+    native: NativeMessages | None = None
+    """A Messages request naming a concrete model: sent as is to a deployment that speaks it."""
 
 
 @dataclass
@@ -44,6 +62,8 @@ class Plan:
     """The model that failed when a fallback answered."""
     query: str = ""
     """The text the router scored (routed requests only)."""
+    candidates: tuple[str, ...] = ()
+    """The candidates the router was offered (routed requests only), scored or not."""
 
     @property
     def model(self) -> str:
@@ -61,6 +81,8 @@ class Plan:
             h["x-routeiq-strategy"] = self.decision.strategy
             if self.decision.lam is not None:
                 h["x-routeiq-lambda"] = f"{self.decision.lam:g}"
+            if self.decision.explored:
+                h["x-routeiq-explored"] = "true"
         return h
 
     def span_attributes(self) -> dict[str, str | float | bool]:
@@ -69,4 +91,7 @@ class Plan:
                                                 "gen_ai.system": entry.litellm_params.model.split("/")[0]}
         if self.fallback_from:
             attrs["routeiq.fallback_from"] = self.fallback_from
+        if self.decision is not None and self.decision.propensity is not None:
+            attrs["router.propensity"] = self.decision.propensity
+            attrs["router.explored"] = self.decision.explored
         return attrs

@@ -12,13 +12,18 @@ scorer or Redis is down; the answer then says what could not be read.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from app.config import GatewayConfig
+from app.gateway.catalog import ModelCatalog
 from app.gateway.routing import RouterClient
 from app.router_replicas import ReplicaStates
+from router_models.inference.coverage import coverage
 from router_models.registry.location import is_registry_url
 
+COVERAGE_TTL_S = 30.0
+"""How long readiness reuses the artifacts' model lists before asking the scorer again."""
 _REPLICA_FIELDS = ("version", "sha256", "loaded_at", "healthy", "last_error", "last_error_at", "last_check_at",
                    "download")
 
@@ -29,6 +34,36 @@ class RouterInfo:
     def __init__(self, cfg: GatewayConfig, client: RouterClient | None, states: ReplicaStates | None,
                  timeout_s: float = 2.0) -> None:
         self._cfg, self._client, self._states, self._timeout = cfg, client, states, timeout_s
+        self._candidates = {name: tuple((c.name, c.profile) for c in t.candidates)
+                            for name, t in ModelCatalog(cfg).routers.items()}
+        self._known: dict[str, list[str]] = {}  # router → its loaded artifact's models, as last answered
+        self._known_at = -COVERAGE_TTL_S
+
+    async def coverage_detail(self) -> dict[str, Any] | None:
+        """Readiness detail of the learned routers that cannot score every candidate.
+
+        Per such router, the candidates it never picks (``unknown``) and how many it scores
+        (by name or through a ``router_profile``). ``None`` when every router covers its
+        candidates or the scorer has not answered yet. Detail only, never ``down``: such a
+        router serves, it only falls back more. The artifacts' model lists are asked at most
+        every ``COVERAGE_TTL_S`` (a registry promotion can change them)."""
+        if self._client is not None and time.monotonic() - self._known_at >= COVERAGE_TTL_S:
+            self._known_at = time.monotonic()  # also after a failure: a down scorer is not asked per probe
+            answered, error = await self._ask_scorer()
+            if error is None:
+                self._remember(answered)
+        out: dict[str, Any] = {}
+        for name, models in self._known.items():
+            found = coverage(self._candidates.get(name, ()), set(models))
+            if not found.complete:
+                out[name] = {"unknown": list(found.unknown), "scored": len(found.scored),
+                             "via_profile": len(found.via_profile)}
+        return out or None
+
+    def _remember(self, answered: dict[str, Any]) -> None:
+        routers = answered.get("routers") or {}
+        self._known = {name: list(r["models"]) for name, r in routers.items() if r.get("models") is not None}
+        self._known_at = time.monotonic()
 
     async def sync_detail(self) -> dict[str, Any] | None:
         """Readiness detail of the ``s3://`` routers: per router, the versions the replicas
@@ -49,6 +84,8 @@ class RouterInfo:
 
     async def report(self) -> dict[str, Any]:
         answered, scorer_error = await self._ask_scorer()
+        if scorer_error is None:
+            self._remember(answered)
         replicas, source = await self._replicas(answered)
         routers = {r.name: self._router(r.name, answered, replicas) for r in self._cfg.router_settings.routers}
         out: dict[str, Any] = {"routers": routers, "replicas_source": source}
@@ -87,6 +124,8 @@ class RouterInfo:
             "artifact": loaded.get("artifact"),
             "candidate_models": list(config.candidates) or chat,
             "artifact_models": loaded.get("models"),
+            "coverage": (coverage(self._candidates.get(name, ()), set(loaded["models"])).as_dict()
+                         if loaded.get("models") is not None else None),
             "default_lambda": loaded.get("default_lambda", config.lam),
             "last_sync_error": loaded.get("last_error"),
             "replicas": [{"replica": rep.get("replica"), "reported_at": rep.get("reported_at"),

@@ -16,7 +16,8 @@ from typing import Any, Literal, Protocol
 
 from app.config import ModelEntry
 
-Endpoint = Literal["chat", "completions", "embeddings"]
+Endpoint = Literal["chat", "completions", "embeddings", "messages"]
+"""``messages``: an Anthropic Messages body, called natively (``app.providers.anthropic_native``)."""
 
 
 @dataclass(frozen=True)
@@ -121,29 +122,49 @@ class Prices:
 
     input: float = 0.0
     output: float = 0.0
+    cache_write: float | None = None
+    """$ per prompt token written to a prompt cache (Anthropic's ``cache_creation_input_tokens``);
+    ``None``: unknown, charged at the input price."""
+    cache_read: float | None = None
+    """$ per prompt token read from a prompt cache; ``None``: unknown, charged at the input price."""
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
         return prompt_tokens * self.input + completion_tokens * self.output
 
+    def cached_cost(self, written: int, read: int) -> float:
+        """The cost of prompt tokens written to and read from a prompt cache (on top of ``cost``)."""
+        write = self.input if self.cache_write is None else self.cache_write
+        return written * write + read * (self.input if self.cache_read is None else self.cache_read)
+
     @classmethod
     def of(cls, entry: ModelEntry) -> Prices:
         info = entry.model_info
+        complete = None not in (info.input_cost_per_token, info.output_cost_per_token,
+                                info.cache_creation_input_token_cost, info.cache_read_input_token_cost)
+        mapped = {} if complete else _litellm_prices(entry.litellm_params.model)  # the map: once a process
+        write = _first(info.cache_creation_input_token_cost, mapped.get("cache_creation_input_token_cost"))
+        read = _first(info.cache_read_input_token_cost, mapped.get("cache_read_input_token_cost"))
         if info.input_cost_per_token is not None or info.output_cost_per_token is not None:
-            return cls(info.input_cost_per_token or 0.0, info.output_cost_per_token or 0.0)
-        return cls(*_litellm_prices(entry.litellm_params.model))
+            return cls(info.input_cost_per_token or 0.0, info.output_cost_per_token or 0.0, write, read)
+        return cls(_first(mapped.get("input_cost_per_token")) or 0.0,
+                   _first(mapped.get("output_cost_per_token")) or 0.0, write, read)
 
 
-def _litellm_prices(model: str) -> tuple[float, float]:
+def _first(*values: Any) -> float | None:
+    """The first value that is a number (config first, then litellm's map)."""
+    return next((float(v) for v in values if isinstance(v, int | float) and not isinstance(v, bool)), None)
+
+
+def _litellm_prices(model: str) -> dict[str, Any]:
     from app.providers.cost_map import model_info
 
-    info = model_info(model)
-    return float(info.get("input_cost_per_token") or 0.0), float(info.get("output_cost_per_token") or 0.0)
+    return model_info(model)
 
 
 MAX_REPORTED_TOKENS = 10**9
 
 
-def _tokens(value: Any) -> int:
+def reported_tokens(value: Any) -> int:
     """A token count an upstream reported: an int in [0, 1e9] (anything else counts 0),
     so an odd or hostile upstream can neither crash a request nor refund a budget."""
     if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
@@ -154,6 +175,6 @@ def _tokens(value: Any) -> int:
 def usage_from(payload: dict[str, Any] | None, prices: Prices) -> Usage:
     """Usage with cost from an OpenAI ``usage`` object (counts sanitised, cost from our prices)."""
     payload = payload if isinstance(payload, dict) else {}
-    prompt = _tokens(payload.get("prompt_tokens"))
-    completion = _tokens(payload.get("completion_tokens"))
+    prompt = reported_tokens(payload.get("prompt_tokens"))
+    completion = reported_tokens(payload.get("completion_tokens"))
     return Usage(prompt, completion, prices.cost(prompt, completion))

@@ -6,6 +6,9 @@ with jitter, tenacity, never sooner than the upstream's Retry-After) cover 5xx a
 connection failures, and for streams only the time before the first chunk: after
 that, a failure ends the stream with an OpenAI-shaped error event in the ingress.
 
+A ``messages`` call (an Anthropic Messages body, for an ``anthropic/`` entry) goes to the
+native Anthropic client; other calls as below.
+
 ``transport=`` is the injection point (like httpx's): by default each entry goes to
 the native pass-through or to litellm; a test passes a ``MockTransport`` and drives
 retries, Retry-After, deadlines and stream errors without Serve or a network.
@@ -25,7 +28,8 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, sto
 from tenacity import wait_exponential_jitter as _exp_jitter
 
 from app.config import ModelEntry, ProviderSettings
-from app.errors import NotFoundError, UpstreamError, UpstreamTimeoutError
+from app.errors import InvalidRequestError, NotFoundError, UpstreamError, UpstreamTimeoutError
+from app.providers.anthropic_native import AnthropicNativeClient, speaks_messages
 from app.providers.base import Prices, ProviderCall, ProviderClient, ProviderResult, StreamEnd, StreamItem, Upstream
 from app.providers.errors import RetryableUpstreamError
 from app.providers.openai_native import OpenAINativeClient, is_native
@@ -57,6 +61,7 @@ class ProviderCaller:
         self._transport = transport
         self._sleep = sleep
         self._native: OpenAINativeClient | None = None
+        self._anthropic: AnthropicNativeClient | None = None
         self._litellm: ProviderClient | None = None
         self._upstreams: dict[int, Upstream] = {}
         if transport is None and any(not self._is_native(e) for e in settings.entries.values()):
@@ -72,15 +77,26 @@ class ProviderCaller:
             self._litellm = LiteLLMClient()
         return self._litellm
 
-    def _client(self, upstream: Upstream) -> ProviderClient:
+    def _client(self, upstream: Upstream, call: ProviderCall) -> ProviderClient:
         if self._transport is not None:
             return self._transport
+        if call.endpoint == "messages":
+            return self._anthropic_client(upstream)
         if self._is_native(upstream.entry):
             if self._native is None:
                 self._native = OpenAINativeClient(self._settings.group.max_connections,
                                                   public_only=self._settings.block_private_upstreams)
             return self._native
         return self._litellm_client()
+
+    def _anthropic_client(self, upstream: Upstream) -> ProviderClient:
+        """The native Messages client; only Anthropic entries of an ``auto`` group are called so."""
+        if self._settings.group.transport != "auto" or not speaks_messages(upstream.entry):
+            raise InvalidRequestError(f"{upstream.name} does not serve Anthropic's Messages API natively")
+        if self._anthropic is None:
+            self._anthropic = AnthropicNativeClient(self._settings.group.max_connections,
+                                                    public_only=self._settings.block_private_upstreams)
+        return self._anthropic
 
     def _upstream(self, call: ProviderCall) -> Upstream:
         """The entry a call names, priced once (litellm's cost map only when config has no price)."""
@@ -122,7 +138,7 @@ class ProviderCaller:
     async def complete(self, call: ProviderCall) -> ProviderResult:
         """A non-streamed call, retried; 502 when retries run out, 504 past the deadline."""
         upstream = self._upstream(call)
-        client = self._client(upstream)
+        client = self._client(upstream, call)
         with _provider_span(upstream, call) as (span, traced):
             async with self._deadline(upstream, traced, "answer"):
                 async for attempt in self._retrying():
@@ -134,7 +150,7 @@ class ProviderCaller:
     async def stream(self, call: ProviderCall) -> AsyncIterator[StreamItem]:
         """A streamed call: the first chunk is retried and time-limited, then each gap is."""
         upstream = self._upstream(call)
-        client = self._client(upstream)
+        client = self._client(upstream, call)
         with _provider_span(upstream, call) as (span, traced):
             source, first = await self._open_stream(upstream, client, traced)
             try:
@@ -169,7 +185,7 @@ class ProviderCaller:
         raise AssertionError("unreachable: tenacity re-raises the last failure")
 
     async def close(self) -> None:
-        for client in (self._native, self._litellm, self._transport):
+        for client in (self._native, self._anthropic, self._litellm, self._transport):
             if client is not None:
                 await client.close()
 

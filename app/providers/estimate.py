@@ -32,7 +32,7 @@ def _tokens(chars: int) -> int:
 
 def estimated_usage(body: dict[str, Any], answer: dict[str, Any], prices: Prices) -> Usage:
     """The usage of a JSON answer that reported none: its prompt (an embedding's input)
-    and the text of its choices, at the deployment's prices."""
+    and the text of its choices (or of an Anthropic message's blocks), at the deployment's prices."""
     prompt = estimate_tokens(body) or _tokens(len(str(body.get("input") or "")))
     chars = 0
     for choice in answer.get("choices") or ():
@@ -40,5 +40,9 @@ def estimated_usage(body: dict[str, Any], answer: dict[str, Any], prices: Prices
             message = choice.get("message")
             content = message.get("content") if isinstance(message, dict) else None
             chars += len(str(content or "")) + len(str(choice.get("text") or ""))
+    blocks = answer.get("content")  # an Anthropic message's
+    for block in blocks if isinstance(blocks, list) else ():
+        if isinstance(block, dict):
+            chars += len(str(block.get("text") or block.get("thinking") or ""))
     completion = _tokens(chars)
     return Usage(prompt, completion, prices.cost(prompt, completion), estimated=True)

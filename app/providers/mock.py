@@ -29,7 +29,7 @@ class MockReply:
     body: dict[str, Any] | None = None
     """Non-streamed JSON answer; default: a one-choice chat completion."""
     chunks: tuple[bytes, ...] = (b'data: {"choices":[{"index":0,"delta":{"content":"hi"}}]}\n\n',)
-    """SSE events of a streamed answer (``data: [DONE]`` is added)."""
+    """SSE events of a streamed answer (``data: [DONE]`` is added, except to a ``messages`` call)."""
     usage: Usage | None = field(default_factory=lambda: Usage(3, 1, 0.0))
     """``None``: the upstream reports no usage (charged an estimate, as the native client does)."""
     retry_after: str | None = None
@@ -83,7 +83,8 @@ class MockTransport:
                 if i and reply.interval_s:
                     await asyncio.sleep(reply.interval_s)
                 yield chunk
-            yield b"data: [DONE]\n\n"
+            if call.endpoint != "messages":  # Anthropic's streams end with their own message_stop
+                yield b"data: [DONE]\n\n"
             yield StreamEnd(reply.usage)
         finally:
             self.open_streams -= 1

@@ -4,7 +4,9 @@ litellm's SDK costs ~4-6 ms of CPU per call and ~2 ms per streamed chunk on this
 class of machine (shared/NOTES.md); for upstreams that already speak OpenAI's wire
 format (``openai/``, ``hosted_vllm/``, ``custom_openai/`` with an ``api_base``)
 RouteIQ forwards the body and the raw SSE bytes instead. Other providers go through
-``litellm_client``. The choice is per provider group (``transport``).
+``litellm_client``. The choice is per provider group (``transport``). The session, the
+POST and the stream relay loop (``PooledClient``) are shared with the native Anthropic
+Messages client (``anthropic_native``), which differs only in its request and usage.
 
 Timeouts are explicit, never aiohttp's default 300 s *total* (which would cut a long
 healthy stream): connecting is bounded by ``connect_timeout_s``; a non-streamed answer
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import orjson
@@ -24,7 +26,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
 from app.config import ModelEntry, resolve_secret
-from app.providers.base import ProviderCall, ProviderResult, StreamEnd, StreamItem, Upstream, usage_from
+from app.providers.base import ProviderCall, ProviderResult, StreamEnd, StreamItem, Upstream, Usage, usage_from
 from app.providers.egress import is_public
 from app.providers.errors import from_exception, from_status, translated
 from app.providers.estimate import estimated_usage
@@ -33,6 +35,8 @@ from app.providers.sse import SSERelay
 
 NATIVE_PREFIXES = ("openai/", "hosted_vllm/", "custom_openai/", "openai_like/")
 _PATHS = {"chat": "/chat/completions", "completions": "/completions", "embeddings": "/embeddings"}
+Request = tuple[str, bytes, dict[str, str]]
+"""A native call as sent: URL, body and headers."""
 
 
 def is_native(entry: ModelEntry) -> bool:
@@ -41,7 +45,7 @@ def is_native(entry: ModelEntry) -> bool:
     return bool(p.api_base) and p.model.startswith(NATIVE_PREFIXES)
 
 
-def _timeout(upstream: Upstream, stream: bool) -> aiohttp.ClientTimeout:
+def timeout_for(upstream: Upstream, stream: bool) -> aiohttp.ClientTimeout:
     return aiohttp.ClientTimeout(
         total=None, connect=upstream.connect_timeout_s, sock_connect=upstream.connect_timeout_s,
         sock_read=upstream.stream_idle_timeout_s if stream else None)
@@ -66,8 +70,30 @@ class GuardedResolver(AbstractResolver):
         await self._inner.close()
 
 
-class OpenAINativeClient:
-    """``ProviderClient`` for OpenAI-compatible upstreams."""
+def pooled_session(max_connections: int, public_only: bool) -> aiohttp.ClientSession:
+    """The keep-alive session a native client sends through (``public_only``: the guarded resolver)."""
+    resolver = GuardedResolver() if public_only else None
+    connector = aiohttp.TCPConnector(limit=max_connections, keepalive_timeout=30, resolver=resolver)
+    return aiohttp.ClientSession(connector=connector, json_serialize=lambda o: orjson.dumps(o).decode(),
+                                 auto_decompress=False, timeout=aiohttp.ClientTimeout(total=None))
+
+
+class Relay(Protocol):
+    """What turns an upstream's SSE reads into the bytes to forward and the usage to charge
+    (``SSERelay`` for OpenAI's format, ``AnthropicRelay`` for Anthropic's)."""
+
+    done: bool
+
+    @property
+    def usage(self) -> Usage | None: ...
+
+    def feed(self, data: bytes) -> bytes: ...
+
+    def flush(self) -> bytes: ...
+
+
+class PooledClient:
+    """The pooled session a native client sends through, made lazily (it needs the running loop)."""
 
     def __init__(self, max_connections: int = 256, *, public_only: bool = False) -> None:
         self._max_connections = max_connections
@@ -76,49 +102,27 @@ class OpenAINativeClient:
         self._session: aiohttp.ClientSession | None = None
 
     def _http(self) -> aiohttp.ClientSession:
-        if self._session is None:  # created lazily: it needs the running loop
-            resolver = GuardedResolver() if self._public_only else None
-            connector = aiohttp.TCPConnector(limit=self._max_connections, keepalive_timeout=30, resolver=resolver)
-            self._session = aiohttp.ClientSession(
-                connector=connector, json_serialize=lambda o: orjson.dumps(o).decode(), auto_decompress=False,
-                timeout=aiohttp.ClientTimeout(total=None))
+        if self._session is None:
+            self._session = pooled_session(self._max_connections, self._public_only)
         return self._session
 
-    @staticmethod
-    def _request(upstream: Upstream, call: ProviderCall) -> tuple[str, bytes, dict[str, str]]:
-        p = upstream.entry.litellm_params
-        body: dict[str, Any] = {**native_body(call.body), "model": p.model.split("/", 1)[1]}
-        if body.get("stream"):
-            body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
-        headers = {"content-type": "application/json", **call.headers}
-        if key := resolve_secret(p.api_key):
-            headers["authorization"] = f"Bearer {key}"
-        return str(p.api_base).rstrip("/") + _PATHS[call.endpoint], orjson.dumps(body), headers
-
-    async def complete(self, upstream: Upstream, call: ProviderCall) -> ProviderResult:
-        url, data, headers = self._request(upstream, call)
+    async def _post(self, upstream: Upstream, call: ProviderCall, request: Request) -> bytes:
+        """The body of a 200 answer to a non-streamed call (any other status raised as RouteIQ's error)."""
+        url, data, headers = request
         with translated(upstream.name, call.request_id):
-            async with self._http().post(url, data=data, headers=headers, timeout=_timeout(upstream, False)) as resp:
+            async with self._http().post(url, data=data, headers=headers, timeout=timeout_for(upstream, False)) as resp:
                 raw = await resp.read()
                 if resp.status != 200:
                     raise from_status(resp.status, raw, resp.headers.get("retry-after"), upstream.name,
                                       call.request_id)
-        payload = orjson.loads(raw)
-        if isinstance(payload.get("usage"), dict):
-            usage = usage_from(payload["usage"], upstream.prices)
-            payload["usage"]["cost"] = usage.cost
-            raw = orjson.dumps(payload)
-        else:  # an upstream that reports no usage is charged an estimate, not nothing
-            usage = estimated_usage(call.body, payload, upstream.prices)
-        choices = payload.get("choices") or [{}]
-        model = str(payload.get("model") or upstream.name)
-        return ProviderResult(raw, usage, model, choices[0].get("finish_reason"))
+        return raw
 
-    async def stream(self, upstream: Upstream, call: ProviderCall) -> AsyncIterator[StreamItem]:
-        url, data, headers = self._request(upstream, call)
-        relay = SSERelay(upstream.prices, call.include_usage)
+    async def _relayed(self, upstream: Upstream, call: ProviderCall, request: Request,
+                       relay: Relay) -> AsyncIterator[StreamItem]:
+        """A streamed call's forwarded bytes, then its ``StreamEnd``; a stream cut before its end raises."""
+        url, data, headers = request
         with translated(upstream.name, call.request_id):
-            async with self._http().post(url, data=data, headers=headers, timeout=_timeout(upstream, True)) as resp:
+            async with self._http().post(url, data=data, headers=headers, timeout=timeout_for(upstream, True)) as resp:
                 if resp.status != 200:
                     raw = await resp.read()
                     raise from_status(resp.status, raw, resp.headers.get("retry-after"), upstream.name,
@@ -139,3 +143,35 @@ class OpenAINativeClient:
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
+
+
+class OpenAINativeClient(PooledClient):
+    """``ProviderClient`` for OpenAI-compatible upstreams."""
+
+    @staticmethod
+    def _request(upstream: Upstream, call: ProviderCall) -> Request:
+        p = upstream.entry.litellm_params
+        body: dict[str, Any] = {**native_body(call.body), "model": p.model.split("/", 1)[1]}
+        if body.get("stream"):
+            body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+        headers = {"content-type": "application/json", **call.headers}
+        if key := resolve_secret(p.api_key):
+            headers["authorization"] = f"Bearer {key}"
+        return str(p.api_base).rstrip("/") + _PATHS[call.endpoint], orjson.dumps(body), headers
+
+    async def complete(self, upstream: Upstream, call: ProviderCall) -> ProviderResult:
+        raw = await self._post(upstream, call, self._request(upstream, call))
+        payload = orjson.loads(raw)
+        if isinstance(payload.get("usage"), dict):
+            usage = usage_from(payload["usage"], upstream.prices)
+            payload["usage"]["cost"] = usage.cost
+            raw = orjson.dumps(payload)
+        else:  # an upstream that reports no usage is charged an estimate, not nothing
+            usage = estimated_usage(call.body, payload, upstream.prices)
+        choices = payload.get("choices") or [{}]
+        model = str(payload.get("model") or upstream.name)
+        return ProviderResult(raw, usage, model, choices[0].get("finish_reason"))
+
+    def stream(self, upstream: Upstream, call: ProviderCall) -> AsyncIterator[StreamItem]:
+        return self._relayed(upstream, call, self._request(upstream, call),
+                             SSERelay(upstream.prices, call.include_usage))

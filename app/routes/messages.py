@@ -7,9 +7,14 @@ request is validated (``app.schemas.anthropic``), translated into an OpenAI chat
 log are chat's, with nothing of their own here. The answer is translated back (JSON,
 or the SSE stream event by event). Every error leaves in Anthropic's envelope
 (``app.anthropic.errors``), before a stream starts as an HTTP error, after it as an
-``error`` event. Native pass-through to Anthropic upstreams is not done: every upstream
-is called in OpenAI's format (a litellm-transport group translates once more for
-Anthropic models).
+``error`` event.
+
+A request naming a concrete model also carries its body as sent (``app.anthropic.native``):
+a deployment whose upstream speaks Anthropic's API (``anthropic/...`` in an ``auto``
+transport group) gets that instead of the translation, and its answer, JSON or events,
+is passed back as the upstream sent it (usage read for spend by the provider client).
+Which of the two the answer is depends on the deployment that served it (a fallback may
+differ from the plan's first pick), so the route asks the gateway after the call.
 """
 
 from __future__ import annotations
@@ -22,14 +27,17 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from app.anthropic.errors import to_anthropic_error
+from app.anthropic.errors import anthropic_error_event, to_anthropic_error
+from app.anthropic.native import native_messages
 from app.anthropic.request import to_chat
 from app.anthropic.response import to_message
 from app.anthropic.stream import MessageStream
 from app.auth import api_credential
 from app.deps import GatewayDep
-from app.errors import NotFoundError, RouteIQError
+from app.errors import InvalidRequestError, NotFoundError, RouteIQError
 from app.gateway import Gateway, StreamAnswer
+from app.gateway.exchange import Answer, Exchange
+from app.gateway.plan import NativeMessages
 from app.http import id_header, json_response, read_json, request_id, validate
 from app.providers.base import Usage
 from app.providers.estimate import estimate_tokens
@@ -61,16 +69,41 @@ async def _messages(request: Request, gateway: Gateway) -> Response:
     rid = request_id(request)
     async with gateway.exchange("chat", rid, request.headers, request.url.path) as ex:
         principal = await gateway.policy.authenticate(api_credential(request.headers))
-        incoming = validate(MessagesRequest, await _read(request, gateway))
+        raw = await _read(request, gateway)
+        incoming = validate(MessagesRequest, raw)
         body = to_chat(incoming)
         steering = Steering.of(validate(ChatCompletionRequest, body))
-        answer = await ex.answer(body, steering, principal, lambda_header(request))
+        native = _native(raw, incoming, request, gateway)
+        answer = await ex.answer(body, steering, principal, lambda_header(request), native)
+        if native is not None and ex.plan is not None and gateway.speaks_messages(ex.plan.deployment):
+            return _passed_through(request, ex, answer)
         model = ex.plan.model if ex.plan else incoming.model
         if isinstance(answer, StreamAnswer):
             events = MessageStream(f"msg_{rid}", model, estimate_tokens(body)).translate(answer.body)
             return ExchangeStream(ex, StreamAnswer(answer.headers, events), id_header(request, answer.headers))
         message = to_message(orjson.loads(answer.body), f"msg_{rid}", model, ex.usage or Usage())
         return json_response(orjson.dumps(message), id_header(request, answer.headers))
+
+
+def _native(raw: dict[str, Any], incoming: MessagesRequest, request: Request,
+            gateway: Gateway) -> NativeMessages | None:
+    """The request's native form when it names a concrete model (``auto`` is always translated)."""
+    native = native_messages(raw, incoming, request.headers)
+    if incoming.model not in gateway.catalog.routers:
+        return native
+    if native.only_native:
+        raise InvalidRequestError(f"{native.only_native} is served only natively, by a concrete model whose "
+                                  f"upstream speaks Anthropic's Messages API, not through `{incoming.model}`",
+                                  param="model")
+    return None
+
+
+def _passed_through(request: Request, ex: Exchange, answer: Answer | StreamAnswer) -> Response:
+    """The upstream's own Messages answer (JSON or events), as it sent it."""
+    if isinstance(answer, StreamAnswer):
+        ex.error_event = anthropic_error_event  # a failure mid-stream: Anthropic's ``error`` event
+        return ExchangeStream(ex, answer, id_header(request, answer.headers))
+    return json_response(answer.body, id_header(request, answer.headers))
 
 
 async def _count_tokens(request: Request, gateway: Gateway) -> Response:

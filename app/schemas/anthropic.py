@@ -6,15 +6,17 @@ strictly like ``app.schemas.openai`` (no coercion, no NaN), before
 the gateway's one chat path. A content block is told by its ``type``: the types RouteIQ
 can translate are listed here, any other is a 400 naming it (never silently dropped).
 Unknown top-level fields are allowed (the SDK grows them) and not forwarded: only what
-the translation reads reaches an upstream. ``cache_control`` on blocks is accepted and
-ignored (no upstream here caches prompts on request).
+the translation reads reaches an upstream. ``cache_control`` on blocks is accepted; the
+translation drops it. A request served natively (an ``anthropic/`` deployment,
+``app.providers.anthropic_native``) reaches its upstream as sent, unknown fields,
+``cache_control``, ``thinking`` and the native-only blocks and server tools included.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 from app.schemas.openai import RouteIQOptions
 
@@ -67,7 +69,19 @@ class ThinkingBlock(_Open):
     type: Literal["thinking", "redacted_thinking"]
 
 
-ContentBlock = Annotated[TextBlock | ImageBlock | ToolUseBlock | ToolResultBlock | ThinkingBlock,
+NativeBlockType = Literal["document", "search_result", "server_tool_use", "web_search_tool_result",
+                         "web_fetch_tool_result", "code_execution_tool_result", "mcp_tool_use", "mcp_tool_result",
+                         "container_upload"]
+
+
+class NativeBlock(_Open):
+    """A block only an upstream speaking Anthropic's API serves (a PDF ``document``, a server
+    tool's use and result...): passed through natively, never translated (a 400 elsewhere)."""
+
+    type: NativeBlockType
+
+
+ContentBlock = Annotated[TextBlock | ImageBlock | ToolUseBlock | ToolResultBlock | ThinkingBlock | NativeBlock,
                          Field(discriminator="type")]
 
 
@@ -77,12 +91,30 @@ class Message(_Open):
 
 
 class Tool(_Open):
-    """A client tool; Anthropic's server tools (``web_search_…``, ``bash_…``) are refused."""
+    """A client tool (Anthropic's server tools are ``ServerTool``s)."""
 
     type: Literal["custom"] | None = None
     name: str = Field(min_length=1, max_length=128)
     description: str | None = None
     input_schema: dict[str, Any]
+
+
+class ServerTool(_Open):
+    """One of Anthropic's server tools (``web_search_20250305``, ``bash_20250124``...): passed
+    through natively, never translated (a 400 elsewhere)."""
+
+    type: str = Field(pattern=r"^[a-z_]+_[0-9]{8}$")
+    name: str = Field(min_length=1, max_length=128)
+
+
+def _tool_kind(value: Any) -> str:
+    """``server`` for a tool whose ``type`` names one of Anthropic's server tools, else ``custom``."""
+    kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    return "server" if kind is not None and kind != "custom" else "custom"
+
+
+AnyTool = Annotated[Annotated[Tool, Tag("custom")] | Annotated[ServerTool, Tag("server")], Discriminator(_tool_kind)]
+"""A client tool, or a server tool (told by ``type``; a 400 names the field under ``custom``/``server``)."""
 
 
 class ToolChoice(_Open):
@@ -101,7 +133,7 @@ class CountTokensRequest(_Open):
     model: str = Field(min_length=1)
     messages: list[Message] = Field(min_length=1)
     system: str | list[TextBlock] | None = None
-    tools: list[Tool] | None = None
+    tools: list[AnyTool] | None = None
     tool_choice: ToolChoice | None = None
 
 

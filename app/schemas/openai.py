@@ -38,6 +38,7 @@ class RouteIQOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
     lam: float | None = Field(None, alias="lambda", ge=0, description="Willingness to pay.")
+    explore: bool | None = Field(None, description="false: never serve this request by exploration.")
 
 
 class _Sampling(_Open):
@@ -85,6 +86,8 @@ class Steering:
     max_tokens: int | None = None
     """``max_tokens`` (or chat's ``max_completion_tokens``): what admission reserves per choice."""
     n: int = 1
+    explore: bool = True
+    """False when the body's ``routeiq.explore`` is false: the router serves its best guess."""
 
     @classmethod
     def of(cls, request: BaseModel) -> Steering:
@@ -94,7 +97,8 @@ class Steering:
             most = request.max_tokens
             if isinstance(request, ChatCompletionRequest) and request.max_completion_tokens is not None:
                 most = request.max_completion_tokens if most is None else min(most, request.max_completion_tokens)
-            return cls(request.model, request.stream, usage, lam, most, request.n or 1)
+            explore = request.routeiq.explore is not False if request.routeiq else True
+            return cls(request.model, request.stream, usage, lam, most, request.n or 1, explore)
         if isinstance(request, EmbeddingRequest):
             return cls(request.model)
         raise TypeError(f"not an inference request: {type(request).__name__}")

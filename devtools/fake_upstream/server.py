@@ -1,4 +1,4 @@
-"""aiohttp server speaking OpenAI's chat, completions, embeddings and models APIs.
+"""aiohttp server speaking OpenAI's chat, completions, embeddings and models APIs, and Anthropic's Messages API.
 
 Answers are deterministic: the reply echoes the last user message and pads it with
 numbered tokens, so tests can check that each stream got its own content. Counters
@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from devtools.fake_upstream import messages as anthropic
 from devtools.fake_upstream.faults import Faults, from_request
 
 _ids = itertools.count()
@@ -27,7 +28,8 @@ UPSTREAM = web.AppKey("upstream", "FakeUpstream")
 MODEL_NAMES = web.AppKey("model_names", tuple)
 MAX_DIMENSIONS = 4096
 """Embedding vectors are never longer (a huge ``dimensions`` must not exhaust the test's memory)."""
-_RECORDED_HEADERS = {"x-request-id", "traceparent", "tracestate", "authorization"}
+_RECORDED_HEADERS = {"x-request-id", "traceparent", "tracestate", "authorization", "x-api-key",
+                     "anthropic-version", "anthropic-beta"}
 
 
 class FakeUpstream:
@@ -39,6 +41,8 @@ class FakeUpstream:
         self.seen_keys: Counter[str] = Counter()
         self.requests: deque[dict[str, Any]] = deque(maxlen=500)
         """Recent requests: path, forwarded headers and body, for tests to inspect."""
+        self.cached: set[str] = set()
+        """Texts marked ``cache_control`` that ``/v1/messages`` has "written to its cache"."""
 
     def record(self, request: web.Request, body: dict[str, Any]) -> None:
         headers = {k.lower(): v for k, v in request.headers.items() if k.lower() in _RECORDED_HEADERS}
@@ -248,6 +252,26 @@ async def _stream(
     return resp
 
 
+async def messages(request: web.Request) -> web.StreamResponse:
+    """Anthropic's Messages API (``devtools.fake_upstream.messages``)."""
+    up: FakeUpstream = request.app[UPSTREAM]
+    body = await _read(request)
+    faults = up.faults_for(request, body, anthropic.last_user_text(body))
+    up.record(request, body)
+    up.stats["requests"] += 1
+    up.stats[f"model:{body.get('model')}"] += 1
+    if (failed := await _fail(faults, request, up)) is not None:
+        return failed
+    if (refused := anthropic.refusal(body)) is not None:
+        return web.Response(body=orjson.dumps(refused), status=400, content_type="application/json")
+    n = min(int(body.get("max_tokens") or faults.tokens), faults.tokens)
+    tokens = reply_tokens({"messages": [{"role": "user", "content": anthropic.last_user_text(body)}]}, n)
+    usage = anthropic.usage_of(body, up.cached, len(tokens)) if faults.usage != "none" else None
+    if body.get("stream"):
+        return await anthropic.stream(request, anthropic.events(body, tokens, usage), faults.framing, faults.itl_ms)
+    return _json(anthropic.message(body, tokens, usage))
+
+
 async def embeddings(request: web.Request) -> web.StreamResponse:
     up: FakeUpstream = request.app[UPSTREAM]
     body = await _read(request)
@@ -284,6 +308,7 @@ async def reset(request: web.Request) -> web.Response:
     up.stats.clear()
     up.seen_keys.clear()
     up.requests.clear()
+    up.cached.clear()
     return _json({"ok": True})
 
 
@@ -295,6 +320,7 @@ def build_app(defaults: Faults | None = None, model_names: tuple[str, ...] = ())
     app.router.add_post("/v1/chat/completions", chat)
     app.router.add_post("/v1/completions", completions)
     app.router.add_post("/v1/embeddings", embeddings)
+    app.router.add_post("/v1/messages", messages)
     app.router.add_get("/v1/models", models)
     app.router.add_get("/_fake/stats", stats)
     app.router.add_post("/_fake/reset", reset)

@@ -22,20 +22,39 @@ DEFAULT_CANDIDATES = DATA_DIR / "llm_candidates.json"
 
 @dataclass(frozen=True)
 class RoutingData:
-    """One split: queries, a (n, m) score matrix in [0, 1], models and their prices."""
+    """One split: queries, a (n, m) score matrix in [0, 1], models and their prices.
+
+    A split merged with decision-log feedback (``router_models.data.partial``) is
+    *partial*: a score is NaN where that model did not answer that query, and ``weights``
+    holds each row's training weight (inverse propensity for feedback rows, 1 otherwise).
+    """
 
     queries: list[str]
     scores: np.ndarray
     models: list[str]
     prices: np.ndarray
+    weights: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.queries)
 
+    @property
+    def partial(self) -> bool:
+        return bool(np.isnan(self.scores).any()) or self.weights is not None
+
+    def full_rows(self) -> np.ndarray:
+        """Indices of the rows that score every model (what the protocol can evaluate)."""
+        return np.flatnonzero(~np.isnan(self.scores).any(axis=1))
+
+    def mean_scores(self) -> np.ndarray:
+        """Each model's mean score over the rows that score it."""
+        return np.nanmean(self.scores, axis=0)
+
     def subset(self, idx: np.ndarray | list[int]) -> RoutingData:
         """Rows ``idx`` of this split (same models and prices)."""
         idx = np.asarray(idx)
-        return RoutingData([self.queries[i] for i in idx], self.scores[idx], self.models, self.prices)
+        weights = self.weights[idx] if self.weights is not None else None
+        return RoutingData([self.queries[i] for i in idx], self.scores[idx], self.models, self.prices, weights)
 
 
 def file_sha256(path: str | Path) -> str:

@@ -45,8 +45,9 @@ class Decision:
 def decide(quality: Mapping[str, float], candidates: Sequence[Candidate], lam: float) -> Decision:
     """Choose among ``candidates`` given predicted ``quality`` per model name.
 
-    Candidates unknown to ``quality`` are skipped (listed in ``Decision.skipped``), never
-    guessed. Ties (within 1e-9) go to the lower price, then to the earlier candidate.
+    A candidate unknown to ``quality`` is scored as its ``profile`` (a model the artifact
+    knows, named by the operator) when it has one, else skipped (listed in
+    ``Decision.skipped``), never guessed. Ties (within 1e-9) go to the lower price, then to the earlier candidate.
     """
     if not math.isfinite(lam) or lam < 0:
         raise ValueError(f"lam must be a finite number >= 0, got {lam!r}")
@@ -56,6 +57,8 @@ def decide(quality: Mapping[str, float], candidates: Sequence[Candidate], lam: f
     best_util = -math.inf
     for cand in candidates:
         q = quality.get(cand.name)
+        if q is None and cand.profile is not None:
+            q = quality.get(cand.profile)
         if q is None or not math.isfinite(q) or cand.name in utilities:
             skipped.append(cand.name)
             continue

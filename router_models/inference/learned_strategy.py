@@ -14,16 +14,20 @@ not at import: ``RoutingService`` and the registry stay importable without them.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from router_models.inference.base import LoadOptions, undecided
+from router_models.inference.coverage import Coverage, coverage
 from router_models.inference.decide import decide
 from router_models.inference.types import RouteDecision, RouteQuery, RouterSpec
 
 if TYPE_CHECKING:
     from router_models.inference.learned import LearnedRouter
+
+log = logging.getLogger("routeiq.router")
 
 
 class LearnedStrategy:
@@ -36,6 +40,7 @@ class LearnedStrategy:
             raise ValueError(f"router {spec.name!r}: strategy learned needs an artifact")
         self._spec, self._options = spec, options or LoadOptions()
         self._router = _load(spec.artifact, self._options)
+        self._coverage = self._report_coverage(self._router)
 
     def reload(self, artifact: str) -> None:
         """Swap to ``artifact`` only once it loaded and verified.
@@ -48,12 +53,22 @@ class LearnedStrategy:
             return
         router = _load(artifact, self._options)
         self._router, self._spec = router, replace(self._spec, artifact=artifact)
+        self._coverage = self._report_coverage(router)
 
     def describe(self) -> dict[str, Any]:
         router = self._router  # read once: a reload may swap it meanwhile
         lam = self._spec.lam if self._spec.lam is not None else router.default_lambda
         return {"type": router.router_type, "artifact": self._spec.artifact, "models": list(router.models),
-                "default_lambda": lam}
+                "default_lambda": lam, "coverage": self._coverage.as_dict() if self._coverage else None}
+
+    def _report_coverage(self, router: LearnedRouter) -> Coverage | None:
+        """Which candidates this artifact scores; logged once per load when some are not."""
+        if not self._spec.candidates:
+            return None  # built without the config's candidates (a bare spec): nothing to check
+        found = coverage(self._spec.candidates, set(router.models))
+        if line := found.summary(self._spec.name):
+            log.warning(line)
+        return found
 
     async def route_batch(self, queries: Sequence[RouteQuery]) -> list[RouteDecision]:
         return await asyncio.to_thread(self._decide_all, self._router, queries)

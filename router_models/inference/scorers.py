@@ -64,8 +64,18 @@ def predict_knn(x: np.ndarray, t: Tensors, params: Mapping[str, object]) -> np.n
         w = 1.0 / np.maximum(dist, 1e-9)
     else:
         w = np.ones(idx.shape, dtype=np.float32)
+    if "prior" in t:  # partial labels: each model over the neighbours that scored it
+        return _partial_mean(w * t["weights"][idx], values[idx], t["prior"])
     w = w / w.sum(axis=1, keepdims=True)
     return np.einsum("nk,nkm->nm", w, values[idx])
+
+
+def _partial_mean(w: np.ndarray, vals: np.ndarray, prior: np.ndarray) -> np.ndarray:
+    """Weighted mean of the neighbours' scores that exist (NaN: not scored), else ``prior``."""
+    seen = ~np.isnan(vals)
+    num = np.einsum("nk,nkm->nm", w, np.where(seen, vals, 0.0))
+    den = np.einsum("nk,nkm->nm", w, seen.astype(w.dtype))
+    return np.where(den > 0, num / np.maximum(den, 1e-12), prior[None, :])
 
 
 def predict_ensemble(x: np.ndarray, t: Tensors, params: Mapping[str, object]) -> np.ndarray:

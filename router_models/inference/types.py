@@ -20,6 +20,9 @@ class RouterSpec:
     """Artifact directory of a learned router (absolute once the graph resolved it)."""
     lam: float | None = None
     """The router's λ when the query brings none; ``None``: the artifact's default."""
+    candidates: tuple[tuple[str, str | None], ...] = ()
+    """The configured candidates as ``(model_name, router_profile)``: what the replica
+    checks its artifact against at load, to name the models it cannot score."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,9 @@ class Candidate:
     capabilities: frozenset[str] = frozenset()
     weight: float = 1.0
     """Relative weight for the weighted-shuffle strategy."""
+    profile: str | None = None
+    """A model the learned router's artifact knows, whose predicted quality stands in for
+    this one's until the router is trained on it (``model_info.router_profile``)."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,12 @@ class RouteDecision:
     latency_ms: float = 0.0
     fallback: bool = False
     """True when the router could not decide and the configured default model was used."""
+    propensity: float | None = None
+    """The probability with which the routing policy picked ``model`` for this query, set
+    by the ingress (``app.gateway.exploration``): 1 for a greedy pick without exploration,
+    less when it explores. Logged, so the decision log supports off-policy estimates."""
+    explored: bool = False
+    """``model`` was drawn by exploration rather than being the router's best guess."""
     error: str | None = None
     """The router could not decide this query; the ingress falls back. One line, the cause.
 

@@ -23,6 +23,7 @@ import numpy as np
 
 from router_models.data import RoutingData
 from router_models.embedding import ENCODER_PREFIX, Embedder, EmbedderConfig, encoder_digest, model_dir
+from router_models.training.knn import knn_tensors
 from router_models.training.scorer import TrainedScorer
 
 DEFAULT_HPARAM: dict[str, Any] = {
@@ -71,7 +72,8 @@ def train_finetuned(
     frozen = _frozen_states(base, encoder, data.queries, first)
     head = MLPClassifierNN(config.dim, list(hp["hidden_layer_sizes"]), len(data.models), hp["activation"])
     tuned = encoder.encoder.layer[first:]
-    _fit(encoder, first, head, frozen, torch.from_numpy(np.asarray(data.scores, np.float32)), hp, progress)
+    weights = torch.from_numpy(np.asarray(data.weights, np.float32)) if data.weights is not None else None
+    _fit(encoder, first, head, frozen, torch.from_numpy(np.asarray(data.scores, np.float32)), hp, progress, weights)
     overrides = {
         f"encoder.layer.{first + i}.{k}": v.detach().numpy().astype(np.float16)
         for i, layer in enumerate(tuned)
@@ -81,7 +83,7 @@ def train_finetuned(
     keys = Embedder(serving, encoder_overrides=overrides).embed(data.queries)  # the KNN bank, as served
     tensors = {f"{ENCODER_PREFIX}{k}": v for k, v in overrides.items()}
     tensors.update({f"mlp.s0.{k}": v.detach().numpy().astype(np.float32) for k, v in head.state_dict().items()})
-    tensors.update({"knn.keys": keys.astype(np.float16), "knn.values": np.asarray(data.scores, np.float16)})
+    tensors.update({f"knn.{k}": v for k, v in knn_tensors(keys, data).items()})
     return TrainedScorer(
         router_type="finetuned",
         tensors=tensors,
@@ -117,12 +119,15 @@ def _frozen_states(base: Embedder, encoder: Any, queries: list[str], stop: int) 
     return states
 
 
-def _fit(encoder: Any, first: int, head: Any, frozen: list[Any], y: Any, hp: dict[str, Any], progress: Any) -> None:
-    """AdamW on layers ``first..`` and the head; BCE per model; dropout on head activations."""
+def _fit(encoder: Any, first: int, head: Any, frozen: list[Any], y: Any, hp: dict[str, Any], progress: Any,
+         weights: Any | None = None) -> None:
+    """AdamW on layers ``first..`` and the head; BCE per observed score (``quality_loss``);
+    dropout on head activations."""
     import torch
     import torch.nn.functional as F
 
     from router_models.minilm import mean_pool
+    from router_models.training.losses import quality_loss
 
     tuned, stop = encoder.encoder.layer[first:], len(encoder.encoder.layer)
     params = [p for layer in tuned for p in layer.parameters()]
@@ -144,7 +149,7 @@ def _fit(encoder: Any, first: int, head: Any, frozen: list[Any], y: Any, hp: dic
             h = mean_pool(encoder.run_layers(x, mask, first, stop), mask)
             for layer in head.layers[:-1]:
                 h = F.dropout(act(layer(h)), p=float(hp["dropout"]), training=True)
-            loss = F.binary_cross_entropy_with_logits(head.layers[-1](h), y[idx])
+            loss = quality_loss(head.layers[-1](h), y[idx], weights[idx] if weights is not None else None)
             opt.zero_grad()
             loss.backward()
             opt.step()

@@ -69,7 +69,10 @@ def write_workspace(root: Path, data: RoutingData, embeddings: np.ndarray, hpara
     with open(rows, "w", encoding="utf-8") as fh:
         for i, (query, scores) in enumerate(zip(data.queries, data.scores, strict=True)):
             for model, perf in zip(data.models, scores, strict=True):
-                rec = {"query": query, "model_name": model, "performance": float(perf), "embedding_id": i}
+                # An unobserved score (NaN, partial labels) as 0: the library only builds the
+                # router's config and network here; our own loops train, masking it out.
+                rec = {"query": query, "model_name": model, "performance": float(np.nan_to_num(perf)),
+                       "embedding_id": i}
                 fh.write(json.dumps(rec) + "\n")
     # torch.save of a plain tensor, written and read by us only inside this temp dir.
     torch.save(torch.from_numpy(np.ascontiguousarray(embeddings, dtype=np.float32)), root / "emb.pt")

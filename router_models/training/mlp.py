@@ -60,7 +60,7 @@ def train_mlp(
     for s in range(n_seeds):
         torch.manual_seed(int(hp["seed"]) + s)
         trainer = _quiet_trainer(MLPTrainer, router)  # fresh network + optimiser per seed
-        _fit_quality(trainer, embeddings, data.scores, float(hp["dropout"]))
+        _fit_quality(trainer, embeddings, data.scores, float(hp["dropout"]), data.weights)
         state = trainer.model.state_dict()
         tensors.update({f"s{s}.{k}": v.detach().numpy().astype(np.float32) for k, v in state.items()})
         if progress:
@@ -86,8 +86,10 @@ def _quiet_trainer(cls: Any, router: Any) -> Any:
         return cls(router, device="cpu")
 
 
-def _fit_quality(trainer: Any, x: np.ndarray, y: np.ndarray, dropout: float) -> None:
-    """The library's loop (shuffled mini-batches, its optimiser) with a per-model BCE loss.
+def _fit_quality(trainer: Any, x: np.ndarray, y: np.ndarray, dropout: float,
+                 weights: np.ndarray | None = None) -> None:
+    """The library's loop (shuffled mini-batches, its optimiser) with a per-model BCE loss
+    (``losses.quality_loss``: only observed scores count, rows weighted when ``weights``).
 
     Dropout is applied to hidden activations here, in training only, so the exported
     module and its inference forward are exactly the library's ``MLPClassifierNN``.
@@ -95,7 +97,10 @@ def _fit_quality(trainer: Any, x: np.ndarray, y: np.ndarray, dropout: float) -> 
     import torch
     import torch.nn.functional as F
 
+    from router_models.training.losses import quality_loss
+
     xs, ys = torch.from_numpy(np.asarray(x, np.float32)), torch.from_numpy(np.asarray(y, np.float32))
+    ws = torch.from_numpy(np.asarray(weights, np.float32)) if weights is not None else None
     model, opt = trainer.model, trainer.optimizer
     act = model._get_activation()
     model.train()
@@ -106,7 +111,7 @@ def _fit_quality(trainer: Any, x: np.ndarray, y: np.ndarray, dropout: float) -> 
             h = xs[idx]
             for layer in model.layers[:-1]:
                 h = F.dropout(act(layer(h)), p=dropout, training=True)
-            loss = F.binary_cross_entropy_with_logits(model.layers[-1](h), ys[idx])
+            loss = quality_loss(model.layers[-1](h), ys[idx], ws[idx] if ws is not None else None)
             opt.zero_grad()
             loss.backward()
             opt.step()

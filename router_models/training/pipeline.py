@@ -8,6 +8,13 @@ request's lambda, so one artifact covers the whole quality-cost curve.
 The default lambda is chosen by k-fold cross-validation on the *training* split only: the
 lowest-cost lambda whose mean held-out quality reaches the best single model's (the
 protocol's C@Q_best operating point). The evaluation split is never used for choices.
+
+With ``feedback`` files (decision-log rows, one served model scored per row; see
+``router_models.data.partial``) the training set is the full-label base set plus those
+rows, weighted by inverse propensity, over the union of models: a model only the feedback
+knows gets its own predictions. Cross-validation then holds out base rows only and
+evaluates the base set's models only (the protocol needs every model scored); feedback
+rows are always in the training folds.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from router_models.data import DEFAULT_CANDIDATES, RoutingData, file_sha256, load_routing_data
+from router_models.data.partial import load_feedback, merge
 from router_models.embedding import EmbedderConfig
 from router_models.embedding_cache import DEFAULT_CACHE_DIR, embed_cached
 from router_models.evaluation.protocol import DEFAULT_LAMBDAS, evaluate
@@ -46,6 +54,8 @@ def _trainers() -> dict[str, Callable[..., TrainedScorer]]:
 
 ROUTER_TYPES = ("finetuned", "ensemble", "mlp", "knn", "mf")
 DEFAULT_ROUTER = "finetuned"
+PARTIAL_LABEL_TYPES = ("finetuned", "ensemble", "mlp", "knn")
+"""Router types whose losses mask unobserved scores (``mf`` does not)."""
 TRAINS_EMBEDDER = frozenset({"finetuned"})
 """Router types whose training changes the embedding space (they re-embed held-out text)."""
 
@@ -64,6 +74,8 @@ class TrainConfig:
     signing_key: bytes | str | None = None
     eval_data: Path | None = None
     """Optional held-out split (e.g. test.jsonl) scored after fitting, for the manifest only."""
+    feedback: tuple[Path, ...] = ()
+    """Decision-log training exports (partial labels) merged with ``data``."""
 
 
 def fit(
@@ -119,26 +131,35 @@ def predict_scorer(scorer: TrainedScorer, queries: list[str], x: np.ndarray) -> 
     return PREDICTORS[scorer.router_type](x, f32, scorer.params)
 
 
-def cross_validate(cfg: TrainConfig, data: RoutingData, x: np.ndarray, progress: ProgressSink) -> dict[str, Any]:
-    """Mean held-out curve over ``cfg.folds`` folds, and the default lambda read from it."""
+def cross_validate(cfg: TrainConfig, data: RoutingData, x: np.ndarray, progress: ProgressSink,
+                   n_full: int | None = None, n_models: int | None = None) -> dict[str, Any]:
+    """Mean held-out curve over ``cfg.folds`` folds, and the default lambda read from it.
+
+    Only the first ``n_full`` rows (the full-label base set) are held out, and only the
+    first ``n_models`` models (the base set's) evaluated; the other rows always train."""
+    n_full = len(data) if n_full is None else n_full
+    cols = np.arange(len(data.models) if n_models is None else n_models)
+    models = [data.models[i] for i in cols]
     rng = np.random.default_rng(cfg.seed)
-    parts = np.array_split(rng.permutation(len(data)), cfg.folds)
+    parts = np.array_split(rng.permutation(n_full), cfg.folds)
+    always = np.arange(n_full, len(data))
     advance = progress.task(f"cross-validating {cfg.router_type}", cfg.folds)
     quality, cost, q_best, ratios = [], [], [], []
     for f, held in enumerate(parts):
-        fit = np.concatenate([p for g, p in enumerate(parts) if g != f])
+        fit = np.concatenate([p for g, p in enumerate(parts) if g != f] + [always])
         queries = [data.queries[i] for i in held]
         _, pred = fit_predict(
             cfg.router_type, data.subset(fit), x[fit], queries, x[held], cfg.hparam, cfg.embedder, progress
         )
-        rep = evaluate(pred, data.scores[held], data.prices, data.models, data.scores[fit].mean(0))
+        train_mean = data.subset(fit).mean_scores()[cols]
+        rep = evaluate(pred[:, cols], data.scores[held][:, cols], data.prices[cols], models, train_mean)
         quality.append([p.quality for p in rep.curve])
         cost.append([p.cost for p in rep.curve])
         q_best.append(rep.q_best)
         ratios.append(rep.q_at_c_best / rep.q_best)
         advance(1)
     q, c, qb = np.mean(quality, 0), np.mean(cost, 0), float(np.mean(q_best))
-    c_best = float(data.prices[int(np.argmax(data.scores.mean(0)))])
+    c_best = float(data.prices[cols][int(np.argmax(data.subset(np.arange(n_full)).mean_scores()[cols]))])
     reach = [i for i in range(len(q)) if q[i] >= qb]
     i_default = min(reach, key=lambda i: c[i]) if reach else int(np.argmax(np.where(c <= c_best, q, -1)))
     return {
@@ -159,17 +180,24 @@ def train(cfg: TrainConfig, progress: ProgressSink | None = None) -> dict[str, A
     progress = progress or NullProgress()
     if cfg.router_type not in ROUTER_TYPES:
         raise ValueError(f"unknown router type {cfg.router_type!r}; choose from {ROUTER_TYPES}")
-    data = load_routing_data(cfg.data, cfg.candidates)
+    base = load_routing_data(cfg.data, cfg.candidates)
+    data = base
+    for path in cfg.feedback:
+        data = merge(data, load_feedback(path, cfg.candidates))
+    if data.partial and cfg.router_type not in PARTIAL_LABEL_TYPES:
+        raise ValueError(f"router type {cfg.router_type!r} does not train on partial labels (--feedback); "
+                         f"use one of {PARTIAL_LABEL_TYPES}")
     x = embed_cached(
         data.queries, cfg.embedder, cache_dir=cfg.cache_dir, progress=progress.task("embedding queries", len(data))
     )
-    cv = cross_validate(cfg, data, x, progress) if cfg.folds > 1 else {"default_lambda": 0.0}
+    cv = (cross_validate(cfg, data, x, progress, len(base), len(base.models)) if cfg.folds > 1
+          else {"default_lambda": 0.0})
     advance = progress.task(f"fitting {cfg.router_type} on all {len(data)} rows", 1)
     scorer = fit(cfg.router_type, data, x, cfg.hparam, cfg.embedder, progress)
     advance(1)
     evals: dict[str, Any] = {"cross_validation": cv}
     if cfg.eval_data is not None:
-        evals["holdout"] = _holdout(cfg, data, scorer, cv["default_lambda"], progress)
+        evals["holdout"] = _holdout(cfg, base, data, scorer, cv["default_lambda"], progress)
     manifest = {
         "router_type": scorer.router_type,
         "library": scorer.library,
@@ -183,6 +211,9 @@ def train(cfg: TrainConfig, progress: ProgressSink | None = None) -> dict[str, A
             "sha256": file_sha256(cfg.data),
             "rows": len(data),
             "candidates_sha256": file_sha256(cfg.candidates),
+            **({"feedback": [{"file": Path(f).name, "sha256": file_sha256(f)} for f in cfg.feedback],
+                "feedback_rows": len(data) - len(base),
+                "models_from_feedback": [m for m in data.models if m not in base.models]} if cfg.feedback else {}),
         },
         "default_lambda": cv["default_lambda"],
         "eval": evals,
@@ -193,18 +224,19 @@ def train(cfg: TrainConfig, progress: ProgressSink | None = None) -> dict[str, A
 
 
 def _holdout(
-    cfg: TrainConfig, train_data: RoutingData, scorer: TrainedScorer, lam: float, progress: ProgressSink
+    cfg: TrainConfig, base: RoutingData, data: RoutingData, scorer: TrainedScorer, lam: float, progress: ProgressSink
 ) -> dict[str, Any]:
-    """Protocol metrics of the fitted scorer on ``cfg.eval_data`` (never used for choices)."""
+    """Protocol metrics of the fitted scorer on ``cfg.eval_data`` (never used for choices),
+    over the base set's models (``data`` may add models only feedback scores)."""
     from router_models.evaluation.protocol import quality_cost_curve
 
     assert cfg.eval_data is not None
-    held = load_routing_data(cfg.eval_data, cfg.candidates, models=train_data.models)
+    held = load_routing_data(cfg.eval_data, cfg.candidates, models=base.models)
     xe = embed_cached(
         held.queries, cfg.embedder, cache_dir=cfg.cache_dir, progress=progress.task("embedding eval queries", len(held))
     )
-    pred = predict_scorer(scorer, held.queries, xe)
-    rep = evaluate(pred, held.scores, held.prices, held.models, train_data.scores.mean(0))
+    pred = predict_scorer(scorer, held.queries, xe)[:, : len(base.models)]
+    rep = evaluate(pred, held.scores, held.prices, held.models, base.scores.mean(0))
     at_default = quality_cost_curve(pred, held.scores, held.prices, (lam,))[0]
     out = {k: v for k, v in rep.to_dict().items() if k != "curve"}
     return {

@@ -121,7 +121,7 @@ def test_construction_refuses_unknown_strategies_and_learned_without_artifact() 
 async def test_reload_and_describe(predictor: FakePredictor) -> None:
     service = RoutingService(SPECS)
     assert service.describe() == {"auto": {"type": "fake", "artifact": "/artifacts/fake", "models": ["small", "large"],
-                                           "default_lambda": 0.1},
+                                           "default_lambda": 0.1, "coverage": None},
                                   "cheap": {"type": "cost-first", "artifact": None}}
     service.reload("auto", "/artifacts/next")
     assert service.describe()["auto"]["artifact"] == "/artifacts/next"

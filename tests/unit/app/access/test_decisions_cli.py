@@ -39,7 +39,7 @@ async def test_jsonl_round_trip(make_writer: MakeWriter) -> None:
     assert await export_jsonl(writer.store, buf, since) == 3
     buf = io.StringIO()
     assert await export_jsonl(writer.store, buf, training=True) == 1
-    assert json.loads(buf.getvalue()) == {"query": "what is 2 + 2?", "scores": {"big-model": 0.8}}
+    assert json.loads(buf.getvalue()) == {"query": "what is 2 + 2?", "scores": {"big-model": 0.8}, "propensity": None}
 
 
 def test_cli_export(tmp_path: Any) -> None:

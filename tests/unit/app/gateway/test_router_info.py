@@ -89,3 +89,52 @@ async def test_readiness_counts_failing_syncs_without_their_messages(redis_serve
     assert detail == {"auto": {"versions": ["v6", "v7"], "replicas": 2, "sync_failing": 1}}
     assert await RouterInfo(_cfg(), Scorer(), states).sync_detail() is None  # no registry router: no call
     await client.aclose()
+
+
+class CountingScorer(Scorer):
+    """Knows ``mid-model`` only, as a learned artifact trained on other models would."""
+
+    def __init__(self, up: bool = True) -> None:
+        super().__init__(up)
+        self.asked = 0
+
+    async def info(self) -> dict[str, Any]:
+        self.asked += 1
+        answer = await super().info()
+        answer["routers"]["auto"] = {**LOADED, "models": ["mid-model", "big-model"]}
+        return answer
+
+
+def _profiled_cfg() -> Any:
+    cfg = gateway_config("http://127.0.0.1:1/v1", access={"enabled": False})
+    cfg["model_list"][0]["model_info"]["router_profile"] = "mid-model"  # tiny-model scored as mid-model
+    return parse_config(cfg)
+
+
+async def test_router_info_and_readiness_name_the_candidates_the_artifact_cannot_score() -> None:
+    scorer = CountingScorer()
+    info = RouterInfo(_profiled_cfg(), scorer, None)
+    coverage = (await info.report())["routers"]["auto"]["coverage"]
+    assert coverage == {"scored": ["mid-model", "big-model"], "via_profile": {"tiny-model": "mid-model"},
+                        "unknown": ["via-litellm"], "bad_profile": {}}
+    detail = await info.coverage_detail()
+    assert detail == {"auto": {"unknown": ["via-litellm"], "scored": 2, "via_profile": 1}}
+    asked = scorer.asked
+    await info.coverage_detail()
+    assert scorer.asked == asked  # readiness reuses the answer for COVERAGE_TTL_S, not a call per probe
+
+
+async def test_readiness_coverage_is_silent_before_the_scorer_answers_and_when_all_are_scored() -> None:
+    assert await RouterInfo(_profiled_cfg(), CountingScorer(up=False), None).coverage_detail() is None
+    cfg = gateway_config("http://127.0.0.1:1/v1", access={"enabled": False})
+    cfg["router_settings"]["routers"][0]["candidates"] = ["mid-model", "big-model"]
+    assert await RouterInfo(parse_config(cfg), CountingScorer(), None).coverage_detail() is None
+
+
+async def test_the_readiness_probe_reports_router_coverage() -> None:
+    cfg = _profiled_cfg()
+    app = create_app(build_gateway(cfg, LocalProviderPool(cfg), CountingScorer()))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as http:
+        ready = await http.get("/health/readiness")
+    assert ready.status_code == 200 and ready.json()["status"] == "ready"
+    assert ready.json()["router_coverage"]["auto"]["unknown"] == ["via-litellm"]

@@ -121,11 +121,11 @@ async def test_close_closes_the_transport() -> None:
 
 
 def test_native_client_timeouts_never_cut_a_long_stream() -> None:
-    from app.providers.openai_native import _timeout
+    from app.providers.openai_native import timeout_for
 
     s = settings(connect_timeout_s=3, stream_idle_timeout_s=45)
     upstream = Upstream(MID_INDEX, s.entries[MID_INDEX], None, s.connect_timeout_s, s.stream_idle_timeout_s)  # type: ignore[arg-type]
-    streamed, plain = _timeout(upstream, True), _timeout(upstream, False)
+    streamed, plain = timeout_for(upstream, True), timeout_for(upstream, False)
     assert streamed.total is None and plain.total is None  # not aiohttp's 300 s default
     assert streamed.connect == streamed.sock_connect == 3 and streamed.sock_read == 45
     assert plain.sock_read is None  # a non-streamed answer is bounded by the caller's deadline

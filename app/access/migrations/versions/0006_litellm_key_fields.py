@@ -7,8 +7,8 @@ limiter (``app.access.policy``). A spend row copies its key's ``user_id`` at set
 a key later moved to another user keeps its history under the user who spent it.
 Existing rows get NULL: no user, no tags, no such limits.
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005"
-down_revision = "0004"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

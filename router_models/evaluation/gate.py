@@ -1,0 +1,151 @@
+"""``routeiq gate``: promote a candidate router only if it is not worse than the current one.
+
+Two independent views, because each can be fooled alone:
+
+- **(a) the user's traffic**, from the decision log: off-policy value of each router's
+  choices on the logged, rated requests (IPS and doubly robust, ``offpolicy``), compared
+  paired. It covers the user's own models and queries, but only as well as exploration
+  covered the actions the candidate would take.
+- **(b) a labelled split**, with the data README's protocol (Q@C_best ratio and C@Q_best):
+  every model scored on every query, so no propensities are needed, but only for the models
+  and kinds of query the split holds.
+
+The candidate passes when, on every measure, it is not worse than the current router by
+more than the stated margin: the point estimate of the paired IPS and DR differences
+>= ``-margins.ope``; Q@C_best ratio >= current's - ``margins.q_ratio``; C@Q_best (% of the best
+single model's cost) <= current's + ``margins.c_pct`` (a router that never reaches Q_best
+counts as infinitely expensive). A gate without usable log rows refuses: it cannot say (a).
+The intervals are reported, not gated on: with a few hundred rated requests they are wide,
+and gating on them would freeze the router or promote anything.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from router_models.data import RoutingData
+from router_models.evaluation.offpolicy import (
+    LoggedRow,
+    dr_terms,
+    estimate,
+    ips_terms,
+    policy_actions,
+    reward_model,
+    usable_rows,
+)
+from router_models.evaluation.protocol import EvalReport, evaluate
+
+
+class Predictor(Protocol):
+    """What the gate needs of a router: its models and predicted quality per query."""
+
+    @property
+    def models(self) -> list[str]: ...
+
+    def predict(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class Margins:
+    ope: float = 0.01
+    """Quality points (0..1) the off-policy estimates may drop."""
+    q_ratio: float = 0.01
+    """How much lower the candidate's Q@C_best / Q_best may be."""
+    c_pct: float = 5.0
+    """Percentage points of C_best the candidate's C@Q_best may rise."""
+
+
+def read_log(path: str | Path) -> list[dict[str, Any]]:
+    """``routeiq decisions export`` rows (JSON lines); a malformed line fails with its number."""
+    rows = []
+    with open(path, encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as err:
+                    raise ValueError(f"{path}:{n}: not a JSON object ({err.msg})") from None
+    return rows
+
+
+def columns(router: Predictor, texts: Sequence[str], models: Sequence[str]) -> np.ndarray:
+    """The router's predictions in ``models`` order; ``-inf`` for a model it does not know."""
+    pred = np.asarray(router.predict(list(texts)), dtype=np.float64) if texts else np.zeros((0, len(router.models)))
+    out = np.full((len(texts), len(models)), -np.inf)
+    own = {m: i for i, m in enumerate(router.models)}
+    for j, m in enumerate(models):
+        if m in own:
+            out[:, j] = pred[:, own[m]]
+    return out
+
+
+def off_policy(current: Predictor, candidate: Predictor, rows: Sequence[LoggedRow],
+               prices: Mapping[str, float]) -> dict[str, Any]:
+    """IPS and DR values of both routers on the logged rows, and their paired differences."""
+    models = sorted({c for r in rows for c in r.candidates})
+    texts = [r.query for r in rows]
+    qhat = reward_model(rows)
+    out: dict[str, Any] = {"rows": len(rows)}
+    terms = {}
+    for name, router in (("current", current), ("candidate", candidate)):
+        actions = policy_actions(rows, columns(router, texts, models), models, prices)
+        terms[name] = {"ips": ips_terms(rows, actions), "dr": dr_terms(rows, actions, qhat)}
+        out[name] = {k: estimate(v).as_dict() for k, v in terms[name].items()}
+        out[name]["agrees_with_log"] = float(np.mean([a == r.action for a, r in zip(actions, rows, strict=True)]))
+    out["difference"] = {k: estimate(terms["candidate"][k] - terms["current"][k]).as_dict() for k in ("ips", "dr")}
+    return out
+
+
+def protocol(router: Predictor, split: RoutingData, train_mean: np.ndarray) -> EvalReport:
+    """The README protocol on a labelled split, over the split's models."""
+    pred = columns(router, split.queries, split.models)
+    if not np.isfinite(pred).any(axis=1).all():
+        raise ValueError("the router knows none of the labelled split's models")
+    return evaluate(pred, split.scores, split.prices, split.models, train_mean)
+
+
+def verdict(ope: dict[str, Any] | None, cur: EvalReport, cand: EvalReport, margins: Margins) -> list[str]:
+    """Why the candidate is refused (empty: it passes)."""
+    why = []
+    if ope is None or ope["rows"] == 0:
+        why.append("no usable decision-log rows (rated, answered by the routed model, with a propensity)")
+    else:
+        for k in ("ips", "dr"):
+            diff = ope["difference"][k]["value"]
+            if diff < -margins.ope:
+                why.append(f"off-policy {k.upper()} value is {-diff:.4f} lower (margin {margins.ope})")
+    cur_ratio, cand_ratio = cur.q_at_c_best / cur.q_best, cand.q_at_c_best / cand.q_best
+    if not cand_ratio >= cur_ratio - margins.q_ratio:
+        why.append(f"Q@C_best ratio {cand_ratio:.4f} < current {cur_ratio:.4f} - {margins.q_ratio}")
+    cur_c = cur.c_at_q_best_pct if cur.c_at_q_best_pct is not None else math.inf
+    cand_c = cand.c_at_q_best_pct if cand.c_at_q_best_pct is not None else math.inf
+    if cand_c > cur_c + margins.c_pct:
+        why.append(f"C@Q_best {cand_c:.1f} % > current {cur_c:.1f} % + {margins.c_pct}")
+    return why
+
+
+def run_gate(current: Predictor, candidate: Predictor, log: Sequence[Mapping[str, Any]], split: RoutingData,
+             train_mean: np.ndarray, prices: Mapping[str, float], margins: Margins | None = None,
+             ) -> tuple[dict[str, Any], dict[str, EvalReport]]:
+    """The gate's JSON report and both protocol reports (for the plot)."""
+    margins = margins or Margins()
+    rows, skipped = usable_rows(log)
+    ope = off_policy(current, candidate, rows, prices) if rows else None
+    reports = {"current": protocol(current, split, train_mean), "candidate": protocol(candidate, split, train_mean)}
+    refused = verdict(ope, reports["current"], reports["candidate"], margins)
+    report = {
+        "passed": not refused,
+        "refused_because": refused,
+        "margins": margins.__dict__,
+        "off_policy": ope if ope is not None else {"rows": 0},
+        "log_rows_skipped": skipped,
+        "protocol": {k: {m: v for m, v in r.to_dict().items() if m != "curve"} for k, r in reports.items()},
+    }
+    return report, reports
