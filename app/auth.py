@@ -45,6 +45,40 @@ class Demand:
 
 
 @dataclass(frozen=True)
+class RateState:
+    """What is left of the caller's RPM and TPM windows after its admission, for LiteLLM's
+    (and OpenAI's) ``x-ratelimit-*`` response headers; ``None``: no such limit. Resets are
+    milliseconds until the window next frees room."""
+
+    limit_requests: int | None = None
+    remaining_requests: int | None = None
+    reset_requests_ms: int | None = None
+    limit_tokens: int | None = None
+    remaining_tokens: int | None = None
+    reset_tokens_ms: int | None = None
+
+    def headers(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for kind in ("requests", "tokens"):
+            limit, left, reset = (getattr(self, name) for name in (f"limit_{kind}", f"remaining_{kind}",
+                                                                   f"reset_{kind}_ms"))
+            if limit is None:
+                continue
+            out[f"x-ratelimit-limit-{kind}"] = str(limit)
+            out[f"x-ratelimit-remaining-{kind}"] = str(max(0, left or 0))
+            out[f"x-ratelimit-reset-{kind}"] = _duration(max(0, reset or 0))
+        return out
+
+
+def _duration(ms: int) -> str:
+    """OpenAI's reset format: ``1s``, ``6m0s``, ``250ms``."""
+    if ms < 1000:
+        return f"{ms}ms"
+    seconds = round(ms / 1000)
+    return f"{seconds // 60}m{seconds % 60}s" if seconds >= 60 else f"{seconds}s"
+
+
+@dataclass(frozen=True)
 class Reservation:
     """What admission held back for one request, reconciled by ``charge``."""
 
@@ -56,6 +90,12 @@ class Reservation:
     """Per scope, the budget counter the cost went into (a new budget window: not this one)."""
     origin: str = ""
     """``redis`` or ``local``: which limiter holds it (``FallbackLimiter`` reconciles there)."""
+    member: str = ""
+    """The request's entry in its keys' in-flight sets (``max_parallel_requests``); '': none."""
+    model: str = ""
+    """The model admitted (its per-model limits are the ones to reconcile, whatever answered)."""
+    rate: RateState | None = field(default=None, compare=False)
+    """What is left of the RPM/TPM windows after this admission (response headers)."""
 
 
 NO_RESERVATION = Reservation()

@@ -17,6 +17,7 @@ import logging
 import os
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
@@ -297,6 +298,21 @@ class AccessSettings(_Strict):
     db_timeout_s: float = Field(5.0, gt=0, description="Connect/query timeout for the database.")
     redis_pool_size: int = Field(64, gt=0, description="Redis connections per replica.")
     redis_timeout_s: float = Field(1.0, gt=0, description="Redis socket timeout.")
+    budget_timezone: str = Field(
+        "UTC", description="IANA timezone of calendar-aligned budget resets (`1d` at midnight, `7d` on Monday, "
+        "`1mo` on the 1st), as LiteLLM's `litellm_settings.timezone`.")
+    soft_budget_webhook_url: str | None = Field(
+        None, pattern=r"^https?://[^\s]+$",
+        description="POSTed (JSON) once per budget window when a key's spend crosses its `soft_budget`.")
+
+    @field_validator("budget_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {value!r} (an IANA name such as `UTC` or `Europe/Berlin`)") from None
+        return value
 
 
 class DecisionLogSettings(_Strict):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, TypeVar
 
 import orjson
@@ -155,3 +155,18 @@ async def _time_range(request: Request) -> TimeRange:
 
 
 TimeRangeDep = Annotated[TimeRange, Depends(_time_range)]
+
+
+def litellm_date(request: Request, name: str, *, end_of_day: bool = False) -> datetime | None:
+    """LiteLLM's ``start_date``/``end_date``: a day (``2024-01-31``, UTC) or an ISO 8601 time.
+    A day as ``end_date`` includes that whole day (the bound is the next midnight, exclusive)."""
+    raw = request.query_params.get(name)
+    if not raw:
+        return None
+    try:
+        day = date.fromisoformat(raw) if len(raw) == 10 else None
+        if day is not None:
+            return datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1 if end_of_day else 0)
+        return utc(_TIME.validate_python(raw))
+    except (ValueError, ValidationError, OverflowError):
+        raise InvalidRequestError(f"{name}: expected a date (YYYY-MM-DD) or an ISO 8601 time", param=name) from None

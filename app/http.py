@@ -55,10 +55,12 @@ async def read_body(request: Request, limit: int) -> bytes:
     return bytes(raw)
 
 
-async def read_json(request: Request, limit: int) -> dict[str, Any]:
+async def read_json(request: Request, limit: int, *, empty_ok: bool = False) -> dict[str, Any]:
     """The JSON object body; 413 above ``limit`` bytes, 400 when it is not JSON or nested
-    deeper than ``MAX_JSON_DEPTH``."""
+    deeper than ``MAX_JSON_DEPTH``. ``empty_ok``: no body at all reads as ``{}``."""
     raw = await read_body(request, limit)
+    if empty_ok and not raw.strip():
+        return {}
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as err:

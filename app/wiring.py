@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.access import build_policy
+from app.access import VirtualKeyPolicy, build_policy
 from app.access.db import build_engine, build_redis
 from app.access.decision_log import build_decision_log
 from app.access.fallback import FallbackLimiter
@@ -61,11 +61,14 @@ def build_gateway(cfg: GatewayConfig, providers: ProviderPool, router: RouterCli
     """A gateway for ``cfg`` whose parts share one Redis client and one engine."""
     clients = clients or Clients.for_config(cfg)
     policy = build_policy(cfg, clients.engine, clients.redis)
+    metrics = metrics or NoMetrics()
+    if isinstance(policy, VirtualKeyPolicy):
+        policy.alerts.count = metrics.soft_budget_alert
     return Gateway(
         cfg, providers, router,
         policy=policy,
         cooldowns=build_cooldowns(cfg, clients.redis),
-        metrics=metrics or NoMetrics(),
+        metrics=metrics,
         decisions=build_decision_log(cfg, clients.engine),
         clients=clients,
         router_info=RouterInfo(cfg, router, _replica_states(cfg, clients.redis)),

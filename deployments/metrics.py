@@ -43,6 +43,8 @@ class ServeMetrics:
                                          "fallback model, by reason.", tag_keys=_keys("router", "reason"))
         self._cooldowns = Counter("routeiq_cooldowns", "Deployments put in cooldown.", tag_keys=_keys("model"))
         self._rejected = Counter("routeiq_rejections", "Requests refused, by reason.", tag_keys=_keys("reason"))
+        self._soft_budget = Counter("routeiq_soft_budget_alerts", "Keys whose spend crossed their soft budget "
+                                    "(once per key and budget window).")
         self._inflight = Gauge("routeiq_inflight_requests", "Requests in flight in this ingress replica.")
         self._streams = Gauge("routeiq_active_streams", "Streams in flight in this ingress replica.")
 
@@ -77,6 +79,9 @@ class ServeMetrics:
 
     def rejected(self, *, reason: str) -> None:
         self._rejected.inc(tags={"reason": reason})
+
+    def soft_budget_alert(self) -> None:
+        self._soft_budget.inc()
 
     def load(self, *, inflight: int, active_streams: int) -> None:
         self._inflight.set(inflight)

@@ -6,10 +6,11 @@ or the embedded SQLite file; Redis or the in-process limiter) and returns the
 ``AccessPolicy`` the ingress hands to its ``Gateway``. Nothing connects until the
 policy's ``start()`` (the replica's start-up): migrations, then the spend flusher.
 
-Modules: ``keys`` (generation, hashing, grants), ``tables``/``migrations`` (schema),
-``store`` (SQL), ``limits`` (Lua/in-process limiter), ``fallback`` (Redis, else
-in-process, behind a breaker), ``spend`` (buffer), ``policy``
-(the request path), ``admin`` (key/team management). No Ray here.
+Modules: ``keys`` (generation, hashing, grants), ``budget_window`` (LiteLLM's
+``budget_duration`` windows), ``tables``/``migrations`` (schema), ``store`` (SQL),
+``limits`` (Lua/in-process limiter), ``fallback`` (Redis, else in-process, behind a
+breaker), ``spend`` (buffer), ``soft_budget`` (the alert hook), ``policy`` (the request
+path), ``admin`` (key/team management). No Ray here.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ def build_policy(cfg: GatewayConfig, engine: AsyncEngine | None, redis: Any | No
     from app.access.limits import Limiter
     from app.access.local_limiter import LocalLimiter
     from app.access.redis_limiter import RedisLimiter
+    from app.access.soft_budget import SoftBudgetAlerts
     from app.access.spend import SpendBuffer
     from app.access.store import AccessStore
     from app.breaker import Breaker
@@ -46,7 +48,8 @@ def build_policy(cfg: GatewayConfig, engine: AsyncEngine | None, redis: Any | No
     spend = SpendBuffer(store, settings.spend_flush_interval_s, settings.spend_buffer_max)
     return VirtualKeyPolicy(cfg.master_key, store, limiter, spend, prefix=settings.redis_prefix,
                             cache_ttl_s=settings.key_cache_ttl_s, limiter_timeout_s=settings.redis_timeout_s * 2,
-                            lookups_per_s=settings.auth_lookups_per_s)
+                            lookups_per_s=settings.auth_lookups_per_s, budget_tz=settings.budget_timezone,
+                            alerts=SoftBudgetAlerts(settings.soft_budget_webhook_url))
 
 
 __all__ = ["VirtualKeyPolicy", "build_policy"]

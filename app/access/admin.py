@@ -8,11 +8,12 @@ copy. The routes record each action in the audit log. A raw key exists only in
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from app.access.keys import hash_key, key_hint, new_id, new_key, now_utc, parse_duration, utc
-from app.access.policy import VirtualKeyPolicy
+from app.access.policy import VirtualKeyPolicy, limits_of
 from app.errors import InvalidRequestError, NotFoundError
 
 HIDDEN = {"key_hash", "version"}
@@ -63,9 +64,35 @@ class AccessAdmin:
         return row
 
     async def info(self, ref: str) -> dict[str, Any]:
+        """The key with its spend in the current budget window (lifetime without a
+        ``budget_duration``) and when that window ends (``budget_reset_at``), as LiteLLM's."""
         row = await self.find_key(ref)
-        spend = await self.store.spend_since("key_id", row["key_id"], None)
-        return {"key_id": row["key_id"], "info": {**public(row), "spend": spend}}
+        spend, reset_at = await self._window_spend("key_id", row["key_id"], row)
+        return {"key_id": row["key_id"], "info": {**public(row), "spend": spend, "budget_reset_at": reset_at}}
+
+    async def _window_spend(self, column: str, ident: str, row: dict[str, Any]) -> tuple[float, datetime | None]:
+        """Spend of a key or team in its current budget window (lifetime without one) and
+        when that window ends."""
+        span = limits_of(row, self.policy.budget_tz).window(time.time())
+        since = None if span is None else datetime.fromtimestamp(span[0], UTC)
+        spend = await self.store.spend_since(column, ident, since)
+        return spend, None if span is None else datetime.fromtimestamp(span[1], UTC)
+
+    async def regenerate(self, ref: str, new_key_value: str | None = None) -> dict[str, Any]:
+        """A new secret for the same key id and settings; the old secret stops at once.
+
+        The hash changes in one UPDATE, which bumps the record's version: every replica that
+        cached the old secret's grant re-reads it at its next request (``admit`` reports it
+        stale, ``verify`` on admin calls) and finds no key under that hash any more, and this
+        replica forgets it now. Spend and limits stay with the key id."""
+        row = await self.find_key(ref)
+        key = new_key_value or new_key()
+        updated = await self.store.update("keys", row["key_id"], {"key_hash": hash_key(key), "key_hint": key_hint(key)})
+        if updated is None:
+            raise NotFoundError("no such key", param="key", code="key_not_found")
+        await self._bump("key", [updated])
+        self.policy.invalidate({row["key_id"]})
+        return {"key": key, **public(updated)}
 
     async def update_key(self, ref: str, changes: dict[str, Any]) -> dict[str, Any]:
         row = await self.find_key(ref)
@@ -88,8 +115,11 @@ class AccessAdmin:
         self.policy.invalidate({r["key_id"] for r in rows})
         return [r["key_id"] for r in rows]
 
-    async def list_keys(self, team_id: str | None, page: int, size: int) -> dict[str, Any]:
-        rows, total = await self.store.page("keys", {"team_id": team_id}, (page - 1) * size, size)
+    async def list_keys(self, filters: dict[str, str | None], tags: list[str], page: int,
+                        size: int) -> dict[str, Any]:
+        """Keys matching every filter (``team_id``, ``user_id``, ``key_alias``: equal) and
+        carrying every one of ``tags``."""
+        rows, total = await self.store.page("keys", filters, (page - 1) * size, size, tags=tags)
         return {"keys": [public(r) for r in rows], "total_count": total, "current_page": page,
                 "total_pages": max(1, -(-total // size))}
 
@@ -108,9 +138,10 @@ class AccessAdmin:
         row = await self.store.get("teams", team_id)
         if row is None:
             raise NotFoundError(f"no such team `{team_id}`", param="team_id", code="team_not_found")
-        spend = await self.store.spend_since("team_id", team_id, None)
+        spend, reset_at = await self._window_spend("team_id", team_id, row)
         keys = await self.store.team_key_ids([team_id])
-        return {"team_id": team_id, "team_info": {**public(row), "spend": spend}, "keys": keys}
+        return {"team_id": team_id, "team_info": {**public(row), "spend": spend, "budget_reset_at": reset_at},
+                "keys": keys}
 
     async def update_team(self, team_id: str, changes: dict[str, Any]) -> dict[str, Any]:
         updated = await self.store.update("teams", team_id, changes)

@@ -111,7 +111,8 @@ class FallbackLimiter:
         await self.local.charge(scopes, tokens, cost, NO_RESERVATION)
         if cost or reservation.cost:
             self._unreplayed.append((scopes, cost, Reservation(cost=reservation.cost,
-                                                               spend_keys=reservation.spend_keys)))
+                                                               spend_keys=reservation.spend_keys,
+                                                               member=reservation.member)))
 
     async def _replay(self) -> None:
         replayed = 0
@@ -154,6 +155,13 @@ class FallbackLimiter:
             if ok and value is not None:
                 return value
         return await self.local.tokens_used(tpm_keys)
+
+    async def claim(self, key: str, ttl_s: int) -> bool:
+        if self._use_redis():
+            ok, value = await self._call(self.redis.claim(key, ttl_s))
+            if ok and value is not None:
+                return bool(value)
+        return await self.local.claim(key, ttl_s)
 
     async def close(self) -> None:
         for task in list(self._tasks):

@@ -16,6 +16,8 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from app.access.budget_window import window as budget_window
+
 KEY_PREFIX = "sk-"
 _DURATION = re.compile(r"^(\d+)\s*(s|m|h|d|w|mo)$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "mo": 30 * 86400}
@@ -69,18 +71,23 @@ class Limits:
     rpm: int | None = None
     tpm: int | None = None
     budget: float | None = None
-    budget_period_s: int | None = None
-    """Budget window length; ``None``: the budget is for the scope's lifetime."""
+    budget_duration: str | None = None
+    """LiteLLM's ``budget_duration`` (``app.access.budget_window``); ``None``: the budget is
+    for the scope's lifetime."""
     budget_anchor: float = 0.0
-    """Epoch seconds where the first budget window starts (creation or last reset)."""
+    """Epoch seconds of the record's creation (where day-counted windows start)."""
     version: int = 1
+    budget_tz: str = "UTC"
+    """Timezone of calendar-aligned budget resets (``access.budget_timezone``)."""
 
-    def period(self, now: float) -> tuple[int, float]:
-        """(index, start in epoch seconds) of the budget window containing ``now``."""
-        if not self.budget_period_s:
-            return 0, 0.0
-        index = int((now - self.budget_anchor) // self.budget_period_s)
-        return index, self.budget_anchor + index * self.budget_period_s
+    def window(self, now: float) -> tuple[float, float] | None:
+        """``(start, end)`` in epoch seconds of the budget window containing ``now``; ``None``:
+        a lifetime budget (no window)."""
+        if not self.budget_duration:
+            return None
+        start, end = budget_window(self.budget_duration, datetime.fromtimestamp(self.budget_anchor, UTC),
+                            datetime.fromtimestamp(now, UTC), self.budget_tz)
+        return start.timestamp(), end.timestamp()
 
 
 @dataclass(frozen=True)
@@ -96,6 +103,19 @@ class Grant:
     admin: bool = False
     blocked: bool = False
     expires_at: float | None = None
+    key_hash: str = ""
+    """The hash the grant was found under: a regenerated key's old secret no longer matches."""
+    user_id: str | None = None
+    parallel: int | None = None
+    """``max_parallel_requests``."""
+    model_limits: tuple[tuple[str, Limits], ...] = ()
+    """Per model, the key's own RPM, TPM and budget on it (``model_rpm_limit``,
+    ``model_tpm_limit``, ``model_max_budget``)."""
+    soft_budget: float | None = None
+
+    def model_limits_for(self, model: str) -> Limits | None:
+        return next((lim for m, lim in self.model_limits if m == model), None)
+
     explore: bool = True
     """Neither the key's nor its team's metadata says ``routeiq_explore: false``."""
 

@@ -22,16 +22,19 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from app.auth import NO_RESERVATION, Demand, Reservation
+from app.auth import NO_RESERVATION, Demand, RateState, Reservation
 
 WINDOW_MS = 60_000
 BUCKET_MS = 10_000
 BUCKETS = WINDOW_MS // BUCKET_MS
 
-OK, RPM, TPM, BUDGET, STALE, UNSEEDED, TPM_TOO_BIG, BUDGET_SHORT = range(8)
+OK, RPM, TPM, BUDGET, STALE, UNSEEDED, TPM_TOO_BIG, BUDGET_SHORT, PARALLEL = range(9)
 """Verdict codes. ``TPM_TOO_BIG``: the reservation alone exceeds the TPM limit (it can
 never fit); ``BUDGET_SHORT``: the budget is not spent, but this request could cost more
-than what is left of it."""
+than what is left of it; ``PARALLEL``: ``max_parallel_requests`` are in flight."""
+PARALLEL_LEASE_MS = 600_000
+"""An in-flight entry counts for at most this long: a replica that died mid-request frees
+its slots after it (a request running longer stops counting then)."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,12 @@ class Scope:
     tpm_key: str
     spend_key: str
     """Budget counter of the current budget window."""
+    parallel: int | None = None
+    """``max_parallel_requests``: requests in flight at once."""
+    par_key: str = ""
+    """The set of this scope's requests in flight."""
+    model: str = ""
+    """For a key's per-model scope (``model_*`` limits): the model."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +91,10 @@ class Limiter(Protocol):
         """Tokens each TPM window holds now (reserved and charged), e.g. for usage-based routing."""
         ...
 
+    async def claim(self, key: str, ttl_s: int) -> bool:
+        """Set ``key`` unless it is set (``SET NX``): ``True`` for the one caller that set it."""
+        ...
+
     async def versions(self, ver_keys: list[str]) -> list[str | None]:
         """The published versions of records (``None``: never bumped)."""
         ...
@@ -97,6 +110,19 @@ def cost_adds(scopes: list[Scope], cost: float, reservation: Reservation) -> lis
             for i, s in enumerate(scopes)]
 
 
+def rate_state(scopes: list[Scope], rate: list[int]) -> RateState | None:
+    """The ``x-ratelimit-*`` state of an admission: per kind, the scope with the least left
+    (``rate``: per scope RPM left, RPM reset ms, TPM left, TPM reset ms; -1: no limit)."""
+    fields: dict[str, int] = {}
+    for kind, off, limit_of in (("requests", 0, "rpm"), ("tokens", 2, "tpm")):
+        live = [(rate[i * 4 + off], rate[i * 4 + off + 1], getattr(s, limit_of)) for i, s in enumerate(scopes)
+                if getattr(s, limit_of)]
+        if live:
+            left, reset, limit = min(live, key=lambda t: (t[0], -t[1]))
+            fields |= {f"limit_{kind}": limit, f"remaining_{kind}": left, f"reset_{kind}_ms": reset}
+    return RateState(**fields) if fields else None
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -107,9 +133,10 @@ def retry_after_s(retry_ms: int) -> float:
 
 
 __all__ = [
-    "BUCKETS", "BUCKET_MS", "BUDGET", "BUDGET_SHORT", "NO_RESERVATION", "OK", "RPM", "STALE", "TPM", "TPM_TOO_BIG",
-    "UNSEEDED", "WINDOW_MS", "Demand", "Limiter", "Reservation", "Scope", "Verdict", "cost_adds", "now_ms",
-    "retry_after_s",
+    "BUCKETS", "BUCKET_MS", "BUDGET", "BUDGET_SHORT", "NO_RESERVATION", "OK", "PARALLEL", "PARALLEL_LEASE_MS",
+    "RPM", "STALE", "TPM", "TPM_TOO_BIG",
+    "UNSEEDED", "WINDOW_MS", "Demand", "Limiter", "RateState", "Reservation", "Scope", "Verdict", "cost_adds",
+    "now_ms", "rate_state", "retry_after_s",
 ]
 """``Demand``/``Reservation`` are defined with the ``AccessPolicy`` protocol (``app.auth``) and
 re-exported here, with the limiter's own types."""

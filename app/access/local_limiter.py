@@ -16,6 +16,8 @@ from app.access.limits import (
     BUDGET,
     BUDGET_SHORT,
     OK,
+    PARALLEL,
+    PARALLEL_LEASE_MS,
     RPM,
     STALE,
     TPM,
@@ -28,6 +30,7 @@ from app.access.limits import (
     Verdict,
     cost_adds,
     now_ms,
+    rate_state,
 )
 
 VALUES_MAX = 100_000
@@ -41,6 +44,8 @@ class LocalLimiter:
         self._tpm: dict[str, dict[int, int]] = {}
         self._values: dict[str, tuple[str, float]] = {}
         """Versions and budget counters: key → (value, expiry in epoch seconds)."""
+        self._inflight: dict[str, dict[str, int]] = {}
+        """``max_parallel_requests``: per scope, the requests in flight (member → admitted at, ms)."""
 
     def _get(self, key: str) -> str | None:
         item = self._values.get(key)
@@ -60,10 +65,18 @@ class LocalLimiter:
             del buckets[b]
         return buckets
 
+    def _running(self, s: Scope, now: int) -> dict[str, int]:
+        running = self._inflight.setdefault(s.par_key, {})
+        for member in [m for m, at in running.items() if at <= now - PARALLEL_LEASE_MS]:
+            del running[member]
+        return running
+
     def _check(self, s: Scope, now: int, want: Demand) -> tuple[int, int]:
         cur = self._get(s.ver_key)
         if cur is not None and cur != str(s.version):
             return STALE, 0
+        if s.parallel and len(self._running(s, now)) >= s.parallel:
+            return PARALLEL, 1000
         if s.rpm:
             window = self._rpm.setdefault(s.rpm_key, deque())
             while window and window[0] <= now - WINDOW_MS:
@@ -118,6 +131,7 @@ class LocalLimiter:
         tokens = int(min([float(demand.tokens), *(r[0] for r in rooms)]))
         cost = min([float(demand.cost), *(r[1] for r in rooms)])
         bucket = now // BUCKET_MS
+        rate: list[int] = []
         for s in scopes:
             if s.rpm:
                 self._rpm[s.rpm_key].append(now)
@@ -125,8 +139,24 @@ class LocalLimiter:
                 buckets = self._tpm.setdefault(s.tpm_key, {})
                 buckets[bucket] = buckets.get(bucket, 0) + tokens
             self._add(s.spend_key, cost)
-        held = Reservation(tokens, cost, bucket, tuple(s.spend_key for s in scopes), "local")
+            if s.parallel:
+                self._running(s, now)[member] = now
+            rate += self._rate(s, now)
+        held = Reservation(tokens, cost, bucket, tuple(s.spend_key for s in scopes), "local",
+                           member=member if any(s.parallel for s in scopes) else "", rate=rate_state(scopes, rate))
         return Verdict(OK, reservation=held)
+
+    def _rate(self, s: Scope, now: int) -> list[int]:
+        """RPM left and its reset, TPM left and its reset (ms), after an admission (-1: no limit)."""
+        out = [-1, -1, -1, -1]
+        if s.rpm:
+            window = self._rpm[s.rpm_key]
+            out[:2] = [s.rpm - len(window), window[0] + WINDOW_MS - now]
+        if s.tpm:
+            buckets = self._live(s.tpm_key, now)
+            first = min(buckets, default=now // BUCKET_MS)
+            out[2:] = [s.tpm - sum(buckets.values()), (first + BUCKETS) * BUCKET_MS - now]
+        return out
 
     async def charge(self, scopes: list[Scope], tokens: int, cost: float, reservation: Reservation) -> None:
         now = now_ms()
@@ -143,6 +173,8 @@ class LocalLimiter:
                 bucket = now // BUCKET_MS
                 buckets[bucket] = buckets.get(bucket, 0) + tokens
             self._add(s.spend_key, add)
+            if reservation.member:
+                self._inflight.get(s.par_key, {}).pop(reservation.member, None)
 
     async def seed_spend(self, spend_key: str, value: float, ttl_s: int) -> None:
         if self._get(spend_key) is None:
@@ -156,6 +188,12 @@ class LocalLimiter:
         if len(self._values) >= VALUES_MAX:
             self._values.clear()
         self._values[spend_key] = (repr(float(value)), time.time() + max(1, ttl_s))
+
+    async def claim(self, key: str, ttl_s: int) -> bool:
+        if self._get(key) is not None:
+            return False
+        self._values[key] = ("1", time.time() + max(1, ttl_s))
+        return True
 
     async def spent(self, spend_key: str) -> float | None:
         raw = self._get(spend_key)

@@ -14,7 +14,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.access.limits import BUCKET_MS, BUCKETS, OK, Demand, Reservation, Scope, Verdict, cost_adds, now_ms
+from app.access.limits import (
+    BUCKET_MS,
+    BUCKETS,
+    OK,
+    PARALLEL_LEASE_MS,
+    Demand,
+    Reservation,
+    Scope,
+    Verdict,
+    cost_adds,
+    now_ms,
+    rate_state,
+)
 from app.store_urls import drop_connections
 
 NOW_LUA = """
@@ -25,11 +37,11 @@ local bucket_ms = 10000
 local cur_b = math.floor(now / bucket_ms)
 """
 
-# KEYS: per scope ver, rpm, tpm, spend. ARGV: [1] the caller's clock (informational),
-# [2] member, [3] n scopes, [4] tokens wanted, [5] cost wanted, [6] tokens that must fit,
-# [7] cost that must fit, then per scope (from 8 + 4s) its version, rpm, tpm and budget
-# limits (0 / -1: none). It reserves, in every scope, what is wanted or what is left of
-# the tightest limit, never less than what must fit (else it refuses).
+# KEYS: per scope ver, rpm, tpm, spend, parallel. ARGV: [1] the caller's clock
+# (informational), [2] member, [3] n scopes, [4] tokens wanted, [5] cost wanted, [6] tokens
+# that must fit, [7] cost that must fit, then per scope (from 8 + 5s) its version, rpm, tpm,
+# budget and parallel limits (0 / -1: none). It reserves, in every scope, what is wanted or
+# what is left of the tightest limit, never less than what must fit (else it refuses).
 ADMIT_LUA = NOW_LUA + """
 local member = ARGV[2]
 local n = tonumber(ARGV[3])
@@ -37,15 +49,23 @@ local take_t = tonumber(ARGV[4])
 local take_c = tonumber(ARGV[5])
 local floor_t = tonumber(ARGV[6])
 local floor_c = tonumber(ARGV[7])
+local lease = """ + str(PARALLEL_LEASE_MS) + """
 local spent_out = {}
+local rate_out = {}
 for s = 0, n - 1 do
-  local k = s * 4
-  local a = 8 + s * 4
+  local k = s * 5
+  local a = 8 + s * 5
   local rpm = tonumber(ARGV[a + 1])
   local tpm = tonumber(ARGV[a + 2])
   local budget = tonumber(ARGV[a + 3])
+  local par = tonumber(ARGV[a + 4])
   local cur = redis.call('GET', KEYS[k + 1])
   if cur and cur ~= ARGV[a] then return {4, 0, s} end
+  if par > 0 then
+    redis.call('ZREMRANGEBYSCORE', KEYS[k + 5], '-inf', now - lease)
+    if redis.call('ZCARD', KEYS[k + 5]) >= par then return {8, 1000, s} end
+  end
+  local rpm_left, rpm_reset, tpm_left, tpm_reset = -1, -1, -1, -1
   if rpm > 0 then
     redis.call('ZREMRANGEBYSCORE', KEYS[k + 2], '-inf', now - window)
     local count = redis.call('ZCARD', KEYS[k + 2])
@@ -53,6 +73,9 @@ for s = 0, n - 1 do
       local old = redis.call('ZRANGE', KEYS[k + 2], 0, count - rpm, 'WITHSCORES')
       return {1, tonumber(old[#old]) + window - now, s}
     end
+    rpm_left = rpm - count - 1
+    local first = redis.call('ZRANGE', KEYS[k + 2], 0, 0, 'WITHSCORES')
+    rpm_reset = (first[2] and tonumber(first[2]) or now) + window - now
   end
   if tpm > 0 then
     if floor_t > tpm then return {6, 0, s} end
@@ -68,8 +91,8 @@ for s = 0, n - 1 do
         table.insert(live, {b, tonumber(h[i + 1])})
       end
     end
+    table.sort(live, function(x, y) return x[1] < y[1] end)
     if used + floor_t > tpm then
-      table.sort(live, function(x, y) return x[1] < y[1] end)
       local left = used
       local retry = window
       for _, bv in ipairs(live) do
@@ -79,6 +102,8 @@ for s = 0, n - 1 do
       return {2, retry, s}
     end
     take_t = math.min(take_t, tpm - used)
+    tpm_left = tpm - used
+    tpm_reset = ((live[1] and live[1][1] or cur_b) + 6) * bucket_ms - now
   end
   if budget >= 0 then
     local spent = redis.call('GET', KEYS[k + 4])
@@ -90,34 +115,51 @@ for s = 0, n - 1 do
   else
     spent_out[s + 1] = ''
   end
+  rate_out[s * 4 + 1] = rpm_left
+  rate_out[s * 4 + 2] = rpm_reset
+  rate_out[s * 4 + 3] = tpm_left
+  rate_out[s * 4 + 4] = tpm_reset
 end
 local take_c_str = string.format('%.17g', take_c)
 for s = 0, n - 1 do
-  if tonumber(ARGV[8 + s * 4 + 1]) > 0 then
-    redis.call('ZADD', KEYS[s * 4 + 2], now, member)
-    redis.call('PEXPIRE', KEYS[s * 4 + 2], window + 1000)
+  local k = s * 5
+  local a = 8 + s * 5
+  if tonumber(ARGV[a + 1]) > 0 then
+    redis.call('ZADD', KEYS[k + 2], now, member)
+    redis.call('PEXPIRE', KEYS[k + 2], window + 1000)
   end
   if take_t > 0 then
-    redis.call('HINCRBY', KEYS[s * 4 + 3], tostring(cur_b), take_t)
-    redis.call('PEXPIRE', KEYS[s * 4 + 3], window + 10000)
+    redis.call('HINCRBY', KEYS[k + 3], tostring(cur_b), take_t)
+    redis.call('PEXPIRE', KEYS[k + 3], window + 10000)
   end
-  if take_c > 0 and redis.call('EXISTS', KEYS[s * 4 + 4]) == 1 then
-    redis.call('INCRBYFLOAT', KEYS[s * 4 + 4], take_c_str)
+  if rate_out[s * 4 + 3] >= 0 then rate_out[s * 4 + 3] = rate_out[s * 4 + 3] - math.max(take_t, 0) end
+  if take_c > 0 and redis.call('EXISTS', KEYS[k + 4]) == 1 then
+    redis.call('INCRBYFLOAT', KEYS[k + 4], take_c_str)
+  end
+  if tonumber(ARGV[a + 4]) > 0 then
+    redis.call('ZADD', KEYS[k + 5], now, member)
+    redis.call('PEXPIRE', KEYS[k + 5], lease)
   end
 end
--- what was reserved, its bucket, then the budget counters as read (strings: Redis would
--- truncate Lua numbers), so a replica knows them if it has to check budgets without Redis
-return {0, 0, 0, cur_b, take_t, take_c_str, unpack(spent_out)}
+-- what was reserved, its bucket, the budget counters as read (strings: Redis would truncate
+-- Lua numbers), so a replica knows them if it has to check budgets without Redis, then per
+-- scope what is left of its RPM and TPM windows and when they next free up (-1: no limit)
+local out = {0, 0, 0, cur_b, take_t, take_c_str}
+for s = 1, n do table.insert(out, spent_out[s]) end
+for i = 1, n * 4 do table.insert(out, rate_out[i]) end
+return out
 """
 
-# KEYS: per scope tpm, spend. ARGV: [1] the caller's clock (informational), [2] tokens
-# used, [3] tokens reserved, [4] the reservation's bucket (-1: none), then per scope the
-# amount to add to its budget counter.
+# KEYS: per scope tpm, spend, parallel. ARGV: [1] the caller's clock (informational), [2]
+# tokens used, [3] tokens reserved, [4] the reservation's bucket (-1: none), [5] the
+# request's member in the parallel sets ('' : none), then per scope the amount to add to
+# its budget counter.
 CHARGE_LUA = NOW_LUA + """
 local tokens = tonumber(ARGV[2])
 local reserved = tonumber(ARGV[3])
 local rb = tonumber(ARGV[4])
-for i = 1, #KEYS, 2 do
+local member = ARGV[5]
+for i = 1, #KEYS, 3 do
   if rb >= 0 and rb > cur_b - 6 then
     local d = tokens - reserved
     if d ~= 0 then
@@ -128,11 +170,12 @@ for i = 1, #KEYS, 2 do
     redis.call('HINCRBY', KEYS[i], tostring(cur_b), tokens)
     redis.call('PEXPIRE', KEYS[i], window + 10000)
   end
-  local add = ARGV[4 + (i + 1) / 2]
+  local add = ARGV[5 + (i + 2) / 3]
   if tonumber(add) ~= 0 and redis.call('EXISTS', KEYS[i + 1]) == 1 then
     local v = redis.call('INCRBYFLOAT', KEYS[i + 1], add)
     if tonumber(v) < 0 then redis.call('SET', KEYS[i + 1], '0', 'KEEPTTL') end
   end
+  if member ~= '' then redis.call('ZREM', KEYS[i + 2], member) end
 end
 return 0
 """
@@ -140,7 +183,7 @@ return 0
 
 def _argv(scope: Scope) -> list[Any]:
     budget = -1 if scope.budget is None else scope.budget
-    return [scope.version, scope.rpm or 0, scope.tpm or 0, budget]
+    return [scope.version, scope.rpm or 0, scope.tpm or 0, budget, scope.parallel or 0]
 
 
 class RedisLimiter:
@@ -152,21 +195,25 @@ class RedisLimiter:
         self._charge = redis.register_script(CHARGE_LUA)
 
     async def admit(self, scopes: list[Scope], member: str, demand: Demand) -> Verdict:
-        keys = [k for s in scopes for k in (s.ver_key, s.rpm_key, s.tpm_key, s.spend_key)]
+        keys = [k for s in scopes for k in (s.ver_key, s.rpm_key, s.tpm_key, s.spend_key, s.par_key)]
         args = [now_ms(), member, len(scopes), max(0, demand.tokens), repr(max(0.0, float(demand.cost))),
                 max(0, demand.min_tokens), repr(max(0.0, float(demand.min_cost))),
                 *(a for s in scopes for a in _argv(s))]
         code, retry, scope, *rest = await self._admit(keys=keys, args=args)
         if int(code) != OK:
             return Verdict(int(code), int(retry), int(scope))
-        bucket, tokens, cost, *spent = rest
-        held = Reservation(int(tokens), float(cost), int(bucket), tuple(s.spend_key for s in scopes), "redis")
+        bucket, tokens, cost, *more = rest
+        spent, rate = more[:len(scopes)], [int(v) for v in more[len(scopes):]]
+        held = Reservation(int(tokens), float(cost), int(bucket), tuple(s.spend_key for s in scopes), "redis",
+                           member=member if any(s.parallel for s in scopes) else "",
+                           rate=rate_state(scopes, rate))
         return Verdict(OK, spent=tuple(float(v) if v else None for v in spent), reservation=held)
 
     async def charge(self, scopes: list[Scope], tokens: int, cost: float, reservation: Reservation) -> None:
-        keys = [k for s in scopes for k in (s.tpm_key, s.spend_key)]
+        keys = [k for s in scopes for k in (s.tpm_key, s.spend_key, s.par_key)]
         adds = [repr(float(a)) for a in cost_adds(scopes, cost, reservation)]
-        await self._charge(keys=keys, args=[now_ms(), tokens, reservation.tokens, reservation.bucket, *adds])
+        await self._charge(keys=keys, args=[now_ms(), tokens, reservation.tokens, reservation.bucket,
+                                            reservation.member, *adds])
 
     async def seed_spend(self, spend_key: str, value: float, ttl_s: int) -> None:
         await self._redis.set(spend_key, repr(float(value)), ex=max(1, ttl_s), nx=True)
@@ -190,6 +237,9 @@ class RedisLimiter:
     async def versions(self, ver_keys: list[str]) -> list[str | None]:
         values = await self._redis.mget(ver_keys)
         return [None if v is None else (v.decode() if isinstance(v, bytes) else str(v)) for v in values]
+
+    async def claim(self, key: str, ttl_s: int) -> bool:
+        return bool(await self._redis.set(key, "1", ex=max(1, ttl_s), nx=True))
 
     async def ping(self, fresh: bool = False) -> None:
         """``fresh``: drop pooled connections first (after an outage they may all be dead)."""

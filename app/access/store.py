@@ -13,13 +13,14 @@ keys, the spend buffer). Raw keys never reach this module: only hashes.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy import Text, cast, delete, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -51,6 +52,8 @@ class SpendEvent:
     created_at: datetime
     usage_estimated: bool = False
     """The tokens are the gateway's estimate: the upstream reported none."""
+    user_id: str | None = None
+    """The key's ``user_id`` when it was spent (LiteLLM's ``/spend/logs?user_id=``)."""
 
     def row(self) -> dict[str, Any]:
         return {**self.__dict__, "total_tokens": min(self.prompt_tokens + self.completion_tokens, INT32_MAX)}
@@ -173,10 +176,12 @@ class AccessStore:
         return [_aware(r) for r in rows]
 
     async def page(
-        self, table: str, where: dict[str, Any], offset: int, limit: int
+        self, table: str, where: dict[str, Any], offset: int, limit: int, tags: list[str] | None = None
     ) -> tuple[list[dict[str, Any]], int]:
+        """A page of rows equal to ``where`` (``None`` values ignored) and holding every tag."""
         tbl = _table(table)
         conds = [tbl.c[k] == v for k, v in where.items() if v is not None]
+        conds += [_holds_tag(tbl.c.tags, t) for t in tags or ()]
         async with self._tx() as conn:
             total = (await conn.execute(select(func.count()).select_from(tbl).where(*conds))).scalar_one()
             stmt = select(tbl).where(*conds).order_by(tbl.c.created_at, tbl.c[_pk(table)]).offset(offset).limit(limit)
@@ -226,10 +231,12 @@ class AccessStore:
                           "cost": c.cost + ex.cost}), aggregates)
         return len(inserted)
 
-    async def spend_since(self, column: str, ident: str, since: datetime | None) -> float:
-        """Total cost of a key or team (``column``: key_id/team_id) since a time."""
+    async def spend_since(self, column: str, ident: str, since: datetime | None, model: str | None = None) -> float:
+        """Total cost of a key or team (``column``: key_id/team_id) since a time (on one model)."""
         col = spend_logs.c[column]
         stmt = select(func.coalesce(func.sum(spend_logs.c.cost), 0.0)).where(col == ident)
+        if model is not None:
+            stmt = stmt.where(spend_logs.c.model == model)
         if since is not None:
             stmt = stmt.where(spend_logs.c.created_at >= since)
         async with self._tx() as conn:
@@ -279,6 +286,16 @@ def _table(name: str) -> Any:
 
 def _pk(name: str) -> str:
     return {"keys": "key_id", "teams": "team_id"}[name]
+
+
+def _holds_tag(col: Any, tag: str) -> Any:
+    """Whether a JSON list column holds ``tag``: its text contains the tag as a JSON string.
+
+    Both dialects keep the text SQLAlchemy wrote (``json.dumps``: the same escaping as
+    here), and a JSON string in it cannot straddle two elements (its quotes would be
+    escaped), so this is exact without JSONB or SQLite's JSON1 functions."""
+    needle = json.dumps(tag).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return cast(col, Text).like(f"%{needle}%", escape="\\")
 
 
 def _time_range(col: Any, start: datetime | None, end: datetime | None) -> list[Any]:

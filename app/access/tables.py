@@ -66,6 +66,13 @@ keys = Table(
     Column("created_by", String(64)),
     Column("created_at", TS, nullable=False),
     Column("updated_at", TS, nullable=False),
+    Column("user_id", String(256), index=True),
+    Column("tags", JSON),
+    Column("soft_budget", Float),
+    Column("max_parallel_requests", Integer),
+    Column("model_max_budget", JSON),
+    Column("model_rpm_limit", JSON),
+    Column("model_tpm_limit", JSON),
 )
 
 spend_logs = Table(
@@ -82,6 +89,7 @@ spend_logs = Table(
     Column("cost", Float, nullable=False),
     Column("created_at", TS, nullable=False),
     Column("usage_estimated", Boolean, nullable=False, default=False),
+    Column("user_id", String(256), index=True),
 )
 
 spend_minutes = Table(

@@ -133,16 +133,22 @@ class Exchange:
             self.plan, (first, rest) = await gw.stream(self.endpoint, body, ctx)
             self._rest = rest
             self._relay = self._relay_items(first, rest)
-            return StreamAnswer({"cache-control": "no-cache", **self.plan.headers()}, self._relay)
+            return StreamAnswer({"cache-control": "no-cache", **self.plan.headers(), **self._rate_headers()},
+                                self._relay)
         self.plan, result = await gw.complete(self.endpoint, body, ctx)
         self.usage = result.usage
         self.span.set_attributes(result.span_attributes())
-        headers = {**self.plan.headers(), "x-routeiq-cost": f"{result.usage.cost:.10f}"}
+        headers = {**self.plan.headers(), **self._rate_headers(), "x-routeiq-cost": f"{result.usage.cost:.10f}"}
         if result.usage.estimated:
             headers[USAGE_ESTIMATED] = "true"
             log.info("request %s settled on an estimate (usage_estimated): %d + %d tokens from %s",
                      self.request_id, result.usage.prompt_tokens, result.usage.completion_tokens, self.plan.model)
         return Answer(result.body, headers)
+
+    def _rate_headers(self) -> dict[str, str]:
+        """``x-ratelimit-*`` as the limiter counted at admission (keys with RPM/TPM limits)."""
+        rate = self.ctx.reservation.rate if self.ctx is not None else None
+        return rate.headers() if rate is not None else {}
 
     async def _relay_items(self, first: StreamItem, rest: AsyncIterator[StreamItem]) -> AsyncIterator[bytes]:
         """The client's side of the stream; whatever ends it closes the exchange once."""

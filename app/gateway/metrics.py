@@ -30,6 +30,10 @@ class Metrics(Protocol):
 
     def rejected(self, *, reason: str) -> None: ...
 
+    def soft_budget_alert(self) -> None:
+        """A key's spend crossed its ``soft_budget`` (once per key and budget window)."""
+        ...
+
     def load(self, *, inflight: int, active_streams: int) -> None: ...
 
 
@@ -58,6 +62,9 @@ class NoMetrics:
         return None
 
     def rejected(self, *, reason: str) -> None:
+        return None
+
+    def soft_budget_alert(self) -> None:
         return None
 
     def load(self, *, inflight: int, active_streams: int) -> None:

@@ -22,6 +22,7 @@ from app.schemas.admin import (
     KeyDeleteRequest,
     KeyGenerateRequest,
     KeyRefRequest,
+    KeyRegenerateRequest,
     KeyUpdateRequest,
     TeamDeleteRequest,
     TeamNewRequest,
@@ -32,8 +33,10 @@ router = APIRouter()
 
 
 def changes(body: Any, *skip: str) -> dict[str, Any]:
-    """The fields a client actually sent (so an explicit null clears a limit)."""
-    return {k: getattr(body, k) for k in body.model_fields_set if k not in skip}
+    """The fields a client actually sent (so an explicit null clears a limit), nested
+    models as plain dicts (the JSON columns store them)."""
+    fields: dict[str, Any] = body.model_dump(include=body.model_fields_set - set(skip))
+    return fields
 
 
 async def _body(request: Request, schema: Any) -> Any:
@@ -94,10 +97,36 @@ async def key_delete(request: Request, call: Annotated[AdminCall, Admin("key.del
     return call.reply({"deleted_keys": deleted})
 
 
+@router.post("/key/regenerate")
+async def key_regenerate(request: Request, call: Annotated[AdminCall, Admin("key.regenerate")]) -> Response:
+    return await _regenerate(request, call, None)
+
+
+@router.post("/key/{key}/regenerate")
+async def key_regenerate_path(key: str, request: Request,
+                              call: Annotated[AdminCall, Admin("key.regenerate")]) -> Response:
+    return await _regenerate(request, call, validate(KeyRefRequest, {"key": key}).key)
+
+
+async def _regenerate(request: Request, call: AdminCall, path_key: str | None) -> Response:
+    """LiteLLM's ``/key/regenerate`` (the key in the body) and ``/key/{key}/regenerate``; an
+    empty body is fine for the latter."""
+    body = validate(KeyRegenerateRequest, await read_json(request, 65536, empty_ok=True))
+    ref = path_key or body.key
+    if ref is None:
+        raise InvalidRequestError("key is required (in the body or the path)", param="key")
+    target = (await call.admin.find_key(ref))["key_id"]
+    return call.reply(await call.audited("key.regenerate", target, call.admin.regenerate(target, body.new_key)))
+
+
 @router.get("/key/list")
 async def key_list(request: Request, call: Annotated[AdminCall, Admin("key.list")], page: PageDep) -> Response:
-    team = query_text(request, "team_id")
-    return call.reply(await call.audited("key.list", team, call.admin.list_keys(team, page.page, page.size)))
+    filters = {name: query_text(request, name) for name in ("team_id", "user_id", "key_alias")}
+    tags = [t for raw in request.query_params.getlist("tags") for t in raw.split(",") if t]
+    if len(tags) > 32 or any(len(t) > 256 or "\x00" in t for t in tags):
+        raise InvalidRequestError("Invalid value for 'tags': at most 32 tags of 256 characters, no NUL", param="tags")
+    listed = call.admin.list_keys(filters, tags, page.page, page.size)
+    return call.reply(await call.audited("key.list", filters["team_id"], listed))
 
 
 @router.post("/team/new")

@@ -13,8 +13,9 @@ from typing import Annotated
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from app.access.keys import hash_key
 from app.access.policy import VirtualKeyPolicy
-from app.deps import Admin, AdminCall, PageDep, TimeRangeDep
+from app.deps import Admin, AdminCall, PageDep, TimeRangeDep, litellm_date
 from app.http import query_text
 
 router = APIRouter()
@@ -44,8 +45,21 @@ async def spend_models(request: Request, call: SpendCall, window: TimeRangeDep) 
 
 @router.get("/spend/logs")
 async def spend_logs(request: Request, call: SpendCall, window: TimeRangeDep, page: PageDep) -> Response:
-    filters = {name: query_text(request, name) for name in ("key_id", "team_id", "model", "request_id")}
-    return call.reply({"data": await call.admin.store.spend_logs(filters, window.start, window.end, page.size)})
+    """Request rows, newest first. Also LiteLLM's filters: ``api_key`` (the key, or its
+    SHA-256 hash as LiteLLM's ``token``), ``user_id``, ``start_date``/``end_date``."""
+    filters = {name: query_text(request, name) for name in ("key_id", "team_id", "model", "request_id", "user_id")}
+    if (api_key := query_text(request, "api_key")) is not None:
+        found = await call.admin.store.get("keys", hash_key(api_key) if api_key.startswith("sk-") else api_key,
+                                           by="key_hash")
+        if found is None or filters["key_id"] not in (None, found["key_id"]):
+            return call.reply({"data": []})  # no such key: nothing it spent (as LiteLLM's filter)
+        filters["key_id"] = found["key_id"]
+    start, end = window.start, window.end
+    if (first := litellm_date(request, "start_date")) is not None:
+        start = max(start, first) if start else first
+    if (last := litellm_date(request, "end_date", end_of_day=True)) is not None:
+        end = min(end, last) if end else last
+    return call.reply({"data": await call.admin.store.spend_logs(filters, start, end, page.size)})
 
 
 @router.get("/spend/buffer")

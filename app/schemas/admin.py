@@ -22,8 +22,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
+from app.access.budget_window import normalise as normalise_budget_duration
 from app.access.keys import parse_duration
 from app.http import too_deep
 
@@ -31,6 +32,8 @@ MAX_LIMIT = 10**9
 MAX_BUDGET = 1e9
 MAX_LIFETIME_S = 100 * 365 * 86400
 MAX_ITEMS = 1000
+MAX_MODEL_LIMITS = 64
+"""Models with their own limits per key (each is a limiter scope on that model's requests)."""
 METADATA_DEPTH = 8
 METADATA_BYTES = 16384
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -54,6 +57,18 @@ def _lifetime(value: str | None) -> str | None:
     return value
 
 
+def _budget_duration(value: str | None) -> str | None:
+    """LiteLLM's ``budget_duration`` (``app.access.budget_window``: aliases such as
+    ``monthly`` included), stored as sent (≤ 16 characters)."""
+    if value is None:
+        return value
+    n, unit = normalise_budget_duration(value)
+    if len(value) > 16 or n * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "mo": 2678400}[unit] \
+            > MAX_LIFETIME_S:
+        raise ValueError(f"at most {MAX_LIFETIME_S // 86400}d")
+    return value
+
+
 def _not_null(value: bool | None) -> bool | None:
     if value is None:
         raise ValueError("must be true or false")
@@ -70,7 +85,7 @@ class _LimitFields(_Body):
     metadata: dict[str, Any] | None = None
     blocked: bool | None = None
 
-    check_budget_duration = field_validator("budget_duration")(_lifetime)
+    check_budget_duration = field_validator("budget_duration")(_budget_duration)
     check_blocked = field_validator("blocked")(_not_null)
 
     @field_validator("metadata")
@@ -95,7 +110,50 @@ def _expires(value: datetime | None) -> datetime | None:
     return value
 
 
-class KeyGenerateRequest(_LimitFields):
+Tag = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=r"^[^\x00]*$")]
+PerModelLimit = dict[ModelName, Annotated[int, Field(gt=0, le=MAX_LIMIT)]]
+
+
+class ModelBudget(_Body):
+    """One model's budget in ``model_max_budget``: LiteLLM's ``BudgetConfig`` (``max_budget`` or
+    ``budget_limit``; ``budget_duration`` or ``time_period``). Without a duration the key's
+    ``budget_duration`` applies."""
+
+    max_budget: float = Field(ge=0, le=MAX_BUDGET)
+    budget_duration: str | None = None
+
+    check_budget_duration = field_validator("budget_duration")(_budget_duration)
+
+    @model_validator(mode="before")
+    @classmethod
+    def litellm_names(cls, v: Any) -> Any:
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return {"max_budget": v}
+        if isinstance(v, dict):
+            renamed = {"budget_limit": "max_budget", "time_period": "budget_duration"}
+            return {renamed.get(k, k): val for k, val in v.items()}
+        return v
+
+
+class _KeyFields(_LimitFields):
+    """LiteLLM's key fields beyond a team's: whose key it is, its tags, its soft budget and
+    its concurrency and per-model limits (enforced: ``app.access.policy``)."""
+
+    user_id: Text | None = Field(None, description="The key's owner (filters `/key/list` and `/spend/logs`).")
+    tags: list[Tag] | None = Field(None, max_length=MAX_ITEMS, description="Labels; `/key/list?tags=` filters on them.")
+    soft_budget: float | None = Field(None, ge=0, le=MAX_BUDGET,
+                                      description="$ per budget window past which an alert fires (once a window).")
+    max_parallel_requests: int | None = Field(None, gt=0, le=MAX_LIMIT,
+                                              description="Requests in flight at once, all replicas together.")
+    model_max_budget: dict[ModelName, ModelBudget] | None = Field(None, max_length=MAX_MODEL_LIMITS,
+                                                                  description="$ per budget window per model.")
+    model_rpm_limit: PerModelLimit | None = Field(None, max_length=MAX_MODEL_LIMITS,
+                                                  description="Requests a minute per model.")
+    model_tpm_limit: PerModelLimit | None = Field(None, max_length=MAX_MODEL_LIMITS,
+                                                  description="Tokens a minute per model.")
+
+
+class KeyGenerateRequest(_KeyFields):
     key_alias: Text | None = None
     team_id: TeamId | None = None
     expires: datetime | None = Field(None, description="When the key stops working (ISO 8601).")
@@ -106,7 +164,7 @@ class KeyGenerateRequest(_LimitFields):
     check_expires = field_validator("expires")(_expires)
 
 
-class KeyUpdateRequest(_LimitFields):
+class KeyUpdateRequest(_KeyFields):
     key: KeyRef = Field(description="The key itself or its `key_id`.")
     key_alias: Text | None = None
     team_id: TeamId | None = None
@@ -123,6 +181,15 @@ class KeyDeleteRequest(_Body):
 
 class KeyRefRequest(_Body):
     key: KeyRef
+
+
+class KeyRegenerateRequest(_Body):
+    """``/key/regenerate``: LiteLLM's body (``key`` optional when the path names it); the new
+    secret keeps the key id and every setting."""
+
+    key: KeyRef | None = None
+    new_key: Annotated[str, StringConstraints(pattern=r"^sk-[A-Za-z0-9_-]{43}$")] | None = Field(
+        None, description="A chosen new secret (as `/key/generate` makes them); else a random one.")
 
 
 class TeamNewRequest(_LimitFields):

@@ -100,7 +100,8 @@ QUERY_VALUES: dict[str, list[tuple[str, str]]] = {
              ("before_1970", "1900-01-01"), ("epoch_huge", "1e20"), ("nul", "%00")],
 }
 """Bad values of a query parameter, by its kind (``QUERY_KINDS``)."""
-QUERY_KINDS = {"page": "number", "size": "number", "start": "time", "end": "time"}
+QUERY_KINDS = {"page": "number", "size": "number", "start": "time", "end": "time", "start_date": "time",
+               "end_date": "time"}
 LAMBDA_HEADERS = ["nan", "inf", "-inf", "1e999", "-1", "abc", "", "0x10", "1_000", "\u00bd"]
 BAD_HEADERS: list[tuple[str, tuple[tuple[str, str], ...]]] = [
     ("text_content_type", (("content-type", "text/plain"),)),
@@ -128,6 +129,9 @@ def routes(virtual_key_id: str, target_key_id: str) -> list[Route]:
                 "user": "u", "routeiq": {"lambda": 0.1}, "stream_options": {"include_usage": True}}
     limits = {"models": [CHEAP], "max_budget": 10.0, "budget_duration": "30d", "rpm_limit": 100,
               "tpm_limit": 10000, "metadata": {"team": "a"}, "blocked": False}
+    key_fields = {"user_id": "u", "tags": ["t"], "soft_budget": 1.0, "max_parallel_requests": 100,
+                  "model_rpm_limit": {CHEAP: 100}, "model_tpm_limit": {CHEAP: 10000},
+                  "model_max_budget": {CHEAP: {"max_budget": 5.0, "budget_duration": "1d"}}}
     durations = ["99999999999d", "0d", "1y", "-1d", "9" * 20 + "s", "1 d", "1D", "100000w"]
     times = ["9999-12-31T23:59:59Z", "1900-01-01T00:00:00Z", "0001-01-01T00:00:00", "not a time", 1e20, -1e20,
              "2030-01-01T00:00:00+99:00", "2262-04-12T00:00:00Z", 4102444800]
@@ -139,7 +143,14 @@ def routes(virtual_key_id: str, target_key_id: str) -> list[Route]:
         "key_alias": ["x" * 300, "a\x00"], "team_alias": ["x" * 300], "team_id": ["x" * 100, "a b", "a\x00", "ü"],
         "key": ["sk-" + "x" * 5000, "key_" + "x" * 100, "a\x00"], "keys": [["a\x00"], ["x"] * 5000, ["x" * 9000]],
         "team_ids": [["a\x00"], ["x"] * 5000, ["x" * 9000]], "request_id": ["x" * 129, "a\x00", "../x"],
-        "score": [1.0000001, -0.0, 1e-320]}
+        "score": [1.0000001, -0.0, 1e-320],
+        "user_id": ["x" * 300, "a\x00", 5], "tags": [["a\x00"], ["x"] * 5000, [""], "tag"],
+        "soft_budget": [1e300, -1.0], "max_parallel_requests": [0, 2**31, 1e10],
+        "model_rpm_limit": [{"m": 0}, {"m": 2**31}, {f"m{i}": 1 for i in range(100)}, {"": 1}],
+        "model_tpm_limit": [{"m": -1}, {"m": 1e19}],
+        "model_max_budget": [{"m": 1e300}, {"m": {"max_budget": 1, "budget_duration": "1y"}}, {"m": {"x": 1}},
+                             {"m": {"budget_limit": float("nan")}}],
+        "new_key": ["sk-short", "x" * 5000, "a\x00"]}
     spend_query = ("start", "end", "key_id", "team_id", "model")
     inference_values: dict[str, list[Any]] = {
         "dimensions": [10**6, 2**31], "max_tokens": [2**31, 2**63 - 1], "max_completion_tokens": [2**31],
@@ -157,16 +168,17 @@ def routes(virtual_key_id: str, target_key_id: str) -> list[Route]:
         Route("GET", "/health/liveliness"),
         Route("GET", "/health/readiness"),
         Route("POST", "/key/generate", {"key_alias": "battery"},
-              {**limits, "team_id": "team-missing", "expires": "2099-01-01T00:00:00Z", "duration": "1h",
-               "admin": False}, admin=True),
+              {**limits, **key_fields, "team_id": "team-missing", "expires": "2099-01-01T00:00:00Z",
+               "duration": "1h", "admin": False}, admin=True),
         Route("GET", "/key/info", query=("key",), admin=True),
         Route("POST", "/key/update", {"key": target_key_id, "rpm_limit": 50},
-              {**limits, "key_alias": "t", "team_id": "team-missing", "expires": "2099-01-01T00:00:00Z",
-               "admin": False}, admin=True),
+              {**limits, **key_fields, "key_alias": "t", "team_id": "team-missing",
+               "expires": "2099-01-01T00:00:00Z", "admin": False}, admin=True),
         Route("POST", "/key/block", {"key": target_key_id}, admin=True),
         Route("POST", "/key/unblock", {"key": target_key_id}, admin=True),
         Route("POST", "/key/delete", {"keys": ["key_missing"]}, admin=True),
-        Route("GET", "/key/list", query=("team_id", "page", "size"), admin=True),
+        Route("GET", "/key/list", query=("team_id", "user_id", "key_alias", "tags", "page", "size"), admin=True),
+        Route("POST", "/key/regenerate", {"key": "key_missing"}, {"new_key": "sk-" + "a" * 43}, admin=True),
         Route("POST", "/team/new", {"team_alias": "battery"}, {**limits, "team_id": "battery-team"}, admin=True),
         Route("GET", "/team/info", query=("team_id",), admin=True),
         Route("POST", "/team/update", {"team_id": "team-missing", "rpm_limit": 5}, {**limits, "team_alias": "t"},
@@ -176,7 +188,8 @@ def routes(virtual_key_id: str, target_key_id: str) -> list[Route]:
         Route("GET", "/spend/keys", query=spend_query, admin=True),
         Route("GET", "/spend/teams", query=spend_query, admin=True),
         Route("GET", "/spend/models", query=spend_query, admin=True),
-        Route("GET", "/spend/logs", query=(*spend_query, "request_id", "page", "size"), admin=True),
+        Route("GET", "/spend/logs", query=(*spend_query, "request_id", "user_id", "api_key", "start_date", "end_date",
+                                           "page", "size"), admin=True),
         Route("GET", "/spend/buffer", admin=True),
         Route("GET", "/audit/log", query=("start", "end", "page", "size"), admin=True),
         Route("GET", "/router/info", admin=True),

@@ -47,6 +47,19 @@ def deep(levels: int) -> dict[str, Any]:
     (KeyUpdateRequest, {"key": "key_x", "admin": None}, "admin"),
     (KeyDeleteRequest, {"keys": ["k"] * 1001}, "keys"),
     (TeamNewRequest, {"team_id": "a b"}, "team_id"),
+    (TeamNewRequest, {"tags": ["a"]}, "tags"),  # LiteLLM's key-only fields are not a team's (yet)
+    (TeamNewRequest, {"max_parallel_requests": 2}, "max_parallel_requests"),
+    (KeyGenerateRequest, {"budget_duration": "fortnightly"}, "budget_duration"),
+    (KeyGenerateRequest, {"max_parallel_requests": 0}, "max_parallel_requests"),
+    (KeyGenerateRequest, {"tags": ["a\x00"]}, "tags.0"),
+    (KeyGenerateRequest, {"user_id": "u" * 257}, "user_id"),
+    (KeyGenerateRequest, {"soft_budget": -1}, "soft_budget"),
+    (KeyGenerateRequest, {"model_rpm_limit": {"m": 0}}, "model_rpm_limit.m"),
+    (KeyGenerateRequest, {"model_tpm_limit": {f"m{i}": 1 for i in range(65)}}, "model_tpm_limit"),
+    (KeyGenerateRequest, {"model_max_budget": {"m": {"max_budget": 1, "window": "1d"}}}, "model_max_budget.m.window"),
+    (KeyGenerateRequest, {"model_max_budget": {"m": {"time_period": "1d"}}}, "model_max_budget.m.max_budget"),
+    (KeyGenerateRequest, {"model_max_budget": {"m": {"budget_limit": 1, "time_period": "1y"}}},
+     "model_max_budget.m.budget_duration"),
     (TeamUpdateRequest, {"team_id": "a\x00"}, "team_id"),
 ])
 def test_out_of_range_values_are_refused_naming_the_field(schema: type[BaseModel], body: dict[str, Any],
@@ -65,3 +78,13 @@ def test_values_at_the_bounds_are_accepted() -> None:
     assert body.rpm_limit == MAX_LIMIT
     naive = KeyGenerateRequest.model_validate({"expires": "2030-01-01T00:00:00"})
     assert naive.expires == datetime(2030, 1, 1, tzinfo=UTC)  # a time without an offset is UTC
+
+
+def test_litellm_budget_shapes_and_aliases_are_accepted() -> None:
+    body = KeyGenerateRequest.model_validate({
+        "budget_duration": "monthly", "model_max_budget": {
+            "a": {"budget_limit": 0.5, "time_period": "1d"}, "b": {"max_budget": 2, "budget_duration": "7d"},
+            "c": 3}})
+    assert body.model_dump(include={"model_max_budget"})["model_max_budget"] == {
+        "a": {"max_budget": 0.5, "budget_duration": "1d"}, "b": {"max_budget": 2.0, "budget_duration": "7d"},
+        "c": {"max_budget": 3.0, "budget_duration": None}}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from app.access.keys import Limits, effective_models, hash_key, key_hint, new_key, parse_duration
@@ -33,8 +35,12 @@ def test_team_narrows_key_models() -> None:
     assert effective_models(["a", "b"], ["b", "c"]) == {"b"}
 
 
-def test_budget_windows() -> None:
-    lim = Limits(budget=1.0, budget_period_s=100, budget_anchor=1000.0)
-    assert lim.period(1050.0) == (0, 1000.0)
-    assert lim.period(1250.0) == (2, 1200.0)
-    assert Limits(budget=1.0).period(5e9) == (0, 0.0)
+def test_budget_windows_are_calendar_windows_in_the_configured_timezone() -> None:
+    noon = datetime(2026, 3, 11, 12, 30, tzinfo=UTC).timestamp()
+    lim = Limits(budget=1.0, budget_duration="1d", budget_anchor=0.0)
+    assert lim.window(noon) == (datetime(2026, 3, 11, tzinfo=UTC).timestamp(),
+                                datetime(2026, 3, 12, tzinfo=UTC).timestamp())
+    berlin = Limits(budget=1.0, budget_duration="1d", budget_tz="Europe/Berlin")
+    assert berlin.window(noon) == (datetime(2026, 3, 10, 23, tzinfo=UTC).timestamp(),
+                                   datetime(2026, 3, 11, 23, tzinfo=UTC).timestamp())
+    assert Limits(budget=1.0).window(noon) is None  # a lifetime budget

@@ -30,15 +30,15 @@ async def test_concurrent_upgrades_on_postgres(postgres_server: PostgresServer) 
     db = postgres_server.create_database()
     url = async_db_url(postgres_server.url(db))
     try:
-        assert await _race(url) == ["0005"]
-        assert await _race(url, n=2) == ["0005"]  # and again: a no-op
+        assert await _race(url) == ["0006"]
+        assert await _race(url, n=2) == ["0006"]  # and again: a no-op
     finally:
         postgres_server.drop_database(db)
 
 
 async def test_concurrent_upgrades_on_sqlite(tmp_path: Any) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path}/race.db"
-    assert await _race(url, connect_args={"timeout": 30}) == ["0005"]
+    assert await _race(url, connect_args={"timeout": 30}) == ["0006"]
 
 
 def test_url_forms() -> None:
@@ -83,4 +83,21 @@ def test_0005_adds_propensity_and_explored_to_decision_rows(tmp_path: Any) -> No
         command.downgrade(cfg, "0004")
         assert {"propensity", "explored"}.isdisjoint(
             c["name"] for c in inspect(conn).get_columns("routeiq_decisions"))
+    engine.dispose()
+
+
+def test_0006_adds_litellms_key_fields_and_spend_user(tmp_path: Any) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path}/m.db")
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    fields = {"user_id", "tags", "soft_budget", "max_parallel_requests", "model_max_budget", "model_rpm_limit",
+              "model_tpm_limit"}
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0006")
+        assert fields <= {c["name"] for c in inspect(conn).get_columns("routeiq_keys")}
+        assert "user_id" in {c["name"] for c in inspect(conn).get_columns("routeiq_spend_logs")}
+        command.downgrade(cfg, "0005")
+        assert fields.isdisjoint(c["name"] for c in inspect(conn).get_columns("routeiq_keys"))
+        assert "user_id" not in {c["name"] for c in inspect(conn).get_columns("routeiq_spend_logs")}
     engine.dispose()

@@ -263,7 +263,7 @@ async def test_admin_actions_can_be_listed(policy: VirtualKeyPolicy, admin: Acce
     team = await admin.new_team({"team_id": "t-list", "rpm_limit": 5})
     for _ in range(3):
         await new_key(admin, team_id="t-list")
-    listed = await admin.list_keys("t-list", 1, 2)
+    listed = await admin.list_keys({"team_id": "t-list"}, [], 1, 2)
     assert listed["total_count"] == 3 and len(listed["keys"]) == 2 and listed["total_pages"] == 2
     assert all("key_hash" not in k and "key" not in k for k in listed["keys"])
     info = await admin.team_info(team["team_id"])
