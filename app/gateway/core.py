@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from app.auth import AccessPolicy, Demand, Reservation
 from app.config import GatewayConfig
@@ -48,6 +48,7 @@ from app.gateway.routing import RouterClient, Routing
 from app.providers.anthropic_native import speaks_messages
 from app.providers.base import Endpoint, Prices, ProviderCall, ProviderResult, StreamItem, Usage
 from app.providers.estimate import estimate_tokens
+from app.providers.responses_native import speaks_responses
 
 log = logging.getLogger("routeiq.gateway")
 FALLBACK_ERRORS = (RateLimitError, UpstreamError, UpstreamTimeoutError, OverloadedError)
@@ -294,14 +295,20 @@ class Gateway:
 
     def speaks_messages(self, deployment: Deployment) -> bool:
         """Whether this deployment serves a Messages request natively (else it gets the chat translation)."""
+        return self.speaks(deployment, "messages")
+
+    def speaks(self, deployment: Deployment, api: Literal["messages", "responses"]) -> bool:
+        """Whether this deployment serves a request in ``api`` natively (else it gets the chat translation)."""
         transport = self._transports.get(deployment.entry.provider_group, "auto")
-        return transport == "auto" and speaks_messages(deployment.entry)
+        entry = deployment.entry
+        return transport == "auto" and (speaks_messages(entry) if api == "messages" else speaks_responses(entry))
 
     def call(self, endpoint: Endpoint, body: dict[str, Any], plan: Plan, ctx: RequestContext) -> ProviderCall:
-        """The provider call for a planned request (a native Messages call where the deployment speaks it)."""
-        native = ctx.native if ctx.native is not None and self.speaks_messages(plan.deployment) else None
+        """The provider call for a planned request (a native Messages or Responses call where the
+        deployment speaks that API)."""
+        native = ctx.native if ctx.native is not None and self.speaks(plan.deployment, ctx.native.endpoint) else None
         return ProviderCall(
-            endpoint="messages" if native else endpoint,
+            endpoint=native.endpoint if native else endpoint,
             deployment=plan.deployment.index,
             body=native.body if native else body,
             request_id=ctx.request_id,
@@ -358,7 +365,8 @@ class Gateway:
         needs = ctx.native.only_native if ctx.native is not None else None
         if needs is None:
             return groups
-        kept = [native for group in groups if (native := [d for d in group if self.speaks_messages(d)])]
+        api = ctx.native.endpoint if ctx.native is not None else "messages"
+        kept = [native for group in groups if (native := [d for d in group if self.speaks(d, api)])]
         if not kept and strict:
             raise InvalidRequestError(f"{needs} is served only by a model whose upstream speaks Anthropic's "
                                       f"Messages API natively; `{plan.model}` does not", param="messages")

@@ -7,7 +7,7 @@ Plain data shared by the gateway's core (which fills them in) and the request's
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from opentelemetry.context import Context
 
@@ -19,14 +19,16 @@ from router_models.inference.types import RouteDecision
 
 @dataclass(frozen=True)
 class NativeMessages:
-    """A ``/v1/messages`` request as sent, for deployments that speak Anthropic's API natively
-    (the gateway's ``body`` is its chat translation, which every other deployment gets)."""
+    """A ``/v1/messages`` (or ``/v1/responses``) request as sent, for deployments that speak that
+    API natively (the gateway's ``body`` is its chat translation, which every other deployment gets)."""
 
     body: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict)
     """The client's ``anthropic-version``/``anthropic-beta``, forwarded upstream."""
     only_native: str | None = None
     """What in it no translation serves (e.g. "a `document` block"): only native deployments may answer."""
+    endpoint: Literal["messages", "responses"] = "messages"
+    """The API the body is in: Anthropic's Messages or OpenAI's Responses."""
 
 
 @dataclass

@@ -16,7 +16,7 @@ from typing import Any, Literal, Protocol
 
 from app.config import ModelEntry
 
-Endpoint = Literal["chat", "completions", "embeddings", "messages"]
+Endpoint = Literal["chat", "completions", "embeddings", "messages", "responses"]
 """``messages``: an Anthropic Messages body, called natively (``app.providers.anthropic_native``)."""
 
 

@@ -33,6 +33,7 @@ from app.providers.anthropic_native import AnthropicNativeClient, speaks_message
 from app.providers.base import Prices, ProviderCall, ProviderClient, ProviderResult, StreamEnd, StreamItem, Upstream
 from app.providers.errors import RetryableUpstreamError
 from app.providers.openai_native import OpenAINativeClient, is_native
+from app.providers.responses_native import ResponsesNativeClient, speaks_responses
 from app.tracing import extract, headers_for, tracer
 
 MAX_BACKOFF_S = 2.0
@@ -62,6 +63,7 @@ class ProviderCaller:
         self._sleep = sleep
         self._native: OpenAINativeClient | None = None
         self._anthropic: AnthropicNativeClient | None = None
+        self._responses: ResponsesNativeClient | None = None
         self._litellm: ProviderClient | None = None
         self._upstreams: dict[int, Upstream] = {}
         if transport is None and any(not self._is_native(e) for e in settings.entries.values()):
@@ -82,6 +84,8 @@ class ProviderCaller:
             return self._transport
         if call.endpoint == "messages":
             return self._anthropic_client(upstream)
+        if call.endpoint == "responses":
+            return self._responses_client(upstream)
         if self._is_native(upstream.entry):
             if self._native is None:
                 self._native = OpenAINativeClient(self._settings.group.max_connections,
@@ -97,6 +101,15 @@ class ProviderCaller:
             self._anthropic = AnthropicNativeClient(self._settings.group.max_connections,
                                                     public_only=self._settings.block_private_upstreams)
         return self._anthropic
+
+    def _responses_client(self, upstream: Upstream) -> ProviderClient:
+        """The native Responses client; only entries whose upstream has that API, in an ``auto`` group."""
+        if self._settings.group.transport != "auto" or not speaks_responses(upstream.entry):
+            raise InvalidRequestError(f"{upstream.name} does not serve OpenAI's Responses API natively")
+        if self._responses is None:
+            self._responses = ResponsesNativeClient(self._settings.group.max_connections,
+                                                    public_only=self._settings.block_private_upstreams)
+        return self._responses
 
     def _upstream(self, call: ProviderCall) -> Upstream:
         """The entry a call names, priced once (litellm's cost map only when config has no price).
@@ -192,7 +205,7 @@ class ProviderCaller:
         raise AssertionError("unreachable: tenacity re-raises the last failure")
 
     async def close(self) -> None:
-        for client in (self._native, self._anthropic, self._litellm, self._transport):
+        for client in (self._native, self._anthropic, self._responses, self._litellm, self._transport):
             if client is not None:
                 await client.close()
 

@@ -83,7 +83,7 @@ class MockTransport:
                 if i and reply.interval_s:
                     await asyncio.sleep(reply.interval_s)
                 yield chunk
-            if call.endpoint != "messages":  # Anthropic's streams end with their own message_stop
+            if call.endpoint not in ("messages", "responses"):  # those streams end with their own final event
                 yield b"data: [DONE]\n\n"
             yield StreamEnd(reply.usage)
         finally:

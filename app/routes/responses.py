@@ -8,8 +8,14 @@ log are chat's, with nothing of their own here. The answer is translated back (J
 or the SSE stream event by event). Errors are the app's OpenAI-shaped ones, the same
 envelope the Responses API uses; after a stream started, ``error`` and
 ``response.failed`` events. Nothing is stored, so there is no ``GET /v1/responses/{id}``
-and ``previous_response_id`` is a 400. Every upstream gets the translation: no
-upstream's own Responses API is called (docs/coming-from-litellm.md says why).
+and ``previous_response_id`` is a 400.
+
+A request naming a concrete model also carries its body as sent: a deployment whose
+upstream has the Responses API (``app.providers.responses_native``) gets that instead of
+the translation, and its answer, JSON or typed events, is passed back as the upstream sent
+it (usage read for spend by the provider client). Which of the two the answer is depends
+on the deployment that served it (a fallback may differ), so the route asks the gateway
+after the call. ``auto`` is always translated.
 """
 
 from __future__ import annotations
@@ -20,7 +26,9 @@ from fastapi.responses import Response
 
 from app.auth import api_credential
 from app.deps import GatewayDep
+from app.errors import to_openai_error
 from app.gateway import StreamAnswer
+from app.gateway.plan import NativeMessages
 from app.http import id_header, json_response, read_json, request_id, validate
 from app.providers.base import Usage
 from app.providers.estimate import estimate_tokens
@@ -44,10 +52,25 @@ async def responses(request: Request, gateway: GatewayDep) -> Response:
         incoming = validate(ResponsesRequest, raw)
         body = to_chat(incoming)
         steering = Steering.of(validate(ChatCompletionRequest, body))
-        answer = await ex.answer(body, steering, principal, lambda_header(request))
+        native = None if incoming.model in gateway.catalog.routers else NativeMessages(raw, endpoint="responses")
+        answer = await ex.answer(body, steering, principal, lambda_header(request), native)
+        if native is not None and ex.plan is not None and gateway.speaks(ex.plan.deployment, "responses"):
+            if isinstance(answer, StreamAnswer):  # the upstream's own events, as it sent them
+                ex.error_event = responses_error_event
+                return ExchangeStream(ex, answer, id_header(request, answer.headers))
+            return json_response(answer.body, id_header(request, answer.headers))
         model, settings = (ex.plan.model if ex.plan else incoming.model), echo(incoming)
         if isinstance(answer, StreamAnswer):
             events = ResponseStream(rid, model, settings, estimate_tokens(body)).translate(answer.body)
             return ExchangeStream(ex, StreamAnswer(answer.headers, events), id_header(request, answer.headers))
         response = to_response(orjson.loads(answer.body), rid, model, ex.usage or Usage(), settings)
         return json_response(orjson.dumps(response), id_header(request, answer.headers))
+
+
+def responses_error_event(err: BaseException) -> bytes:
+    """The Responses API's ``error`` event, ending a passed-through stream that failed midway."""
+    _, body, _ = to_openai_error(err)
+    error = orjson.loads(body)["error"]
+    payload = {"type": "error", "code": error.get("code") or error.get("type"), "message": error.get("message"),
+               "param": error.get("param"), "sequence_number": 0}
+    return b"event: error\ndata: " + orjson.dumps(payload) + b"\n\n"

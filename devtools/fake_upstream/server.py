@@ -21,6 +21,7 @@ import orjson
 from aiohttp import web
 
 from devtools.fake_upstream import messages as anthropic
+from devtools.fake_upstream import responses as openai_responses
 from devtools.fake_upstream.faults import Faults, from_request
 
 _ids = itertools.count()
@@ -280,6 +281,27 @@ async def messages(request: web.Request) -> web.StreamResponse:
     return _json(anthropic.message(body, tokens, usage))
 
 
+async def responses(request: web.Request) -> web.StreamResponse:
+    """OpenAI's Responses API (``devtools.fake_upstream.responses``)."""
+    up: FakeUpstream = request.app[UPSTREAM]
+    body = await _read(request)
+    text = openai_responses.last_user_text(body)
+    faults = up.faults_for(request, body, text)
+    up.record(request, body)
+    up.stats["requests"] += 1
+    up.stats[f"model:{body.get('model')}"] += 1
+    if (failed := await _fail(faults, request, up)) is not None:
+        return failed
+    most = body.get("max_output_tokens")
+    n = min(int(most), faults.tokens) if isinstance(most, int) else faults.tokens
+    tokens = reply_tokens({"messages": [{"role": "user", "content": text}]}, n)
+    usage = openai_responses.usage_of(body, len(tokens)) if faults.usage != "none" else None
+    if body.get("stream"):
+        kinds = openai_responses.events(body, tokens, usage)
+        return await anthropic.stream(request, kinds, faults.framing, faults.itl_ms)
+    return _json(openai_responses.response(body, tokens, usage))
+
+
 async def embeddings(request: web.Request) -> web.StreamResponse:
     up: FakeUpstream = request.app[UPSTREAM]
     body = await _read(request)
@@ -329,6 +351,7 @@ def build_app(defaults: Faults | None = None, model_names: tuple[str, ...] = ())
     app.router.add_post("/v1/completions", completions)
     app.router.add_post("/v1/embeddings", embeddings)
     app.router.add_post("/v1/messages", messages)
+    app.router.add_post("/v1/responses", responses)
     app.router.add_get("/v1/models", models)
     app.router.add_get("/_fake/stats", stats)
     app.router.add_post("/_fake/reset", reset)

@@ -45,10 +45,12 @@ def two_model_config(upstream: str, general: dict[str, Any], group: str,
 
 
 def deploy_app(deploy_gateway: Callable[..., str], upstream_url: str, tmp: str, name: str,
-               capabilities: list[str] | None = None) -> App:
-    """``two_model_config`` as an embedded (SQLite) app under ``/name``, on small CPU shares."""
+               capabilities: list[str] | None = None, extra_models: list[dict[str, Any]] | None = None) -> App:
+    """``two_model_config`` (plus ``extra_models``) as an embedded (SQLite) app under ``/name``,
+    on small CPU shares."""
     overrides = {"Ingress": SMALL, f"Provider-{name}": SMALL, "RouterScoring": SMALL}
     config = two_model_config(upstream_url, access_general("embedded", tmp), name, capabilities)
+    config["model_list"] += extra_models or []
     url = deploy_gateway(config, name=name, route_prefix=f"/{name}", overrides=overrides)
     return App(url, f"sqlite:///{tmp}/routeiq.db")
 

@@ -26,11 +26,19 @@ WEATHER = {"type": "function", "name": "get_weather", "description": "The weathe
            "parameters": {"type": "object", "properties": {"echo": {"type": "string"}}}}
 
 
+NATIVE, NATIVE_PRICE = "gpt-native", 2e-6
+"""A model whose upstream has the Responses API (``supported_endpoints``): passed through natively."""
+
+
 @pytest.fixture(scope="module")
 def app(deploy_gateway: Callable[..., str], upstream: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
     from ray import serve
 
-    yield deploy_app(deploy_gateway, upstream.url, str(tmp_path_factory.mktemp(NAME)), NAME, ["tools"])
+    native = {"model_name": NATIVE, "provider_group": NAME,
+              "litellm_params": {"model": f"openai/{NATIVE}", "api_base": upstream.url, "api_key": "sk-up"},
+              "model_info": {"input_cost_per_token": NATIVE_PRICE, "output_cost_per_token": NATIVE_PRICE,
+                             "supported_endpoints": ["/v1/chat/completions", "/v1/responses"]}}
+    yield deploy_app(deploy_gateway, upstream.url, str(tmp_path_factory.mktemp(NAME)), NAME, ["tools"], [native])
     serve.delete(NAME)
 
 
@@ -151,3 +159,34 @@ def test_an_upstream_failure_falls_back_as_for_chat(app: App, client: openai.Ope
     assert raw.parse().model == MID and raw.headers["x-routeiq-model"] == MID
     decision = app.decision_row(raw.headers["x-request-id"])
     assert (decision["router"], decision["routed_to"], decision["chosen"]) == ("auto", CHEAP, MID)
+
+
+def test_a_model_whose_upstream_has_the_responses_api_gets_the_request_as_sent(app: App, client: openai.OpenAI,
+                                                                              upstream: Any) -> None:
+    text = "native responses request"
+    raw = client.responses.with_raw_response.create(model=NATIVE, instructions="be brief", input=text,
+                                                    max_output_tokens=64, metadata={"run": "n"})
+    response, rid = raw.parse(), raw.headers["x-request-id"]
+    sent = next(r for r in upstream.state.requests if r["headers"].get("x-request-id") == rid)
+    assert sent["path"] == "/v1/responses"  # the upstream's own API, not the chat translation
+    assert sent["body"] == {"model": NATIVE, "instructions": "be brief", "input": text, "max_output_tokens": 64,
+                            "metadata": {"run": "n"}}
+    assert response.id.startswith("resp_fake_")  # the upstream's own answer, passed back
+    assert response.output_text == _expected(text) and raw.headers["x-routeiq-model"] == NATIVE
+    prompt = len(f"be brief {text}".split())
+    assert response.usage is not None and (response.usage.input_tokens, response.usage.output_tokens) == (prompt, 16)
+    row = app.spend_row(rid)
+    assert (row["model"], row["prompt_tokens"], row["completion_tokens"]) == (NATIVE, prompt, 16)
+    assert row["cost"] == pytest.approx((prompt + 16) * NATIVE_PRICE) and row["usage_estimated"] is False
+
+
+def test_a_native_stream_is_the_upstreams_events_and_is_charged(app: App, client: openai.OpenAI) -> None:
+    text = "native streamed responses request"
+    raw = client.responses.with_raw_response.create(model=NATIVE, input=text, stream=True)
+    rid = raw.headers["x-request-id"]
+    events = list(raw.parse())
+    assert events[0].type == "response.created" and events[-1].type == "response.completed"
+    deltas = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert deltas == _expected(text) and events[-1].response.id.startswith("resp_fake_")
+    row = app.spend_row(rid)
+    assert (row["model"], row["completion_tokens"], row["usage_estimated"]) == (NATIVE, 16, False)
