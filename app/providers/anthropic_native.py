@@ -26,8 +26,7 @@ import orjson
 from app.config import ModelEntry, resolve_secret
 from app.providers.anthropic_usage import AnthropicRelay, anthropic_usage
 from app.providers.base import ProviderCall, ProviderResult, StreamItem, Upstream
-from app.providers.errors import from_status
-from app.providers.estimate import estimated_usage
+from app.providers.event_relay import json_answer
 from app.providers.openai_native import PooledClient, Request
 from app.providers.params import native_body
 
@@ -66,15 +65,7 @@ class AnthropicNativeClient(PooledClient):
 
     async def complete(self, upstream: Upstream, call: ProviderCall) -> ProviderResult:
         raw = await self._post(upstream, call, self._request(upstream, call))
-        try:
-            payload = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise from_status(502, raw, None, upstream.name, call.request_id) from None
-        payload = payload if isinstance(payload, dict) else {}
-        if isinstance(payload.get("usage"), dict):
-            usage = anthropic_usage(payload["usage"], upstream.prices)
-        else:  # an upstream that reports no usage is charged an estimate, not nothing
-            usage = estimated_usage(call.body, payload, upstream.prices)
+        payload, usage = json_answer(raw, upstream, call, anthropic_usage)
         model = str(payload.get("model") or upstream.name)
         reason = payload.get("stop_reason")
         return ProviderResult(raw, usage, model, reason if isinstance(reason, str) else None)

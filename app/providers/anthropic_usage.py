@@ -17,14 +17,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from app.providers.base import Prices, Usage, reported_tokens
-from app.providers.sse_events import LineEndings, complete_events, data_of
+from app.providers.event_relay import EventRelay
 
 PROMPT_PARTS = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
 _USAGE_EVENTS = ("message_start", "message_delta")
-_LOOKED_AT = (b"message_start", b"message_delta", b"message_stop")
 
 
 def anthropic_usage(payload: Any, prices: Prices) -> Usage:
@@ -36,39 +33,22 @@ def anthropic_usage(payload: Any, prices: Prices) -> Usage:
     return Usage(fresh + written + read, output, cost)
 
 
-class AnthropicRelay:
-    """Feeds raw upstream SSE bytes; returns the bytes to forward; remembers the usage."""
+class AnthropicRelay(EventRelay):
+    """Forwards an Anthropic stream as sent; remembers the usage ``message_start``/``message_delta`` report."""
+
+    looked_at = (b"message_start", b"message_delta", b"message_stop")
 
     def __init__(self, prices: Prices) -> None:
+        super().__init__()
         self._prices = prices
-        self._lines = LineEndings()
-        self._tail = b""
         self._counts: dict[str, Any] = {}
-        self.done = False
 
     @property
     def usage(self) -> Usage | None:
         """What the stream reported (``None``: no usage event, the gateway charges an estimate)."""
         return anthropic_usage(self._counts, self._prices) if self._counts else None
 
-    def feed(self, data: bytes) -> bytes:
-        if b"\r" in data or self._lines.pending:
-            data = self._lines(data)
-        ready, self._tail = complete_events(self._tail + data)
-        if any(kind in ready for kind in _LOOKED_AT):  # most reads are deltas: a few byte searches
-            for event in ready.split(b"\n\n"):
-                if any(kind in event for kind in _LOOKED_AT):
-                    self._look(event)
-        return ready
-
-    def _look(self, event: bytes) -> None:
-        data = data_of(event)
-        try:
-            payload = orjson.loads(data) if data is not None else None
-        except orjson.JSONDecodeError:
-            return
-        if not isinstance(payload, dict):
-            return
+    def _seen(self, payload: dict[str, Any]) -> None:
         kind = payload.get("type")
         if kind == "message_stop":
             self.done = True
@@ -77,8 +57,3 @@ class AnthropicRelay:
         usage = message.get("usage") if kind in _USAGE_EVENTS and isinstance(message, dict) else None
         if isinstance(usage, dict):
             self._counts.update({k: v for k, v in usage.items() if v is not None})
-
-    def flush(self) -> bytes:
-        """Whatever incomplete event is left at the end (forwarded as is)."""
-        tail, self._tail = self._tail, b""
-        return tail

@@ -26,14 +26,11 @@ import orjson
 from app.config import ModelEntry, resolve_secret
 from app.providers.base import Prices, ProviderCall, ProviderResult, StreamItem, Upstream, Usage, reported_tokens
 from app.providers.cost_map import model_info
-from app.providers.errors import from_status
-from app.providers.estimate import estimated_usage
+from app.providers.event_relay import EventRelay, json_answer
 from app.providers.openai_native import PooledClient, Request, is_native
 from app.providers.params import native_body
-from app.providers.sse_events import LineEndings, complete_events, data_of
 
 ENDPOINT = "/v1/responses"
-_FINAL = (b"response.completed", b"response.incomplete", b"response.failed")
 
 
 def speaks_responses(entry: ModelEntry) -> bool:
@@ -55,47 +52,27 @@ def responses_usage(payload: Any, prices: Prices) -> Usage:
     return Usage(prompt, output, prices.cost(prompt - cached, output) + prices.cached_cost(0, cached))
 
 
-class ResponsesRelay:
-    """Feeds raw upstream SSE bytes; returns the bytes to forward; remembers the final usage."""
+class ResponsesRelay(EventRelay):
+    """Forwards a Responses stream as sent; remembers the usage of its final event."""
+
+    looked_at = (b"response.completed", b"response.incomplete", b"response.failed")  # only the last event
 
     def __init__(self, prices: Prices) -> None:
+        super().__init__()
         self._prices = prices
-        self._lines = LineEndings()
-        self._tail = b""
         self._counts: dict[str, Any] | None = None
-        self.done = False
 
     @property
     def usage(self) -> Usage | None:
         """What the stream reported (``None``: no final event with usage, the gateway estimates)."""
         return responses_usage(self._counts, self._prices) if self._counts is not None else None
 
-    def feed(self, data: bytes) -> bytes:
-        if b"\r" in data or self._lines.pending:
-            data = self._lines(data)
-        ready, self._tail = complete_events(self._tail + data)
-        if any(kind in ready for kind in _FINAL):  # only the last event is parsed
-            for event in ready.split(b"\n\n"):
-                if any(kind in event for kind in _FINAL):
-                    self._look(event)
-        return ready
-
-    def _look(self, event: bytes) -> None:
-        data = data_of(event)
-        try:
-            payload = orjson.loads(data) if data is not None else None
-        except orjson.JSONDecodeError:
-            return
-        if not isinstance(payload, dict) or not isinstance(payload.get("response"), dict):
+    def _seen(self, payload: dict[str, Any]) -> None:
+        if not isinstance(response := payload.get("response"), dict):
             return
         self.done = True
-        if isinstance(usage := payload["response"].get("usage"), dict):
+        if isinstance(usage := response.get("usage"), dict):
             self._counts = usage
-
-    def flush(self) -> bytes:
-        """Whatever incomplete event is left at the end (forwarded as is)."""
-        tail, self._tail = self._tail, b""
-        return tail
 
 
 class ResponsesNativeClient(PooledClient):
@@ -112,15 +89,7 @@ class ResponsesNativeClient(PooledClient):
 
     async def complete(self, upstream: Upstream, call: ProviderCall) -> ProviderResult:
         raw = await self._post(upstream, call, self._request(upstream, call))
-        try:
-            payload = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise from_status(502, raw, None, upstream.name, call.request_id) from None
-        payload = payload if isinstance(payload, dict) else {}
-        if isinstance(payload.get("usage"), dict):
-            usage = responses_usage(payload["usage"], upstream.prices)
-        else:  # an upstream that reports no usage is charged an estimate, not nothing
-            usage = estimated_usage(call.body, payload, upstream.prices)
+        payload, usage = json_answer(raw, upstream, call, responses_usage)
         status = payload.get("status")
         return ProviderResult(raw, usage, str(payload.get("model") or upstream.name),
                               status if isinstance(status, str) else None)
