@@ -326,6 +326,35 @@ class DecisionLogSettings(_Strict):
     buffer_max: int = Field(50_000, gt=0, description="Records kept in memory while the database is down.")
 
 
+class ConfigSyncSettings(_Strict):
+    """Where the running gateway reads new versions of its config from (docs/operations.md)."""
+
+    source: str | None = Field(
+        None, description="`s3://bucket/key` or a file path (a mounted ConfigMap) watched for new versions; "
+        "unset: the config changes only by a redeploy.")
+    endpoint_url: str | None = Field(
+        None, description="S3-compatible endpoint of an `s3://` source; unset: AWS S3. Credentials and region "
+        "otherwise come from the standard AWS settings, as for the router registry.")
+    region: str | None = Field(None, description="AWS region of an `s3://` source.")
+    poll_interval_s: float = Field(10.0, gt=0, description="How often each ingress replica checks the source "
+                                   "(an S3 HEAD, or a file's mtime and size) and the applied-version record.")
+    poll_jitter: float = Field(
+        0.2, ge=0, lt=1, description="Each poll interval is moved at random by up to this fraction (replicas spread).")
+    timeout_s: float = Field(5.0, gt=0, description="Connect and read timeout of one S3 call.")
+    state_ttl_s: float = Field(
+        60.0, gt=0, description="A replica's applied version in Redis (listed by `/config/sync/status`) expires "
+        "this long after its last report.")
+
+    @field_validator("source")
+    @classmethod
+    def _source_form(cls, value: str | None) -> str | None:
+        if value and "://" in value and not value.startswith(("s3://", "file://")):
+            raise ValueError(f"{value.partition('://')[0]}:// is not supported: s3://bucket/key or a file path")
+        if value and value.startswith("s3://") and not value[5:].partition("/")[2]:
+            raise ValueError(f"{value}: expected s3://bucket/key")
+        return value
+
+
 class GeneralSettings(_Strict):
     """Gateway-wide settings."""
 
@@ -357,6 +386,9 @@ class GeneralSettings(_Strict):
         False, description="Serve `/openapi.json` (off by default: it maps the admin API for anyone).")
     demo: bool = Field(
         False, description="This is the demo config: only then is the public demo master key accepted.")
+    config_sync: ConfigSyncSettings = Field(
+        default_factory=ConfigSyncSettings, description="Live config changes from S3 or a mounted file: "
+        "validated, then applied in place or by a Serve update (docs/operations.md).")
 
     @field_validator("redis_url", "database_url")
     @classmethod
@@ -654,11 +686,18 @@ def parse_config(raw: object) -> GatewayConfig:
 def load_config(path: str | Path) -> GatewayConfig:
     """Read and validate a gateway config file."""
     try:
-        raw = yaml.safe_load(Path(path).read_text())
+        text = Path(path).read_text()
     except OSError as err:
         raise ConfigError(f"{path}: cannot read ({err.strerror})") from None
+    return parse_config_text(text, str(path))
+
+
+def parse_config_text(text: str, origin: str) -> GatewayConfig:
+    """Validate a config file's text (read from ``origin``: a path or an ``s3://`` URL)."""
+    try:
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+        raise ConfigError(f"{origin}: not valid YAML ({str(err).splitlines()[0]})") from None
     return parse_config(raw)
 
 

@@ -21,7 +21,18 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from app.errors import InvalidRequestError, NotFoundError, RouteIQError
 from app.gateway import Gateway
 from app.http import error_response
-from app.routes import admin, feedback, health, inference, messages, models, responses, router_info, spend
+from app.routes import (
+    admin,
+    config_sync,
+    feedback,
+    health,
+    inference,
+    messages,
+    models,
+    responses,
+    router_info,
+    spend,
+)
 
 log = logging.getLogger("routeiq.app")
 Readiness = Callable[[tuple[str, int] | None], Awaitable[dict[str, Any]]]
@@ -83,6 +94,6 @@ def create_app(gateway: Gateway, readiness: Readiness | None = None, *, echo_req
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _unexpected)
     app.add_exception_handler(Exception, _unexpected)
-    for module in (inference, messages, responses, models, health, admin, spend, feedback, router_info):
+    for module in (inference, messages, responses, models, health, admin, spend, feedback, router_info, config_sync):
         app.include_router(module.router)
     return app

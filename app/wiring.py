@@ -11,7 +11,10 @@ first request), so building one is cheap and never fails on a server being down.
 
 from __future__ import annotations
 
+import os
+import socket
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -25,6 +28,7 @@ from app.access.local_limiter import LocalLimiter
 from app.access.redis_limiter import RedisLimiter
 from app.breaker import Breaker
 from app.config import GatewayConfig
+from app.config_sync import ConfigSync, GraphUpdater, SyncRecord, open_source
 from app.gateway.cooldowns import build_cooldowns
 from app.gateway.core import Gateway, ProviderPool
 from app.gateway.deployment_limits import DeploymentLimits
@@ -57,14 +61,18 @@ class Clients:
 
 
 def build_gateway(cfg: GatewayConfig, providers: ProviderPool, router: RouterClient | None, *,
-                  metrics: Metrics | None = None, clients: Clients | None = None) -> Gateway:
-    """A gateway for ``cfg`` whose parts share one Redis client and one engine."""
+                  metrics: Metrics | None = None, clients: Clients | None = None,
+                  updater: GraphUpdater | None = None, replica: str | None = None,
+                  root: Path | None = None) -> Gateway:
+    """A gateway for ``cfg`` whose parts share one Redis client and one engine; with
+    ``general_settings.config_sync.source``, its config watcher too (``updater`` applies
+    versions that change the graph; ``replica`` names this replica in the sync status)."""
     clients = clients or Clients.for_config(cfg)
     policy = build_policy(cfg, clients.engine, clients.redis)
     metrics = metrics or NoMetrics()
     if isinstance(policy, VirtualKeyPolicy):
         policy.alerts.count = metrics.soft_budget_alert
-    return Gateway(
+    gateway = Gateway(
         cfg, providers, router,
         policy=policy,
         cooldowns=build_cooldowns(cfg, clients.redis),
@@ -75,6 +83,30 @@ def build_gateway(cfg: GatewayConfig, providers: ProviderPool, router: RouterCli
         explorer=_explorer(cfg, clients.redis),
         deployment_limits=build_deployment_limits(cfg, clients.redis),
     )
+    if cfg.general_settings.config_sync.source:
+        gateway.config_sync = build_config_sync(gateway, clients, updater=updater, replica=replica, root=root)
+    return gateway
+
+
+def build_config_sync(gateway: Gateway, clients: Clients, *, updater: GraphUpdater | None,
+                      replica: str | None, root: Path | None) -> ConfigSync:
+    """The replica's config watcher: the source, the Redis record (when there is Redis), the
+    audit log (``config.apply``/``config.reject`` rows, actor ``config-sync``)."""
+    cfg = gateway.cfg
+    sync = cfg.general_settings.config_sync
+    assert sync.source is not None
+    access = cfg.general_settings.access
+    record = SyncRecord(clients.redis, access.redis_prefix, sync.state_ttl_s) if clients.redis is not None else None
+    policy = gateway.policy
+
+    async def audit(action: str, target: str | None, outcome: str, detail: dict[str, Any]) -> None:
+        if isinstance(policy, VirtualKeyPolicy):
+            await policy.store.audit("config-sync", action, target, outcome, detail)
+
+    return ConfigSync(cfg, open_source(sync.source, sync), gateway.reconfigure,
+                      replica=replica or f"{socket.gethostname()}:{os.getpid()}", record=record,
+                      metrics=gateway.metrics, audit=audit, updater=updater, root=root,
+                      redis_timeout_s=max(2.0, access.redis_timeout_s * 2))
 
 
 def _explorer(cfg: GatewayConfig, redis: Any | None) -> Explorer:

@@ -88,8 +88,27 @@ def compose(cfg: GatewayConfig, router: Handle | None,
     setup_logging("ingress", cfg)
     configure_tracing("ingress")
     gateway = build_gateway(cfg, HandleProviders(providers), HandleRouter(router) if router else None,
-                            metrics=ServeMetrics())
+                            metrics=ServeMetrics(), replica=_replica_id(), updater=_graph_updater(cfg))
     return gateway, GraphProbe(router, providers)
+
+
+def _replica_id() -> str | None:
+    """This replica's Serve id (``/config/sync/status`` lists replicas by it); ``None`` outside Serve."""
+    from ray import serve
+
+    try:
+        return str(serve.get_replica_context().replica_id.unique_id)
+    except RuntimeError:
+        return None
+
+
+def _graph_updater(cfg: GatewayConfig) -> Any:
+    """The Serve updater of this application, for synced versions that change the graph."""
+    if not cfg.general_settings.config_sync.source:
+        return None
+    from deployments.config_update import ServeGraphUpdater
+
+    return ServeGraphUpdater.for_this_replica(cfg)
 
 
 class Ingress:

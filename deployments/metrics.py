@@ -47,6 +47,10 @@ class ServeMetrics:
                                     "(once per key and budget window).")
         self._inflight = Gauge("routeiq_inflight_requests", "Requests in flight in this ingress replica.")
         self._streams = Gauge("routeiq_active_streams", "Streams in flight in this ingress replica.")
+        self._config_version = Gauge("routeiq_config_version", "Sequence number of the config version this "
+                                     "ingress replica serves (the applied-version record's; docs/operations.md).")
+        self._config_errors = Counter("routeiq_config_sync_errors", "Config sync rounds that failed, by reason.",
+                                      tag_keys=_keys("reason",))
 
     def request_done(self, *, endpoint: str, model: str, status: int, strategy: str, seconds: float) -> None:
         self._requests.inc(tags={"endpoint": endpoint, "model": model, "status": str(status), "strategy": strategy})
@@ -86,6 +90,12 @@ class ServeMetrics:
     def load(self, *, inflight: int, active_streams: int) -> None:
         self._inflight.set(inflight)
         self._streams.set(active_streams)
+
+    def config_version(self, *, seq: int) -> None:
+        self._config_version.set(seq)
+
+    def config_sync_error(self, *, reason: str) -> None:
+        self._config_errors.inc(tags={"reason": reason})
 
 
 class RouterVersionMetrics:

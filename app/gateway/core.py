@@ -81,6 +81,16 @@ class Closeable(Protocol):
     async def close(self) -> None: ...
 
 
+class ConfigSyncLike(Protocol):
+    """What the gateway needs of its config watcher (``app.config_sync.ConfigSync``)."""
+
+    def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    def health(self) -> dict[str, Any] | None: ...
+
+
 class Gateway:
     """Resolves, routes and calls; one per ingress replica."""
 
@@ -123,8 +133,29 @@ class Gateway:
         self.chooser = DeploymentChooser(strategy, self.stats, usage)
         general = cfg.general_settings
         self._timeout = general.request_timeout_s
+        self._entries_in_calls = False
+        self.config_sync: ConfigSyncLike | None = None
+        """The replica's config watcher (``app.config_sync``), started and closed with the gateway."""
         self.stream_idle_s = general.stream_idle_timeout_s + HANDLE_MARGIN_S
         """The ingress-side bound on the silence between two items of a provider stream."""
+
+    def reconfigure(self, cfg: GatewayConfig) -> None:
+        """Swap in a new config snapshot whose changes apply in place (``app.config_sync.changes``).
+
+        Everything derived from the config is built first, then assigned with no await in
+        between: on the replica's one event loop no request sees half of each. A request
+        already past planning keeps the deployment (and prices) it planned with. From now
+        on each provider call carries its model entry: the provider replicas were bound
+        with the entries of the config the graph was built from.
+        """
+        catalog = ModelCatalog(cfg)
+        transports = {g.name: g.transport for g in cfg.groups()}
+        routers = {r.name: r.exploration for r in cfg.router_settings.routers}
+        self.cfg, self.catalog, self._prices, self._transports = cfg, catalog, {}, transports
+        self._timeout = cfg.general_settings.request_timeout_s
+        self.explorer.configure(routers)
+        self.router_info.reconfigure(cfg)
+        self._entries_in_calls = True
 
     # lifecycle ------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -132,9 +163,13 @@ class Gateway:
         await self.policy.start()
         await self.decisions.start()
         await self.cooldowns.start()
+        if self.config_sync is not None:
+            self.config_sync.start()
 
     async def close(self) -> None:
         """Stop background work, flush buffers, then close the shared clients."""
+        if self.config_sync is not None:
+            await self.config_sync.close()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.cooldowns.close()
         await self.decisions.close()
@@ -157,6 +192,8 @@ class Gateway:
         if (uncovered := await self.router_info.coverage_detail()) is not None:
             # Named: a learned router that cannot score some candidates never picks them.
             detail["router_coverage"] = uncovered
+        if self.config_sync is not None and (sync_state := self.config_sync.health()) is not None:
+            detail["config_sync"] = sync_state  # degraded, still serving the running config
         return detail
 
     def exchange(self, endpoint: Endpoint, request_id: str, headers: Mapping[str, str], route: str) -> Exchange:
@@ -316,6 +353,7 @@ class Gateway:
             include_usage=ctx.steering.include_usage,
             timeout_s=self._timeout,
             model=plan.deployment.entry.litellm_params.model if plan.deployment.wildcard else None,
+            entry=plan.deployment.entry if self._entries_in_calls else None,
         )
 
     # calling --------------------------------------------------------------------------------

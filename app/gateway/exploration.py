@@ -148,6 +148,10 @@ class Explorer:
         self._budget, self._rng = budget, rng or random.Random()
         self._under_cap: dict[str, tuple[float, bool]] = {}
 
+    def configure(self, routers: Mapping[str, ExplorationSettings]) -> None:
+        """New per-router settings (a config applied in place); spent budgets stay counted."""
+        self._routers = {name: s for name, s in routers.items() if s.rate > 0}
+
     async def choose(self, router: str, decision: RouteDecision, candidates: tuple[Candidate, ...], *,
                      key_id: str, opted_out: bool) -> RouteDecision:
         """``decision``, possibly redirected to an explored model, with its propensity."""

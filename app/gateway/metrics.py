@@ -36,6 +36,14 @@ class Metrics(Protocol):
 
     def load(self, *, inflight: int, active_streams: int) -> None: ...
 
+    def config_version(self, *, seq: int) -> None:
+        """The config version this replica serves (the record's sequence number, app.config_sync)."""
+        ...
+
+    def config_sync_error(self, *, reason: str) -> None:
+        """A config sync round failed (source, invalid, redis, update, error)."""
+        ...
+
 
 class NoMetrics:
     """Measures nothing."""
@@ -68,4 +76,10 @@ class NoMetrics:
         return None
 
     def load(self, *, inflight: int, active_streams: int) -> None:
+        return None
+
+    def config_version(self, *, seq: int) -> None:
+        return None
+
+    def config_sync_error(self, *, reason: str) -> None:
         return None

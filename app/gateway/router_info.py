@@ -39,6 +39,12 @@ class RouterInfo:
         self._known: dict[str, list[str]] = {}  # router → its loaded artifact's models, as last answered
         self._known_at = -COVERAGE_TTL_S
 
+    def reconfigure(self, cfg: GatewayConfig) -> None:
+        """The routers' candidates of a config applied in place."""
+        self._cfg = cfg
+        self._candidates = {name: tuple((c.name, c.profile) for c in t.candidates)
+                            for name, t in ModelCatalog(cfg).routers.items()}
+
     async def coverage_detail(self) -> dict[str, Any] | None:
         """Readiness detail of the learned routers that cannot score every candidate.
 

@@ -37,6 +37,9 @@ class ProviderCall:
     timeout_s: float = 60.0
     model: str | None = None
     """For a wildcard entry (``openai/*``): the concrete ``litellm_params.model`` to call."""
+    entry: ModelEntry | None = None
+    """The entry as the ingress's live config has it (after a config sync changed it in place),
+    used instead of the one the provider replica was bound with."""
 
 
 @dataclass(frozen=True)

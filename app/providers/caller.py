@@ -114,21 +114,31 @@ class ProviderCaller:
     def _upstream(self, call: ProviderCall) -> Upstream:
         """The entry a call names, priced once (litellm's cost map only when config has no price).
         A wildcard entry's call names its concrete model: that one is priced per call, not cached."""
+        s = self._settings
+        if call.entry is not None:  # the ingress's live entry (a config sync changed it): priced per call
+            if call.entry.provider_group != s.group.name:
+                raise NotFoundError(f"deployment {call.deployment} is not served by this group")
+            return self._live_upstream(call, call.entry)
         if call.model is None and (found := self._upstreams.get(call.deployment)) is not None:
             return found
         entry = self._settings.entries.get(call.deployment)
         if entry is None:
             raise NotFoundError(f"deployment {call.deployment} is not served by this group")
-        s = self._settings
+        if call.model is not None:
+            return self._live_upstream(call, entry)
+        found = self._upstreams[call.deployment] = Upstream(call.deployment, entry, Prices.of(entry),
+                                                            s.connect_timeout_s, s.stream_idle_timeout_s)
+        return found
+
+    def _live_upstream(self, call: ProviderCall, entry: ModelEntry) -> Upstream:
+        """An upstream built for this call (a wildcard's concrete model, or a live entry), not cached."""
         if call.model is not None:
             if "*" not in entry.litellm_params.model:
                 raise NotFoundError(f"deployment {call.deployment} is not a wildcard")
             params = entry.litellm_params.model_copy(update={"model": call.model})
             entry = entry.model_copy(update={"litellm_params": params})
-            return Upstream(call.deployment, entry, Prices.of(entry), s.connect_timeout_s, s.stream_idle_timeout_s)
-        found = self._upstreams[call.deployment] = Upstream(call.deployment, entry, Prices.of(entry),
-                                                            s.connect_timeout_s, s.stream_idle_timeout_s)
-        return found
+        s = self._settings
+        return Upstream(call.deployment, entry, Prices.of(entry), s.connect_timeout_s, s.stream_idle_timeout_s)
 
     def _retrying(self) -> AsyncRetrying:
         return AsyncRetrying(

@@ -7,7 +7,9 @@ yet, e.g. the scorer still loading its artifact) or 503 ``draining`` (the replic
 shutting down). Its detail is built
 from breaker states and exception type names only: no URL, key or error message. With an
 ``s3://`` router, ``router_sync`` says which versions the scorer replicas serve and how many
-failed their last registry sync (the errors themselves: ``/router/info``, admin only).
+failed their last registry sync (the errors themselves: ``/router/info``, admin only); with a
+config sync source, ``config_sync`` says ``degraded`` while syncing fails (the errors:
+``/config/sync/status``).
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ async def liveliness() -> Response:
 async def readiness_report(gateway: Gateway) -> dict[str, Any]:
     """``ready``, or ``degraded`` with the state of each dependency of the access policy."""
     detail = await gateway.health()
-    down = any(isinstance(v, dict) and v.get("status") == "down" for v in detail.values())
+    # A failing config sync reads "degraded": the running config keeps serving (docs/operations.md).
+    down = any(isinstance(v, dict) and v.get("status") in ("down", "degraded") for v in detail.values())
     return {"status": "degraded" if down else "ready", **detail}
 
 

@@ -1,0 +1,87 @@
+"""A synced config version that changes the graph, applied as a Serve update of this application.
+
+``app.config_sync`` hands a validated version here when it cannot apply in place (a new
+provider group, a router's artifact or strategy, store settings...). One ingress replica
+does it (a Redis ``SET NX`` per config hash; without Redis each replica asks, and Serve
+treats an identical second request as no change): it rebuilds the graph with
+``deployments.graph.build_graph``, the only builder, and submits it with
+``serve.run_many`` without waiting (the submitting replica is one of those replaced). Serve
+then rolls the application as in a redeploy: new replicas start with the new config, old
+ones drain their in-flight streams (``graceful_shutdown_timeout_s``) and stop.
+
+The running deployments' options (replicas, autoscaling, CPU shares, queue limits: what
+a Serve config file's ``deployments:`` section or a test set) are carried over, read from
+the controller's details (``get_serve_details``, a private client call: Serve has no
+public read of an application's effective options). A new provider group gets the
+defaults. Must not: wait for the update (that would wait for this replica's own end).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+from app.config import GatewayConfig
+
+log = logging.getLogger("routeiq.config_update")
+CARRIED = ("ray_actor_options", "max_ongoing_requests", "max_queued_requests", "graceful_shutdown_timeout_s",
+           "graceful_shutdown_wait_loop_s", "health_check_period_s", "health_check_timeout_s")
+"""Deployment options kept across a config update (plus replicas or autoscaling)."""
+
+
+class ServeGraphUpdater:
+    """``GraphUpdater`` over Serve: rebuild and resubmit this replica's application."""
+
+    def __init__(self, app_name: str, redis: Any | None = None, prefix: str = "routeiq", lease_s: float = 300.0,
+                 root: Path | None = None) -> None:
+        self._app, self._redis, self._prefix, self._lease, self._root = app_name, redis, prefix, lease_s, root
+
+    @classmethod
+    def for_this_replica(cls, cfg: GatewayConfig) -> ServeGraphUpdater:
+        from ray import serve
+
+        from app.access.db import build_redis
+
+        return cls(serve.get_replica_context().app_name, build_redis(cfg.general_settings),
+                   cfg.general_settings.access.redis_prefix)
+
+    async def update(self, cfg: GatewayConfig, version: str, config_hash: str) -> str:
+        if self._redis is not None:
+            key = f"{self._prefix}:{{config}}:update:{config_hash}"
+            if not await self._redis.set(key, version, nx=True, ex=int(self._lease)):
+                return "another replica started the Serve update"
+        await asyncio.to_thread(self._submit, cfg)
+        return f"Serve update of application {self._app!r} submitted"
+
+    def _submit(self, cfg: GatewayConfig) -> None:
+        from ray import serve
+        from ray.serve.context import _get_global_client
+
+        from deployments.graph import build_graph
+
+        client = _get_global_client()
+        assert client is not None, "called from a replica: Serve's client exists"
+        details = client.get_serve_details()["applications"][self._app]
+        app = build_graph(cfg, self._root, carried_options(details))
+        serve.run_many([serve.RunTarget(app, name=self._app, route_prefix=details.get("route_prefix"))],
+                       wait_for_ingress_deployment_creation=False, wait_for_applications_running=False)
+        log.info("config update: application %s resubmitted", self._app)
+
+
+def carried_options(details: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per deployment name, the options of the running application worth keeping."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, deployment in (details.get("deployments") or {}).items():
+        config = deployment.get("deployment_config") or {}
+        options = {k: config[k] for k in CARRIED if config.get(k) is not None}
+        if isinstance(actor := options.get("ray_actor_options"), dict):
+            # the config's environment_variables are applied afresh by build_graph
+            options["ray_actor_options"] = {k: v for k, v in actor.items() if k != "runtime_env"}
+        if config.get("autoscaling_config"):
+            options["autoscaling_config"] = config["autoscaling_config"]
+        elif isinstance(config.get("num_replicas"), int):
+            options["num_replicas"] = config["num_replicas"]
+        out[name] = options
+    return out
