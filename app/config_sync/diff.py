@@ -93,4 +93,6 @@ def _show(path: str, value: Any) -> str:
         return "(secret)"
     if isinstance(value, list):
         return "[" + ", ".join(str(v) for v in value) + "]"
+    if isinstance(value, float):
+        return f"{value:.10g}"  # 0.1/1e6 reads 1e-07, not 1.0000000000000001e-07
     return repr(value) if isinstance(value, str) else str(value)

@@ -2,8 +2,8 @@
 
 Replicas agree through one record (``<prefix>:config:applied``): the version that passed
 validation last, with its text, so a replica that has not read the source yet applies
-exactly what the others did. A replica writes it only when it holds a version other than
-the record's (a Lua compare-and-set on the version: two replicas finding the same new
+exactly what the others did. A replica writes it only when it holds content other than
+the record's (a Lua compare-and-set on the content hash: two replicas finding the same new
 version write once, ``seq`` counts versions). Each replica reports what it applied into
 one hash (``<prefix>:config:replicas``, a field per replica, stale fields dropped by the
 reader, as ``app.router_replicas.ReplicaStates`` does), and the last sync error goes to
@@ -20,12 +20,12 @@ from typing import Any
 import orjson
 
 _PUBLISH = """
-if redis.call('HGET', KEYS[1], 'version') == ARGV[1] then return 0 end
+if redis.call('HGET', KEYS[1], 'hash') == ARGV[1] then return 0 end
 local seq = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0') + 1
-redis.call('HSET', KEYS[1], 'version', ARGV[1], 'seq', seq, 'body', ARGV[2])
+redis.call('HSET', KEYS[1], 'hash', ARGV[1], 'seq', seq, 'body', ARGV[2])
 return seq
 """
-"""Compare-and-set on the version: a hash of ``version``, ``seq`` and the JSON ``body``."""
+"""Compare-and-set on the content hash: a Redis hash of ``hash``, ``seq`` and the JSON ``body``."""
 
 
 class SyncRecord:
@@ -45,8 +45,10 @@ class SyncRecord:
         return {**orjson.loads(found[1]), "seq": int(found[0] or 0)}
 
     async def publish(self, record: dict[str, Any]) -> int:
-        """Write ``record`` unless its version is already the record's; the new ``seq`` (0: not written)."""
-        written = await self._redis.eval(_PUBLISH, 1, self._applied, str(record["version"]), orjson.dumps(record))
+        """Write ``record`` unless its content (``hash``) is already the record's; the new ``seq``
+        (0: not written). The same content under another version string (re-uploaded, or read from a
+        file elsewhere) is no new version."""
+        written = await self._redis.eval(_PUBLISH, 1, self._applied, str(record["hash"]), orjson.dumps(record))
         return int(written)
 
     async def report(self, replica: str, state: dict[str, Any]) -> None:

@@ -47,6 +47,10 @@ Audit = Callable[[str, str | None, str, dict[str, Any]], Awaitable[None]]
 """``(action, target, outcome, detail)`` into the audit log (``config.apply``, ``config.reject``)."""
 
 
+class GraphUpdateError(Exception):
+    """A version that changes the graph could not be handed to Serve."""
+
+
 class GraphUpdater(Protocol):
     """Applies a version that changes the graph (a Serve update of the application)."""
 
@@ -136,6 +140,8 @@ class ConfigSync:
             await self._check_source()
         except SourceError as err:
             error = SyncError("source", str(err))
+        except GraphUpdateError as err:
+            error = SyncError("update", str(err))
         except ConfigError as err:  # a record's text that does not hold here (e.g. a secret this replica lacks)
             error = SyncError("invalid", "; ".join(err.problems))
         except Exception as err:  # noqa: BLE001  (Redis or anything else: reported, the replica serves on)
@@ -231,10 +237,15 @@ class ConfigSync:
     async def _update_graph(self, cfg: GatewayConfig, version: str, digest: str, reasons: list[str],
                             diff: list[str], published: bool) -> None:
         self.pending = {"version": version, "hash": digest, "reasons": reasons, "diff": diff}
-        if self._updater is None:
-            raise SourceError(f"config {version} changes the graph ({'; '.join(reasons)}) and this gateway "
-                              "cannot update its application: redeploy it")
-        done = await self._updater.update(cfg, version, digest)
+        if self._updater is None:  # reported until the source holds another version, like an invalid one
+            self._rejected = SyncError("update", f"config {version} changes the graph ({'; '.join(reasons)}) and "
+                                       "this gateway cannot update its application: redeploy it", version=version)
+            return
+        try:
+            done = await self._updater.update(cfg, version, digest)
+        except Exception as err:  # noqa: BLE001  (Serve or Redis refusing: reported, retried next round)
+            self.pending, self._seen_tag = None, None
+            raise GraphUpdateError(f"config {version}: the Serve update failed ({type(err).__name__}: {err})") from None
         self.pending["update"] = done
         log.info("config %s changes the graph (%s): %s", version, "; ".join(reasons), done)
         if published:
