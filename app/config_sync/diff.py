@@ -23,7 +23,8 @@ def diff_configs(old: GatewayConfig, new: GatewayConfig) -> list[str]:
     lines = _named("model", _by_name(a["model_list"], "model_name"), _by_name(b["model_list"], "model_name"))
     rs_a, rs_b = a["router_settings"], b["router_settings"]
     lines += _named("router", _by_name(rs_a.pop("routers"), "name"), _by_name(rs_b.pop("routers"), "name"))
-    lines += _named("provider group", _by_name(a["provider_groups"], "name"), _by_name(b["provider_groups"], "name"))
+    groups_a, groups_b = ([g.model_dump(mode="json") for g in c.groups()] for c in (old, new))  # declared or implied
+    lines += _named("provider group", _by_name(groups_a, "name"), _by_name(groups_b, "name"))
     for section in ("router_settings", "general_settings"):
         lines += [f"~ {section}.{path}: {change}" for path, change in _fields(a[section], b[section])]
     env_a, env_b = a["environment_variables"], b["environment_variables"]
