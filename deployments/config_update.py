@@ -4,7 +4,7 @@
 provider group, a router's artifact or strategy, store settings...). One ingress replica
 does it (a Redis ``SET NX`` per config hash; without Redis each replica asks, and Serve
 treats an identical second request as no change): it rebuilds the graph with
-``deployments.graph.build_graph``, the only builder, and submits it with
+``deployments.graph.build_graph``, the only builder (injected: no import back), and submits it with
 ``serve.run_many`` without waiting (the submitting replica is one of those replaced). Serve
 then rolls the application as in a redeploy: new replicas start with the new config, old
 ones drain their in-flight streams (``graceful_shutdown_timeout_s``) and stop.
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,43 +32,52 @@ CARRIED = ("ray_actor_options", "max_ongoing_requests", "max_queued_requests", "
 """Deployment options kept across a config update (plus replicas or autoscaling)."""
 
 
+GraphBuilder = Callable[[GatewayConfig, Path | None, dict[str, dict[str, Any]]], Any]
+"""``deployments.graph.build_graph``, injected by the graph itself (this module must not import it)."""
+
+
 class ServeGraphUpdater:
-    """``GraphUpdater`` over Serve: rebuild and resubmit this replica's application."""
+    """``GraphUpdater`` over Serve: rebuild and resubmit the application of the replica it runs in.
 
-    def __init__(self, app_name: str, redis: Any | None = None, prefix: str = "routeiq", lease_s: float = 300.0,
-                 root: Path | None = None) -> None:
-        self._app, self._redis, self._prefix, self._lease, self._root = app_name, redis, prefix, lease_s, root
+    Bound into the ingress by ``build_graph`` (picklable: the builder travels by reference);
+    the application's name, route prefix and options are read in the replica at update time.
+    """
 
-    @classmethod
-    def for_this_replica(cls, cfg: GatewayConfig) -> ServeGraphUpdater:
-        from ray import serve
-
-        from app.access.db import build_redis
-
-        return cls(serve.get_replica_context().app_name, build_redis(cfg.general_settings),
-                   cfg.general_settings.access.redis_prefix)
+    def __init__(self, build: GraphBuilder, root: Path | None = None, lease_s: float = 300.0) -> None:
+        self._build, self._root, self._lease = build, root, lease_s
 
     async def update(self, cfg: GatewayConfig, version: str, config_hash: str) -> str:
-        if self._redis is not None:
-            key = f"{self._prefix}:{{config}}:update:{config_hash}"
-            if not await self._redis.set(key, version, nx=True, ex=int(self._lease)):
-                return "another replica started the Serve update"
-        await asyncio.to_thread(self._submit, cfg)
-        return f"Serve update of application {self._app!r} submitted"
+        if not await self._first(cfg, version, config_hash):
+            return "another replica started the Serve update"
+        app_name = await asyncio.to_thread(self._submit, cfg)
+        return f"Serve update of application {app_name!r} submitted"
 
-    def _submit(self, cfg: GatewayConfig) -> None:
+    async def _first(self, cfg: GatewayConfig, version: str, config_hash: str) -> bool:
+        """Whether this replica is the one to submit (a Redis ``SET NX`` per version; no Redis: yes)."""
+        from app.access.db import build_redis
+
+        redis = build_redis(cfg.general_settings)
+        if redis is None:
+            return True
+        try:
+            key = f"{cfg.general_settings.access.redis_prefix}:{{config}}:update:{config_hash}"
+            return bool(await redis.set(key, version, nx=True, ex=int(self._lease)))
+        finally:
+            await redis.aclose()
+
+    def _submit(self, cfg: GatewayConfig) -> str:
         from ray import serve
         from ray.serve.context import _get_global_client
 
-        from deployments.graph import build_graph
-
+        app_name = serve.get_replica_context().app_name
         client = _get_global_client()
         assert client is not None, "called from a replica: Serve's client exists"
-        details = client.get_serve_details()["applications"][self._app]
-        app = build_graph(cfg, self._root, carried_options(details))
-        serve.run_many([serve.RunTarget(app, name=self._app, route_prefix=details.get("route_prefix"))],
+        details = client.get_serve_details()["applications"][app_name]
+        app = self._build(cfg, self._root, carried_options(details))
+        serve.run_many([serve.RunTarget(app, name=app_name, route_prefix=details.get("route_prefix"))],
                        wait_for_ingress_deployment_creation=False, wait_for_applications_running=False)
-        log.info("config update: application %s resubmitted", self._app)
+        log.info("config update: application %s resubmitted", app_name)
+        return str(app_name)
 
 
 def carried_options(details: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -22,6 +22,7 @@ from ray.serve.deployment import Deployment
 from app.config import ConfigError, GatewayConfig, load_config, parse_config
 from app.gateway.catalog import ModelCatalog
 from app.providers.egress import resolve_problems
+from deployments.config_update import ServeGraphUpdater
 from deployments.ingress import Ingress
 from deployments.provider_call import ProviderDeployment
 from deployments.router_scoring import RouterScoring
@@ -109,6 +110,8 @@ def build_graph(
         router = _deployment(RouterScoring, opts(ROUTER_SCORING, ROUTER_OPTIONS)).bind(
             specs, sync=cfg.scorer_sync_settings())
     ingress = _deployment(serve.ingress()(Ingress), opts(INGRESS, INGRESS_OPTIONS))
+    if cfg.general_settings.config_sync.source:  # a synced version that changes the graph comes back here
+        return ingress.bind(cfg, router, providers, ServeGraphUpdater(build_graph, root))
     return ingress.bind(cfg, router, providers)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 
 from app.config import GatewayConfig
+from app.config_sync import GraphUpdater
 from app.gateway import Gateway
 from app.logs import setup_logging
 from app.main import create_app
@@ -82,42 +83,35 @@ async def serve_health(server: tuple[str, int] | None, timeout_s: float = 1.0) -
         return "unreachable"
 
 
-def compose(cfg: GatewayConfig, router: Handle | None,
-            providers: dict[str, Handle]) -> tuple[Gateway, GraphProbe]:
+def compose(cfg: GatewayConfig, router: Handle | None, providers: dict[str, Handle],
+            updater: GraphUpdater | None = None) -> tuple[Gateway, GraphProbe]:
     """Everything an ingress replica runs on: logging, tracing, the gateway over the handles."""
     setup_logging("ingress", cfg)
     configure_tracing("ingress")
     gateway = build_gateway(cfg, HandleProviders(providers), HandleRouter(router) if router else None,
-                            metrics=ServeMetrics(), replica=_replica_id(), updater=_graph_updater(cfg))
+                            metrics=ServeMetrics(), replica=_replica_id(), updater=updater)
     return gateway, GraphProbe(router, providers)
 
 
 def _replica_id() -> str | None:
     """This replica's Serve id (``/config/sync/status`` lists replicas by it); ``None`` outside Serve."""
     from ray import serve
+    from ray.serve.exceptions import RayServeException
 
     try:
         return str(serve.get_replica_context().replica_id.unique_id)
-    except RuntimeError:
+    except RayServeException:  # built outside a replica (a test)
         return None
-
-
-def _graph_updater(cfg: GatewayConfig) -> Any:
-    """The Serve updater of this application, for synced versions that change the graph."""
-    if not cfg.general_settings.config_sync.source:
-        return None
-    from deployments.config_update import ServeGraphUpdater
-
-    return ServeGraphUpdater.for_this_replica(cfg)
 
 
 class Ingress:
     """Auth, validation and the request path, in front of the graph."""
 
     def __init__(
-        self, cfg: GatewayConfig, router: Handle | None, providers: dict[str, Handle]
+        self, cfg: GatewayConfig, router: Handle | None, providers: dict[str, Handle],
+        updater: GraphUpdater | None = None,
     ) -> None:
-        self._gateway, self._graph, self._was_ready = *compose(cfg, router, providers), False
+        self._gateway, self._graph, self._was_ready = *compose(cfg, router, providers, updater), False
 
     def __serve_build_asgi_app__(self) -> Any:
         # Serve's proxy (and direct ingress) echoes x-request-id itself

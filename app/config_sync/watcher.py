@@ -200,18 +200,22 @@ class ConfigSync:
             await self._audited("config.reject", fetched.version, "invalid", {"problems": err.problems})
             return
         digest = config_hash(cfg)
-        seq = await self._publish(fetched.version, digest, fetched.text, cfg)
-        await self._adopt(cfg, fetched.version, digest, seq, published=seq > 0 or self._record is None)
+        seq, published = await self._publish(fetched.version, digest, fetched.text, cfg)
+        await self._adopt(cfg, fetched.version, digest, seq, published=published)
 
-    async def _publish(self, version: str, digest: str, text: str, cfg: GatewayConfig) -> int:
-        """Write the record (0 when another replica wrote this version first, or without Redis)."""
+    async def _publish(self, version: str, digest: str, text: str, cfg: GatewayConfig) -> tuple[int, bool]:
+        """Write the record: its ``seq``, and whether this replica wrote it (without Redis: 0, True).
+        When another replica wrote this content first, its ``seq`` (replicas agree at once)."""
         if self._record is None:
-            return 0
+            return 0, True
         body = {"version": version, "hash": digest, "text": text, "source": self.source.location,
                 "published_at": time.time(), "published_by": self.replica,
                 "diff": diff_configs(self.applied.cfg, cfg)}
         async with asyncio.timeout(self._redis_timeout):
-            return await self._record.publish(body)
+            if seq := await self._record.publish(body):
+                return seq, True
+            record = await self._record.read()
+        return (int(record["seq"]) if record and record["hash"] == digest else 0), False
 
     async def _adopt(self, cfg: GatewayConfig, version: str, digest: str, seq: int, *, published: bool) -> None:
         """Apply a valid version here: in place, or through a graph update (then it stays pending)."""

@@ -64,9 +64,10 @@ class Synced:
         return dict(resp.json())
 
     def replicas_on(self, version: str) -> bool:
-        """Both ingress replicas report ``version`` applied (and no error)."""
+        """Both ingress replicas report ``version`` applied, under one sequence number (and no error)."""
         replicas = self.status()["replicas"]
-        return len(replicas) == 2 and all(r["version"] == version and r["error"] is None for r in replicas)
+        return (len(replicas) == 2 and all(r["version"] == version and r["error"] is None for r in replicas)
+                and len({r["seq"] for r in replicas}) == 1)
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +79,7 @@ def synced(deploy_gateway: Any, upstream: Any, redis_server: Any, postgres_serve
     general = access_general("real", str(tmp_path_factory.mktemp("sync")), database_url=postgres_server.url(db),
                              redis_url=redis_server.url())
     general["config_sync"] = {"source": f"s3://{bucket}/{KEY}", "endpoint_url": s3.url, "region": "us-east-1",
-                              "poll_interval_s": 0.5, "timeout_s": 1}
+                              "poll_interval_s": 0.5, "timeout_s": 1, "state_ttl_s": 5}
     config = two_model_config(upstream.url, general, "sync")
     synced = Synced(App("", ""), s3, bucket, config)
     synced.upload(config)
@@ -142,8 +143,11 @@ def test_a_price_change_lands_on_both_replicas_under_traffic(synced: Synced) -> 
         assert charged_per_token(synced.app, f"http://127.0.0.1:{port}{PREFIX}") == pytest.approx(old_price)
     before = synced.status()["applied"]
     with Traffic(synced.app.base) as traffic:
+        uploaded = time.time()
         version = synced.upload(synced.with_price(4e-6))
         eventually(lambda: synced.replicas_on(version), what="both replicas on the new price")
+        took = max(r["applied_at"] for r in synced.status()["replicas"]) - uploaded
+        print(f"config sync: both replicas applied the new price {took:.2f} s after the upload (poll 0.5 s)")
         done = traffic.ok
         eventually(lambda: traffic.ok > done + 10, what="traffic after the change")
     assert traffic.failures == [] and traffic.ok > 20
@@ -231,7 +235,7 @@ async def test_a_new_provider_group_is_applied_as_a_serve_update_with_streams_in
     async def one(i: int) -> str:
         nonlocal first_chunks
         stream = await client.chat.completions.create(
-            model=MID, messages=[{"role": "user", "content": f"sync-{i} [[fake tokens=150 itl_ms=100]]"}],
+            model=MID, messages=[{"role": "user", "content": f"sync-{i} [[fake tokens=250 itl_ms=100]]"}],
             stream=True)
         parts: list[str] = []
         async for chunk in stream:
@@ -249,9 +253,16 @@ async def test_a_new_provider_group_is_applied_as_a_serve_update_with_streams_in
     extra = copy.deepcopy(next(e for e in grown["model_list"] if e["model_name"] == MID))
     grown["model_list"].append({**extra, "model_name": "extra-model", "provider_group": "sync-extra"})
     version = synced.upload(grown)
+
+    def submitted() -> bool:
+        app = serve.status().applications.get("sync")
+        return bool(app and "Provider-sync-extra" in app.deployments)
+
+    await asyncio.to_thread(eventually, submitted, 60.0, "the Serve update submitted")
+    assert not all(s.done() for s in streams)  # the update rolls the app while the streams run
     texts = await asyncio.gather(*streams)
     for i, text in enumerate(texts):
-        assert text.startswith(f"echo: sync-{i}") and text.endswith(" t149"), text
+        assert text.startswith(f"echo: sync-{i}") and text.endswith(" t249"), text
 
     def updated() -> bool:
         app = serve.status().applications.get("sync")
