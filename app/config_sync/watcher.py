@@ -189,19 +189,21 @@ class ConfigSync:
         if tag == self._seen_tag:
             return
         fetched = await asyncio.to_thread(self.source.fetch)
-        self._seen_tag, self._rejected = tag, None
+        self._rejected = None
         if fetched.version in (self.applied.version, (self.pending or {}).get("version")):
+            self._seen_tag = tag
             return
         try:
             cfg = await asyncio.to_thread(validate_text, fetched.text, self.source.location, self._root)
         except ConfigError as err:
-            self._rejected = SyncError("invalid", "; ".join(err.problems), version=fetched.version)
+            self._seen_tag, self._rejected = tag, SyncError("invalid", "; ".join(err.problems), version=fetched.version)
             log.warning("config %s refused, the running config stays: %s", fetched.version, err)
             await self._audited("config.reject", fetched.version, "invalid", {"problems": err.problems})
             return
         digest = config_hash(cfg)
         seq, published = await self._publish(fetched.version, digest, fetched.text, cfg)
         await self._adopt(cfg, fetched.version, digest, seq, published=published)
+        self._seen_tag = tag  # only now: a round that failed on the way (Redis down) tries this version again
 
     async def _publish(self, version: str, digest: str, text: str, cfg: GatewayConfig) -> tuple[int, bool]:
         """Write the record: its ``seq``, and whether this replica wrote it (without Redis: 0, True).

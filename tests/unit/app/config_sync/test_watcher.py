@@ -206,3 +206,26 @@ async def test_a_mounted_file_is_watched_by_mtime_and_content(tmp_path: Path) ->
     await replica.sync.check_once()
     assert replica.sync.last_error is not None and replica.sync.last_error.kind == "source"
     assert replica.price() == 0.6e-6
+
+
+async def test_redis_down_pauses_the_sync_and_it_resumes(s3: S3Server) -> None:
+    server = RedisServer().start()  # its own: the test stops it
+    redis = aioredis.from_url(server.url(), socket_timeout=1, socket_connect_timeout=1)
+    try:
+        bucket = s3.new_bucket()
+        good = raw_config(s3.url, bucket)
+        put(s3, bucket, good)
+        replica = Replica(parse_config(copy.deepcopy(good)), SyncRecord(redis, "down", 60))
+        await replica.sync.check_once()
+        server.stop()
+        put(s3, bucket, raw_config(s3.url, bucket, price=0.7e-6))
+        await replica.sync.check_once()
+        assert replica.sync.last_error is not None and replica.sync.last_error.kind == "redis"
+        assert replica.applied == []  # replicas cannot agree without the record: nothing changes
+        server.start()  # same port, no persistence: the record starts again
+        await replica.sync.check_once()
+        assert replica.sync.last_error is None and replica.price() == 0.7e-6
+        assert (await replica.sync.status())["record"]["hash"] == replica.sync.applied.hash
+    finally:
+        await redis.aclose()
+        server.stop()
