@@ -18,10 +18,11 @@ if TYPE_CHECKING:
 
 def build_cli() -> typer.Typer:
     """The root ``routeiq`` command: ``train``, ``eval``, ``compare``, ``publish``, ``versions``,
-    ``promote``, ``rollback``, ``gate``, ``retrain``, ``decisions export``."""
+    ``promote``, ``rollback``, ``gate``, ``retrain``, ``decisions export``, ``audit export``."""
     import typer
 
     from app.access.decisions_cli import app as decisions
+    from app.audit.cli import app as audit
     from app.retrain_cli import app as retrain
     from router_models.cli import app as learned
     from router_models.registry.cli import app as registry
@@ -34,6 +35,7 @@ def build_cli() -> typer.Typer:
     root.add_typer(learned)  # no name: its commands join the root (routeiq train, not routeiq x train)
     root.add_typer(registry)  # publish, versions, promote, rollback
     root.add_typer(decisions, name="decisions")
+    root.add_typer(audit, name="audit")  # audit export: backfills to S3
     root.add_typer(retrain)  # retrain: export, train, gate, publish, promote
     return root
 

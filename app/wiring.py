@@ -11,7 +11,7 @@ first request), so building one is cheap and never fails on a server being down.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -23,8 +23,12 @@ from app.access.fallback import FallbackLimiter
 from app.access.limits import Limiter
 from app.access.local_limiter import LocalLimiter
 from app.access.redis_limiter import RedisLimiter
+from app.access.rotation import build_rotation
+from app.access.store import AccessStore
+from app.audit.service import AuditService, build_audit
 from app.breaker import Breaker
 from app.config import GatewayConfig
+from app.credentials import CredentialReport, CredentialWatcher
 from app.gateway.cooldowns import build_cooldowns
 from app.gateway.core import Gateway, ProviderPool
 from app.gateway.deployment_limits import DeploymentLimits
@@ -37,19 +41,31 @@ from app.router_replicas import ReplicaStates
 
 @dataclass
 class Clients:
-    """The replica's shared clients; ``None`` where the config needs none."""
+    """The replica's shared clients; ``None`` where the config needs none. Their ``file:``
+    URLs are watched for rotated credentials (``app.credentials``) from ``start``."""
 
     redis: Any | None
     engine: AsyncEngine | None
+    credentials: CredentialReport = field(default_factory=CredentialReport)
+    rotation: CredentialWatcher | None = None
 
     @classmethod
     def for_config(cls, cfg: GatewayConfig) -> Clients:
-        """Redis when configured; a database engine when keys or the decision log need one."""
+        """Redis when configured; a database engine when keys, the decision log or the audit
+        export need one."""
         general = cfg.general_settings
-        needs_db = general.access.enabled or general.decisions.enabled
-        return cls(redis=build_redis(general), engine=build_engine(general) if needs_db else None)
+        needs_db = general.access.enabled or general.decisions.enabled or bool(general.audit.export_url)
+        clients = cls(redis=build_redis(general), engine=build_engine(general) if needs_db else None)
+        clients.rotation = build_rotation(general, clients.engine, clients.redis, clients.credentials)
+        return clients
+
+    def start(self) -> None:
+        if self.rotation is not None:
+            self.rotation.start()
 
     async def close(self) -> None:
+        if self.rotation is not None:
+            await self.rotation.close()
         if self.redis is not None:
             await self.redis.aclose()
         if self.engine is not None:
@@ -62,6 +78,7 @@ def build_gateway(cfg: GatewayConfig, providers: ProviderPool, router: RouterCli
     clients = clients or Clients.for_config(cfg)
     policy = build_policy(cfg, clients.engine, clients.redis)
     metrics = metrics or NoMetrics()
+    clients.credentials.count = lambda store: metrics.credential_reload_error(store=store)
     if isinstance(policy, VirtualKeyPolicy):
         policy.alerts.count = metrics.soft_budget_alert
     return Gateway(
@@ -74,7 +91,16 @@ def build_gateway(cfg: GatewayConfig, providers: ProviderPool, router: RouterCli
         router_info=RouterInfo(cfg, router, _replica_states(cfg, clients.redis)),
         explorer=_explorer(cfg, clients.redis),
         deployment_limits=build_deployment_limits(cfg, clients.redis),
+        audit=_audit(cfg, policy, clients, metrics),
     )
+
+
+def _audit(cfg: GatewayConfig, policy: Any, clients: Clients, metrics: Metrics) -> AuditService:
+    """Denial rows where the policy keeps an audit log; the export where a database holds it."""
+    store, tally = (policy.store, policy.denials) if isinstance(policy, VirtualKeyPolicy) else (None, None)
+    if store is None and clients.engine is not None and cfg.general_settings.audit.export_url:
+        store = AccessStore(clients.engine, cfg.general_settings.access.db_timeout_s)
+    return build_audit(cfg, store, tally, clients.redis, metrics, clients.credentials)
 
 
 def _explorer(cfg: GatewayConfig, redis: Any | None) -> Explorer:

@@ -47,6 +47,13 @@ class ServeMetrics:
                                     "(once per key and budget window).")
         self._inflight = Gauge("routeiq_inflight_requests", "Requests in flight in this ingress replica.")
         self._streams = Gauge("routeiq_active_streams", "Streams in flight in this ingress replica.")
+        self._credential_errors = Counter("routeiq_credential_reload_errors", "Rotated credentials refused "
+                                          "(the previous one kept serving), by store.", tag_keys=_keys("store"))
+        self._audit_lag = Gauge("routeiq_audit_export_lag_s", "Age of the oldest audit row not yet exported "
+                                "to S3 (0: all exported); set by the replica holding the export lease.")
+        self._audit_spool = Gauge("routeiq_audit_spool_batches", "Audit export batches spooled locally, "
+                                  "waiting for S3.")
+        self._audit_spool_bytes = Gauge("routeiq_audit_spool_bytes", "Bytes in the local audit export spool.")
 
     def request_done(self, *, endpoint: str, model: str, status: int, strategy: str, seconds: float) -> None:
         self._requests.inc(tags={"endpoint": endpoint, "model": model, "status": str(status), "strategy": strategy})
@@ -86,6 +93,14 @@ class ServeMetrics:
     def load(self, *, inflight: int, active_streams: int) -> None:
         self._inflight.set(inflight)
         self._streams.set(active_streams)
+
+    def credential_reload_error(self, *, store: str) -> None:
+        self._credential_errors.inc(tags={"store": store})
+
+    def audit_export(self, *, lag_s: float, spool_batches: int, spool_bytes: int) -> None:
+        self._audit_lag.set(lag_s)
+        self._audit_spool.set(spool_batches)
+        self._audit_spool_bytes.set(spool_bytes)
 
 
 class RouterVersionMetrics:

@@ -36,6 +36,14 @@ class Metrics(Protocol):
 
     def load(self, *, inflight: int, active_streams: int) -> None: ...
 
+    def credential_reload_error(self, *, store: str) -> None:
+        """A rotated credential (``database``, ``redis``, ``audit_s3``) was refused; the old one serves."""
+        ...
+
+    def audit_export(self, *, lag_s: float, spool_batches: int, spool_bytes: int) -> None:
+        """The audit export's state: age of the oldest row not in S3 yet (0: none), the spool."""
+        ...
+
 
 class NoMetrics:
     """Measures nothing."""
@@ -68,4 +76,10 @@ class NoMetrics:
         return None
 
     def load(self, *, inflight: int, active_streams: int) -> None:
+        return None
+
+    def credential_reload_error(self, *, store: str) -> None:
+        return None
+
+    def audit_export(self, *, lag_s: float, spool_batches: int, spool_bytes: int) -> None:
         return None

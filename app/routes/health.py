@@ -8,6 +8,9 @@ shutting down). Its detail is built
 from breaker states and exception type names only: no URL, key or error message. With an
 ``s3://`` router, ``router_sync`` says which versions the scorer replicas serve and how many
 failed their last registry sync (the errors themselves: ``/router/info``, admin only).
+``audit_export`` is ``degraded`` while export rounds fail (the rows wait in the spool and the
+database; the replica stays in rotation), and ``credentials`` says, per rotated datastore
+credential, ``ok`` or ``stale`` (a new value was refused: the old one still serves).
 """
 
 from __future__ import annotations
@@ -32,9 +35,10 @@ async def liveliness() -> Response:
 
 
 async def readiness_report(gateway: Gateway) -> dict[str, Any]:
-    """``ready``, or ``degraded`` with the state of each dependency of the access policy."""
+    """``ready``, or ``degraded`` with the state of each dependency (a dependency ``down``, or the
+    audit export ``degraded``)."""
     detail = await gateway.health()
-    down = any(isinstance(v, dict) and v.get("status") == "down" for v in detail.values())
+    down = any(isinstance(v, dict) and v.get("status") in ("down", "degraded") for v in detail.values())
     return {"status": "degraded" if down else "ready", **detail}
 
 
