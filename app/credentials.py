@@ -8,8 +8,9 @@ test connection with it) and only then **applies** it (new connections use it, t
 pool drains: ``app.access.rotation``). A value that fails validation (a typo, a password
 the server does not accept yet) is never applied: the old one keeps serving, and the
 refusal is logged once per value, counted (``Metrics.credential_reload_error``) and shown
-in readiness (``credentials``) until a good value arrives. A refused value is retried
-every ``retry_s``: a Secret updated before ``ALTER ROLE`` ran is picked up once it works.
+in readiness (``credentials``) until a good value arrives. A refused value is validated
+again at each check (``retry_s``, default every check): a Secret updated before
+``ALTER ROLE`` ran is picked up as soon as it works.
 
 Readiness detail holds states and exception type names only, never a value or a message
 that could carry one. Must not import the drivers (the appliers do).
@@ -65,14 +66,13 @@ class CredentialReport:
 
 Validate = Callable[[str], Awaitable[None]]
 Apply = Callable[[str], Awaitable[None]]
-Tick = Callable[[], Awaitable[None]]
 
 
 class RotatingValue:
     """One secret-file-backed setting of a running replica (``name``: ``database``, ``redis``...)."""
 
     def __init__(self, name: str, path: str, current: str, *, validate: Validate, apply: Apply,
-                 report: CredentialReport, retry_s: float = 10.0, tick: Tick | None = None) -> None:
+                 report: CredentialReport, retry_s: float = 0.0) -> None:
         self.name = name
         self._file = secret_file(path)
         self.current = current
@@ -81,13 +81,10 @@ class RotatingValue:
         self._refused: str | None = None
         self._refused_at = float("-inf")
         self._bad_file: str | None = None
-        self._tick = tick
         report.watching(name)
 
     async def check(self) -> None:
         """Re-read the file; validate and apply a new value, or keep the old one and report."""
-        if self._tick is not None:
-            await self._tick()
         new = self._file.get()  # a malformed new version: the previous value, and ``error`` says why
         if self._file.error is not None and self._file.error != self._bad_file:
             self._bad_file = self._file.error

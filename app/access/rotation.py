@@ -1,7 +1,10 @@
 """Rotating the database and Redis credentials of a running replica (``app.credentials``).
 
 Database: the engine's ``do_connect`` hook takes host, user and password from the URL in
-use *now*, so after a rotation every new connection logs in with the new credentials.
+use *now*, so after a rotation every new connection logs in with the new credentials. A
+connection that fails with the URL in use while the secret file already holds another
+value is tried with that value (the password changed on the server between the file's
+update and the watcher's validation, in either order).
 Each pooled connection remembers the credential generation it was opened with, and a
 connection of an older generation is replaced at its next checkout (a
 ``DisconnectionError`` from the ``checkout`` hook: the pool reconnects that slot and
@@ -9,10 +12,10 @@ hands the caller the new connection). Connections busy at the moment finish thei
 transaction on the old login, which Postgres keeps valid after ``ALTER ROLE``: that is
 how the old pool drains without failing a request.
 
-Redis (``redis://``, ``rediss://``): the pool's connection settings are swapped, and its
-idle connections are closed now and again at the next check; busy ones finish their
-command on the old login (Redis keeps an authenticated connection after ``ACL SETUSER``)
-and are replaced when the pool next drops them. Cluster and Sentinel URLs are not
+Redis (``redis://``, ``rediss://``): the pool's connection settings are swapped, its idle
+connections are closed, and busy ones finish their command on the old login (Redis keeps
+an authenticated connection after ``ACL SETUSER``), then reconnect with the new one when
+they go back to the pool. Cluster and Sentinel URLs are not
 rotated live: a change is refused (reported) and takes a restart.
 
 Validation opens one connection with the new value (``SELECT 1`` / ``PING``) and closes
@@ -22,6 +25,7 @@ it; nothing of the running pool changes unless it succeeds.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import event, text
@@ -33,6 +37,7 @@ from sqlalchemy.pool import NullPool
 from app.access.db import async_db_url
 from app.config import GeneralSettings, resolve_secret
 from app.credentials import CredentialReport, CredentialWatcher, RotatingValue, file_path
+from app.secrets import secret_file
 from app.store_urls import build_redis_client, parse_redis_url
 
 GENERATION = "routeiq_credential_generation"
@@ -41,12 +46,17 @@ GENERATION = "routeiq_credential_generation"
 class EngineCredentials:
     """Makes ``engine``'s connections follow the URL in use (see the module docstring)."""
 
-    def __init__(self, engine: AsyncEngine, url: str, timeout_s: float) -> None:
+    def __init__(self, engine: AsyncEngine, url: str, timeout_s: float,
+                 latest: Callable[[], str] | None = None) -> None:
+        """``latest``: the secret file's value now (may differ from the one in use until the
+        watcher has validated it)."""
         self.engine = engine
         self.generation = 0
         self._timeout = timeout_s
+        self._url = url
         self._url_kw = self._connect_kw(url)
         self._engine_url_kw = self._connect_kw_of(engine.url)
+        self._latest = latest
         event.listen(engine.sync_engine, "do_connect", self._do_connect)
         event.listen(engine.sync_engine, "checkout", self._checkout)
 
@@ -56,11 +66,29 @@ class EngineCredentials:
     def _connect_kw(self, url: str) -> dict[str, Any]:
         return self._connect_kw_of(make_url(async_db_url(url)))
 
-    def _do_connect(self, _dialect: Any, record: Any, _cargs: Any, cparams: dict[str, Any]) -> None:
-        for key in self._engine_url_kw:  # what the engine's own URL put there (connect_args stay)
-            cparams.pop(key, None)
-        cparams.update(self._url_kw)
+    def _with(self, cparams: dict[str, Any], url_kw: dict[str, Any]) -> dict[str, Any]:
+        params = {k: v for k, v in cparams.items() if k not in self._engine_url_kw}  # connect_args stay
+        return {**params, **url_kw}
+
+    def _do_connect(self, dialect: Any, record: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
+        """Connect with the URL in use; if that fails and the secret file already holds
+        another value, with that one (the role's password was changed before the watcher
+        validated the new file: the file is right, the value in use is not any more)."""
         record.info[GENERATION] = self.generation
+        tried, kw = self._url, self._url_kw  # the watcher may apply a new value while this connects
+        try:
+            return dialect.connect(*cargs, **self._with(cparams, kw))
+        except Exception:
+            latest = self._latest() if self._latest is not None else self._url
+            if latest == tried:
+                raise
+            try:
+                other = self._connect_kw(latest)
+            except Exception:  # noqa: BLE001  (a malformed new value: the first error is the news)
+                other = None
+            if other is None:
+                raise
+            return dialect.connect(*cargs, **self._with(cparams, other))
 
     def _checkout(self, _dbapi: Any, record: Any, _proxy: Any) -> None:
         if record.info.get(GENERATION, self.generation) != self.generation:
@@ -77,7 +105,7 @@ class EngineCredentials:
             await probe.dispose()
 
     async def apply(self, url: str) -> None:
-        self._url_kw = self._connect_kw(url)
+        self._url_kw, self._url = self._connect_kw(url), url
         self.generation += 1
 
 
@@ -92,7 +120,6 @@ class RedisCredentials:
         self.client = client
         self._timeout = timeout_s
         self._live = parse_redis_url(url).kind == "single"
-        self._drain_again = False
 
     async def validate(self, url: str) -> None:
         if not self._live or parse_redis_url(url).kind != "single":
@@ -105,23 +132,29 @@ class RedisCredentials:
             await probe.aclose()
 
     async def apply(self, url: str) -> None:
+        """Under the pool's lock: new connections get the new settings, idle ones are taken
+        out (closed after), busy ones take the new settings and reconnect when released.
+
+        Reaches into redis-py's ``ConnectionPool`` (``_lock``, ``_available_connections``,
+        ``_in_use_connections``; redis is pinned): closing idle connections with the public
+        ``disconnect(inuse_connections=False)`` races with a task taking one of them."""
         from redis.asyncio.connection import parse_url
 
         pool = self.client.connection_pool
         kw = parse_url(url)
-        if "connection_class" in kw:
-            pool.connection_class = kw.pop("connection_class")
-        for key in ("username", "password", "db", "host", "port", "path"):
-            pool.connection_kwargs.pop(key, None)
-        pool.connection_kwargs.update(kw)
-        await pool.disconnect(inuse_connections=False)
-        self._drain_again = True
-
-    async def drain(self) -> None:
-        """Close the idle connections once more (those busy at the rotation are back by now)."""
-        if self._drain_again:
-            self._drain_again = False
-            await self.client.connection_pool.disconnect(inuse_connections=False)
+        connection_class = kw.pop("connection_class", None)
+        async with pool._lock:
+            if connection_class is not None:
+                pool.connection_class = connection_class
+            for key in ("username", "password", "db", "host", "port", "path"):
+                pool.connection_kwargs.pop(key, None)
+            pool.connection_kwargs.update(kw)
+            idle, pool._available_connections = list(pool._available_connections), []
+            for conn in pool._in_use_connections:
+                for key, value in kw.items():
+                    setattr(conn, key, value)  # read at its next connect only
+                conn.mark_for_reconnect()  # the pool closes it when it is released
+        await asyncio.gather(*(conn.disconnect() for conn in idle), return_exceptions=True)
 
 
 def build_rotation(general: GeneralSettings, engine: AsyncEngine | None, redis: Any | None,
@@ -134,13 +167,12 @@ def build_rotation(general: GeneralSettings, engine: AsyncEngine | None, redis: 
     if engine is not None and db_path is not None and engine.dialect.name == "postgresql":
         url = resolve_secret(general.database_url)
         assert url is not None
-        db = EngineCredentials(engine, url, settings.db_timeout_s)
+        db = EngineCredentials(engine, url, settings.db_timeout_s, latest=secret_file(db_path).get)
         values.append(RotatingValue("database", db_path, url, validate=db.validate, apply=db.apply, report=report))
     redis_path = file_path(general.redis_url)
     if redis is not None and redis_path is not None:
         url = resolve_secret(general.redis_url)
         assert url is not None
         rc = RedisCredentials(redis, url, max(settings.redis_timeout_s, 2.0))
-        values.append(RotatingValue("redis", redis_path, url, validate=rc.validate, apply=rc.apply, report=report,
-                                    tick=rc.drain))
+        values.append(RotatingValue("redis", redis_path, url, validate=rc.validate, apply=rc.apply, report=report))
     return CredentialWatcher(values, settings.credential_check_s)
