@@ -75,7 +75,10 @@ class AuditExporter:
     async def run_once(self) -> Round:
         out = Round()
         self.leader = out.leader = await self.lease.hold()
-        if not out.leader:
+        if not out.leader:  # the leader reports the lag; take max() over replicas
+            self.lag_s = 0.0
+            batches, size = self.spool.size()
+            self.metrics.audit_export(lag_s=0.0, spool_batches=batches, spool_bytes=size)
             return out
         try:
             out.rebuilt = await self._recover()
