@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
@@ -27,11 +28,18 @@ ACTION = "router.promote"
 
 
 class PromotionWatcher:
-    def __init__(self, store: AccessStore, registries: dict[str, Any]) -> None:
-        """``registries``: router name → its ``RouterRegistry``."""
+    def __init__(self, store: AccessStore, registries: dict[str, Any] | Callable[[], dict[str, Any]]) -> None:
+        """``registries``: router name → its ``RouterRegistry``, or a function building them at
+        the first check (boto3 is imported then, not when the replica's gateway is built)."""
         self.store = store
-        self.registries = registries
+        self._registries = registries
         self._known: dict[str, str] = {}
+
+    @property
+    def registries(self) -> dict[str, Any]:
+        if callable(self._registries):
+            self._registries = self._registries()
+        return self._registries
 
     async def _last_recorded(self, router: str) -> str | None:
         stmt = (select(audit_log.c.detail).where(audit_log.c.action == ACTION, audit_log.c.target == router)
@@ -67,10 +75,13 @@ def build_promotions(cfg: Any, store: AccessStore) -> PromotionWatcher | None:
     routers = [r for r in cfg.router_settings.routers if is_registry_url(r.artifact)]
     if not routers:
         return None
-    from router_models.registry.s3 import build_s3_client
-    from router_models.registry.store import RouterRegistry
 
-    reg = cfg.router_settings.registry
-    client = build_s3_client(reg.endpoint_url, reg.region, timeout_s=reg.timeout_s)
-    return PromotionWatcher(store, {r.name: RouterRegistry(client, parse_registry_url(str(r.artifact)))
-                                    for r in routers})
+    def registries() -> dict[str, Any]:
+        from router_models.registry.s3 import build_s3_client
+        from router_models.registry.store import RouterRegistry
+
+        reg = cfg.router_settings.registry
+        client = build_s3_client(reg.endpoint_url, reg.region, timeout_s=reg.timeout_s)
+        return {r.name: RouterRegistry(client, parse_registry_url(str(r.artifact))) for r in routers}
+
+    return PromotionWatcher(store, registries)
