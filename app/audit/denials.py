@@ -33,6 +33,11 @@ class DenialTally:
             pair = ("*", reason, status)
         self._counts[pair] += 1
 
+    def restore(self, rows: list[dict[str, Any]]) -> None:
+        """Count drained rows again (the database refused them: they go in the next window)."""
+        for row in rows:
+            self._counts[(row["actor"], row["outcome"], int(row["detail"]["status"]))] += int(row["detail"]["count"])
+
     def drain(self) -> list[dict[str, Any]]:
         """The audit rows for the window that ends now (and a new window starts)."""
         counts, self._counts = self._counts, Counter()

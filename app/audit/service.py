@@ -66,9 +66,7 @@ class AuditService:
             try:
                 await self.store.audit(**row)
             except Exception as err:  # noqa: BLE001  (database down: count them again next window)
-                for left in rows[i:]:
-                    for _ in range(int(left["detail"]["count"])):
-                        self.tally.count(left["actor"], left["outcome"], int(left["detail"]["status"]))
+                self.tally.restore(rows[i:])
                 log.warning("denial audit rows not written (%s); retrying next window", type(err).__name__)
                 return i
         return len(rows)
