@@ -18,10 +18,12 @@ if TYPE_CHECKING:
 
 def build_cli() -> typer.Typer:
     """The root ``routeiq`` command: ``train``, ``eval``, ``compare``, ``publish``, ``versions``,
-    ``promote``, ``rollback``, ``gate``, ``retrain``, ``decisions export``, ``config validate|diff``."""
+    ``promote``, ``rollback``, ``gate``, ``retrain``, ``decisions export``, ``config validate|diff``,
+    ``audit export``."""
     import typer
 
     from app.access.decisions_cli import app as decisions
+    from app.audit.cli import app as audit
     from app.config_sync.cli import app as config
     from app.retrain_cli import app as retrain
     from router_models.cli import app as learned
@@ -36,6 +38,7 @@ def build_cli() -> typer.Typer:
     root.add_typer(registry)  # publish, versions, promote, rollback
     root.add_typer(decisions, name="decisions")
     root.add_typer(config, name="config")  # config validate, config diff
+    root.add_typer(audit, name="audit")  # audit export: backfills to S3
     root.add_typer(retrain)  # retrain: export, train, gate, publish, promote
     return root
 

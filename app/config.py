@@ -298,6 +298,9 @@ class AccessSettings(_Strict):
     db_timeout_s: float = Field(5.0, gt=0, description="Connect/query timeout for the database.")
     redis_pool_size: int = Field(64, gt=0, description="Redis connections per replica.")
     redis_timeout_s: float = Field(1.0, gt=0, description="Redis socket timeout.")
+    credential_check_s: float = Field(
+        5.0, gt=0, description="How often a `file:` `database_url`/`redis_url` is re-read for a rotated value "
+        "(validated, then used by new connections; docs/deployment.md).")
     budget_timezone: str = Field(
         "UTC", description="IANA timezone of calendar-aligned budget resets (`1d` at midnight, `7d` on Monday, "
         "`1mo` on the 1st), as LiteLLM's `litellm_settings.timezone`.")
@@ -355,6 +358,45 @@ class ConfigSyncSettings(_Strict):
         return value
 
 
+class AuditSettings(_Strict):
+    """The audit log's export to S3 and its retention in the database (docs/security.md)."""
+
+    export_url: str | None = Field(
+        None, description="`s3://bucket/prefix` the audit log is exported to (gzip JSONL per batch, by date); "
+        "unset: no export.")
+    endpoint_url: str | None = Field(None, description="S3-compatible endpoint (MinIO, Ceph); unset: AWS.")
+    region: str | None = Field(None, description="AWS region; unset: `AWS_REGION` or the AWS config file.")
+    access_key_id: str | None = Field(
+        None, description="Access key id, `file:/path` or `os.environ/NAME` (re-read: rotates); unset: boto3's "
+        "standard chain.")
+    secret_access_key: str | None = Field(None, description="Its secret, as `access_key_id`.")
+    spool_dir: str = Field(".routeiq/audit-spool", description="Local spool of batches waiting for S3 (a volume "
+                           "that survives restarts).")
+    spool_max_bytes: int = Field(256 << 20, gt=0, description="No new batch is spooled above this (rows wait in "
+                                 "the database).")
+    interval_s: float = Field(10.0, gt=0, description="How often the exporter looks for new rows.")
+    batch_rows: int = Field(5000, gt=0, le=100_000, description="Rows per exported object at most.")
+    settle_s: float = Field(
+        15.0, gt=0, description="Rows younger than this wait for the next round (longer than "
+        "`access.db_timeout_s`: a slow insert may commit a lower id after a higher one).")
+    retention_days: float | None = Field(
+        None, gt=0, description="Delete the database copy of exported rows older than this; unset: keep all.")
+    lease_s: float = Field(60.0, gt=0, description="The exporter's Redis lease (one exporter across replicas).")
+    timeout_s: float = Field(10.0, gt=0, description="Connect and read timeout of one S3 call.")
+    denials_window_s: float = Field(
+        60.0, gt=0, description="Refused requests are written as one `access.denied` row per key, reason and "
+        "window of this length (per replica), not one per request.")
+
+    @field_validator("export_url")
+    @classmethod
+    def _s3_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            from app.audit.objects import parse_export_url
+
+            parse_export_url(value)
+        return value
+
+
 class GeneralSettings(_Strict):
     """Gateway-wide settings."""
 
@@ -369,6 +411,7 @@ class GeneralSettings(_Strict):
     decisions: DecisionLogSettings = Field(
         default_factory=DecisionLogSettings, description="The routing decision log."
     )
+    audit: AuditSettings = Field(default_factory=AuditSettings, description="Audit log export and retention.")
     log_format: Literal["json", "text"] = Field("json", description="Replica log lines: JSON objects or plain text.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Level of `routeiq.*` loggers.")
     max_request_body_bytes: int = Field(1 << 20, gt=0, description="413 above this.")

@@ -70,6 +70,9 @@ class SecretFile:
         self._stamp: tuple[int, int, int, int] | None = None
         self._checked_at = float("-inf")
         self._lock = threading.Lock()
+        self.error: str | None = None
+        """Why the file's current version was refused (its previous value is kept); ``None``
+        after a good read. Credential rotation reports it (``app.credentials``)."""
 
     def get(self) -> str:
         """The current value (cached; see the module docstring for the cost)."""
@@ -96,7 +99,7 @@ class SecretFile:
             return self._keep(why, stamp)
         if self._value is not None and value != self._value:
             log.info("secret file %s rotated", self.path)
-        self._value, self._stamp = value, stamp
+        self._value, self._stamp, self.error = value, stamp, None
         return value
 
     def _keep(self, why: str, stamp: tuple[int, int, int, int]) -> str:
@@ -105,6 +108,7 @@ class SecretFile:
         if stamp != self._stamp:  # one warning per bad version of the file, not per request
             log.warning("secret file %s: %s; keeping the previous value", self.path, why)
             self._stamp = stamp
+        self.error = why
         return self._value
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +26,13 @@ from app.access.fallback import FallbackLimiter
 from app.access.limits import Limiter
 from app.access.local_limiter import LocalLimiter
 from app.access.redis_limiter import RedisLimiter
+from app.access.rotation import build_rotation
+from app.access.store import AccessStore
+from app.audit.service import AuditService, build_audit
 from app.breaker import Breaker
 from app.config import GatewayConfig
 from app.config_sync import ConfigSync, GraphUpdater, SyncRecord, open_source
+from app.credentials import CredentialReport, CredentialWatcher
 from app.gateway.cooldowns import build_cooldowns
 from app.gateway.core import Gateway, ProviderPool
 from app.gateway.deployment_limits import DeploymentLimits
@@ -41,19 +45,31 @@ from app.router_replicas import ReplicaStates
 
 @dataclass
 class Clients:
-    """The replica's shared clients; ``None`` where the config needs none."""
+    """The replica's shared clients; ``None`` where the config needs none. Their ``file:``
+    URLs are watched for rotated credentials (``app.credentials``) from ``start``."""
 
     redis: Any | None
     engine: AsyncEngine | None
+    credentials: CredentialReport = field(default_factory=CredentialReport)
+    rotation: CredentialWatcher | None = None
 
     @classmethod
     def for_config(cls, cfg: GatewayConfig) -> Clients:
-        """Redis when configured; a database engine when keys or the decision log need one."""
+        """Redis when configured; a database engine when keys, the decision log or the audit
+        export need one."""
         general = cfg.general_settings
-        needs_db = general.access.enabled or general.decisions.enabled
-        return cls(redis=build_redis(general), engine=build_engine(general) if needs_db else None)
+        needs_db = general.access.enabled or general.decisions.enabled or bool(general.audit.export_url)
+        clients = cls(redis=build_redis(general), engine=build_engine(general) if needs_db else None)
+        clients.rotation = build_rotation(general, clients.engine, clients.redis, clients.credentials)
+        return clients
+
+    def start(self) -> None:
+        if self.rotation is not None:
+            self.rotation.start()
 
     async def close(self) -> None:
+        if self.rotation is not None:
+            await self.rotation.close()
         if self.redis is not None:
             await self.redis.aclose()
         if self.engine is not None:
@@ -70,6 +86,7 @@ def build_gateway(cfg: GatewayConfig, providers: ProviderPool, router: RouterCli
     clients = clients or Clients.for_config(cfg)
     policy = build_policy(cfg, clients.engine, clients.redis)
     metrics = metrics or NoMetrics()
+    clients.credentials.count = lambda store: metrics.credential_reload_error(store=store)
     if isinstance(policy, VirtualKeyPolicy):
         policy.alerts.count = metrics.soft_budget_alert
     gateway = Gateway(
@@ -82,6 +99,7 @@ def build_gateway(cfg: GatewayConfig, providers: ProviderPool, router: RouterCli
         router_info=RouterInfo(cfg, router, _replica_states(cfg, clients.redis)),
         explorer=_explorer(cfg, clients.redis),
         deployment_limits=build_deployment_limits(cfg, clients.redis),
+        audit=_audit(cfg, policy, clients, metrics),
     )
     if cfg.general_settings.config_sync.source:
         gateway.config_sync = build_config_sync(gateway, clients, updater=updater, replica=replica, root=root)
@@ -107,6 +125,14 @@ def build_config_sync(gateway: Gateway, clients: Clients, *, updater: GraphUpdat
                       replica=replica or f"{socket.gethostname()}:{os.getpid()}", record=record,
                       metrics=gateway.metrics, audit=audit, updater=updater, root=root,
                       redis_timeout_s=max(2.0, access.redis_timeout_s * 2))
+
+
+def _audit(cfg: GatewayConfig, policy: Any, clients: Clients, metrics: Metrics) -> AuditService:
+    """Denial rows where the policy keeps an audit log; the export where a database holds it."""
+    store, tally = (policy.store, policy.denials) if isinstance(policy, VirtualKeyPolicy) else (None, None)
+    if store is None and clients.engine is not None and cfg.general_settings.audit.export_url:
+        store = AccessStore(clients.engine, cfg.general_settings.access.db_timeout_s)
+    return build_audit(cfg, store, tally, clients.redis, metrics, clients.credentials)
 
 
 def _explorer(cfg: GatewayConfig, redis: Any | None) -> Explorer:

@@ -51,6 +51,13 @@ class ServeMetrics:
                                      "ingress replica serves (the applied-version record's; docs/operations.md).")
         self._config_errors = Counter("routeiq_config_sync_errors", "Config sync rounds that failed, by reason.",
                                       tag_keys=_keys("reason",))
+        self._credential_errors = Counter("routeiq_credential_reload_errors", "Rotated credentials refused "
+                                          "(the previous one kept serving), by store.", tag_keys=_keys("store"))
+        self._audit_lag = Gauge("routeiq_audit_export_lag_s", "Age of the oldest audit row not yet exported "
+                                "to S3 (0: all exported); set by the replica holding the export lease.")
+        self._audit_spool = Gauge("routeiq_audit_spool_batches", "Audit export batches spooled locally, "
+                                  "waiting for S3.")
+        self._audit_spool_bytes = Gauge("routeiq_audit_spool_bytes", "Bytes in the local audit export spool.")
 
     def request_done(self, *, endpoint: str, model: str, status: int, strategy: str, seconds: float) -> None:
         self._requests.inc(tags={"endpoint": endpoint, "model": model, "status": str(status), "strategy": strategy})
@@ -96,6 +103,13 @@ class ServeMetrics:
 
     def config_sync_error(self, *, reason: str) -> None:
         self._config_errors.inc(tags={"reason": reason})
+    def credential_reload_error(self, *, store: str) -> None:
+        self._credential_errors.inc(tags={"store": store})
+
+    def audit_export(self, *, lag_s: float, spool_batches: int, spool_bytes: int) -> None:
+        self._audit_lag.set(lag_s)
+        self._audit_spool.set(spool_batches)
+        self._audit_spool_bytes.set(spool_bytes)
 
 
 class RouterVersionMetrics:

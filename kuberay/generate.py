@@ -6,7 +6,8 @@ config in the ``routeiq-gateway-config`` ConfigMap. This script applies the few
 cluster differences declared below (listen address, config path, autoscaling, per-replica
 memory, secrets from mounted files) and writes ``kuberay/base/serve-config.yaml`` and
 ``kuberay/base/gateway.yaml`` (and the registry overlay's ``gateway.yaml``, the same with
-learned routers on S3); kustomize inlines the first into ``serveConfigV2``. The
+learned routers on S3, and the ops overlay's ``gateway.yaml`` and ``serve-config.yaml``:
+the audit export and OpenTelemetry); kustomize inlines the serve configs into ``serveConfigV2``. The
 test suite regenerates both and fails if the committed files drifted.
 
     python kuberay/generate.py            # rewrite the generated files
@@ -42,6 +43,22 @@ SERVE_OUT = ROOT / "kuberay" / "base" / "serve-config.yaml"
 GATEWAY_OUT = ROOT / "kuberay" / "base" / "gateway.yaml"
 LOCK_OUT = ROOT / "kuberay" / "image" / "requirements.txt"
 REGISTRY_GATEWAY_OUT = ROOT / "kuberay" / "overlays" / "registry" / "gateway.yaml"
+OPS_GATEWAY_OUT = ROOT / "kuberay" / "overlays" / "ops" / "gateway.yaml"
+OPS_SERVE_OUT = ROOT / "kuberay" / "overlays" / "ops" / "serve-config.yaml"
+
+# The ops overlay: the audit log exported to S3 (docs/security.md, "Audit log") from a spool
+# on an emptyDir, and traces to the in-cluster OpenTelemetry Collector (otel-collector.yaml).
+AUDIT_URL = "s3://routeiq-audit/prod"
+AUDIT_SPOOL_DIR = "/var/spool/routeiq/audit"
+AUDIT_RETENTION_DAYS = 90
+OTEL_ENV = {
+    "OTEL_TRACES_EXPORTER": "otlp",
+    "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+    "OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel-collector:4318",
+    "OTEL_SERVICE_NAME": "routeiq",
+    "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+    "OTEL_TRACES_SAMPLER_ARG": "0.1",
+}
 
 # The registry overlay: learned routers served from an S3 registry (docs/routing.md, "Router
 # lifecycle"), cached on the workers' emptyDir (kuberay/overlays/registry/rayservice-patch.yaml).
@@ -133,6 +150,23 @@ def registry_gateway_config(cluster: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def ops_gateway_config(cluster: dict[str, Any]) -> dict[str, Any]:
+    """The cluster gateway config with the audit export on (credentials: the pods' AWS settings)."""
+    out = copy.deepcopy(cluster)
+    out.setdefault("general_settings", {})["audit"] = {
+        "export_url": AUDIT_URL, "spool_dir": AUDIT_SPOOL_DIR, "retention_days": AUDIT_RETENTION_DAYS}
+    return out
+
+
+def ops_serve_config(serve: dict[str, Any]) -> dict[str, Any]:
+    """The cluster Serve config with every replica sending traces to the collector."""
+    out = copy.deepcopy(serve)
+    for app in out["applications"]:
+        env = app.setdefault("runtime_env", {}).setdefault("env_vars", {})
+        env.update(OTEL_ENV)
+    return out
+
+
 def _dump(data: dict[str, Any], source: Path, what: str) -> str:
     head = HEADER.format(source=source.relative_to(ROOT), what=what)
     return head + yaml.safe_dump(data, sort_keys=False, width=120)
@@ -147,6 +181,10 @@ def rendered() -> dict[Path, str]:
         GATEWAY_OUT: _dump(gateway, GATEWAY_SOURCE, f"The routeiq-gateway-config ConfigMap, at {GATEWAY_CONFIG_PATH}."),
         REGISTRY_GATEWAY_OUT: _dump(registry_gateway_config(gateway), GATEWAY_SOURCE,
                                     "The registry overlay's routeiq-gateway-config: learned routers from S3."),
+        OPS_GATEWAY_OUT: _dump(ops_gateway_config(gateway), GATEWAY_SOURCE,
+                               "The ops overlay's routeiq-gateway-config: the audit log exported to S3."),
+        OPS_SERVE_OUT: _dump(ops_serve_config(serve), SERVE_SOURCE,
+                             "The ops overlay's serveConfigV2: traces to the OpenTelemetry Collector."),
     }
 
 

@@ -38,6 +38,7 @@ from app.access.limits import NO_RESERVATION, Demand, Limiter, Reservation, Scop
 from app.access.soft_budget import SoftBudgetAlerts
 from app.access.spend import SpendBuffer
 from app.access.store import AccessStore, SpendEvent, StoreUnavailableError
+from app.audit.denials import DenialTally
 from app.auth import Principal, bearer_token, is_master
 from app.errors import (
     AuthenticationError,
@@ -125,6 +126,8 @@ class VirtualKeyPolicy:
         self.prefix = prefix
         self.budget_tz = budget_tz
         self.alerts = alerts or SoftBudgetAlerts()
+        self.denials = DenialTally()
+        """Refusals, written to the audit log per key and reason by ``app.operations``."""
         self._limiter_timeout = limiter_timeout_s
         self._keys = KeyCache(cache_ttl_s, max_known=CACHE_MAX, lookups_per_s=lookups_per_s)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -149,10 +152,15 @@ class VirtualKeyPolicy:
         token = bearer_token(authorization)
         if is_master(token, self._master_key()):
             return MASTER
-        if not is_key_shaped(token):
-            raise AuthenticationError("Incorrect API key provided")  # no lookup for what cannot be a key
-        grant = await self._grant(hash_key(token))
-        self._check_valid(grant)
+        grant = None
+        try:
+            if not is_key_shaped(token):
+                raise AuthenticationError("Incorrect API key provided")  # no lookup for what cannot be a key
+            grant = await self._grant(hash_key(token))
+            self._check_valid(grant)
+        except AuthenticationError as err:  # audited, aggregated (app.audit.denials)
+            self.denials.count(grant.key_id if grant else None, err.code or "invalid_api_key", err.status)
+            raise
         assert grant is not None
         return self._principal(grant)
 
@@ -290,7 +298,9 @@ class VirtualKeyPolicy:
             elif verdict.code == L.UNSEEDED:
                 await self._seed(grant, scope)
             else:
-                raise _refusal(verdict, scope, demand)
+                refusal = _refusal(verdict, scope, demand)
+                self.denials.count(grant.key_id, refusal.code or refusal.type, refusal.status)
+                raise refusal
         raise OverloadedError("access check did not settle; retry", retry_after=1)
 
     async def _reload(self, grant: Grant, model: str | None) -> Grant:

@@ -5,6 +5,7 @@ The schema itself is created and changed only by the alembic migrations in
 request; ``spend_minutes`` holds aggregates per (minute, key, model), written once a
 second per replica, so no request ever waits on a per-key row lock. ``decisions`` is
 the routing decision log (``app.access.decision_log``): one row per routed request.
+``audit_export`` records the audit log's export batches to S3 (``app.audit``).
 """
 
 from __future__ import annotations
@@ -115,6 +116,17 @@ audit_log = Table(
     Column("target", String(256)),
     Column("outcome", String(32), nullable=False),
     Column("detail", JSON),
+)
+
+audit_export = Table(
+    "routeiq_audit_export",
+    metadata,
+    Column("after_id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False),
+    Column("last_id", BigInteger, nullable=False, unique=True),
+    Column("rows", Integer, nullable=False),
+    Column("object_key", String(1024), nullable=False),
+    Column("planned_at", TS, nullable=False),
+    Column("uploaded_at", TS),
 )
 
 decisions = Table(

@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from app.auth import AccessPolicy, Demand, Reservation
 from app.config import GatewayConfig
@@ -49,6 +49,9 @@ from app.providers.anthropic_native import speaks_messages
 from app.providers.base import Endpoint, Prices, ProviderCall, ProviderResult, StreamItem, Usage
 from app.providers.estimate import estimate_tokens
 from app.providers.responses_native import speaks_responses
+
+if TYPE_CHECKING:
+    from app.audit.service import AuditService
 
 log = logging.getLogger("routeiq.gateway")
 FALLBACK_ERRORS = (RateLimitError, UpstreamError, UpstreamTimeoutError, OverloadedError)
@@ -108,6 +111,7 @@ class Gateway:
         router_info: RouterInfo | None = None,
         explorer: Explorer | None = None,
         deployment_limits: DeploymentLimits | None = None,
+        audit: AuditService | None = None,
     ) -> None:
         self.cfg = cfg
         self.router_info = router_info or RouterInfo(cfg, router, None)
@@ -123,6 +127,7 @@ class Gateway:
             {r.name: r.exploration for r in cfg.router_settings.routers}, LocalExploreBudget())
         self._providers = providers
         self._clients = clients
+        self.audit = audit
         self._prices: dict[int, Prices] = {}
         self._transports = {g.name: g.transport for g in cfg.groups()}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -165,12 +170,19 @@ class Gateway:
         await self.cooldowns.start()
         if self.config_sync is not None:
             self.config_sync.start()
+        if self.audit is not None:  # after the policy: its migrations create the export ledger
+            self.audit.start()
+        start = getattr(self._clients, "start", None)
+        if start is not None:  # credential rotation of the shared clients
+            start()
 
     async def close(self) -> None:
         """Stop background work, flush buffers, then close the shared clients."""
         if self.config_sync is not None:
             await self.config_sync.close()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.audit is not None:
+            await self.audit.close()
         await self.cooldowns.close()
         await self.decisions.close()
         await self.policy.close()
@@ -183,6 +195,11 @@ class Gateway:
     async def health(self) -> dict[str, Any]:
         """Readiness detail of the replica's dependencies (breaker states, buffers)."""
         detail = await self.policy.health()
+        if self.audit is not None:
+            detail.update(self.audit.health())
+        report = getattr(self._clients, "credentials", None)
+        if report is not None and (rotated := report.detail()) is not None:
+            detail["credentials"] = rotated  # states and type names only
         if self.catalog.routers:
             detail["router_scoring"] = self.routing.report()
         if (sync := await self.router_info.sync_detail()) is not None:

@@ -42,6 +42,12 @@ class Metrics(Protocol):
 
     def config_sync_error(self, *, reason: str) -> None:
         """A config sync round failed (source, invalid, redis, update, error)."""
+    def credential_reload_error(self, *, store: str) -> None:
+        """A rotated credential (``database``, ``redis``, ``audit_s3``) was refused; the old one serves."""
+        ...
+
+    def audit_export(self, *, lag_s: float, spool_batches: int, spool_bytes: int) -> None:
+        """The audit export's state: age of the oldest row not in S3 yet (0: none), the spool."""
         ...
 
 
@@ -82,4 +88,8 @@ class NoMetrics:
         return None
 
     def config_sync_error(self, *, reason: str) -> None:
+    def credential_reload_error(self, *, store: str) -> None:
+        return None
+
+    def audit_export(self, *, lag_s: float, spool_batches: int, spool_bytes: int) -> None:
         return None

@@ -1,8 +1,10 @@
 """Admin API: ``/key/*``, ``/team/*`` and ``/audit/log``, shaped like LiteLLM proxy's.
 
 Only the master key or a key generated with ``admin: true`` may call it (403
-otherwise, and the refusal is audited too). Every action, whatever its outcome, is
-written to the audit log: actor, action, target, outcome, time. Handlers are thin:
+otherwise, and the refusal is audited too). Every action, reads included, whatever its
+outcome, is written to the audit log: actor, action, target, outcome, time (a read of
+``/audit/log`` is itself an ``audit.read`` row). A raw key sent as a reference is never
+written: the target is the key id. Handlers are thin:
 ``app.access.admin.AccessAdmin`` does the work.
 """
 
@@ -61,8 +63,10 @@ async def key_info(request: Request, call: Annotated[AdminCall, Admin("key.info"
         own = (call.principal.key_id, bearer_token(api_credential(request.headers)))
         if ref not in own:
             raise NotFoundError("no such key", param="key", code="key_not_found")
-        return call.reply(await call.admin.info(call.principal.key_id))
-    return call.reply(await call.admin.info(ref))
+        ref = call.principal.key_id
+    target = ref if not ref.startswith("sk-") else None  # never a raw key in the audit log
+    return call.reply(await call.audited("key.info", target, call.admin.info(ref),
+                                         target_of=lambda r: str(r["key_id"])))
 
 
 @router.post("/key/update")
@@ -143,7 +147,7 @@ async def team_info(request: Request, call: Annotated[AdminCall, Admin("team.inf
     team_id = query_text(request, "team_id")
     if not team_id:
         raise InvalidRequestError("team_id is required", param="team_id")
-    return call.reply(await call.admin.team_info(team_id))
+    return call.reply(await call.audited("team.info", team_id, call.admin.team_info(team_id)))
 
 
 @router.post("/team/update")
@@ -163,12 +167,13 @@ async def team_delete(request: Request, call: Annotated[AdminCall, Admin("team.d
 
 @router.get("/team/list")
 async def team_list(call: Annotated[AdminCall, Admin("team.list")], page: PageDep) -> Response:
-    return call.reply(await call.admin.list_teams(page.page, page.size))
+    return call.reply(await call.audited("team.list", None, call.admin.list_teams(page.page, page.size)))
 
 
 @router.get("/audit/log")
 async def audit_log(call: Annotated[AdminCall, Admin("audit.read")], window: TimeRangeDep, page: PageDep) -> Response:
-    return call.reply({"data": await call.admin.store.audit_rows(window.start, window.end, page.size)})
+    rows = call.admin.store.audit_rows(window.start, window.end, page.size)
+    return call.reply({"data": await call.audited("audit.read", None, rows)})
 
 
 def _safe(fields: dict[str, Any]) -> dict[str, Any]:

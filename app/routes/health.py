@@ -10,6 +10,9 @@ from breaker states and exception type names only: no URL, key or error message.
 failed their last registry sync (the errors themselves: ``/router/info``, admin only); with a
 config sync source, ``config_sync`` says ``degraded`` while syncing fails (the errors:
 ``/config/sync/status``).
+``audit_export`` is ``degraded`` while export rounds fail (the rows wait in the spool and the
+database; the replica stays in rotation), and ``credentials`` says, per rotated datastore
+credential, ``ok`` or ``stale`` (a new value was refused: the old one still serves).
 """
 
 from __future__ import annotations
@@ -34,7 +37,8 @@ async def liveliness() -> Response:
 
 
 async def readiness_report(gateway: Gateway) -> dict[str, Any]:
-    """``ready``, or ``degraded`` with the state of each dependency of the access policy."""
+    """``ready``, or ``degraded`` with the state of each dependency (a dependency ``down``, or the
+    audit export or config sync ``degraded``)."""
     detail = await gateway.health()
     # A failing config sync reads "degraded": the running config keeps serving (docs/operations.md).
     down = any(isinstance(v, dict) and v.get("status") in ("down", "degraded") for v in detail.values())

@@ -188,6 +188,15 @@ class PostgresServer:
             raise ServiceStartError(f"pg_ctl promote failed on port {self.port}: {done.stderr.strip()}")
         wait_until(lambda: not self.in_recovery(), timeout, f"postgres on port {self.port} promoted")
 
+    def require_password(self, role: str) -> None:
+        """Make ``role`` log in over TCP with its password (scram), as a production server
+        would: the cluster trusts every role by default, so a rotated password would prove
+        nothing. The rule goes first in ``pg_hba.conf`` and names only this role."""
+        hba = self.data / "pg_hba.conf"
+        rule = f"host all {role} 127.0.0.1/32 scram-sha-256\n"
+        hba.write_text(rule + hba.read_text())
+        self.psql("SELECT pg_reload_conf()")
+
     def psql(self, sql: str, db: str = "postgres") -> str:
         """Run SQL as the superuser over TCP; returns psql's unaligned output."""
         done = subprocess.run([str(self._bin / "psql"), "-X", "-w", "-h", "127.0.0.1", "-p", str(self.port),

@@ -17,7 +17,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[3]
 KUBERAY = ROOT / "kuberay"
-TARGETS = ("base", "overlays/dev", "overlays/prod", "overlays/registry")
+TARGETS = ("base", "overlays/dev", "overlays/prod", "overlays/registry", "overlays/ops")
 
 
 def tool(name: str) -> str:
@@ -39,8 +39,14 @@ def render(target: str) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="session")
 def rendered() -> dict[str, list[dict[str, Any]]]:
-    """target (base, overlays/dev, overlays/prod, overlays/registry) -> the rendered objects."""
+    """target (base, overlays/dev, overlays/prod, overlays/registry, overlays/ops) -> the rendered objects."""
     return {t: render(t) for t in TARGETS}
+
+
+def gateway_configmap(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The routeiq-gateway-config ConfigMap (an overlay may add others, e.g. a collector's)."""
+    (found,) = [d for d in docs if d["kind"] == "ConfigMap" and "gateway.yaml" in d.get("data", {})]
+    return found
 
 
 def rayservice(docs: list[dict[str, Any]]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ import pytest
 import ray
 import yaml
 
-from tests.unit.kuberay.conftest import KUBERAY, ROOT, TARGETS, pod_templates, rayservice
+from tests.unit.kuberay.conftest import KUBERAY, ROOT, TARGETS, gateway_configmap, pod_templates, rayservice
 
 K8S_VERSION = "1.37.0"
 SIGNING_KEY_ENV = "ROUTEIQ_ROUTER_SIGNING_KEY"
@@ -140,7 +140,7 @@ def test_secrets_come_only_from_mounted_secret_volumes(rendered: dict[str, list[
         # (read once per artifact load; see test_prod_requires_signed_router_artifacts).
         assert all("secretKeyRef" not in str(e) for e in ray.get("env", []) if e["name"] != SIGNING_KEY_ENV)
         assert spec["securityContext"]["runAsUser"] == 1000 and spec["securityContext"]["runAsNonRoot"] is True
-    (cm,) = [d for d in docs if d["kind"] == "ConfigMap"]
+    cm = gateway_configmap(docs)
     gateway = yaml.safe_load(cm["data"]["gateway.yaml"])
     assert gateway["general_settings"]["master_key"].startswith("file:/run/secrets/routeiq/")
     assert all(m["litellm_params"]["api_key"].startswith("file:/run/secrets/") for m in gateway["model_list"])
@@ -149,7 +149,7 @@ def test_secrets_come_only_from_mounted_secret_volumes(rendered: dict[str, list[
 @pytest.mark.parametrize("target", TARGETS)
 def test_the_gateway_configmap_is_the_one_mounted(rendered: dict[str, list[dict[str, Any]]], target: str) -> None:
     docs = rendered[target]
-    (cm,) = [d for d in docs if d["kind"] == "ConfigMap"]
+    cm = gateway_configmap(docs)
     assert re.fullmatch(r"routeiq-gateway-config-[a-z0-9]{10}", cm["metadata"]["name"])  # hashed: changes roll
     for template in pod_templates(rayservice(docs)):
         names = [v["configMap"]["name"] for v in template["spec"]["volumes"] if "configMap" in v]
@@ -258,7 +258,7 @@ def test_prod_requires_signed_router_artifacts(rendered: dict[str, list[dict[str
 
 @pytest.mark.parametrize("target", TARGETS)
 def test_the_example_upstream_is_reached_over_tls(rendered: dict[str, list[dict[str, Any]]], target: str) -> None:
-    (cm,) = [d for d in rendered[target] if d["kind"] == "ConfigMap"]
+    cm = gateway_configmap(rendered[target])
     gateway = yaml.safe_load(cm["data"]["gateway.yaml"])
     bases = {m["litellm_params"]["api_base"] for m in gateway["model_list"]}
     assert bases and all(b.startswith("https://") for b in bases), bases
@@ -288,7 +288,7 @@ def test_the_registry_overlay_serves_learned_routers_from_s3_with_a_cache_on_an_
     from app.config import RouterSettings
 
     docs = rendered["overlays/registry"]
-    (cm,) = [d for d in docs if d["kind"] == "ConfigMap"]
+    cm = gateway_configmap(docs)
     gateway = yaml.safe_load(cm["data"]["gateway.yaml"])
     learned = [r for r in gateway["router_settings"]["routers"] if r["strategy"] == "learned"]
     assert learned and all(r["artifact"].startswith("s3://") for r in learned)
@@ -306,3 +306,34 @@ def test_the_registry_overlay_serves_learned_routers_from_s3_with_a_cache_on_an_
     assert env[SIGNING_KEY_ENV] is None  # prod's signing key (from a secretKeyRef) still applies
     head = cluster["headGroupSpec"]["template"]["spec"]
     assert "serviceAccountName" not in head and cache_dir not in str(head)  # no scorer on the head
+
+
+def test_the_ops_overlay_exports_the_audit_log_and_sends_traces_to_its_collector(
+        rendered: dict[str, list[dict[str, Any]]]) -> None:
+    """prod plus: general_settings.audit exports to s3:// from a spool on an emptyDir in every
+    pod (ingress replicas run on the head and the workers), every replica's OTEL_* environment
+    points at the collector Service, which only the Ray pods may reach."""
+    from app.config import GeneralSettings
+
+    docs = rendered["overlays/ops"]
+    cm = gateway_configmap(docs)
+    audit = GeneralSettings.model_validate(yaml.safe_load(cm["data"]["gateway.yaml"])["general_settings"]).audit
+    assert audit.export_url and audit.export_url.startswith("s3://") and audit.retention_days
+    rs = rayservice(docs)
+    (account,) = [d for d in docs if d["kind"] == "ServiceAccount"]
+    for template in pod_templates(rs):
+        spec = template["spec"]
+        assert spec["serviceAccountName"] == account["metadata"]["name"]
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        (mount,) = [m for m in spec["containers"][0]["volumeMounts"] if m["mountPath"] == audit.spool_dir]
+        assert volumes[mount["name"]]["emptyDir"]["sizeLimit"]
+    env = yaml.safe_load(rs["spec"]["serveConfigV2"])["applications"][0]["runtime_env"]["env_vars"]
+    assert env["OTEL_TRACES_EXPORTER"] == "otlp"
+    (service,) = [d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == "otel-collector"]
+    ports = {p["port"] for p in service["spec"]["ports"]}
+    endpoint = env["OTEL_EXPORTER_OTLP_ENDPOINT"]
+    assert endpoint.startswith(f"http://{service['metadata']['name']}:") and int(endpoint.rsplit(":", 1)[1]) in ports
+    (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
+    assert deployment["spec"]["template"]["metadata"]["labels"].items() >= service["spec"]["selector"].items()
+    (policy,) = [d for d in docs if d["kind"] == "NetworkPolicy" and d["metadata"]["name"] == "otel-collector"]
+    assert policy["spec"]["podSelector"]["matchLabels"] == service["spec"]["selector"]
