@@ -103,6 +103,7 @@ class ServeMetrics:
 
     def config_sync_error(self, *, reason: str) -> None:
         self._config_errors.inc(tags={"reason": reason})
+
     def credential_reload_error(self, *, store: str) -> None:
         self._credential_errors.inc(tags={"store": store})
 

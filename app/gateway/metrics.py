@@ -42,6 +42,8 @@ class Metrics(Protocol):
 
     def config_sync_error(self, *, reason: str) -> None:
         """A config sync round failed (source, invalid, redis, update, error)."""
+        ...
+
     def credential_reload_error(self, *, store: str) -> None:
         """A rotated credential (``database``, ``redis``, ``audit_s3``) was refused; the old one serves."""
         ...
@@ -88,6 +90,8 @@ class NoMetrics:
         return None
 
     def config_sync_error(self, *, reason: str) -> None:
+        return None
+
     def credential_reload_error(self, *, store: str) -> None:
         return None
 
