@@ -22,6 +22,7 @@ from app.access.policy import VirtualKeyPolicy
 from app.console.curve import curve, read_manifest
 from app.console.operator import Operator, current
 from app.console.queries import ConsoleQueries, Window, router_detail
+from app.console.registry import RegistryPanel
 from app.deps import AdminCall, GatewayDep
 from app.errors import InvalidRequestError
 from app.gateway import Gateway
@@ -89,7 +90,29 @@ async def routing(request: Request, op: Reader, gateway: GatewayDep) -> Response
         picture = curve(manifest, detail["chosen"], detail["feedback_mean"]) if manifest else None
         out.append({"name": name, "loaded": loaded, "curve": picture, **detail})
     return _reply({"bucket_s": window.bucket_s, "routers": out, "scorer_error": info.get("scorer_error"),
-                   "registry": gateway.cfg.router_settings.registry is not None})
+                   "registry_routers": sorted(RegistryPanel(gateway.cfg).urls)})
+
+
+@router.get("/registry/{name}")
+async def registry(name: str, op: Reader, gateway: GatewayDep) -> Response:
+    return _reply(await RegistryPanel(gateway.cfg).describe(name))
+
+
+@router.post("/registry/{name}/{action}")
+async def registry_move(name: str, action: str, request: Request, op: Writer, gateway: GatewayDep) -> Response:
+    """Promote (body ``{"version": "v3"}``) or roll back; audited as ``router.promote``/``router.rollback``."""
+    panel = RegistryPanel(gateway.cfg)
+    if action == "promote":
+        version = (await read_json(request, 4096)).get("version")
+        if not isinstance(version, str) or not version:
+            raise InvalidRequestError("version is required", param="version")
+        move = panel.promote(name, version)
+    elif action == "rollback":
+        move = panel.rollback(name)
+    else:
+        raise InvalidRequestError("action: promote or rollback", param="action")
+    call = _call(request, op, gateway)
+    return _reply(await call.audited(f"router.{action}", name, move))
 
 
 async def _key_rows(admin: AccessAdmin, search: str | None, page: int) -> dict[str, Any]:

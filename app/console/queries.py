@@ -28,7 +28,7 @@ RANGES_H = {1: 60, 6: 300, 24: 900, 168: 3600}
 """The time ranges the console offers (hours) and their chart bucket (seconds)."""
 MAX_DECISIONS = 20_000
 """Decision rows read per chart: the newest ones of the range (the console says when capped)."""
-RECENT = 25
+RECENT = 10
 LAMBDA_BINS = 12
 
 

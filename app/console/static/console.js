@@ -53,7 +53,9 @@
     if (charts[id]) charts[id].destroy();
     host.replaceChildren();
     const width = Math.max(280, host.clientWidth || 480);
-    const o = Object.assign({ width: width, height: 200, series: [{}], axes: [{}, {}], legend: { show: true } }, opts || {});
+    const o = Object.assign({ width: width, height: 200, series: [{}], axes: [{}, {}], legend: { show: true },
+      scales: { y: { range: (u, lo, hi) => [Math.min(0, lo), hi > 0 ? hi * 1.1 : 1] } } }, opts || {});
+    if (opts && opts.scales && !opts.scales.y) o.scales.y = { range: (u, lo, hi) => [Math.min(0, lo), hi > 0 ? hi * 1.1 : 1] };
     series.forEach((s, i) => o.series.push(Object.assign({ stroke: PALETTE[i % PALETTE.length], width: 2,
       points: { show: x.length < 3 || s.points } }, s)));
     const data = [x].concat(series.map((s) => s.data));
@@ -89,7 +91,9 @@
   // Routing ------------------------------------------------------------------------------------
   function candidates(c) {
     const entries = Object.entries(c || {}).sort((a, b) => (b[1] ?? -1) - (a[1] ?? -1));
-    return el("td", { class: "cands" }, ...entries.map(([m, s]) => el("span", {}, m + " " + (s == null ? "–" : Number(s).toFixed(3)))));
+    const shown = entries.slice(0, 4).map(([m, s]) => el("span", {}, m + " " + (s == null ? "–" : Number(s).toFixed(3))));
+    if (entries.length > 4) shown.push(el("span", { title: entries.slice(4).map(([m, s]) => m + " " + s).join(", ") }, "+" + (entries.length - 4) + " more"));
+    return el("td", { class: "cands" }, ...shown);
   }
 
   function routerSection(r, i) {
@@ -98,9 +102,10 @@
     const sec = el("section", { class: "card", "aria-labelledby": id + "-h" },
       el("h2", { id: id + "-h" }, "Router " + r.name),
       el("dl", { class: "kv" }, el("dt", {}, "Strategy"), el("dd", {}, l.strategy),
-        el("dt", {}, "Loaded version"), el("dd", {}, l.version || "– (no artifact)"),
+        el("dt", {}, "Artifact"), el("dd", { class: "mono" }, l.artifact || l.source || "– (none: a rule, not a model)"),
+        el("dt", {}, "Version"), el("dd", {}, l.version || (l.source && l.source.includes("://") ? "– (not loaded)" : "local artifact (no registry version)")),
         el("dt", {}, "sha256"), el("dd", { class: "mono" }, l.sha256 ? l.sha256.slice(0, 16) + "…" : "–"),
-        el("dt", {}, "Loaded at"), el("dd", {}, l.loaded_at ? when(l.loaded_at * 1000 || l.loaded_at) : "–"),
+        el("dt", {}, "Loaded at"), el("dd", {}, l.loaded_at ? when(typeof l.loaded_at === "number" ? l.loaded_at * 1000 : l.loaded_at) : "–"),
         el("dt", {}, "Default λ"), el("dd", {}, l.default_lambda ?? "–"),
         el("dt", {}, "Requests in range"), el("dd", {}, num(r.requests)),
         el("dt", {}, "Feedback"), el("dd", {}, r.feedback_n ? num(r.feedback_mean) + " mean of " + r.feedback_n : "none yet")));
@@ -129,7 +134,8 @@
     chart(id + "-share", r.share.t, models.map((m) => ({ label: m, data: r.share.models[m] })),
       { scales: { y: { range: [0, 1] } } });
     const e = r.lambda.edges;
-    chart(id + "-lam", e.slice(0, -1), [{ label: "decisions", data: r.lambda.counts, paths: uPlot.paths.bars({ size: [0.9] }), fill: "#93c5fd" }]);
+    chart(id + "-lam", e.slice(0, -1), [{ label: "decisions", data: r.lambda.counts, paths: uPlot.paths.bars({ size: [0.9] }), fill: "#93c5fd" }],
+      { scales: { x: { time: false } }, axes: [{ label: "λ (bin start)" }, {}] });
     if (r.curve) {
       const c = r.curve, pts = [];
       c.router.forEach(([x, y]) => pts.push([x, { router: y }]));
@@ -139,7 +145,7 @@
       const names = ["router", ...Object.keys(c.baselines), "today"];
       chart(id + "-curve", pts.map((p) => p[0]), names.map((n, k) => ({ label: n, data: pts.map((p) => (n in p[1] ? p[1][n] : null)),
         spanGaps: n === "router", width: n === "router" ? 2 : 0, points: { show: true, size: n === "today" ? 12 : 8 } })),
-        { scales: { x: { time: false } }, axes: [{ label: "cost" }, { label: "quality" }] });
+        { scales: { x: { time: false }, y: { auto: true } }, axes: [{ label: "cost" }, { label: "quality" }] });
     }
   }
 
@@ -149,9 +155,36 @@
     const host = $("#routers");
     host.replaceChildren(...d.routers.map(routerSection));
     d.routers.forEach((r, i) => drawRouter(r, i, d.bucket_s));
+    d.routers.forEach((r, i) => { if (d.registry_routers.includes(r.name)) registry(r.name, "router-" + i); });
     if (d.scorer_error) host.prepend(el("p", { class: "error", role: "alert" }, "The scorer did not answer: " + d.scorer_error));
     if (!d.routers.length) host.append(el("p", {}, "No router is configured."));
     status("Updated " + new Date().toLocaleTimeString());
+  }
+
+  async function registry(name, id) {
+    const sec = document.getElementById(id + "-h").parentNode;
+    let box = document.getElementById(id + "-registry");
+    if (!box) { box = el("div", { id: id + "-registry" }); sec.insertBefore(box, sec.querySelector(".scroll")); }
+    let d;
+    try { d = await api("registry/" + encodeURIComponent(name)); } catch (err) {
+      box.replaceChildren(el("p", { class: "error" }, "Registry: " + err.message)); return;
+    }
+    const move = (action, version) => confirmThen(action === "promote" ? "Promote " + name + " to " + version + "? Every scorer replica loads it at its next poll."
+      : "Roll " + name + " back to " + d.previous + "?", async () => {
+      try {
+        await api("registry/" + encodeURIComponent(name) + "/" + action, { method: "POST", body: JSON.stringify(version ? { version: version } : {}) });
+        status(action + " " + name + ": done"); await registry(name, id);
+      } catch (err) { status(action + " failed: " + err.message); }
+    });
+    const table = el("table", {}, el("caption", {}, "Registry versions (" + d.url + ")"),
+      el("thead", {}, el("tr", {}, ...["Version", "Published", "sha256", "Default λ", "Eval", ""].map((h) => el("th", { scope: "col" }, h)))), el("tbody"));
+    fillTable(table, d.versions.map((v) => [v.version + (v.version === d.current ? " (serving)" : v.version === d.previous ? " (previous)" : ""),
+      when(v.created_at), el("td", { class: "mono" }, v.sha256.slice(0, 12)), v.default_lambda ?? "–",
+      Object.entries(v.eval || {}).map(([k, x]) => k + "=" + Number(x).toFixed(3)).join(" ") || "–",
+      el("td", {}, v.version === d.current ? "" : el("button", { type: "button", "aria-label": "promote " + name + " to " + v.version, onclick: () => move("promote", v.version) }, "promote"))]));
+    const back = el("button", { type: "button", onclick: () => move("rollback") }, "Roll back to " + (d.previous || "–"));
+    if (!d.previous) back.disabled = true;
+    box.replaceChildren(el("h3", {}, "Registry"), el("div", { class: "scroll" }, table), back);
   }
 
   // Keys and teams -----------------------------------------------------------------------------
