@@ -150,10 +150,13 @@ def router_detail(name: str, rows: list[dict[str, Any]], window: Window) -> dict
     models = sorted({m for c in slots.values() for m in c})
     share = {m: [round(slots[s][m] / max(1, sum(slots[s].values())), 4) for s in t] for m in models}
     lams = [float(r["lam"]) for r in mine if r["lam"] is not None]
-    hist: dict[str, Any] = {"edges": [], "counts": []}
+    hist: dict[str, Any] = {"centres": [], "counts": []}
     if lams:
-        counts, edges = np.histogram(lams, bins=LAMBDA_BINS if max(lams) > min(lams) else 1)
-        hist = {"edges": [round(float(e), 4) for e in edges], "counts": [int(c) for c in counts]}
+        lo, hi = min(lams), max(lams)
+        span = (lo, hi) if hi > lo else (lo - 0.05, lo + 0.05)  # one λ: one bar centred on it
+        counts, edges = np.histogram(lams, bins=LAMBDA_BINS if hi > lo else 1, range=span)
+        centres = (edges[:-1] + edges[1:]) / 2
+        hist = {"centres": [round(float(e), 4) for e in centres], "counts": [int(c) for c in counts]}
     recent = [{**{k: r[k] for k in ("request_id", "chosen", "routed_to", "lam", "candidates", "feedback",
                                     "latency_ms", "status", "fallback", "explored")},
                "created_at": utc(r["created_at"]).isoformat()}  # type: ignore[union-attr]

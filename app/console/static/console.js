@@ -133,9 +133,9 @@
     const models = Object.keys(r.share.models);
     chart(id + "-share", r.share.t, models.map((m) => ({ label: m, data: r.share.models[m] })),
       { scales: { y: { range: [0, 1] } } });
-    const e = r.lambda.edges;
-    chart(id + "-lam", e.slice(0, -1), [{ label: "decisions", data: r.lambda.counts, paths: uPlot.paths.bars({ size: [0.9] }), fill: "#93c5fd" }],
-      { scales: { x: { time: false } }, axes: [{ label: "λ (bin start)" }, {}] });
+    const one = r.lambda.centres.length === 1 ? r.lambda.centres[0] : null;
+    chart(id + "-lam", r.lambda.centres, [{ label: "decisions", data: r.lambda.counts, paths: uPlot.paths.bars({ size: [one == null ? 0.9 : 0.1] }), fill: "#93c5fd" }],
+      { scales: { x: one == null ? { time: false } : { time: false, range: [one - 0.5, one + 0.5] } }, axes: [{ label: "λ" }, {}] });
     if (r.curve) {
       const c = r.curve, pts = [];
       c.router.forEach(([x, y]) => pts.push([x, { router: y }]));
@@ -155,7 +155,7 @@
     const host = $("#routers");
     host.replaceChildren(...d.routers.map(routerSection));
     d.routers.forEach((r, i) => drawRouter(r, i, d.bucket_s));
-    d.routers.forEach((r, i) => { if (d.registry_routers.includes(r.name)) registry(r.name, "router-" + i); });
+    d.routers.forEach((r, i) => { if ((d.registry_routers || []).includes(r.name)) registry(r.name, "router-" + i); });
     if (d.scorer_error) host.prepend(el("p", { class: "error", role: "alert" }, "The scorer did not answer: " + d.scorer_error));
     if (!d.routers.length) host.append(el("p", {}, "No router is configured."));
     status("Updated " + new Date().toLocaleTimeString());
