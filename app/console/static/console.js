@@ -38,7 +38,7 @@
   function fillTable(table, rows) {
     const body = table.querySelector("tbody");
     body.replaceChildren(...rows.map((cells) => el("tr", {}, ...cells.map((c) =>
-      c instanceof Node && c.tagName === "TD" ? c : el("td", typeof c === "number" ? { class: "num" } : {}, c)))));
+      c instanceof Node && c.tagName === "TD" ? c : el("td", typeof c === "number" || /^\$[0-9]/.test(c) ? { class: "num" } : {}, c)))));
     if (!rows.length) {
       const cols = table.querySelectorAll("thead th").length || 1;
       body.append(el("tr", {}, el("td", { colspan: cols, class: "empty" }, "Nothing in this range yet.")));
@@ -55,6 +55,8 @@
     const width = Math.max(280, host.clientWidth || 480);
     const o = Object.assign({ width: width, height: 200, series: [{}], axes: [{}, {}], legend: { show: true },
       scales: { y: { range: (u, lo, hi) => [Math.min(0, lo), hi > 0 ? hi * 1.1 : 1] } } }, opts || {});
+    const ticks = (u, vals) => vals.map((v) => (v !== 0 && Math.abs(v) < 0.01 ? Number(v.toPrecision(2)).toExponential() : fmt.format(v)));
+    if (!o.axes[1] || !o.axes[1].values) o.axes[1] = Object.assign({ size: 64 }, o.axes[1] || {}, { values: ticks });
     if (opts && opts.scales && !opts.scales.y) o.scales.y = { range: (u, lo, hi) => [Math.min(0, lo), hi > 0 ? hi * 1.1 : 1] };
     series.forEach((s, i) => o.series.push(Object.assign({ stroke: PALETTE[i % PALETTE.length], width: 2,
       points: { show: x.length < 3 || s.points } }, s)));
@@ -141,9 +143,11 @@
       c.router.forEach(([x, y]) => pts.push([x, { router: y }]));
       for (const [name, [x, y]] of Object.entries(c.baselines)) pts.push([x, { [name]: y }]);
       if (c.today) pts.push([c.today.cost, { today: c.today.quality ?? (c.router[0] || [0, 0])[1] }]);
-      pts.sort((a, b) => a[0] - b[0]);
+      const byX = new Map();  // uPlot wants one row per x: points sharing a cost share a row
+      for (const [x, ys] of pts) byX.set(x, Object.assign(byX.get(x) || {}, ys));
+      const rows = [...byX.entries()].sort((a, b) => a[0] - b[0]);
       const names = ["router", ...Object.keys(c.baselines), "today"];
-      chart(id + "-curve", pts.map((p) => p[0]), names.map((n, k) => ({ label: n, data: pts.map((p) => (n in p[1] ? p[1][n] : null)),
+      chart(id + "-curve", rows.map((p) => p[0]), names.map((n, k) => ({ label: n, data: rows.map((p) => (n in p[1] ? p[1][n] : null)),
         spanGaps: n === "router", width: n === "router" ? 2 : 0, points: { show: true, size: n === "today" ? 12 : 8 } })),
         { scales: { x: { time: false }, y: { auto: true } }, axes: [{ label: "cost" }, { label: "quality" }] });
     }
@@ -281,7 +285,8 @@
     fillTable($("#spend"), d.rows.map((r) => [r[label] ?? "–", r.requests, r.total_tokens ?? r.tokens, money(r.cost)]));
     const rows = d.rows.slice(0, 40);
     chart("chart-spend", rows.map((_, i) => i), [{ label: "spend $", data: rows.map((r) => r.cost), paths: uPlot.paths.bars({ size: [0.7] }), fill: "#93c5fd" }],
-      { scales: { x: { time: false } }, axes: [{ values: (u, ticks) => ticks.map((t) => (rows[t] ? String(rows[t][label] ?? "–").slice(0, 14) : "")) }, {}] });
+      { scales: { x: { time: false, range: [-0.5, Math.max(1, rows.length) - 0.5] } },
+        axes: [{ space: 20, incrs: [1], values: (u, ticks) => ticks.map((t) => (Number.isInteger(t) && rows[t] ? String(rows[t][label] ?? "–").slice(0, 16) : "")) }, {}] });
     status(d.rows.length + " rows");
   }
 
