@@ -81,7 +81,10 @@ async def overview(request: Request, op: Reader, gateway: GatewayDep) -> Respons
 @router.get("/routing")
 async def routing(request: Request, op: Reader, gateway: GatewayDep) -> Response:
     window = Window.last(_hours(request))
-    rows = await _queries(gateway).decisions(window.start)
+    # An alias (``auto:cost``) is its router with another λ: its decisions are the router's.
+    aliases = {name: a.router for name, a in gateway.cfg.router_settings.aliases.items()}
+    rows = [{**r, "router": aliases.get(r["router"], r["router"])}
+            for r in await _queries(gateway).decisions(window.start)]
     info = await gateway.router_info.report()
     out = []
     for name, loaded in info["routers"].items():
