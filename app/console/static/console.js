@@ -130,6 +130,11 @@
     return sec;
   }
 
+  function lamRange(c) {  // half a bin beyond the first and last bars, so neither is cut
+    const half = (c[1] - c[0]) / 2;
+    return [c[0] - half, c[c.length - 1] + half];
+  }
+
   function drawRouter(r, i, bucket) {
     const id = "router-" + i;
     const models = Object.keys(r.share.models);
@@ -137,7 +142,7 @@
       { scales: { y: { range: [0, 1] } } });
     const one = r.lambda.centres.length === 1 ? r.lambda.centres[0] : null;
     chart(id + "-lam", r.lambda.centres, [{ label: "decisions", data: r.lambda.counts, paths: uPlot.paths.bars({ size: [one == null ? 0.9 : 0.1] }), fill: "#93c5fd" }],
-      { scales: { x: one == null ? { time: false } : { time: false, range: [one - 0.5, one + 0.5] } }, axes: [{ label: "λ" }, {}] });
+      { scales: { x: { time: false, range: one == null ? lamRange(r.lambda.centres) : [one - 0.5, one + 0.5] } }, axes: [{ label: "λ" }, {}] });
     if (r.curve) {
       const c = r.curve, pts = [];
       c.router.forEach(([x, y]) => pts.push([x, { router: y }]));
