@@ -29,7 +29,7 @@ TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 TRAIN_OUT   ?= .routeiq/router
 TRAIN_ARGS  ?=
 
-.PHONY: install install-serve install-train run test test-servers train lint bench kuberay kuberay-check
+.PHONY: install install-serve install-train run test test-servers train lint bench kuberay kuberay-check screenshots vendor-check
 
 # The venv, on Python 3.11 (pyproject: requires-python >=3.11,<3.12).
 $(VENV)/.venv:
@@ -90,6 +90,14 @@ lint: install
 ## bench: the gateway benchmark (installs the `bench` extra: psutil, httpx)
 bench: $(VENV)/.bench
 	$(PY) -m bench.gateway
+
+## screenshots: regenerate docs/console/*.png from a live in-process demo gateway (chromium, Playwright)
+screenshots: install test-servers
+	$(PY) -m devtools.console_screenshots
+
+## vendor-check: re-fetch the console's charting library (uplot, npm) and check the committed copy and its sha256
+vendor-check:
+	bash scripts/vendor-uplot.sh
 
 ## kuberay: regenerate kuberay/base/{serve-config,gateway}.yaml (and overlays/registry/gateway.yaml) from configs/, then render the overlays
 kuberay: install

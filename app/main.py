@@ -18,6 +18,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.console import api as console_api
+from app.console import pages as console_pages
 from app.errors import InvalidRequestError, NotFoundError, RouteIQError
 from app.gateway import Gateway
 from app.http import error_response
@@ -94,6 +96,7 @@ def create_app(gateway: Gateway, readiness: Readiness | None = None, *, echo_req
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _unexpected)
     app.add_exception_handler(Exception, _unexpected)
-    for module in (inference, messages, responses, models, health, admin, spend, feedback, router_info, config_sync):
+    for module in (inference, messages, responses, models, health, admin, spend, feedback, router_info, config_sync,
+                   console_api, console_pages):
         app.include_router(module.router)
     return app

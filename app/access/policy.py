@@ -164,6 +164,15 @@ class VirtualKeyPolicy:
         assert grant is not None
         return self._principal(grant)
 
+    async def authenticate_hash(self, key_hash: str) -> Principal:
+        """The caller whose key has this stored hash, with ``authenticate``'s checks (blocked,
+        expired, unknown: 401). The console's session names its key by id and hash, never
+        by the key itself (``app.console.operator``)."""
+        grant = await self._grant(key_hash)
+        self._check_valid(grant)
+        assert grant is not None
+        return self._principal(grant)
+
     async def verify(self, principal: Principal) -> Principal:
         """The caller as it is now on every replica: a key blocked, deleted or changed anywhere
         is re-read (one limiter round trip: the records' versions, as ``admit`` checks them)."""
