@@ -68,6 +68,8 @@ class Point:
     promoted: bool = False
     gate: str = ""
     retrain_s: float = 0.0
+    candidate_q_ratio: float | None = None
+    """The round's candidate on the evaluation split, promoted or not (what the gate refused)."""
 
 
 @dataclass
@@ -333,8 +335,9 @@ def loop_round(args: argparse.Namespace, setup: Setup, work: Path, db: Path, reg
     current = info.version
     registry.fetch(info, work / "served")
     q_ratio, c_pct = measure(work / "served", split, train_mean)
+    candidate_q = measure(work / "candidate", split, train_mean)[0]
     bar.set_postfix_str(f"{current} Q@C_best {q_ratio:.3f}")
-    return Point(served, current, q_ratio, c_pct, result.promoted, result.summary(), seconds)
+    return Point(served, current, q_ratio, c_pct, result.promoted, result.summary(), seconds, candidate_q)
 
 
 # --- the report ---------------------------------------------------------------------------
@@ -371,6 +374,8 @@ def plot(run: dict[str, Any], out: Path, title: str) -> None:
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(12, 4.5))
     xs = [p.requests for p in points]
     ax.plot(xs, [p.q_ratio for p in points], "o-", label="served router (after each round)")
+    cands = [(p.requests, p.candidate_q_ratio) for p in points if p.candidate_q_ratio is not None]
+    ax.plot([c[0] for c in cands], [c[1] for c in cands], "x:", label="each round's candidate (gated)")
     ax.axhline(run["cold"][0], color="grey", ls="--", label="cold start (6 of 9 models)")
     ax.axhline(run["full"][0], color="green", ls="--", label="full labels (upper bound)")
     ax.set(xlabel="requests served", ylabel="Q@C_best / Q_best (eval split)", title="quality")
@@ -396,6 +401,7 @@ def write_results(run: dict[str, Any], summary: dict[str, Any], args: argparse.N
         return "never reaches Q_best" if v is None else f"{v:.1f} %"
 
     rows = "\n".join(f"| {p.requests} | {p.version} | {p.q_ratio:.4f} | {pct(p.c_pct)} | "
+                     f"{'-' if p.candidate_q_ratio is None else f'{p.candidate_q_ratio:.4f}'} | "
                      f"{'yes' if p.promoted else 'no'} | {p.retrain_s:.0f} s |" for p in run["points"])
     s = summary
     out.write_text(f"""# Learning loop simulation (issue #16)
@@ -425,8 +431,8 @@ the training split that was never replayed.
   the requests explored; {s['served_new_share']:.1%} were served by a new model; mean served score
   {s['mean_served_score']:.3f}; {s['promotions']} promotions.
 
-| requests | version served | Q@C_best / Q_best | C@Q_best | promoted | round took |
-|---|---|---|---|---|---|
+| requests | version served | Q@C_best / Q_best | C@Q_best | candidate's Q@C_best / Q_best | promoted | round took |
+|---|---|---|---|---|---|---|
 {rows}
 """, encoding="utf-8")
 
