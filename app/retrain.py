@@ -77,6 +77,16 @@ async def export_decisions(store: DecisionStore, dest: Path) -> Exported:
     return Exported(log, feedback, n_log, n_feedback)
 
 
+def single_model_means(base: Any, split: Any) -> Any:
+    """Each split model's mean score, from which the protocol picks the best single model:
+    the base set's mean where it scores the model, else the split's own (a user's new model
+    is in the labelled split, from ``routeiq label``, long before any base set has it)."""
+    import numpy as np
+
+    own = dict(zip(base.models, base.scores.mean(0), strict=True))
+    return np.array([own.get(m, split.scores[:, j].mean()) for j, m in enumerate(split.models)])
+
+
 def retrain(plan: RetrainPlan, exported: Exported, registry: Any) -> RetrainResult:
     """Train, gate, publish and maybe promote from an export (blocking: training is CPU-bound)."""
     from router_models.data import load_prices, load_routing_data
@@ -94,7 +104,7 @@ def retrain(plan: RetrainPlan, exported: Exported, registry: Any) -> RetrainResu
     train(TrainConfig(router_type=plan.router_type, data=plan.base_data, feedback=(feedback,),
                       candidates=plan.candidates, out=candidate_dir, folds=plan.folds, hparam=plan.hparam))
     split = load_routing_data(plan.eval_data, plan.candidates)
-    train_mean = load_routing_data(plan.base_data, plan.candidates, models=split.models).scores.mean(0)
+    train_mean = single_model_means(load_routing_data(plan.base_data, plan.candidates), split)
     report, curves = run_gate(LearnedRouter.load(current_dir), LearnedRouter.load(candidate_dir), read_log(log),
                               split, train_mean, load_prices(plan.candidates), Margins(**plan.margins))
     gate_dir = plan.work / "gate"

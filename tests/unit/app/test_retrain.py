@@ -115,3 +115,17 @@ def test_a_log_without_feedback_is_one_line(s3_server: S3Server, files: dict[str
         "--work", str(tmp_path / "w")])
     assert result.exit_code == 2
     assert result.output.strip() == "error: the decision log has no rated request to learn from (POST /v1/feedback)"
+
+
+def test_the_best_single_model_may_be_one_only_the_labelled_split_scores() -> None:
+    """The gate's split scores the user's new model (``routeiq label``) before the base set has it:
+    its mean comes from the split, the others' from the base."""
+    import numpy as np
+
+    from app.retrain import single_model_means
+    from router_models.data import RoutingData
+
+    base = RoutingData(["a", "b"], np.array([[0.2, 0.4], [0.4, 0.4]], np.float32), ["m1", "m2"], np.array([1.0, 1.0]))
+    split = RoutingData(["c", "d"], np.array([[1.0, 0.0, 0.9], [1.0, 0.0, 0.7]], np.float32), ["m2", "m1", NEW],
+                        np.array([1.0, 1.0, 1.0]))
+    assert np.allclose(single_model_means(base, split), [0.4, 0.3, 0.8])

@@ -294,7 +294,7 @@ def test_the_registry_overlay_serves_learned_routers_from_s3_with_a_cache_on_an_
     assert learned and all(r["artifact"].startswith("s3://") for r in learned)
     cache_dir = gateway["router_settings"]["registry"]["cache_dir"]
     RouterSettings.model_validate(gateway["router_settings"])  # the artifact URLs and registry keys load
-    (account,) = [d for d in docs if d["kind"] == "ServiceAccount"]
+    (account,) = [d for d in docs if d["kind"] == "ServiceAccount" and d["metadata"]["name"] == "routeiq-router-reader"]
     cluster = rayservice(docs)["spec"]["rayClusterConfig"]
     worker = cluster["workerGroupSpecs"][0]["template"]["spec"]
     assert worker["serviceAccountName"] == account["metadata"]["name"]
