@@ -197,7 +197,10 @@ def main(seconds: float = 5.0, only: str = "",
                  "better of its two runs (the ratios between rows of one run are what compare).\n\n" if before else "")
               + (f"Only the configurations matching `{only}` were run this time; the others' last "
                  "measurement is in this file's git history.\n\n" if only else ""))
-    (HERE / "RESULTS.md").write_text("# Benchmark results\n\n" + header + table + "\n\n![gateway](gateway.png)\n")
+    (HERE / "RESULTS.md").write_text("# Benchmark results\n\n" + header + table + "\n\n![gateway](gateway.png)\n"
+                                     "\n`auto` vs a concrete model, idle CPU and PSS per process kind, the scorer "
+                                     "alone and a bare aiohttp ceiling: [RESULTS-auto.md](RESULTS-auto.md) "
+                                     "(`python -m bench.auto_vs_concrete`, also run by `make bench`).\n")
 
 
 if __name__ == "__main__":

@@ -60,8 +60,11 @@ class Routing:
     async def decide(self, target: RouterTarget, text: str, candidates: tuple[Candidate, ...],
                      lam: float | None, request_id: str, otel: Context | None) -> RouteDecision:
         with tracer().start_as_current_span("routeiq.route", context=otel) as span:
+            # The deadline travels as wall-clock time: the scorer may be another process or node
+            # (clocks in sync to well under the reserve it keeps, ``LoadOptions.deadline_reserve_s``).
             query = RouteQuery(target.router.name, text, candidates, lam, request_id,
-                               trace=headers_for(trace.set_span_in_context(span)))
+                               trace=headers_for(trace.set_span_in_context(span)),
+                               deadline=time.time() + target.router.timeout_ms / 1000)
             started = time.perf_counter()
             try:
                 decision = await self._ask(target, query)

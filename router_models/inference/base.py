@@ -26,6 +26,10 @@ class LoadOptions:
 
     signing_key: bytes | None = None
     allow_pickle: bool = False
+    cache_entries: int = 4096
+    """Bound of each learned router's prediction cache (``prediction_cache``); 0 disables it."""
+    deadline_reserve_s: float = 0.025
+    """Time kept for the answer's hop back to the ingress when judging a deadline (``budget``)."""
 
 
 class Strategy(Protocol):

@@ -7,6 +7,11 @@ keeps serving; ``decide`` then applies each query's λ. Failures stay as narrow 
 can: a query ``decide`` refuses (non-finite λ, no scored candidate) gets its own
 ``undecided``; only a failed ``predict`` undecides the whole batch.
 
+Two things keep the encoder off the path when it can be: a bounded cache of predicted
+quality rows by prompt hash (``prediction_cache``; λ and candidates still apply per request),
+and a deadline budget (``budget``): a query the encoder cannot score before its deadline
+is decided on the router's prior and labelled ``learned:degraded`` instead of queueing.
+
 ``LearnedRouter`` (numpy, the embedder, ONNX Runtime) is imported when an artifact is loaded,
 not at import: ``RoutingService`` and the registry stay importable without them.
 """
@@ -14,14 +19,20 @@ not at import: ``RoutingService`` and the registry stay importable without them.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import numpy as np
+
 from router_models.inference.base import LoadOptions, undecided
+from router_models.inference.budget import DEGRADED, PriorQuality, ScoringBudget
 from router_models.inference.coverage import Coverage, coverage
 from router_models.inference.decide import decide
+from router_models.inference.prediction_cache import PredictionCache
 from router_models.inference.types import RouteDecision, RouteQuery, RouterSpec
 
 if TYPE_CHECKING:
@@ -35,11 +46,16 @@ class LearnedStrategy:
 
     strategy: ClassVar[str] = "learned"
 
-    def __init__(self, spec: RouterSpec, options: LoadOptions | None = None) -> None:
+    def __init__(self, spec: RouterSpec, options: LoadOptions | None = None, *,
+                 budget: ScoringBudget | None = None) -> None:
         if not spec.artifact:
             raise ValueError(f"router {spec.name!r}: strategy learned needs an artifact")
         self._spec, self._options = spec, options or LoadOptions()
+        self._cache = PredictionCache(self._options.cache_entries)
+        self._budget = budget or ScoringBudget(reserve_s=self._options.deadline_reserve_s)
         self._router = _load(spec.artifact, self._options)
+        self._version = _version(spec.artifact, self._router)
+        self._prior = PriorQuality(len(self._router.models))
         self._coverage = self._report_coverage(self._router)
 
     def reload(self, artifact: str) -> None:
@@ -53,6 +69,8 @@ class LearnedStrategy:
             return
         router = _load(artifact, self._options)
         self._router, self._spec = router, replace(self._spec, artifact=artifact)
+        self._version, self._prior = _version(artifact, router), PriorQuality(len(router.models))
+        self._cache.clear()  # the version in the key already keeps old rows out; free them too
         self._coverage = self._report_coverage(router)
 
     def describe(self) -> dict[str, Any]:
@@ -71,33 +89,57 @@ class LearnedStrategy:
         return found
 
     async def route_batch(self, queries: Sequence[RouteQuery]) -> list[RouteDecision]:
-        return await asyncio.to_thread(self._decide_all, self._router, queries)
+        return await asyncio.to_thread(self._decide_all, self._router, self._version, queries)
 
-    def _decide_all(self, router: LearnedRouter, queries: Sequence[RouteQuery]) -> list[RouteDecision]:
-        """Runs in a worker thread: one embedding pass, then each query's decision."""
-        try:
-            quality = router.predict([q.text for q in queries])
-        except Exception as err:  # noqa: BLE001 - the router's own failure: every query falls back
-            return [undecided(q, self.strategy, err, self._lam(router, q)) for q in queries]
-        label = f"learned:{router.manifest.get('router_type', 'model')}"
-        out = []
-        for q, row in zip(queries, quality, strict=True):
-            lam = self._lam(router, q)
+    def _decide_all(self, router: LearnedRouter, version: str,
+                    queries: Sequence[RouteQuery]) -> list[RouteDecision]:
+        """Runs in a worker thread: cached rows, one encoder pass for the rest that can wait
+        for it, the prior for those that cannot; then each query's decision."""
+        rows: list[np.ndarray | None] = [self._cache.get(version, q.text) for q in queries]
+        misses = [i for i, row in enumerate(rows) if row is None]
+        late = {misses[k] for k in self._budget.late([queries[i].deadline for i in misses])}
+        scored = [i for i in misses if i not in late]
+        if scored:
+            started = time.perf_counter()
             try:
-                predicted = dict(zip(router.models, (float(x) for x in row), strict=True))
-                model, scores = decide(predicted, q.candidates, lam)
-            except Exception as err:  # noqa: BLE001 - this query's failure alone
-                out.append(undecided(q, self.strategy, err, lam))
-                continue
-            out.append(RouteDecision(model=model, strategy=label, scores=scores,
-                                     reason="max predicted quality - lambda * price", lam=lam))
-        return out
+                quality = router.predict([queries[i].text for i in scored])
+            except Exception as err:  # noqa: BLE001 - the router's own failure: these queries fall back
+                failed = set(scored)
+                return [undecided(q, self.strategy, err, self._lam(router, q)) if i in failed
+                        else self._decide(router, q, rows[i], late=i in late) for i, q in enumerate(queries)]
+            self._budget.observe(len(scored), time.perf_counter() - started)
+            self._prior.add(quality)
+            for i, row in zip(scored, quality, strict=True):
+                rows[i] = row
+                self._cache.put(version, queries[i].text, row)
+        return [self._decide(router, q, rows[i], late=i in late) for i, q in enumerate(queries)]
+
+    def _decide(self, router: LearnedRouter, q: RouteQuery, row: np.ndarray | None, *, late: bool) -> RouteDecision:
+        """One query's decision on its predicted row, or on the prior when it was ``late``."""
+        lam = self._lam(router, q)
+        try:
+            predicted = dict(zip(router.models, (float(x) for x in (self._prior.row() if late else row)),
+                                 strict=True))
+            model, scores = decide(predicted, q.candidates, lam)
+        except Exception as err:  # noqa: BLE001 - this query's failure alone
+            return undecided(q, self.strategy, err, lam)
+        if late:
+            return RouteDecision(model=model, strategy=DEGRADED, scores=scores, lam=lam,
+                                 reason="scorer saturated: mean predicted quality - lambda * price")
+        return RouteDecision(model=model, strategy=f"learned:{router.manifest.get('router_type', 'model')}",
+                             scores=scores, reason="max predicted quality - lambda * price", lam=lam)
 
     def _lam(self, router: LearnedRouter, query: RouteQuery) -> float:
         """The query's λ, else the router's configured one, else the artifact's default."""
         if query.lam is not None:
             return query.lam
         return self._spec.lam if self._spec.lam is not None else router.default_lambda
+
+
+def _version(artifact: str, router: LearnedRouter) -> str:
+    """What the cache keys on: the artifact and the digests of its files (a re-trained
+    artifact written to the same path is another version)."""
+    return f"{artifact}|{json.dumps(router.manifest.get('files', {}), sort_keys=True)}"
 
 
 def _load(artifact: str, options: LoadOptions) -> LearnedRouter:

@@ -58,6 +58,9 @@ class RouteQuery:
     request_id: str = ""
     trace: dict[str, str] = field(default_factory=dict)
     """W3C trace headers of the routing span, so the scorer's span joins the request's trace."""
+    deadline: float | None = None
+    """Epoch seconds by which the ingress needs the decision (its ``timeout_ms``); a scorer
+    that cannot embed the query by then decides on its prior (``budget``). ``None``: no deadline."""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,306 @@
+"""`model: auto` vs a concrete model, the scorer alone, idle CPU and PSS, against a bare
+aiohttp pass-through: one run, on distinct prompts (issue #21).
+
+``python -m bench.auto_vs_concrete [--before PATH]`` (``make bench`` runs it after
+bench.gateway). For each checkout (this one, and ``--before`` in the order before, this):
+start the gateway (bench/serve_config.py, the shipped learned router over the routing data's
+nine models on a 0 ms fake upstream), measure idle CPU of its process tree over
+``--idle`` seconds and PSS per process kind, then wrk at c=1/16/32 on a concrete model and
+on ``auto``. Every ``auto`` request carries a distinct prompt (a real query of
+test.jsonl, prefixed with a per-request counter), so the prediction cache cannot fake
+the headline; one row repeats a single prompt (what the cache does for repeats). CPU per
+request is the gateway's process tree's CPU time over the requests served (psutil), so
+other load on the shared machine does not count. Writes bench/RESULTS-auto.md and .png.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import psutil
+import typer
+
+from bench.loadgen import WrkResult, require_wrk, wrk
+from bench.runs import commit_of, machine, stop_gateway
+from devtools.configs import MASTER_KEY, learned_gateway_config
+from devtools.servers import free_port, wait_port
+
+HERE = Path(__file__).parent
+ROOT = HERE.parent
+QUERIES = Path("/work/shared/data/routing/test.jsonl")
+CONCURRENCY = (1, 16, 32)
+CONCRETE = "llama-3.1-8b-instruct"
+
+
+@dataclass(frozen=True)
+class Point:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    cpu_ms: float
+    errors: int
+
+
+def _queries() -> list[str]:
+    path = QUERIES if QUERIES.exists() else ROOT / "router_models/data/routing/test.jsonl"
+    return [json.loads(line)["query"] for line in path.read_text().splitlines() if line.strip()]
+
+
+def _lua_distinct(model: str, queries: list[str], key: str, salt: str) -> str:
+    """A wrk script sending ``queries`` in turn, each request's prompt made unique by a
+    prefix of ``salt`` (one per measured point) and a per-thread counter (a cache sees no repeat)."""
+    level = "=" * 8
+    items = ",\n".join(f"[{level}[{orjson.dumps(q).decode()[1:-1]}]{level}]" for q in queries)
+    head = orjson.dumps({"model": model, "messages": [{"role": "user", "content": ""}]}).decode()
+    prefix, suffix = head.split('"content":""')
+    return (f'local qs = {{\n{items}\n}}\nlocal n = 0\nlocal tid = 0\nlocal counter = 1\n'
+            'function setup(thread) thread:set("tid", counter); counter = counter + 1 end\n'
+            'function init(args) tid = tonumber(wrk.thread:get("tid")) or 0 end\n'
+            'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+            f'wrk.headers["Authorization"] = "Bearer {key}"\n'
+            'function request()\n  n = n + 1\n'
+            f"  local body = [{level}[{prefix}\"content\":\"{salt}-]{level}] .. tid .. \"-\" .. n .. \" \" .. "
+            f"qs[(n % #qs) + 1] .. [{level}[\"{suffix}]{level}]\n"
+            '  return wrk.format(nil, nil, nil, body)\nend\n')
+
+
+def _wrk_script(url: str, script: str, connections: int, seconds: float) -> WrkResult:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(script)
+    cmd = ["wrk", f"-t{1 if connections < 2 else 2}", f"-c{connections}", f"-d{max(1, round(seconds))}s",
+           "--timeout", "30s", "--latency", "-s", f.name, url]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    Path(f.name).unlink()
+    from bench.loadgen import _ms
+
+    pct = dict(re.findall(r"^\s+(50|99)(?:\.000)?%\s+(\S+)\s*$", out, re.M))
+    errors = sum(int(x) for x in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
+    errors += sum(int(x) for x in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    return WrkResult(rps, _ms(pct["50"]), _ms(pct["99"]), errors)
+
+
+def _tree(pid: int) -> list[psutil.Process]:
+    root = psutil.Process(pid)
+    return [root, *root.children(recursive=True)]
+
+
+def _cpu_s(pid: int) -> float:
+    total = 0.0
+    for p in _tree(pid):
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.Error:
+            continue
+    return total
+
+
+def _kind(p: psutil.Process) -> str:
+    name = p.name()
+    if name.startswith("ray::"):
+        return re.sub(r":bench:|ServeReplica:", "", name.removeprefix("ray::")).split("-")[0]
+    cmd = " ".join(p.cmdline()[:3])
+    for k in ("gcs_server", "raylet", "dashboard", "log_monitor", "monitor.py", "runtime_env", "haproxy",
+              "serve_config.py", "default_worker"):
+        if k in cmd or k in name:
+            return k
+    return name
+
+
+def _pss(pid: int) -> dict[str, tuple[int, float]]:
+    """Process count and PSS (MB) per process kind of the gateway's tree."""
+    out: dict[str, tuple[int, float]] = {}
+    for p in _tree(pid):
+        try:
+            kind, pss = _kind(p), p.memory_full_info().pss / 2**20
+        except psutil.Error:
+            continue
+        n, mb = out.get(kind, (0, 0.0))
+        out[kind] = (n + 1, mb + pss)
+    return out
+
+
+def _measure(pid: int, fn, seconds: float) -> Point:  # type: ignore[no-untyped-def]
+    before = _cpu_s(pid)
+    r: WrkResult = fn()
+    used = _cpu_s(pid) - before
+    return Point(r.rps, r.p50_ms, r.p99_ms, used * 1000 / max(1.0, r.rps * seconds), r.errors)
+
+
+def _start(tree: Path, upstream: str) -> tuple[subprocess.Popen[str], int]:
+    port = free_port()
+    cfg = learned_gateway_config(upstream)
+    env = {**os.environ, "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1", "RAY_SERVE_ENABLE_HA_PROXY": "0",
+           "RAY_USAGE_STATS_ENABLED": "0", "PYTHONPATH": str(tree), "PYTHONDONTWRITEBYTECODE": "1"}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "gateway.json"
+        path.write_text(json.dumps(cfg))
+        proc = subprocess.Popen([sys.executable, str(HERE / "serve_config.py"), str(path), str(port), "bench"],
+                                cwd=tree, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.strip() == "READY":
+                break
+    wait_port(port)
+    time.sleep(3)
+    return proc, port
+
+
+def _run_tree(tree: Path, upstream: str, seconds: float, idle: float, queries: list[str]) -> dict[str, object]:
+    proc, port = _start(tree, upstream)
+    url = f"http://127.0.0.1:{port}/v1/chat/completions"
+    res: dict[str, object] = {}
+    try:
+        cpu0 = _cpu_s(proc.pid)
+        time.sleep(idle)
+        res["idle_cores"] = (_cpu_s(proc.pid) - cpu0) / idle
+        res["pss"] = _pss(proc.pid)
+        body = {"model": CONCRETE, "messages": [{"role": "user", "content": "hello benchmark"}]}
+        for c in CONCURRENCY:
+            distinct = _lua_distinct("auto", queries, MASTER_KEY, salt=f"{time.time_ns()}")  # new prompts per point
+            res[f"concrete c={c}"] = _measure(proc.pid, lambda c=c: wrk(url, body, MASTER_KEY, c, seconds), seconds)
+            res[f"auto c={c}"] = _measure(proc.pid, lambda c=c, d=distinct: _wrk_script(url, d, c, seconds), seconds)
+        same = {"model": "auto", "messages": [{"role": "user", "content": queries[0]}]}
+        res["auto, one repeated prompt c=16"] = _measure(proc.pid, lambda: wrk(url, same, MASTER_KEY, 16, seconds),
+                                                         seconds)
+    finally:
+        stop_gateway(proc)
+    return res
+
+
+def _scorer_alone(queries: list[str]) -> dict[int, tuple[float, float]]:
+    """Decisions/s and p50 per batch of the shipped router in-process (encoder + head + decide)."""
+    from devtools.configs import ARTIFACT
+    from router_models.inference.learned import LearnedRouter
+
+    router = LearnedRouter.load(ARTIFACT, num_threads=1)
+    router.predict(["warm-up"])
+    out = {}
+    for batch in (1, 16):
+        times = []
+        for i in range(0, min(len(queries), 160), batch):
+            t = time.perf_counter()
+            router.predict(queries[i:i + batch])
+            times.append(time.perf_counter() - t)
+        times.sort()
+        out[batch] = (batch * len(times) / sum(times), times[len(times) // 2] * 1000)
+    return out
+
+
+def _passthrough(upstream: str, seconds: float) -> dict[int, WrkResult]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "bench.passthrough", upstream, str(port)], cwd=ROOT)
+    wait_port(port)
+    body = {"model": CONCRETE, "messages": [{"role": "user", "content": "hello benchmark"}]}
+    try:
+        return {c: wrk(f"http://127.0.0.1:{port}/v1/chat/completions", body, MASTER_KEY, c, seconds)
+                for c in CONCURRENCY}
+    finally:
+        proc.terminate()
+
+
+def main(seconds: float = 5.0, idle: float = 60.0,
+         before: Annotated[Path | None, typer.Option(help="Another checkout, measured in the same run.")] = None,
+         ) -> None:
+    require_wrk()
+    queries = _queries()
+    port = free_port()
+    up = subprocess.Popen([sys.executable, "-m", "devtools.fake_upstream", "--port", str(port)], cwd=ROOT)
+    wait_port(port)
+    upstream = f"http://127.0.0.1:{port}/v1"
+    runs: dict[str, dict[str, object]] = {}
+    try:
+        bare = _passthrough(upstream, seconds)
+        trees = [(f"before ({commit_of(before)})", before.resolve())] if before else []
+        for label, tree in [*trees, (f"this ({commit_of(ROOT)})", ROOT)]:
+            print(f"measuring {label}", flush=True)
+            runs[label] = _run_tree(tree, upstream, seconds, idle, queries)
+        scorer = _scorer_alone(queries)
+    finally:
+        up.terminate()
+    report = _report(bare, runs, scorer, seconds, idle)
+    print(report)
+    _plot(bare, runs, HERE / "auto.png")
+    (HERE / "RESULTS-auto.md").write_text(report + "\n![auto vs concrete](auto.png)\n")
+
+
+def _report(bare: dict[int, WrkResult], runs: dict[str, dict[str, object]], scorer: dict[int, tuple[float, float]],
+            seconds: float, idle: float) -> str:
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    lines = [f"# `auto` vs a concrete model, footprint ({dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC)", "",
+             f"- machine: {machine()}; load average at the end (1/5/15 min): {load}",
+             f"- {seconds:g} s per point, wrk; `auto` on distinct prompts (500 test queries, each request "
+             "prefixed with a unique counter); fake upstream at 0 ms; gateway = bench/serve_config.py, "
+             "throughput-optimized, no HAProxy, the shipped learned router over the 9 routing models",
+             f"- CPU ms/request: the gateway's process tree (psutil), idle CPU over {idle:g} s", "",
+             "| checkout | point | RPS | p50 ms | p99 ms | CPU ms/req | errors |", "|---|---|---:|---:|---:|---:|---:|"]
+    for c, r in bare.items():
+        lines.append(f"| bare aiohttp pass-through | c={c} | {r.rps:.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | | "
+                     f"{r.errors} |")
+    for label, res in runs.items():
+        for name, p in res.items():
+            if isinstance(p, Point):
+                lines.append(f"| {label} | {name} | {p.rps:.0f} | {p.p50_ms:.2f} | {p.p99_ms:.2f} | "
+                             f"{p.cpu_ms:.1f} | {p.errors} |")
+    lines += ["", "Ratios (targets: auto/concrete RPS at c=16 >= 0.8; auto added p50 at c=1 <= 1.5x concrete's; "
+              "concrete/bare RPS at c=32 >= 0.35; idle <= 0.05 cores; PSS <= 1200 MB):", "",
+              "| checkout | auto/concrete RPS c=16 | auto/concrete p50 c=1 | concrete/bare RPS c=32 | idle cores "
+              "| PSS MB | processes |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for label, res in runs.items():
+        a16, c16 = res["auto c=16"], res["concrete c=16"]
+        a1, c1, c32 = res["auto c=1"], res["concrete c=1"], res["concrete c=32"]
+        assert isinstance(a16, Point) and isinstance(c16, Point) and isinstance(a1, Point)
+        assert isinstance(c1, Point) and isinstance(c32, Point)
+        pss = res["pss"]
+        assert isinstance(pss, dict)
+        add_a, add_c = a1.p50_ms - bare[1].p50_ms, c1.p50_ms - bare[1].p50_ms
+        lines.append(f"| {label} | {a16.rps / c16.rps:.2f} | {add_a / max(add_c, 1e-9):.2f} | "
+                     f"{c32.rps / bare[32].rps:.2f} | {res['idle_cores']:.3f} | "
+                     f"{sum(mb for _, mb in pss.values()):.0f} | {sum(n for n, _ in pss.values())} |")
+    lines += ["", "PSS per process kind (MB, processes):", "", "| checkout | kind | processes | PSS MB |",
+              "|---|---|---:|---:|"]
+    for label, res in runs.items():
+        pss = res["pss"]
+        assert isinstance(pss, dict)
+        for kind, (n, mb) in sorted(pss.items(), key=lambda kv: -kv[1][1]):
+            lines.append(f"| {label} | {kind} | {n} | {mb:.0f} |")
+    lines += ["", "The scorer alone (this checkout, in-process, 1 encoder thread, distinct test queries):", "",
+              "| batch | decisions/s | p50 ms per batch |", "|---:|---:|---:|"]
+    lines += [f"| {b} | {dps:.0f} | {p50:.1f} |" for b, (dps, p50) in scorer.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _plot(bare: dict[int, WrkResult], runs: dict[str, dict[str, object]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    ax.plot(list(bare), [r.rps for r in bare.values()], marker="o", c="grey", label="bare aiohttp pass-through")
+    for label, res in runs.items():
+        for kind, style in (("concrete", "-"), ("auto", "--")):
+            pts = [res[f"{kind} c={c}"] for c in CONCURRENCY]
+            ax.plot(list(CONCURRENCY), [p.rps for p in pts if isinstance(p, Point)], ls=style, marker="o",
+                    label=f"{label}: {kind}")
+    ax.set(yscale="log", xlabel="concurrency", ylabel="requests/s",
+           title=f"auto (distinct prompts) vs concrete, {dt.datetime.now(dt.UTC):%Y-%m-%d}, {os.cpu_count()} cores")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+if __name__ == "__main__":
+    typer.run(main)
