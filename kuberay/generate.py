@@ -7,8 +7,8 @@ cluster differences declared below (listen address, config path, autoscaling, pe
 memory, secrets from mounted files) and writes ``kuberay/base/serve-config.yaml`` and
 ``kuberay/base/gateway.yaml`` (and the registry overlay's ``gateway.yaml``, the same with
 learned routers on S3, and the ops overlay's ``gateway.yaml`` and ``serve-config.yaml``:
-the audit export and OpenTelemetry); kustomize inlines the serve configs into ``serveConfigV2``. The
-test suite regenerates both and fails if the committed files drifted.
+the audit export, config sync from S3 and OpenTelemetry); kustomize inlines the serve
+configs into ``serveConfigV2``. The test suite regenerates both and fails if the committed files drifted.
 
     python kuberay/generate.py            # rewrite the generated files
     python kuberay/generate.py --check    # exit 1 if they are stale
@@ -51,6 +51,10 @@ OPS_SERVE_OUT = ROOT / "kuberay" / "overlays" / "ops" / "serve-config.yaml"
 AUDIT_URL = "s3://routeiq-audit/prod"
 AUDIT_SPOOL_DIR = "/var/spool/routeiq/audit"
 AUDIT_RETENTION_DAYS = 90
+# ... and the gateway config synced live from S3 (docs/operations.md, "Changing config live"):
+# the ConfigMap's version is what a pod starts with; a newer object at this key replaces it on
+# every replica without a rollout (graph changes still go through the RayService).
+CONFIG_SYNC_SOURCE = "s3://routeiq-config/prod/gateway.yaml"
 OTEL_ENV = {
     "OTEL_TRACES_EXPORTER": "otlp",
     "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
@@ -151,10 +155,13 @@ def registry_gateway_config(cluster: dict[str, Any]) -> dict[str, Any]:
 
 
 def ops_gateway_config(cluster: dict[str, Any]) -> dict[str, Any]:
-    """The cluster gateway config with the audit export on (credentials: the pods' AWS settings)."""
+    """The cluster gateway config with the audit export on and the config synced from S3
+    (credentials for both: the pods' AWS settings)."""
     out = copy.deepcopy(cluster)
-    out.setdefault("general_settings", {})["audit"] = {
+    general = out.setdefault("general_settings", {})
+    general["audit"] = {
         "export_url": AUDIT_URL, "spool_dir": AUDIT_SPOOL_DIR, "retention_days": AUDIT_RETENTION_DAYS}
+    general["config_sync"] = {"source": CONFIG_SYNC_SOURCE}
     return out
 
 

@@ -310,15 +310,18 @@ def test_the_registry_overlay_serves_learned_routers_from_s3_with_a_cache_on_an_
 
 def test_the_ops_overlay_exports_the_audit_log_and_sends_traces_to_its_collector(
         rendered: dict[str, list[dict[str, Any]]]) -> None:
-    """prod plus: general_settings.audit exports to s3:// from a spool on an emptyDir in every
+    """prod plus: the config is synced from an s3:// object; general_settings.audit exports to
+    s3:// from a spool on an emptyDir in every
     pod (ingress replicas run on the head and the workers), every replica's OTEL_* environment
     points at the collector Service, which only the Ray pods may reach."""
     from app.config import GeneralSettings
 
     docs = rendered["overlays/ops"]
     cm = gateway_configmap(docs)
-    audit = GeneralSettings.model_validate(yaml.safe_load(cm["data"]["gateway.yaml"])["general_settings"]).audit
+    general = GeneralSettings.model_validate(yaml.safe_load(cm["data"]["gateway.yaml"])["general_settings"])
+    audit = general.audit
     assert audit.export_url and audit.export_url.startswith("s3://") and audit.retention_days
+    assert general.config_sync.source and general.config_sync.source.startswith("s3://")
     rs = rayservice(docs)
     (account,) = [d for d in docs if d["kind"] == "ServiceAccount"]
     for template in pod_templates(rs):
