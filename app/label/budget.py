@@ -5,9 +5,10 @@ estimate: the largest cost seen so far for that kind of call (the model replayed
 judge), or, before any, the largest cost seen for any call. A call is started only if
 what was spent, plus what calls in flight reserved, plus its estimate stays within the
 cap; the first refusal ends the run (no new call starts; calls in flight finish). The
-total can therefore pass the cap only by the amount real costs exceed their estimates
-(a longer answer than any before), and, before the first call settles, by the calls
-started concurrently with it: run with ``--concurrency 1`` for the tightest bound.
+labeller makes calls one at a time until the first has settled (``priced``), so the
+total can pass the cap only by the first call's cost (when the cap is below it) and by
+the amount a call costs more than its estimate (a longer answer than any before of its
+kind, or the first judge call when it costs more than every replay before it).
 """
 
 from __future__ import annotations
@@ -23,6 +24,11 @@ class Budget:
         self.exhausted = False
         self._largest: dict[str, float] = {}
 
+    @property
+    def priced(self) -> bool:
+        """Whether any call has settled with a cost (before that, every estimate is 0)."""
+        return bool(self._largest)
+
     def estimate(self, kind: str) -> float:
         return self._largest.get(kind, max(self._largest.values(), default=0.0))
 
@@ -37,8 +43,9 @@ class Budget:
         self.reserved += amount
         return amount
 
-    def settle(self, kind: str, reserved: float, cost: float) -> None:
-        """Replace a reservation by the call's real cost (0 when the call failed before costing)."""
+    def settle(self, kind: str, reserved: float, cost: float | None) -> None:
+        """Replace a reservation by the call's real cost (None: it failed, costing nothing known)."""
         self.reserved -= reserved
-        self.spent += cost
-        self._largest[kind] = max(self._largest.get(kind, 0.0), cost)
+        if cost is not None:
+            self.spent += cost
+            self._largest[kind] = max(self._largest.get(kind, 0.0), cost)

@@ -75,6 +75,7 @@ class Labeller:
         self.budget = budget
         self._prices = prices or {}
         self.tally = Tally()
+        self._probe = asyncio.Lock()
 
     async def label(self, prompts: list[LoggedPrompt], write: Callable[[dict[str, Any]], None],
                     advance: Callable[[], None] = lambda: None) -> Tally:
@@ -139,11 +140,21 @@ class Labeller:
         return score
 
     async def _call(self, kind: str, model: str, messages: list[dict[str, str]], max_tokens: int) -> str | None:
-        """One chat completion within the budget: its text, or None when the gateway refused it."""
+        """One chat completion within the budget: its text, or None when the gateway refused it.
+
+        Until one call has settled, nothing estimates a cost: calls then go one at a time, so
+        that concurrency cannot start several unpriced calls at once."""
+        if not self.budget.priced:
+            async with self._probe:
+                if not self.budget.priced:
+                    return await self._paid(kind, model, messages, max_tokens)
+        return await self._paid(kind, model, messages, max_tokens)
+
+    async def _paid(self, kind: str, model: str, messages: list[dict[str, str]], max_tokens: int) -> str | None:
         reserved = self.budget.reserve(kind)
         if reserved is None:
             raise _OutOfBudget
-        cost = 0.0
+        cost: float | None = None
         self.tally.calls += 1
         try:
             raw = await self._client.chat.completions.with_raw_response.create(

@@ -29,3 +29,11 @@ def test_the_first_call_that_would_not_fit_ends_the_run() -> None:
     budget.settle("m", a, 0.1)
     assert budget.reserve("judge") is None  # exhausted stays exhausted
     assert budget.spent == pytest.approx(0.5) and budget.reserved == 0.0
+
+
+def test_only_a_measured_cost_prices_later_calls() -> None:
+    budget = Budget(1.0)
+    budget.settle("m", budget.reserve("m") or 0.0, None)  # failed: nothing known
+    assert not budget.priced and budget.spent == 0.0
+    budget.settle("m", budget.reserve("m") or 0.0, 0.0)  # a free model is a price too
+    assert budget.priced

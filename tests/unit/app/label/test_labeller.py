@@ -110,6 +110,13 @@ def test_the_budget_stops_the_run_before_it_is_exceeded(gateway: str, tmp_path: 
     assert "stopped by the budget" in cut.tally.summary(cut.budget)
 
 
+def test_calls_go_one_at_a_time_until_one_has_a_price(gateway: str, tmp_path: Path) -> None:
+    prompts = read_export(_export(tmp_path / "log.jsonl", [_logged(_graded(i)) for i in range(8)]))
+    rows, labeller = _label(gateway, prompts, cap=1e-12, concurrency=4)
+    assert rows == [] and labeller.tally.calls == 1  # the probe call; then nothing fits
+    assert labeller.budget.exhausted and labeller.tally.skipped == {"cut_by_budget": 4}
+
+
 def test_rows_load_with_the_trainers_readers(gateway: str, tmp_path: Path) -> None:
     prompts = read_export(_export(tmp_path / "log.jsonl", [_logged(_graded(i)) for i in range(3)]))
     rows, _ = _label(gateway, prompts, models=(CHEAP, PRICEY))
