@@ -105,11 +105,12 @@ class Labeller:
         scores: dict[str, float] = {}
         if prompt.feedback is not None and prompt.served in targets and 0.0 <= prompt.feedback <= 1.0:
             scores[prompt.served] = prompt.feedback
-        if not targets:
-            self.tally.skipped["no_candidates"] += 1
+        to_replay = [m for m in targets if m not in scores]
+        if not to_replay:  # no candidates logged, or only the rated served model
+            self.tally.skipped["nothing_to_replay"] += 1
             return None
         judged = 0
-        for model in (m for m in targets if m not in scores):
+        for model in to_replay:
             try:
                 score = await self._score(prompt.query, model)
             except _OutOfBudget:

@@ -99,6 +99,12 @@ def test_unusable_verdicts_and_failed_replays_skip_one_score(gateway: str, tmp_p
     assert labeller.tally.skipped == {"unparseable_verdict": 2, "replay_failed": 1}
 
 
+def test_a_row_with_nothing_to_replay_is_counted(gateway: str, tmp_path: Path) -> None:
+    rows_in = [_logged("q0", feedback=0.5, candidates={CHEAP: None}), _logged("q1", candidates={})]
+    rows, labeller = _label(gateway, read_export(_export(tmp_path / "log.jsonl", rows_in)))
+    assert rows == [] and labeller.tally.calls == 0 and labeller.tally.skipped == {"nothing_to_replay": 2}
+
+
 def test_the_budget_stops_the_run_before_it_is_exceeded(gateway: str, tmp_path: Path) -> None:
     prompts = read_export(_export(tmp_path / "log.jsonl", [_logged(_graded(i)) for i in range(6)]))
     _, full = _label(gateway, prompts, concurrency=1)
