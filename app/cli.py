@@ -19,12 +19,13 @@ if TYPE_CHECKING:
 def build_cli() -> typer.Typer:
     """The root ``routeiq`` command: ``train``, ``eval``, ``compare``, ``publish``, ``versions``,
     ``promote``, ``rollback``, ``gate``, ``retrain``, ``decisions export``, ``config validate|diff``,
-    ``audit export``."""
+    ``audit export``, ``label``."""
     import typer
 
     from app.access.decisions_cli import app as decisions
     from app.audit.cli import app as audit
     from app.config_sync.cli import app as config
+    from app.label.cli import app as label
     from app.retrain_cli import app as retrain
     from router_models.cli import app as learned
     from router_models.registry.cli import app as registry
@@ -40,6 +41,7 @@ def build_cli() -> typer.Typer:
     root.add_typer(config, name="config")  # config validate, config diff
     root.add_typer(audit, name="audit")  # audit export: backfills to S3
     root.add_typer(retrain)  # retrain: export, train, gate, publish, promote
+    root.add_typer(label)  # label: counterfactual labels, replayed and judged through the gateway
     return root
 
 

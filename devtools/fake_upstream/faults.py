@@ -22,6 +22,13 @@ survives every gateway path unchanged). Knobs:
   and then a call of that tool (``finish_reason: tool_calls``; streamed, the arguments
   come in several fragments), unless its last message is a tool result: that turn is
   answered with text, as a model answers once it has the tool's output.
+- ``grades``: ``m1:0.9,m2:0.25``: the answer of model ``m1`` ends with the marker
+  ``[[fake graded=0.9]]`` (for ``routeiq label``'s tests: the label each model should get).
+- ``judge`` (bare ``[[fake judge]]``, e.g. in a rubric): the fake answers as a judge, with
+  the line ``SCORE: x`` (``devtools.fake_upstream.judge``); ``tokens`` and ``grades`` do not
+  apply to that answer (errors and delays do).
+
+A bare name in a directive (``[[fake judge]]``) sets that knob to ``"1"``.
 """
 
 from __future__ import annotations
@@ -47,6 +54,8 @@ class Faults:
     framing: str = "lf"
     usage: str = "compact"
     tool_call: str = ""
+    grades: str = ""
+    judge: str = ""
 
     def merged(self, values: dict[str, Any]) -> Faults:
         """A copy with the known knobs in ``values`` applied (strings are coerced)."""
@@ -67,6 +76,6 @@ def from_request(defaults: Faults, headers: dict[str, str], body: dict[str, Any]
         knobs.update(body["fake"])
     for match in _DIRECTIVE.finditer(prompt):
         for pair in match.group(1).split():
-            name, _, value = pair.partition("=")
-            knobs[name] = value
+            name, eq, value = pair.partition("=")
+            knobs[name] = value if eq else "1"
     return defaults.merged(knobs)

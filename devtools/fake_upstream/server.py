@@ -3,7 +3,8 @@
 Answers are deterministic: the reply echoes the last user message and pads it with
 numbered tokens, so tests can check that each stream got its own content. Counters
 at ``GET /_fake/stats`` let tests assert what the upstream saw (e.g. a cancelled
-stream after a client disconnect); ``POST /_fake/reset`` clears them.
+stream after a client disconnect); ``POST /_fake/reset`` clears them. A prompt carrying
+``[[fake judge]]`` is answered as a judge would (``SCORE: x``, ``devtools.fake_upstream.judge``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from devtools.fake_upstream import judge
 from devtools.fake_upstream import messages as anthropic
 from devtools.fake_upstream import responses as openai_responses
 from devtools.fake_upstream.faults import Faults, from_request
@@ -105,6 +107,17 @@ def _tool_call(body: dict[str, Any], faults: Faults) -> dict[str, Any] | None:
             "function": {"name": faults.tool_call, "arguments": tool_arguments(body)}}
 
 
+def _answer_tokens(body: dict[str, Any], faults: Faults) -> list[str]:
+    """A judge's verdict under ``judge``; else the echo, ended by the ``grades`` marker of the model."""
+    if faults.judge:
+        words = judge.verdict(_prompt_of(body), _last_user_text(body)).split(" ")
+        return [w if i == 0 else " " + w for i, w in enumerate(words)]
+    n = int(body.get("max_tokens") or body.get("max_completion_tokens") or faults.tokens)
+    tokens = reply_tokens(body, min(n, faults.tokens) if body.get("max_tokens") else faults.tokens)
+    marker = judge.graded_marker(faults.grades, str(body.get("model"))) if faults.grades else None
+    return [*tokens, " " + marker] if marker else tokens
+
+
 def _usage(body: dict[str, Any], completion: int) -> dict[str, int]:
     prompt = max(1, len(_prompt_of(body).split()))
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
@@ -165,8 +178,7 @@ async def _complete(request: web.Request, *, chat: bool) -> web.StreamResponse:
     up.stats[f"model:{body.get('model')}"] += 1
     if (failed := await _fail(faults, request, up)) is not None:
         return failed
-    n = int(body.get("max_tokens") or body.get("max_completion_tokens") or faults.tokens)
-    tokens = reply_tokens(body, min(n, faults.tokens) if body.get("max_tokens") else faults.tokens)
+    tokens = _answer_tokens(body, faults)
     call = _tool_call(body, faults) if chat else None
     if body.get("stream"):
         return await _stream(request, up, body, faults, tokens, chat=chat, call=call)
