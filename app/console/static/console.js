@@ -83,7 +83,7 @@
     chart("chart-latency", rq.t, [{ label: "p50", data: rq.p50 }, { label: "p95", data: rq.p95 }]);
     chart("chart-tokens", tr.t, [{ label: "tokens", data: tr.tokens }]);
     chart("chart-cost", tr.t, [{ label: "spend $", data: tr.cost }]);
-    fillTable($("#by-model"), d.by_model.map((m) => [m.model, m.requests, m.errors, m.p50_ms, m.p95_ms, m.tokens, money(m.cost)]));
+    fillTable($("#by-model"), d.by_model.map((m) => [m.model, m.requests, m.errors, m.p50_ms ?? "–", m.p95_ms ?? "–", m.tokens, money(m.cost)]));
     fillTable($("#by-router"), d.by_router.map((m) => [m.router, m.requests, m.errors, m.fallbacks, m.p50_ms, m.p95_ms]));
     $("#cooling").textContent = d.cooling.length ? d.cooling.join(", ") : "No model is cooling down.";
     status("Updated " + new Date().toLocaleTimeString() + (d.decisions_capped ? " (newest 20,000 decisions)" : ""));
