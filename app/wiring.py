@@ -26,6 +26,7 @@ from app.access.fallback import FallbackLimiter
 from app.access.limits import Limiter
 from app.access.local_limiter import LocalLimiter
 from app.access.redis_limiter import RedisLimiter
+from app.access.request_stats import RequestStats
 from app.access.rotation import build_rotation
 from app.access.store import AccessStore
 from app.audit.service import AuditService, build_audit
@@ -100,6 +101,7 @@ def build_gateway(cfg: GatewayConfig, providers: ProviderPool, router: RouterCli
         explorer=_explorer(cfg, clients.redis),
         deployment_limits=build_deployment_limits(cfg, clients.redis),
         audit=_audit(cfg, policy, clients, metrics),
+        request_stats=_request_stats(cfg, policy, clients),
     )
     if cfg.general_settings.config_sync.source:
         gateway.config_sync = build_config_sync(gateway, clients, updater=updater, replica=replica, root=root)
@@ -133,6 +135,16 @@ def _audit(cfg: GatewayConfig, policy: Any, clients: Clients, metrics: Metrics) 
     if store is None and clients.engine is not None and cfg.general_settings.audit.export_url:
         store = AccessStore(clients.engine, cfg.general_settings.access.db_timeout_s)
     return build_audit(cfg, store, tally, clients.redis, metrics, clients.credentials)
+
+
+def _request_stats(cfg: GatewayConfig, policy: Any, clients: Clients) -> RequestStats | None:
+    """Per-minute request counts wherever the replica has a database (the policy's store,
+    sharing its breaker, when keys are on)."""
+    if clients.engine is None:
+        return None
+    store = policy.store if isinstance(policy, VirtualKeyPolicy) else AccessStore(
+        clients.engine, cfg.general_settings.access.db_timeout_s)
+    return RequestStats(store)
 
 
 def _explorer(cfg: GatewayConfig, redis: Any | None) -> Explorer:

@@ -27,8 +27,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.access.dberrors import StoreDataError, StoreUnavailableError, is_read_only, translated
 from app.access.keys import now_utc, utc
+from app.access.latency_histogram import COLUMNS
 from app.access.normalise import INT32_MAX, Normaliser
-from app.access.tables import audit_log, keys, spend_logs, spend_minutes, teams
+from app.access.tables import audit_log, keys, request_minutes, spend_logs, spend_minutes, teams
 from app.breaker import Breaker
 
 PROBE_TIMEOUT_S = 2.0
@@ -230,6 +231,23 @@ class AccessStore:
                           "completion_tokens": c.completion_tokens + ex.completion_tokens,
                           "cost": c.cost + ex.cost}), aggregates)
         return len(inserted)
+
+    async def add_request_minutes(self, rows: list[dict[str, Any]], timeout: float | None = None) -> int:
+        """Add per-minute request counts and latency buckets to ``request_minutes``, in one
+        transaction (a row another replica or an earlier flush wrote is added to, not replaced).
+
+        Not idempotent: a batch whose commit succeeded but whose reply was lost (a timeout
+        at the very end) is kept and added again. That rare double count is the price of
+        aggregating without a row per request.
+        """
+        up = self._insert(request_minutes)
+        c, ex = request_minutes.c, up.excluded
+        adds = ("requests", "latency_ms_sum", *COLUMNS)
+        stmt = up.on_conflict_do_update(index_elements=["minute", "model", "endpoint", "status"],
+                                        set_={k: c[k] + ex[k] for k in adds})
+        async with self._tx(timeout) as conn:
+            await conn.execute(stmt, rows)
+        return len(rows)
 
     async def spend_since(self, column: str, ident: str, since: datetime | None, model: str | None = None) -> float:
         """Total cost of a key or team (``column``: key_id/team_id) since a time (on one model)."""

@@ -5,6 +5,8 @@ The schema itself is created and changed only by the alembic migrations in
 request; ``spend_minutes`` holds aggregates per (minute, key, model), written once a
 second per replica, so no request ever waits on a per-key row lock. ``decisions`` is
 the routing decision log (``app.access.decision_log``): one row per routed request.
+``request_minutes`` counts every finished request per (minute, model, endpoint,
+status), with a fixed-bucket latency histogram (``app.access.request_stats``).
 ``audit_export`` records the audit log's export batches to S3 (``app.audit``).
 """
 
@@ -23,6 +25,8 @@ from sqlalchemy import (
     Table,
     Text,
 )
+
+from app.access.latency_histogram import COLUMNS
 
 metadata = MetaData()
 TS = DateTime(timezone=True)
@@ -104,6 +108,18 @@ spend_minutes = Table(
     Column("prompt_tokens", BigInteger, nullable=False),
     Column("completion_tokens", BigInteger, nullable=False),
     Column("cost", Float, nullable=False),
+)
+
+request_minutes = Table(
+    "routeiq_request_minutes",
+    metadata,
+    Column("minute", TS, primary_key=True),
+    Column("model", String(256), primary_key=True),
+    Column("endpoint", String(64), primary_key=True),
+    Column("status", Integer, primary_key=True),
+    Column("requests", BigInteger, nullable=False),
+    Column("latency_ms_sum", Float, nullable=False),
+    *[Column(name, BigInteger, nullable=False, server_default="0") for name in COLUMNS],
 )
 
 audit_log = Table(

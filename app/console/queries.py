@@ -1,11 +1,14 @@
 """What the console's charts and tables show, read from the tables the gateway already writes.
 
-Two sources: ``routeiq_spend_minutes`` (requests, tokens and cost of every request a key
-made, per minute, key and model) and ``routeiq_decisions`` (each routed request: router,
-λ, per-candidate scores, latency, status, fallback, feedback). Latency and errors exist
-only in the decision log, so the console's latency and error figures are those of
-routed requests, and it says so. Rows are bucketed here, in Python, so the same code
-serves Postgres and the embedded SQLite store. Must not: write anything.
+Three sources: ``routeiq_request_minutes`` (every request the ingress finished, routed or
+not: count, status and a fixed-bucket latency histogram per minute, model and endpoint;
+``app.access.request_stats``), ``routeiq_spend_minutes`` (tokens and cost of every request
+a key made, per minute, key and model) and ``routeiq_decisions`` (each routed request:
+router, λ, per-candidate scores, latency, status, fallback, feedback; the per-router
+figures). Percentiles over time and per model are read from merged histogram buckets,
+so they are exact to the bucket only (``app.access.latency_histogram``); per router they
+come from the decision log's exact latencies. Rows are bucketed here, in Python, so the
+same code serves Postgres and the embedded SQLite store. Must not: write anything.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.access.dberrors import translated
 from app.access.keys import utc
-from app.access.tables import decisions, spend_minutes
+from app.access.latency_histogram import COLUMNS, N_BUCKETS, quantile
+from app.access.tables import decisions, request_minutes, spend_minutes
 
 RANGES_H = {1: 60, 6: 300, 24: 900, 168: 3600}
 """The time ranges the console offers (hours) and their chart bucket (seconds)."""
@@ -69,6 +73,14 @@ class ConsoleQueries:
                 .where(c.minute >= start).group_by(*cols))
         return await self._rows(stmt)
 
+    async def request_minutes(self, start: datetime) -> list[dict[str, Any]]:
+        """Per minute, model and status: requests and latency bucket counts (all endpoints)."""
+        c = request_minutes.c
+        cols = (c.minute, c.model, c.status)
+        stmt = (select(*cols, func.sum(c.requests).label("requests"), *[func.sum(c[b]).label(b) for b in COLUMNS])
+                .where(c.minute >= start).group_by(*cols))
+        return await self._rows(stmt)
+
     async def decisions(self, start: datetime, limit: int = MAX_DECISIONS) -> list[dict[str, Any]]:
         c = decisions.c
         stmt = (select(c.request_id, c.created_at, c.key_id, c.router, c.strategy, c.lam, c.candidates, c.chosen,
@@ -79,9 +91,12 @@ class ConsoleQueries:
 
     async def overview(self, window: Window) -> dict[str, Any]:
         spend = await self.spend_minutes(window.start, spend_minutes.c.model)
+        counted = await self.request_minutes(window.start)
         rows = await self.decisions(window.start)
-        return {"bucket_s": window.bucket_s, "start": window.start.isoformat(),
-                "decisions_capped": len(rows) >= MAX_DECISIONS, **traffic(spend, window), **routed(rows, window)}
+        report = {"bucket_s": window.bucket_s, "start": window.start.isoformat(),
+                  "decisions_capped": len(rows) >= MAX_DECISIONS, **traffic(spend, window),
+                  **requests(counted, window), **routed(rows, window)}
+        return {**report, "by_model": by_model(report.pop("by_model"), report.pop("requests_by_model"))}
 
     async def spend_by_day(self, start: datetime, group: str | None) -> list[dict[str, Any]]:
         """Per UTC day (and key, team or model): requests, tokens and cost."""
@@ -111,6 +126,58 @@ def traffic(spend: list[dict[str, Any]], window: Window) -> dict[str, Any]:
     per_model = [{"model": m, "requests": int(v["requests"]), "tokens": int(v["tokens"]), "cost": float(v["cost"])}
                  for m, v in sorted(models.items(), key=lambda kv: -kv[1]["requests"])]
     return {"traffic": series, "totals": totals, "by_model": per_model}
+
+
+class _Tally:
+    """Requests, errors and merged latency buckets of a slot or a model."""
+
+    def __init__(self) -> None:
+        self.requests = self.errors = 0
+        self.buckets = [0] * N_BUCKETS
+
+    def add(self, row: dict[str, Any]) -> None:
+        n = int(row["requests"])
+        self.requests += n
+        self.errors += n if int(row["status"]) >= 400 else 0
+        self.buckets = [a + int(row[b] or 0) for a, b in zip(self.buckets, COLUMNS, strict=True)]
+
+    def pct(self, q: float) -> float | None:
+        """A percentile in ms, to the bucket's resolution (``latency_histogram.quantile``)."""
+        value = quantile(self.buckets, q)
+        return round(value, 1) if value is not None else None
+
+    def summary(self) -> dict[str, Any]:
+        return {"requests": self.requests, "errors": self.errors, "p50_ms": self.pct(0.5), "p95_ms": self.pct(0.95)}
+
+
+def requests(rows: list[dict[str, Any]], window: Window) -> dict[str, Any]:
+    """Every finished request over time and per model: count, errors (status >= 400), p50/p95.
+
+    Percentiles come from the merged fixed buckets: exact to the bucket only (each bound
+    at most 5/3 of the one below), which is what makes replicas' and minutes' counts addable.
+    """
+    slots: dict[int, _Tally] = defaultdict(_Tally)
+    models: dict[str, _Tally] = defaultdict(_Tally)
+    total = _Tally()
+    for r in rows:
+        for into in (slots[window.slot(r["minute"])], models[str(r["model"])], total):
+            into.add(r)
+    t = sorted(slots)
+    series = {"t": t, "requests": [slots[s].requests for s in t], "errors": [slots[s].errors for s in t],
+              "p50": [slots[s].pct(0.5) for s in t], "p95": [slots[s].pct(0.95) for s in t]}
+    return {"requests": series, "request_totals": total.summary(),
+            "requests_by_model": {m: v.summary() for m, v in models.items()}}
+
+
+def by_model(spend: list[dict[str, Any]], counted: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per model: requests, errors, p50/p95 (every request) next to tokens and cost (keys' spend)."""
+    tokens = {m["model"]: m for m in spend}
+    out = []
+    for name in set(tokens) | set(counted):
+        c = counted.get(name) or {"requests": 0, "errors": 0, "p50_ms": None, "p95_ms": None}
+        s = tokens.get(name) or {"tokens": 0, "cost": 0.0}
+        out.append({"model": name, **c, "tokens": s["tokens"], "cost": s["cost"]})
+    return sorted(out, key=lambda m: (-m["requests"], m["model"]))
 
 
 def _pct(values: list[float], q: float) -> float | None:

@@ -41,7 +41,7 @@ from app.gateway.deployment_choice import DeploymentChooser, DeploymentStats
 from app.gateway.deployment_limits import DeploymentLimits
 from app.gateway.exchange import Exchange
 from app.gateway.exploration import Explorer, LocalExploreBudget
-from app.gateway.metrics import Metrics
+from app.gateway.metrics import Metrics, NoRequestRecorder, RequestRecorder
 from app.gateway.plan import Plan, RequestContext
 from app.gateway.router_info import RouterInfo
 from app.gateway.routing import RouterClient, Routing
@@ -112,6 +112,7 @@ class Gateway:
         explorer: Explorer | None = None,
         deployment_limits: DeploymentLimits | None = None,
         audit: AuditService | None = None,
+        request_stats: RequestRecorder | None = None,
     ) -> None:
         self.cfg = cfg
         self.router_info = router_info or RouterInfo(cfg, router, None)
@@ -120,6 +121,8 @@ class Gateway:
         self.cooldowns = cooldowns
         self.metrics = metrics
         self.decisions = decisions
+        self.request_stats = request_stats or NoRequestRecorder()
+        """Every finished request per minute and model, in the database (the console reads it)."""
         self.admission = Admission(cfg.general_settings.max_inflight_requests,
                                    on_change=lambda n, s: metrics.load(inflight=n, active_streams=s))
         self.routing = Routing(router, metrics)
@@ -167,6 +170,7 @@ class Gateway:
         """Connect what needs connecting: the policy first (it runs the migrations)."""
         await self.policy.start()
         await self.decisions.start()
+        await self.request_stats.start()
         await self.cooldowns.start()
         if self.config_sync is not None:
             self.config_sync.start()
@@ -185,6 +189,7 @@ class Gateway:
             await self.audit.close()
         await self.cooldowns.close()
         await self.decisions.close()
+        await self.request_stats.close()
         await self.policy.close()
         if self.deployment_limits is not None:
             await self.deployment_limits.close()

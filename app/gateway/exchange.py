@@ -249,9 +249,9 @@ class Exchange:
     def _measure(self, status: int, err: BaseException | None) -> None:
         plan = self._planned
         model, strategy = (plan.model, plan.strategy) if plan else ("none", "direct")
-        metrics = self.gateway.metrics
-        metrics.request_done(endpoint=self.endpoint, model=model, status=status, strategy=strategy,
-                             seconds=time.perf_counter() - self.started)
+        metrics, seconds = self.gateway.metrics, time.perf_counter() - self.started
+        metrics.request_done(endpoint=self.endpoint, model=model, status=status, strategy=strategy, seconds=seconds)
+        self.gateway.request_stats.record(endpoint=self.endpoint, model=model, status=status, seconds=seconds)
         if status >= 400:
             metrics.rejected(reason=getattr(err, "code", None) or str(status))
         self.span.set_attribute("http.response.status_code", status)

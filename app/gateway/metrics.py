@@ -2,7 +2,9 @@
 
 ``NoMetrics`` is the default (tests, plain FastAPI); the ingress deployment plugs in
 ``deployments.metrics.ServeMetrics``, which exports through ``ray.serve.metrics`` on
-Ray's Prometheus endpoint. Calls are cheap and never raise.
+Ray's Prometheus endpoint. Calls are cheap and never raise. ``RequestRecorder`` is
+the database's counterpart of ``request_done`` (``app.access.request_stats``: counts and
+latency per minute and model, for the console), wired where there is a database.
 """
 
 from __future__ import annotations
@@ -51,6 +53,31 @@ class Metrics(Protocol):
     def audit_export(self, *, lag_s: float, spool_batches: int, spool_bytes: int) -> None:
         """The audit export's state: age of the oldest row not in S3 yet (0: none), the spool."""
         ...
+
+
+class RequestRecorder(Protocol):
+    """Counts every finished request; ``start``/``close`` run with the replica."""
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    def record(self, *, endpoint: str, model: str, status: int, seconds: float, at: float | None = None) -> None:
+        """Count one request; never blocks, never raises."""
+        ...
+
+
+class NoRequestRecorder:
+    """Counts nothing (no database)."""
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    def record(self, *, endpoint: str, model: str, status: int, seconds: float, at: float | None = None) -> None:
+        return None
 
 
 class NoMetrics:

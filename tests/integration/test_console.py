@@ -122,15 +122,22 @@ def test_traffic_appears_on_overview_and_routing(page: Any, base: str) -> None:
             model="auto", messages=[{"role": "user", "content": f"console test {i}"}])
         ids.append(raw.headers["x-request-id"])
     sdk.chat.completions.create(model=MID, messages=[{"role": "user", "content": "console test direct"}])
+    with pytest.raises(openai.APIStatusError):  # a concrete model's failure: counted as an error too
+        sdk.with_options(max_retries=0).chat.completions.create(
+            model=MID, messages=[{"role": "user", "content": "console test [[fake error=500]]"}])
     sign_in(page, base)
     page.wait_for_url(f"{base}/ui/overview")
 
     def overview_shows() -> bool:
         page.reload()
         page.locator("#tiles .tile").first.wait_for()
-        return _table_has(page, "#by-router", "auto") and _table_has(page, "#by-model", MID)
+        if not (_table_has(page, "#by-router", "auto") and _table_has(page, "#by-model", MID)):
+            return False
+        cells = page.locator("#by-model tbody tr", has_text=MID).first.locator("td").all_inner_texts()
+        p50 = cells[3].replace(".", "", 1)  # a number once the minute is counted (else a dash)
+        return int(cells[1]) >= 2 and int(cells[2]) >= 1 and p50.isdigit()  # requests, errors, p50
 
-    eventually(overview_shows, what="the test's traffic on the overview")
+    eventually(overview_shows, what="the test's traffic, its error and latency on the overview")
     assert page.locator("#chart-requests canvas").count() == 1  # uPlot drew the chart
 
     page.get_by_role("link", name="Routing").click()

@@ -72,19 +72,18 @@
   async function overview() {
     status("Loading…");
     const d = await api("overview?hours=" + hours());
-    const t = d.totals, r = d.routed_totals;
-    const tiles = [["Requests", num(t.requests)], ["Tokens", num(t.tokens)], ["Spend", money(t.cost)],
-      ["Routed", num(r.requests)], ["Errors (routed)", num(r.errors)], ["p50 latency", r.p50_ms == null ? "–" : num(r.p50_ms) + " ms"],
-      ["p95 latency", r.p95_ms == null ? "–" : num(r.p95_ms) + " ms"], ["Fallbacks", num(r.fallbacks)]];
+    const t = d.totals, q = d.request_totals, r = d.routed_totals;
+    const ms = (v) => v == null ? "–" : num(v) + " ms";
+    const tiles = [["Requests", num(q.requests)], ["Errors", num(q.errors)], ["p50 latency", ms(q.p50_ms)],
+      ["p95 latency", ms(q.p95_ms)], ["Tokens", num(t.tokens)], ["Spend", money(t.cost)],
+      ["Routed", num(r.requests)], ["Fallbacks", num(r.fallbacks)]];
     $("#tiles").replaceChildren(...tiles.map(([k, v]) => el("div", { class: "tile" }, el("dt", {}, k), el("dd", {}, v))));
-    const tr = d.traffic, ro = d.routed;
-    const errAt = Object.fromEntries(ro.t.map((x, i) => [x, ro.errors[i]]));
-    chart("chart-requests", tr.t, [{ label: "requests", data: tr.requests },
-      { label: "errors (routed)", data: tr.t.map((x) => errAt[x] || 0) }]);
-    chart("chart-latency", ro.t, [{ label: "p50", data: ro.p50 }, { label: "p95", data: ro.p95 }]);
+    const tr = d.traffic, rq = d.requests;
+    chart("chart-requests", rq.t, [{ label: "requests", data: rq.requests }, { label: "errors", data: rq.errors }]);
+    chart("chart-latency", rq.t, [{ label: "p50", data: rq.p50 }, { label: "p95", data: rq.p95 }]);
     chart("chart-tokens", tr.t, [{ label: "tokens", data: tr.tokens }]);
     chart("chart-cost", tr.t, [{ label: "spend $", data: tr.cost }]);
-    fillTable($("#by-model"), d.by_model.map((m) => [m.model, m.requests, m.tokens, money(m.cost)]));
+    fillTable($("#by-model"), d.by_model.map((m) => [m.model, m.requests, m.errors, m.p50_ms ?? "–", m.p95_ms ?? "–", m.tokens, money(m.cost)]));
     fillTable($("#by-router"), d.by_router.map((m) => [m.router, m.requests, m.errors, m.fallbacks, m.p50_ms, m.p95_ms]));
     $("#cooling").textContent = d.cooling.length ? d.cooling.join(", ") : "No model is cooling down.";
     status("Updated " + new Date().toLocaleTimeString() + (d.decisions_capped ? " (newest 20,000 decisions)" : ""));

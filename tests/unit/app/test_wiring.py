@@ -10,8 +10,10 @@ import redis.asyncio as aioredis
 from app.access import db
 from app.access.decision_log import DecisionWriter
 from app.access.policy import VirtualKeyPolicy
+from app.access.request_stats import RequestStats
 from app.config import parse_config
 from app.gateway.cooldowns import RedisCooldowns
+from app.gateway.metrics import NoRequestRecorder
 from app.providers.pool import LocalProviderPool
 from app.wiring import build_gateway
 from devtools.configs import gateway_config
@@ -48,6 +50,7 @@ async def test_one_redis_client_and_one_engine_per_replica(counted: dict[str, in
     assert isinstance(cooldowns, RedisCooldowns)
     engine = policy.store.engine
     assert decisions.store.engine is engine
+    assert isinstance(gateway.request_stats, RequestStats) and gateway.request_stats.store is policy.store
     redis = policy.limiter.redis._redis  # type: ignore[attr-defined]  (FallbackLimiter → RedisLimiter)
     assert cooldowns._redis is redis
     await gateway.close()
@@ -65,4 +68,5 @@ async def test_no_stores_needed_builds_no_client(counted: dict[str, int]) -> Non
                                       decisions={"enabled": False}))
     gateway = build_gateway(cfg, LocalProviderPool(cfg), None)
     assert counted == {"redis": 0, "engine": 0}
+    assert isinstance(gateway.request_stats, NoRequestRecorder)  # no database: nothing counted there
     await gateway.close()

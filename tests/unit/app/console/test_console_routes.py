@@ -13,12 +13,16 @@ from typing import Any
 import httpx
 import pytest
 
+from app.access.policy import VirtualKeyPolicy
+from app.access.request_stats import RequestStats
 from app.config import parse_config
 from app.console.session import COOKIE
+from app.gateway import Gateway
 from app.main import create_app
 from app.providers.pool import LocalProviderPool
 from app.wiring import build_gateway
-from devtools.configs import MASTER_KEY, gateway_config
+from devtools.configs import CHEAP, MASTER_KEY, gateway_config
+from devtools.servers import ThreadedFakeUpstream
 
 ADMIN = {"authorization": f"Bearer {MASTER_KEY}"}
 PAGES = ("overview", "routing", "keys", "spend", "health")
@@ -114,3 +118,37 @@ async def test_a_blocked_or_regenerated_admin_key_loses_its_session(client: http
     await client.post("/key/regenerate", json={"key": made["key_id"]}, headers=ADMIN)
     assert (await client.get("/ui/api/health")).status_code == 401
     assert (await client.get("/ui/overview")).status_code == 303
+
+
+@pytest.fixture
+async def served(tmp_path: Any, upstream: ThreadedFakeUpstream) -> AsyncIterator[tuple[httpx.AsyncClient, Gateway]]:
+    """The console of a gateway whose models answer (the session's fake upstream)."""
+    cfg = parse_config(gateway_config(upstream.url, access={"sqlite_path": f"{tmp_path}/r.db"}))
+    gateway = build_gateway(cfg, LocalProviderPool(cfg), None)
+    app = create_app(gateway)
+    transport = httpx.ASGITransport(app=app)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        yield http, gateway
+
+
+async def test_the_overview_counts_requests_to_a_concrete_model_with_latency_and_errors(
+        served: tuple[httpx.AsyncClient, Gateway]) -> None:
+    http, gateway = served
+    ask = {"model": CHEAP, "max_tokens": 4}
+    for prompt in ("hi [[fake latency_ms=30]]", "hi [[fake latency_ms=30]]", "hi [[fake error=500]]"):
+        resp = await http.post("/v1/chat/completions", headers=ADMIN,
+                               json={**ask, "messages": [{"role": "user", "content": prompt}]})
+        assert resp.status_code == (502 if "error" in prompt else 200), resp.text  # upstream 500: our 502
+    assert isinstance(gateway.request_stats, RequestStats)
+    assert isinstance(gateway.policy, VirtualKeyPolicy)
+    assert await gateway.request_stats.flush() and await gateway.policy.spend.flush()
+    await _sign_in(http)
+    report = (await http.get("/ui/api/overview?hours=1")).json()
+    row = next(m for m in report["by_model"] if m["model"] == CHEAP)
+    assert row["requests"] == 3 and row["errors"] == 1 and row["tokens"] > 0
+    assert row["p50_ms"] >= 20 and row["p95_ms"] >= row["p50_ms"]  # 30 ms upstream: its bucket is 20..30 or above
+    totals = report["request_totals"]
+    assert totals["requests"] >= 3 and totals["errors"] >= 1  # the console's own sign-in is no model request
+    assert sum(report["requests"]["requests"]) == totals["requests"]
+    assert sum(report["requests"]["errors"]) == totals["errors"]
+    assert report["routed_totals"]["requests"] == 0  # no router decided these

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from app.access.latency_histogram import COLUMNS, bucket_of
 from app.console.curve import curve, read_manifest
-from app.console.queries import Window, routed, router_detail, traffic
+from app.console.queries import Window, by_model, requests, routed, router_detail, traffic
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 WINDOW = Window(T0 - timedelta(hours=1), 60)
@@ -31,6 +32,30 @@ def test_traffic_sums_per_bucket_and_per_model() -> None:
     assert out["traffic"]["requests"] == [3.0, 3.0] and out["traffic"]["cost"] == [0.75, 1.0]
     assert out["totals"] == {"requests": 6.0, "tokens": 45.0, "cost": 1.75}
     assert [m["model"] for m in out["by_model"]] == ["a", "b"]
+
+
+def _counted(minute: int, model: str, status: int, latencies: list[float]) -> dict[str, object]:
+    buckets = dict.fromkeys(COLUMNS, 0)
+    for ms in latencies:
+        buckets[COLUMNS[bucket_of(ms)]] += 1
+    return {"minute": T0 + timedelta(minutes=minute), "model": model, "status": status,
+            "requests": len(latencies), **buckets}
+
+
+def test_request_counts_merge_buckets_into_errors_and_percentiles() -> None:
+    rows = [_counted(0, "a", 200, [12.0] * 45), _counted(0, "a", 200, [12.0] * 45),  # two replicas' rows
+            _counted(0, "a", 502, [800.0] * 10), _counted(1, "b", 200, [3.0])]
+    out = requests(rows, WINDOW)
+    assert out["requests"]["requests"] == [100, 1] and out["requests"]["errors"] == [10, 0]
+    p50, p95 = out["requests"]["p50"][0], out["requests"]["p95"][0]
+    assert 10 < p50 <= 15 and 700 < p95 <= 1000  # to the bucket: 12 ms lies in (10, 15], 800 in (700, 1000]
+    assert out["request_totals"]["requests"] == 101 and out["request_totals"]["errors"] == 10
+    spend = [{"model": "a", "requests": 90, "tokens": 900, "cost": 0.5}, {"model": "c", "requests": 1,
+                                                                          "tokens": 5, "cost": 0.1}]
+    merged = {m["model"]: m for m in by_model(spend, out["requests_by_model"])}
+    assert merged["a"]["requests"] == 100 and merged["a"]["errors"] == 10 and merged["a"]["tokens"] == 900
+    assert merged["b"]["tokens"] == 0 and merged["b"]["p50_ms"] is not None
+    assert merged["c"]["requests"] == 0 and merged["c"]["p50_ms"] is None and merged["c"]["cost"] == 0.1
 
 
 def test_routed_latency_percentiles_errors_and_fallbacks() -> None:
