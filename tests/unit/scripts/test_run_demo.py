@@ -47,6 +47,8 @@ def test_the_run_target_and_script_wire_the_wrapper_and_ray_loopback_mode() -> N
     assert 'export RAY_SERVE_HAPROXY_BINARY_PATH="$PWD/scripts/haproxy-loopback.sh"' in script
     assert "export ROUTEIQ_HAPROXY_BINARY" in script
     assert re.search(r"^export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0$", script, re.M)
+    assert re.search(r"^  one-machine\) \.venv/bin/python -m deployments\.run_local ", script, re.M), \
+        "make run ships the one-machine Ray profile (deployments/run_local.py: its own Ray, no dashboard)"
     assert "serve run --address local " in script, "the demo never joins a Ray cluster it did not start"
     assert os.access(WRAPPER, os.X_OK), "Serve refuses a RAY_SERVE_HAPROXY_BINARY_PATH that is not executable"
 

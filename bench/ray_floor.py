@@ -1,0 +1,141 @@
+"""Ray's floor under ``make run``: idle CPU and PSS per process kind, per Ray profile (issue #21).
+
+``python -m bench.ray_floor [--idle 60] [--rounds 2]`` starts the demo exactly as
+``make run`` does (``scripts/run-demo.sh``: the demo config, HAProxy, the fake upstream
+on :9100, the gateway on :8000; both ports must be free) once per profile, in the order
+ray-defaults, one-machine, repeated ``--rounds`` times (ABAB): ``ray-defaults`` is plain
+``serve run --address local`` (Ray's defaults: dashboard, 100 ms Serve timers),
+``one-machine`` is ``deployments.run_local`` (what ``make run`` ships). For each start it
+waits for readiness, lets start-up settle, then reads the CPU time and PSS of every
+process of the demo's tree (the fake upstream excluded) over ``--idle`` seconds of no
+traffic, and serves ``--seconds`` of wrk at c=16 on a concrete model and on ``auto``
+(distinct prompts) for CPU ms per request. Appends a section to bench/RESULTS-auto.md.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+
+from bench.auto_vs_concrete import _lua_distinct, _queries, _wrk_script
+from bench.loadgen import require_wrk
+from bench.proctree import cpu_by_kind, pss_by_kind, stop_tree
+from bench.runs import commit_of, machine
+
+ROOT = Path(__file__).resolve().parent.parent
+PROFILES = ("ray-defaults", "one-machine")
+URL = "http://127.0.0.1:8000"
+KEY = "sk-routeiq-demo"
+SKIP = {"fake_upstream", "bash", "flock", "timeout"}
+
+
+def _wait_ready(proc: subprocess.Popen[str], deadline_s: float = 300.0) -> None:
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise SystemExit(f"bench: the demo exited ({proc.returncode}) before it was ready")
+        try:
+            if httpx.get(f"{URL}/health/readiness", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    raise SystemExit(f"bench: the demo was not ready within {deadline_s:.0f} s")
+
+
+def _start(profile: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "ROUTEIQ_RAY_PROFILE": profile, "RAY_SERVE_ENABLE_HA_PROXY": "1",
+           "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1", "RAY_USAGE_STATS_ENABLED": "0", "HF_HUB_OFFLINE": "1",
+           "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    for key in [k for k in env if k.startswith("RAY_SERVE_") and k not in {
+            "RAY_SERVE_ENABLE_HA_PROXY", "RAY_SERVE_THROUGHPUT_OPTIMIZED"}]:
+        del env[key]  # the profile decides Serve's timers, not the caller's shell
+    return subprocess.Popen(["bash", "scripts/run-demo.sh"], cwd=ROOT, env=env, text=True, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _idle(pid: int, seconds: float) -> dict[str, float]:
+    """Cores per process kind over ``seconds`` of no traffic."""
+    before = cpu_by_kind(pid)
+    time.sleep(seconds)
+    after = cpu_by_kind(pid)
+    return {k: (after[k] - before.get(k, 0.0)) / seconds for k in after if k not in SKIP}
+
+
+def _load_ms(pid: int, model: str, seconds: float) -> tuple[float, float]:
+    """(RPS, gateway CPU ms per request) at c=16 on distinct prompts."""
+    script = _lua_distinct(model, _queries(), KEY, f"{model}-{time.monotonic_ns()}")
+    before = sum(v for k, v in cpu_by_kind(pid).items() if k not in SKIP)
+    r = _wrk_script(f"{URL}/v1/chat/completions", script, 16, seconds)
+    used = sum(v for k, v in cpu_by_kind(pid).items() if k not in SKIP) - before
+    return r.rps, used * 1000 / max(1.0, r.rps * seconds)
+
+
+def _one(profile: str, idle: float, seconds: float) -> dict[str, object]:
+    proc = _start(profile)
+    try:
+        _wait_ready(proc)
+        time.sleep(20)  # replicas' start-up work (warm-up, schema checks) is not idle
+        cores = _idle(proc.pid, idle)
+        pss = {k: v for k, v in pss_by_kind(proc.pid).items() if k not in SKIP}
+        load = {m: _load_ms(proc.pid, m, seconds) for m in ("llama-3.1-8b-instruct", "auto")}
+    finally:
+        stop_tree(proc, group=True)
+    return {"profile": profile, "cores": cores, "pss": pss, "load": load}
+
+
+def main(idle: Annotated[float, typer.Option(help="Seconds of no traffic measured.")] = 60.0,
+         seconds: Annotated[float, typer.Option(help="Seconds of wrk per model.")] = 10.0,
+         rounds: Annotated[int, typer.Option(help="Rounds of (ray-defaults, one-machine).")] = 2,
+         out: Annotated[Path, typer.Option(help="Report to append to.")] = ROOT / "bench/RESULTS-auto.md") -> None:
+    require_wrk()
+    runs = []
+    for r in range(rounds):
+        for profile in PROFILES:
+            print(f"round {r + 1}/{rounds}: {profile}", flush=True)
+            runs.append(_one(profile, idle, seconds))
+    with out.open("a") as f:
+        f.write(_report(runs, idle, seconds))
+    print(f"appended to {out}")
+
+
+def _report(runs: list[dict[str, object]], idle: float, seconds: float) -> str:
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    load_avg = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    lines = [f"\n## Ray's floor under `make run`, by Ray profile ({now}, {commit_of(ROOT)})\n",
+             f"- machine: {machine()}; load average at the end: {load_avg}",
+             f"- `python -m bench.ray_floor`: the demo as `make run` starts it, idle {idle:.0f} s, then "
+             f"wrk c=16 for {seconds:.0f} s per model; the fake upstream is not counted\n",
+             "| profile | idle cores | PSS MB | processes | concrete RPS | concrete CPU ms/req | auto RPS "
+             "| auto CPU ms/req |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for run in runs:
+        cores, pss, load = run["cores"], run["pss"], run["load"]
+        assert isinstance(cores, dict) and isinstance(pss, dict) and isinstance(load, dict)
+        (c_rps, c_ms), (a_rps, a_ms) = load["llama-3.1-8b-instruct"], load["auto"]
+        lines.append(f"| {run['profile']} | {sum(cores.values()):.3f} | {sum(mb for _, mb in pss.values()):.0f} "
+                     f"| {sum(n for n, _ in pss.values())} | {c_rps:.0f} | {c_ms:.1f} | {a_rps:.0f} | {a_ms:.1f} |")
+    lines += ["", "Idle cores and PSS per process kind (last round of each profile):", "",
+              "| kind | " + " | ".join(f"{p} cores | {p} PSS MB" for p in PROFILES) + " |",
+              "|---|" + "---:|" * (2 * len(PROFILES))]
+    last = {str(run["profile"]): run for run in runs}
+    kinds = sorted({k for run in last.values() for k in run["pss"]},  # type: ignore[attr-defined]
+                   key=lambda k: -max(run["cores"].get(k, 0.0) for run in last.values()))  # type: ignore[attr-defined]
+    for k in kinds:
+        cells = []
+        for p in PROFILES:
+            run = last.get(p, {"cores": {}, "pss": {}})
+            n, mb = run["pss"].get(k, (0, 0.0))  # type: ignore[attr-defined]
+            cells.append(f"{run['cores'].get(k, 0.0):.4f} | {mb:.0f}" if n else "- | -")  # type: ignore[attr-defined]
+        lines.append(f"| {k} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    typer.run(main)
