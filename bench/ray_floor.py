@@ -69,13 +69,13 @@ def _idle(pid: int, seconds: float) -> dict[str, float]:
     return {k: (after[k] - before.get(k, 0.0)) / seconds for k in after if k not in SKIP}
 
 
-def _load_ms(pid: int, model: str, seconds: float) -> tuple[float, float]:
-    """(RPS, gateway CPU ms per request) at c=16 on distinct prompts."""
+def _load_ms(pid: int, model: str, seconds: float) -> tuple[float, dict[str, float]]:
+    """(RPS, gateway CPU ms per request by process kind) at c=16 on distinct prompts."""
     script = _lua_distinct(model, _queries(), KEY, f"{model}-{time.monotonic_ns()}")
-    before = sum(v for k, v in cpu_by_kind(pid).items() if k not in SKIP)
+    before = cpu_by_kind(pid)
     r = _wrk_script(f"{URL}/v1/chat/completions", script, 16, seconds)
-    used = sum(v for k, v in cpu_by_kind(pid).items() if k not in SKIP) - before
-    return r.rps, used * 1000 / max(1.0, r.rps * seconds)
+    after, served = cpu_by_kind(pid), max(1.0, r.rps * seconds)
+    return r.rps, {k: (after[k] - before.get(k, 0.0)) * 1000 / served for k in after if k not in SKIP}
 
 
 def _one(profile: str, idle: float, seconds: float) -> dict[str, object]:
@@ -120,7 +120,8 @@ def _report(runs: list[dict[str, object]], idle: float, seconds: float) -> str:
         assert isinstance(cores, dict) and isinstance(pss, dict) and isinstance(load, dict)
         (c_rps, c_ms), (a_rps, a_ms) = load["llama-3.1-8b-instruct"], load["auto"]
         lines.append(f"| {run['profile']} | {sum(cores.values()):.3f} | {sum(mb for _, mb in pss.values()):.0f} "
-                     f"| {sum(n for n, _ in pss.values())} | {c_rps:.0f} | {c_ms:.1f} | {a_rps:.0f} | {a_ms:.1f} |")
+                     f"| {sum(n for n, _ in pss.values())} | {c_rps:.0f} | {sum(c_ms.values()):.1f} | {a_rps:.0f} "
+                     f"| {sum(a_ms.values()):.1f} |")
     lines += ["", "Idle cores and PSS per process kind (last round of each profile):", "",
               "| kind | " + " | ".join(f"{p} cores | {p} PSS MB" for p in PROFILES) + " |",
               "|---|" + "---:|" * (2 * len(PROFILES))]
@@ -134,7 +135,23 @@ def _report(runs: list[dict[str, object]], idle: float, seconds: float) -> str:
             n, mb = run["pss"].get(k, (0, 0.0))  # type: ignore[attr-defined]
             cells.append(f"{run['cores'].get(k, 0.0):.4f} | {mb:.0f}" if n else "- | -")  # type: ignore[attr-defined]
         lines.append(f"| {k} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _split(last.get("one-machine"))) + "\n"
+
+
+def _split(run: dict[str, object] | None) -> list[str]:
+    """Where a request's CPU goes, concrete vs ``auto``, per process kind (one-machine, last round)."""
+    if run is None:
+        return []
+    load = run["load"]
+    assert isinstance(load, dict)
+    concrete, auto = load["llama-3.1-8b-instruct"][1], load["auto"][1]
+    lines = ["", "CPU ms per request by process kind at c=16 (one-machine, last round):", "",
+             "| kind | concrete | auto | auto - concrete |", "|---|---:|---:|---:|"]
+    for k in sorted(set(concrete) | set(auto), key=lambda k: -auto.get(k, 0.0)):
+        c, a = concrete.get(k, 0.0), auto.get(k, 0.0)
+        if max(c, a) >= 0.05:
+            lines.append(f"| {k} | {c:.2f} | {a:.2f} | {a - c:+.2f} |")
+    return lines
 
 
 if __name__ == "__main__":
