@@ -75,8 +75,16 @@ class Harness:
 
 @pytest.fixture
 async def harness(tmp_path: Any) -> AsyncIterator[Harness]:
+    async with _harness(tmp_path, []) as built:
+        yield built
+
+
+@contextlib.asynccontextmanager
+async def _harness(tmp_path: Any, extra_models: list[dict[str, Any]]) -> AsyncIterator[Harness]:
     general = {"access": {"sqlite_path": f"{tmp_path}/routeiq.db"}, "max_inflight_requests": 4}
-    cfg = parse_config(gateway_config("http://127.0.0.1:1/v1", **general))
+    raw = gateway_config("http://127.0.0.1:1/v1", **general)
+    raw["model_list"] += extra_models
+    cfg = parse_config(raw)
     replies: dict[str, MockReply] = {}
 
     def handler(upstream: Upstream, call: ProviderCall) -> MockReply:
@@ -99,9 +107,9 @@ class Reply:
 
 
 async def drive(app: FastAPI, payload: dict[str, Any], *, request_id: str, spec: str = "2.4",
-                drop_after: int | None = None, key: str = MASTER_KEY) -> Reply:
-    """One POST /v1/chat/completions through ASGI; the client leaves after ``drop_after`` body
-    chunks (-1: before the response starts, so the stream's body is never iterated)."""
+                drop_after: int | None = None, key: str = MASTER_KEY, path: str = "/v1/chat/completions") -> Reply:
+    """One POST (``path``: chat unless told) through ASGI; the client leaves after ``drop_after``
+    body chunks (-1: before the response starts, so the stream's body is never iterated)."""
     data = orjson.dumps(payload)
     reply = Reply()
     gone = asyncio.Event()
@@ -133,7 +141,7 @@ async def drive(app: FastAPI, payload: dict[str, Any], *, request_id: str, spec:
     headers = [(b"authorization", f"Bearer {key}".encode()), (b"content-type", b"application/json"),
                (b"x-request-id", request_id.encode())]
     scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": spec}, "http_version": "1.1",
-             "method": "POST", "scheme": "http", "path": "/v1/chat/completions", "raw_path": b"/v1/chat/completions",
+             "method": "POST", "scheme": "http", "path": path, "raw_path": path.encode(),
              "query_string": b"", "root_path": "", "headers": headers, "client": ("127.0.0.1", 1),
              "server": ("127.0.0.1", 8000)}
     with contextlib.suppress(ClientDisconnect):  # how Starlette tells the server the client left (spec 2.4)
@@ -274,3 +282,160 @@ async def test_a_full_replica_answers_503_and_counts_nothing_twice(harness: Harn
         ex.close(200)  # a second close changes nothing
     harness.assert_released()
     assert [s for _, s in harness.metrics.done] == [503, 200, 200, 200, 200]
+
+
+# The routes that translate another API to chat's and back hand the same exchange a stream
+# wrapped in their translator: every exit path must still end it once.
+TRANSLATED = {
+    "/v1/responses": lambda stream, text: {"model": MID, "stream": stream, "input": text},
+    "/v1/messages": lambda stream, text: {"model": MID, "stream": stream, "max_tokens": 64,
+                                          "messages": [{"role": "user", "content": text}]},
+}
+
+
+@pytest.mark.parametrize("path", TRANSLATED)
+async def test_a_translated_stream_is_settled_once_with_the_upstreams_usage(harness: Harness, path: str) -> None:
+    r = rid()
+    reply = await drive(harness.app, TRANSLATED[path](True, "hello there"), request_id=r, path=path)
+    assert reply.status == 200 and reply.chunks > 0
+    [row] = await harness.spend(r)
+    assert (row["prompt_tokens"], row["completion_tokens"]) == (3, 1)
+    assert harness.metrics.done == [(MID, 200)]
+    harness.assert_released()
+
+
+@pytest.mark.parametrize("spec", ["2.4", "2.3"])
+@pytest.mark.parametrize("path", TRANSLATED)
+async def test_a_client_leaving_a_translated_stream_is_charged_and_cancels_the_upstream(
+        harness: Harness, path: str, spec: str) -> None:
+    r = rid()
+    harness.replies[r] = MockReply(chunks=CHUNKS, interval_s=0.05)
+    reply = await drive(harness.app, TRANSLATED[path](True, "hello there"), request_id=r, spec=spec, drop_after=2,
+                        path=path)
+    assert reply.status == 200 and reply.chunks == 2
+    [row] = await harness.spend(r)
+    assert 1 <= row["completion_tokens"] < len(CHUNKS) and row["usage_estimated"] is True
+    assert harness.metrics.done == [(MID, 499)]
+    harness.assert_released()
+    assert harness.transport.open_streams == 0
+
+
+@pytest.mark.parametrize("path", TRANSLATED)
+async def test_a_translated_response_never_started_still_ends_its_exchange(harness: Harness, path: str) -> None:
+    r = rid()
+    reply = await drive(harness.app, TRANSLATED[path](True, "hello there"), request_id=r, drop_after=-1, path=path)
+    assert reply.status == 0 and reply.chunks == 0
+    assert len(await harness.spend(r)) == 1
+    assert harness.metrics.done == [(MID, 499)]
+    harness.assert_released()
+    assert harness.transport.open_streams == 0
+
+
+@pytest.mark.parametrize("path", TRANSLATED)
+async def test_a_translated_stream_cut_upstream_is_charged_for_what_was_relayed(harness: Harness, path: str) -> None:
+    r = rid()
+    harness.replies[r] = MockReply(chunks=CHUNKS, fail_after=3)
+    reply = await drive(harness.app, TRANSLATED[path](True, "x" * 40), request_id=r, path=path)
+    assert reply.status == 200 and b"error" in reply.body
+    [row] = await harness.spend(r)
+    assert row["completion_tokens"] == 3 and row["prompt_tokens"] == 10
+    assert harness.metrics.done == [(MID, 502)]
+    harness.assert_released()
+    assert harness.transport.open_streams == 0
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("path", TRANSLATED)
+async def test_translated_requests_refused_or_failed_before_the_answer_are_released_uncharged(
+        harness: Harness, path: str, stream: bool) -> None:
+    failed = rid()
+    harness.replies[failed] = MockReply(status=400)
+    bad_key = await drive(harness.app, TRANSLATED[path](stream, "hi"), request_id=rid(), key="sk-nope", path=path)
+    bad_body = await drive(harness.app, {"model": MID, "stream": stream}, request_id=rid(), path=path)
+    upstream = await drive(harness.app, TRANSLATED[path](stream, "hi"), request_id=failed, path=path)
+    assert (bad_key.status, bad_body.status, upstream.status) == (401, 400, 400)
+    assert [s for _, s in harness.metrics.done] == [401, 400, 400]
+    assert await harness.spend(failed) == []
+    harness.assert_released()
+    assert harness.policy.spend.pending == 0
+
+
+# A concrete model whose upstream speaks the request's own API gets the body as sent, and its
+# events are passed through as they come (no translator): the same exits, the same one close.
+def _native(name: str, model: str, **info: Any) -> dict[str, Any]:
+    return {"model_name": name, "provider_group": "small",
+            "litellm_params": {"model": model, "api_base": "http://127.0.0.1:1/v1", "api_key": "sk-up"},
+            "model_info": {"input_cost_per_token": 1e-6, "output_cost_per_token": 1e-6, **info}}
+
+
+def _sse(kind: str, payload: dict[str, Any]) -> bytes:
+    return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps({"type": kind, **payload}) + b"\n\n"
+
+
+NATIVE = {  # path -> (model, body, the upstream's events, the call's endpoint)
+    "/v1/messages": ("claude", {"model": "claude", "stream": True, "max_tokens": 64,
+                                "messages": [{"role": "user", "content": "hello there"}]},
+                     (_sse("message_start", {"message": {"id": "m", "usage": {"input_tokens": 3}}}),
+                      *(_sse("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": f"t{i}"}})
+                        for i in range(6)),
+                      _sse("message_delta", {"delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 6}}),
+                      _sse("message_stop", {})), "messages"),
+    "/v1/responses": ("native-gpt", {"model": "native-gpt", "stream": True, "input": "hello there"},
+                      (_sse("response.created", {"response": {"id": "r", "status": "in_progress"}}),
+                       *(_sse("response.output_text.delta", {"delta": f"t{i}"}) for i in range(6)),
+                       _sse("response.completed", {"response": {"id": "r", "status": "completed",
+                                                                 "usage": {"input_tokens": 3, "output_tokens": 6}}})),
+                      "responses"),
+}
+
+
+@pytest.fixture
+async def native(tmp_path: Any) -> AsyncIterator[Harness]:
+    models = [_native("claude", "anthropic/claude-up"),
+              _native("native-gpt", "openai/native-gpt", supported_endpoints=["/v1/responses"])]
+    async with _harness(tmp_path, models) as built:
+        yield built
+
+
+@pytest.mark.parametrize("spec", ["2.4", "2.3"])
+@pytest.mark.parametrize("path", NATIVE)
+async def test_a_client_leaving_a_passed_through_stream_is_charged_and_cancels_the_upstream(
+        native: Harness, path: str, spec: str) -> None:
+    model, body, events, endpoint = NATIVE[path]
+    r = rid()
+    native.replies[r] = MockReply(chunks=events, interval_s=0.05)
+    reply = await drive(native.app, body, request_id=r, spec=spec, drop_after=2, path=path)
+    assert native.transport.calls[-1].endpoint == endpoint  # passed through, not translated
+    assert reply.status == 200 and reply.chunks == 2
+    [row] = await native.spend(r)
+    assert 1 <= row["completion_tokens"] < len(events) and row["usage_estimated"] is True
+    assert native.metrics.done == [(model, 499)]
+    native.assert_released()
+    assert native.transport.open_streams == 0
+
+
+@pytest.mark.parametrize("path", NATIVE)
+async def test_a_passed_through_stream_is_relayed_as_sent_and_settled_once(native: Harness, path: str) -> None:
+    model, body, events, _ = NATIVE[path]
+    r = rid()
+    native.replies[r] = MockReply(chunks=events)  # the provider client read its usage: (3, 1)
+    reply = await drive(native.app, body, request_id=r, path=path)
+    assert reply.status == 200 and reply.body == b"".join(events)
+    [row] = await native.spend(r)
+    assert (row["prompt_tokens"], row["completion_tokens"], row["usage_estimated"]) == (3, 1, False)
+    assert native.metrics.done == [(model, 200)]
+    native.assert_released()
+
+
+@pytest.mark.parametrize("path", NATIVE)
+async def test_a_passed_through_stream_cut_upstream_ends_with_its_apis_error_event(native: Harness, path: str) -> None:
+    model, body, events, _ = NATIVE[path]
+    r = rid()
+    native.replies[r] = MockReply(chunks=events, fail_after=3)
+    reply = await drive(native.app, body, request_id=r, path=path)
+    assert reply.status == 200 and reply.body.startswith(b"".join(events[:3]))
+    assert b"event: error\n" in reply.body[len(b"".join(events[:3])):]
+    assert len(await native.spend(r)) == 1
+    assert native.metrics.done == [(model, 502)]
+    native.assert_released()
+    assert native.transport.open_streams == 0
