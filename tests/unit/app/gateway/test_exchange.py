@@ -73,17 +73,19 @@ class Harness:
         assert (admission.inflight, admission.active_streams) == (0, 0)
 
 
+def _native(name: str, model: str, **info: Any) -> dict[str, Any]:
+    """A model whose upstream speaks Anthropic's Messages API or OpenAI's Responses API natively."""
+    return {"model_name": name, "provider_group": "small",
+            "litellm_params": {"model": model, "api_base": "http://127.0.0.1:1/v1", "api_key": "sk-up"},
+            "model_info": {"input_cost_per_token": 1e-6, "output_cost_per_token": 1e-6, **info}}
+
+
 @pytest.fixture
 async def harness(tmp_path: Any) -> AsyncIterator[Harness]:
-    async with _harness(tmp_path, []) as built:
-        yield built
-
-
-@contextlib.asynccontextmanager
-async def _harness(tmp_path: Any, extra_models: list[dict[str, Any]]) -> AsyncIterator[Harness]:
     general = {"access": {"sqlite_path": f"{tmp_path}/routeiq.db"}, "max_inflight_requests": 4}
     raw = gateway_config("http://127.0.0.1:1/v1", **general)
-    raw["model_list"] += extra_models
+    raw["model_list"] += [_native("claude", "anthropic/claude-up"),
+                          _native("native-gpt", "openai/native-gpt", supported_endpoints=["/v1/responses"])]
     cfg = parse_config(raw)
     replies: dict[str, MockReply] = {}
 
@@ -284,158 +286,114 @@ async def test_a_full_replica_answers_503_and_counts_nothing_twice(harness: Harn
     assert [s for _, s in harness.metrics.done] == [503, 200, 200, 200, 200]
 
 
-# The routes that translate another API to chat's and back hand the same exchange a stream
-# wrapped in their translator: every exit path must still end it once.
-TRANSLATED = {
-    "/v1/responses": lambda stream, text: {"model": MID, "stream": stream, "input": text},
-    "/v1/messages": lambda stream, text: {"model": MID, "stream": stream, "max_tokens": 64,
-                                          "messages": [{"role": "user", "content": text}]},
+
+# /v1/responses and /v1/messages hand the same exchange their stream: chat's, translated by
+# the route (a model that speaks only chat), or the upstream's own events passed through (a
+# model whose upstream speaks that API). Every exit path must still end the exchange once.
+def _sse(kind: str, payload: dict[str, Any]) -> bytes:
+    return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps({"type": kind, **payload}) + b"\n\n"
+
+
+@dataclass(frozen=True)
+class Route:
+    path: str
+    model: str
+    body: dict[str, Any]
+    events: tuple[bytes, ...]
+    """What the upstream streams."""
+    endpoint: str
+    """The provider call's endpoint: ``chat`` when translated, the API's own when passed through."""
+
+    def request(self, stream: bool = True) -> dict[str, Any]:
+        return {**self.body, "model": self.model, "stream": stream}
+
+
+ANTHROPIC_EVENTS = (
+    _sse("message_start", {"message": {"id": "m", "usage": {"input_tokens": 3}}}),
+    *(_sse("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": f"t{i}"}}) for i in range(6)),
+    _sse("message_delta", {"delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 6}}),
+    _sse("message_stop", {}))
+RESPONSES_EVENTS = (
+    _sse("response.created", {"response": {"id": "r", "status": "in_progress"}}),
+    *(_sse("response.output_text.delta", {"delta": f"t{i}"}) for i in range(6)),
+    _sse("response.completed", {"response": {"id": "r", "status": "completed"}}))
+MESSAGES_BODY = {"max_tokens": 64, "messages": [{"role": "user", "content": "hello there"}]}
+RESPONSES_BODY = {"input": "hello there"}
+ROUTES = {
+    "responses-translated": Route("/v1/responses", MID, RESPONSES_BODY, CHUNKS, "chat"),
+    "messages-translated": Route("/v1/messages", MID, MESSAGES_BODY, CHUNKS, "chat"),
+    "responses-native": Route("/v1/responses", "native-gpt", RESPONSES_BODY, RESPONSES_EVENTS, "responses"),
+    "messages-native": Route("/v1/messages", "claude", MESSAGES_BODY, ANTHROPIC_EVENTS, "messages"),
 }
 
 
-@pytest.mark.parametrize("path", TRANSLATED)
-async def test_a_translated_stream_is_settled_once_with_the_upstreams_usage(harness: Harness, path: str) -> None:
-    r = rid()
-    reply = await drive(harness.app, TRANSLATED[path](True, "hello there"), request_id=r, path=path)
+@pytest.mark.parametrize("name", ROUTES)
+async def test_a_stream_of_another_api_is_settled_once_with_the_upstreams_usage(harness: Harness, name: str) -> None:
+    route, r = ROUTES[name], rid()
+    harness.replies[r] = MockReply(chunks=route.events)
+    reply = await drive(harness.app, route.request(), request_id=r, path=route.path)
+    assert harness.transport.calls[-1].endpoint == route.endpoint
     assert reply.status == 200 and reply.chunks > 0
+    if route.endpoint != "chat":
+        assert reply.body == b"".join(route.events)  # passed through as sent
     [row] = await harness.spend(r)
-    assert (row["prompt_tokens"], row["completion_tokens"]) == (3, 1)
-    assert harness.metrics.done == [(MID, 200)]
+    assert (row["prompt_tokens"], row["completion_tokens"], row["usage_estimated"]) == (3, 1, False)
+    assert harness.metrics.done == [(route.model, 200)]
     harness.assert_released()
 
 
 @pytest.mark.parametrize("spec", ["2.4", "2.3"])
-@pytest.mark.parametrize("path", TRANSLATED)
-async def test_a_client_leaving_a_translated_stream_is_charged_and_cancels_the_upstream(
-        harness: Harness, path: str, spec: str) -> None:
-    r = rid()
-    harness.replies[r] = MockReply(chunks=CHUNKS, interval_s=0.05)
-    reply = await drive(harness.app, TRANSLATED[path](True, "hello there"), request_id=r, spec=spec, drop_after=2,
-                        path=path)
+@pytest.mark.parametrize("name", ROUTES)
+async def test_a_client_leaving_a_stream_of_another_api_is_charged_and_cancels_the_upstream(
+        harness: Harness, name: str, spec: str) -> None:
+    route, r = ROUTES[name], rid()
+    harness.replies[r] = MockReply(chunks=route.events, interval_s=0.05)
+    reply = await drive(harness.app, route.request(), request_id=r, spec=spec, drop_after=2, path=route.path)
     assert reply.status == 200 and reply.chunks == 2
     [row] = await harness.spend(r)
-    assert 1 <= row["completion_tokens"] < len(CHUNKS) and row["usage_estimated"] is True
-    assert harness.metrics.done == [(MID, 499)]
+    assert 1 <= row["completion_tokens"] < len(route.events) and row["usage_estimated"] is True
+    assert harness.metrics.done == [(route.model, 499)]
     harness.assert_released()
     assert harness.transport.open_streams == 0
 
 
-@pytest.mark.parametrize("path", TRANSLATED)
-async def test_a_translated_response_never_started_still_ends_its_exchange(harness: Harness, path: str) -> None:
-    r = rid()
-    reply = await drive(harness.app, TRANSLATED[path](True, "hello there"), request_id=r, drop_after=-1, path=path)
+@pytest.mark.parametrize("name", ROUTES)
+async def test_a_stream_of_another_api_never_started_still_ends_its_exchange(harness: Harness, name: str) -> None:
+    route, r = ROUTES[name], rid()
+    harness.replies[r] = MockReply(chunks=route.events)
+    reply = await drive(harness.app, route.request(), request_id=r, drop_after=-1, path=route.path)
     assert reply.status == 0 and reply.chunks == 0
     assert len(await harness.spend(r)) == 1
-    assert harness.metrics.done == [(MID, 499)]
+    assert harness.metrics.done == [(route.model, 499)]
     harness.assert_released()
     assert harness.transport.open_streams == 0
 
 
-@pytest.mark.parametrize("path", TRANSLATED)
-async def test_a_translated_stream_cut_upstream_is_charged_for_what_was_relayed(harness: Harness, path: str) -> None:
-    r = rid()
-    harness.replies[r] = MockReply(chunks=CHUNKS, fail_after=3)
-    reply = await drive(harness.app, TRANSLATED[path](True, "x" * 40), request_id=r, path=path)
-    assert reply.status == 200 and b"error" in reply.body
+@pytest.mark.parametrize("name", ROUTES)
+async def test_a_stream_of_another_api_cut_upstream_is_charged_and_ends_with_an_error_event(
+        harness: Harness, name: str) -> None:
+    route, r = ROUTES[name], rid()
+    harness.replies[r] = MockReply(chunks=route.events, fail_after=3)
+    reply = await drive(harness.app, route.request(), request_id=r, path=route.path)
+    assert reply.status == 200 and b"event: error\n" in reply.body
     [row] = await harness.spend(r)
-    assert row["completion_tokens"] == 3 and row["prompt_tokens"] == 10
-    assert harness.metrics.done == [(MID, 502)]
+    assert row["completion_tokens"] == 3 and row["usage_estimated"] is True  # one token an event relayed
+    assert harness.metrics.done == [(route.model, 502)]
     harness.assert_released()
     assert harness.transport.open_streams == 0
 
 
 @pytest.mark.parametrize("stream", [False, True])
-@pytest.mark.parametrize("path", TRANSLATED)
-async def test_translated_requests_refused_or_failed_before_the_answer_are_released_uncharged(
-        harness: Harness, path: str, stream: bool) -> None:
-    failed = rid()
+@pytest.mark.parametrize("name", ROUTES)
+async def test_requests_of_another_api_refused_or_failed_before_the_answer_are_released_uncharged(
+        harness: Harness, name: str, stream: bool) -> None:
+    route, failed = ROUTES[name], rid()
     harness.replies[failed] = MockReply(status=400)
-    bad_key = await drive(harness.app, TRANSLATED[path](stream, "hi"), request_id=rid(), key="sk-nope", path=path)
-    bad_body = await drive(harness.app, {"model": MID, "stream": stream}, request_id=rid(), path=path)
-    upstream = await drive(harness.app, TRANSLATED[path](stream, "hi"), request_id=failed, path=path)
+    bad_key = await drive(harness.app, route.request(stream), request_id=rid(), key="sk-nope", path=route.path)
+    bad_body = await drive(harness.app, {"model": route.model, "stream": stream}, request_id=rid(), path=route.path)
+    upstream = await drive(harness.app, route.request(stream), request_id=failed, path=route.path)
     assert (bad_key.status, bad_body.status, upstream.status) == (401, 400, 400)
     assert [s for _, s in harness.metrics.done] == [401, 400, 400]
     assert await harness.spend(failed) == []
     harness.assert_released()
     assert harness.policy.spend.pending == 0
-
-
-# A concrete model whose upstream speaks the request's own API gets the body as sent, and its
-# events are passed through as they come (no translator): the same exits, the same one close.
-def _native(name: str, model: str, **info: Any) -> dict[str, Any]:
-    return {"model_name": name, "provider_group": "small",
-            "litellm_params": {"model": model, "api_base": "http://127.0.0.1:1/v1", "api_key": "sk-up"},
-            "model_info": {"input_cost_per_token": 1e-6, "output_cost_per_token": 1e-6, **info}}
-
-
-def _sse(kind: str, payload: dict[str, Any]) -> bytes:
-    return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps({"type": kind, **payload}) + b"\n\n"
-
-
-NATIVE = {  # path -> (model, body, the upstream's events, the call's endpoint)
-    "/v1/messages": ("claude", {"model": "claude", "stream": True, "max_tokens": 64,
-                                "messages": [{"role": "user", "content": "hello there"}]},
-                     (_sse("message_start", {"message": {"id": "m", "usage": {"input_tokens": 3}}}),
-                      *(_sse("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": f"t{i}"}})
-                        for i in range(6)),
-                      _sse("message_delta", {"delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 6}}),
-                      _sse("message_stop", {})), "messages"),
-    "/v1/responses": ("native-gpt", {"model": "native-gpt", "stream": True, "input": "hello there"},
-                      (_sse("response.created", {"response": {"id": "r", "status": "in_progress"}}),
-                       *(_sse("response.output_text.delta", {"delta": f"t{i}"}) for i in range(6)),
-                       _sse("response.completed", {"response": {"id": "r", "status": "completed",
-                                                                 "usage": {"input_tokens": 3, "output_tokens": 6}}})),
-                      "responses"),
-}
-
-
-@pytest.fixture
-async def native(tmp_path: Any) -> AsyncIterator[Harness]:
-    models = [_native("claude", "anthropic/claude-up"),
-              _native("native-gpt", "openai/native-gpt", supported_endpoints=["/v1/responses"])]
-    async with _harness(tmp_path, models) as built:
-        yield built
-
-
-@pytest.mark.parametrize("spec", ["2.4", "2.3"])
-@pytest.mark.parametrize("path", NATIVE)
-async def test_a_client_leaving_a_passed_through_stream_is_charged_and_cancels_the_upstream(
-        native: Harness, path: str, spec: str) -> None:
-    model, body, events, endpoint = NATIVE[path]
-    r = rid()
-    native.replies[r] = MockReply(chunks=events, interval_s=0.05)
-    reply = await drive(native.app, body, request_id=r, spec=spec, drop_after=2, path=path)
-    assert native.transport.calls[-1].endpoint == endpoint  # passed through, not translated
-    assert reply.status == 200 and reply.chunks == 2
-    [row] = await native.spend(r)
-    assert 1 <= row["completion_tokens"] < len(events) and row["usage_estimated"] is True
-    assert native.metrics.done == [(model, 499)]
-    native.assert_released()
-    assert native.transport.open_streams == 0
-
-
-@pytest.mark.parametrize("path", NATIVE)
-async def test_a_passed_through_stream_is_relayed_as_sent_and_settled_once(native: Harness, path: str) -> None:
-    model, body, events, _ = NATIVE[path]
-    r = rid()
-    native.replies[r] = MockReply(chunks=events)  # the provider client read its usage: (3, 1)
-    reply = await drive(native.app, body, request_id=r, path=path)
-    assert reply.status == 200 and reply.body == b"".join(events)
-    [row] = await native.spend(r)
-    assert (row["prompt_tokens"], row["completion_tokens"], row["usage_estimated"]) == (3, 1, False)
-    assert native.metrics.done == [(model, 200)]
-    native.assert_released()
-
-
-@pytest.mark.parametrize("path", NATIVE)
-async def test_a_passed_through_stream_cut_upstream_ends_with_its_apis_error_event(native: Harness, path: str) -> None:
-    model, body, events, _ = NATIVE[path]
-    r = rid()
-    native.replies[r] = MockReply(chunks=events, fail_after=3)
-    reply = await drive(native.app, body, request_id=r, path=path)
-    assert reply.status == 200 and reply.body.startswith(b"".join(events[:3]))
-    assert b"event: error\n" in reply.body[len(b"".join(events[:3])):]
-    assert len(await native.spend(r)) == 1
-    assert native.metrics.done == [(model, 502)]
-    native.assert_released()
-    assert native.transport.open_streams == 0
