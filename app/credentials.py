@@ -22,9 +22,9 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from contextlib import suppress
 from typing import Any
 
+from app.background import stop
 from app.secrets import FILE_PREFIX, secret_file
 
 log = logging.getLogger("routeiq.credentials")
@@ -147,8 +147,5 @@ class CredentialWatcher:
             await self.check_all()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop(self._task)
+        self._task = None

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from app.access.cli_options import DEFAULT_CONFIG, ConfigOption, DatabaseUrlOption, database_engine
+
 app = typer.Typer(pretty_exceptions_show_locals=False)
 _DATA = Path("router_models/data/routing")
 
@@ -16,8 +18,8 @@ def retrain(
     registry_url: Annotated[str, typer.Option("--registry", help="Router registry, s3://bucket/prefix.")],
     eval_data: Annotated[Path, typer.Option(help="Held-out labelled split for the gate (JSONL: query, scores).")],
     router: Annotated[str, typer.Option(help="The gateway router (registry pointer) to improve.")] = "auto",
-    config: Annotated[Path, typer.Option(help="Gateway config: its decision database.")] = Path("configs/demo.yaml"),
-    database_url: Annotated[str | None, typer.Option(help="postgresql://... or sqlite:///path (wins).")] = None,
+    config: ConfigOption = DEFAULT_CONFIG,
+    database_url: DatabaseUrlOption = None,
     base_data: Annotated[Path, typer.Option(help="Full-label base set the feedback is merged with.")] = (
         _DATA / "train.jsonl"),
     candidates: Annotated[Path, typer.Option(help="Prices of every model scored.")] = _DATA / "llm_candidates.json",
@@ -37,7 +39,6 @@ def retrain(
     import asyncio
 
     from app.access.decision_store import DecisionStore
-    from app.access.decisions_cli import _decision_engine
     from app.access.store import StoreUnavailableError
     from app.config import ConfigError
     from app.retrain import Exported, RetrainPlan, export_decisions
@@ -50,7 +51,7 @@ def retrain(
                        margins={"ope": margin_ope, "q_ratio": margin_q, "c_pct": margin_c})
 
     async def export() -> Exported:
-        engine = _decision_engine(config, database_url)
+        engine = database_engine(config, database_url)
         try:
             return await export_decisions(DecisionStore(engine, timeout_s=30), work / "decisions")
         finally:

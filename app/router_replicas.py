@@ -65,17 +65,28 @@ class ReplicaStates:
 
     async def read(self) -> list[dict[str, Any]]:
         """Every replica that reported within the TTL (stale fields are removed)."""
-        raw = await self._redis.hgetall(self._key)
-        fresh, stale = [], []
-        for field, value in raw.items():
-            try:
-                state = orjson.loads(value)
-                if time.time() - float(state["reported_at"]) <= self._ttl:
-                    fresh.append(state)
-                    continue
-            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-                pass
-            stale.append(field)
-        if stale:
-            await self._redis.hdel(self._key, *stale)
-        return sorted(fresh, key=lambda s: str(s["replica"]))
+        return await fresh_reports(self._redis, self._key, self._ttl)
+
+
+async def fresh_reports(redis: Any, key: str, ttl_s: float) -> list[dict[str, Any]]:
+    """The reports in hash ``key`` written within ``ttl_s``, by replica; stale or unreadable
+    fields are deleted here, so a replica that died needs no per-field expiry to disappear.
+
+    Each field's JSON carries ``reported_at`` (epoch seconds) and ``replica``: the scorer
+    replicas' states (``ReplicaStates``) and the ingress replicas' applied config versions
+    (``app.config_sync.record``) are both read through this one function.
+    """
+    raw = await redis.hgetall(key)
+    fresh, stale = [], []
+    for field, value in raw.items():
+        try:
+            state = orjson.loads(value)
+            if time.time() - float(state["reported_at"]) <= ttl_s:
+                fresh.append(state)
+                continue
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            pass
+        stale.append(field)
+    if stale:
+        await redis.hdel(key, *stale)
+    return sorted(fresh, key=lambda s: str(s.get("replica")))

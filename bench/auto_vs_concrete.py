@@ -32,7 +32,7 @@ import typer
 
 from bench.loadgen import WrkResult, require_wrk, wrk
 from bench.proctree import cpu_seconds, pss_by_kind
-from bench.runs import commit_of, machine, stop_gateway
+from bench.runs import commit_of, machine, start_gateway, stop_gateway
 from devtools.configs import MASTER_KEY, learned_gateway_config
 from devtools.servers import free_port, wait_port
 
@@ -99,20 +99,12 @@ def _measure(pid: int, fn, seconds: float) -> Point:  # type: ignore[no-untyped-
 
 
 def _start(tree: Path, upstream: str) -> tuple[subprocess.Popen[str], int]:
-    port = free_port()
-    cfg = learned_gateway_config(upstream)
-    env = {**os.environ, "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1", "RAY_SERVE_ENABLE_HA_PROXY": "0",
-           "RAY_USAGE_STATS_ENABLED": "0", "PYTHONPATH": str(tree), "PYTHONDONTWRITEBYTECODE": "1"}
+    env = {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1", "RAY_SERVE_ENABLE_HA_PROXY": "0", "RAY_USAGE_STATS_ENABLED": "0",
+           "PYTHONPATH": str(tree), "PYTHONDONTWRITEBYTECODE": "1"}
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "gateway.json"
-        path.write_text(json.dumps(cfg))
-        proc = subprocess.Popen([sys.executable, str(HERE / "serve_config.py"), str(path), str(port), "bench"],
-                                cwd=tree, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if line.strip() == "READY":
-                break
-    wait_port(port)
+        path.write_text(json.dumps(learned_gateway_config(upstream)))
+        proc, port = start_gateway(tree, path, env)
     time.sleep(3)
     return proc, port
 

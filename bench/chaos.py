@@ -34,7 +34,7 @@ import typer
 import yaml
 from rich.progress import Progress
 
-from bench.runs import commit_of, machine, stop_gateway
+from bench.runs import commit_of, machine, start_gateway, stop_gateway
 from devtools.ports import free_port, wait_port
 
 HERE = Path(__file__).parent
@@ -76,17 +76,10 @@ def _config(upstream: str) -> dict[str, object]:
 
 
 def _start(tree: Path, config: Path) -> tuple[subprocess.Popen[str], int]:
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(tree), "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
-           "RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_USAGE_STATS_ENABLED": "0", "HF_HUB_OFFLINE": "1",
-           "TRANSFORMERS_OFFLINE": "1", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
-    proc = subprocess.Popen([sys.executable, str(HERE / "serve_config.py"), str(config), str(port), "bench"],
-                            cwd=tree, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.strip() == "READY":
-            break
-    wait_port(port)
+    env = {"PYTHONPATH": str(tree), "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1", "RAY_SERVE_ENABLE_HA_PROXY": "1",
+           "RAY_USAGE_STATS_ENABLED": "0", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+           "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    proc, port = start_gateway(tree, config, env)
     _wait_ready(f"http://127.0.0.1:{port}")
     return proc, port
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -26,7 +25,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from bench.loadgen import StreamResult, WrkResult, require_wrk, streams, wrk
-from bench.runs import commit_of, machine, stop_gateway
+from bench.runs import commit_of, machine, start_gateway, stop_gateway
 from devtools.configs import MASTER_KEY, gateway_config
 from devtools.servers import free_port, wait_port
 
@@ -92,19 +91,10 @@ def _config(upstream: str, transport: str, folder: Path) -> Path:
 
 def _start_gateway(variant: Variant, upstream: str, tree: Path = ROOT) -> tuple[subprocess.Popen[str], int]:
     """The gateway of ``tree`` (this checkout or another) in its own process (bench/serve_config.py)."""
-    port = free_port()
-    env = {**os.environ, **variant.env, "RAY_USAGE_STATS_ENABLED": "0", "PYTHONPATH": str(tree)}
     with tempfile.TemporaryDirectory() as tmp:
         config = _config(upstream, variant.transport, Path(tmp))
-        proc = subprocess.Popen(
-            [sys.executable, str(HERE / "serve_config.py"), str(config), str(port), "bench"],
-            cwd=tree, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        )
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if line.strip() == "READY":
-                break
-    wait_port(port)
+        proc, port = start_gateway(tree, config, {**variant.env, "RAY_USAGE_STATS_ENABLED": "0",
+                                                  "PYTHONPATH": str(tree)})
     time.sleep(2)  # let the replicas settle (HAProxy reloads its config)
     return proc, port
 

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.runs import commit_of, machine, stop_gateway
+from bench.runs import commit_of, machine, start_gateway, stop_gateway
 from devtools.configs import ARTIFACT, learned_gateway_config
 from devtools.ports import free_port, wait_port
 from devtools.registry import default_variant, new_registry
@@ -92,19 +92,10 @@ def _stats(answers: list[Answer]) -> dict[str, float | int]:
 
 
 def _start_gateway(config: Path, overrides: Path) -> tuple[subprocess.Popen[str], int]:
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
-           "RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_USAGE_STATS_ENABLED": "0", "HF_HUB_OFFLINE": "1",
-           "TRANSFORMERS_OFFLINE": "1", "LITELLM_LOCAL_MODEL_COST_MAP": "True", **BENCH_AWS}
-    proc = subprocess.Popen([sys.executable, str(HERE / "serve_config.py"), str(config), str(port), "bench",
-                             str(overrides)], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            text=True)
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.strip() == "READY":
-            break
-    wait_port(port)
-    return proc, port
+    env = {"PYTHONPATH": str(ROOT), "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1", "RAY_SERVE_ENABLE_HA_PROXY": "1",
+           "RAY_USAGE_STATS_ENABLED": "0", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+           "LITELLM_LOCAL_MODEL_COST_MAP": "True", **BENCH_AWS}
+    return start_gateway(ROOT, config, env, str(overrides))
 
 
 def _replicas(base: str) -> list[dict[str, object]]:

@@ -1,14 +1,18 @@
 """What every benchmark run shares: the machine line of a report, the commit measured,
-and stopping a gateway started in its own process (with its Ray and Serve's HAProxy)."""
+and starting and stopping a gateway in its own process (with its Ray and Serve's HAProxy)."""
 
 from __future__ import annotations
 
 import os
 import platform
 import subprocess
+import sys
 from pathlib import Path
 
 from bench.proctree import stop_tree
+from devtools.servers import free_port, wait_port
+
+HERE = Path(__file__).resolve().parent
 
 
 def machine() -> str:
@@ -23,6 +27,25 @@ def commit_of(tree: Path) -> str:
     out = subprocess.run(["git", "-C", str(tree), "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                          check=False)
     return out.stdout.strip() or tree.name
+
+
+def start_gateway(tree: Path, config: Path, env: dict[str, str], *extra: str) -> tuple[subprocess.Popen[str], int]:
+    """The gateway of ``tree`` (this checkout or another) on a free port: ``bench/serve_config.py``
+    in its own process, with ``env`` over this one's; back once it printed READY and listens.
+
+    ``config`` may be deleted once this returns (the app is built by then); ``extra`` are more
+    arguments of serve_config.py (an overrides file).
+    """
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, str(HERE / "serve_config.py"), str(config), str(port), "bench", *extra],
+                            cwd=tree, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.strip() == "READY":
+            break
+    wait_port(port)
+    return proc, port
 
 
 def stop_gateway(proc: subprocess.Popen[str]) -> None:

@@ -8,24 +8,19 @@ inside the command, so ``routeiq train`` and ``routeiq --help`` do not load them
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
-if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncEngine
+from app.access.cli_options import DEFAULT_CONFIG, ConfigOption, DatabaseUrlOption, database_engine, iso_time
 
 app = typer.Typer(help="The routing decision log (docs/observability.md).", no_args_is_help=True)
 
 
 @app.command("export")
 def export(
-    config: Annotated[
-        Path, typer.Option(help="Gateway config: its database (or DATABASE_URL, or the SQLite file).")
-    ] = Path("configs/demo.yaml"),
-    database_url: Annotated[
-        str | None, typer.Option(help="postgresql://... or sqlite:///path (wins over --config).")
-    ] = None,
+    config: ConfigOption = DEFAULT_CONFIG,
+    database_url: DatabaseUrlOption = None,
     since: Annotated[str | None, typer.Option(help="Only decisions at or after this ISO 8601 time.")] = None,
     out: Annotated[Path | None, typer.Option(help="JSONL file to write; default stdout.")] = None,
     training: Annotated[bool, typer.Option(help='Write {"query", "scores": {chosen: feedback}} rows only.')] = False,
@@ -33,21 +28,15 @@ def export(
     """Export routing decisions as JSON lines (oldest first), for audits and retraining."""
     import asyncio
     import sys
-    from datetime import UTC, datetime
 
     from app.access.decision_store import DecisionStore, export_jsonl
     from app.access.store import StoreUnavailableError
     from app.config import ConfigError
 
-    try:
-        start = datetime.fromisoformat(since) if since else None
-    except ValueError:
-        raise typer.BadParameter(f"not an ISO 8601 time: {since!r}", param_hint="--since") from None
-    if start is not None and start.tzinfo is None:
-        start = start.replace(tzinfo=UTC)
+    start = iso_time(since or None, "--since")
 
     async def run() -> int:
-        engine = _decision_engine(config, database_url)
+        engine = database_engine(config, database_url)
         try:
             store = DecisionStore(engine, timeout_s=30)
             if out is None:
@@ -71,14 +60,3 @@ def export(
         raise typer.Exit(1) from None
     typer.echo(f"exported {n} decisions" + (f" to {out}" if out else ""), err=True)
 
-
-def _decision_engine(config: Path, database_url: str | None) -> AsyncEngine:
-    """``--database-url`` as given, else the database the gateway's config resolves to."""
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    from app.access.db import async_db_url, build_engine
-    from app.config import load_config
-
-    if database_url:
-        return create_async_engine(async_db_url(database_url))
-    return build_engine(load_config(config).general_settings)

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 from app.access.limits import NO_RESERVATION, OK, Demand, Reservation, Scope, Verdict
 from app.access.local_limiter import LocalLimiter
 from app.access.redis_limiter import RedisLimiter
+from app.background import stop
 from app.breaker import Breaker
 
 log = logging.getLogger("routeiq.access.limits")
@@ -164,7 +165,5 @@ class FallbackLimiter:
         return await self.local.claim(key, ttl_s)
 
     async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await stop(*self._tasks)
         await self.redis.close()

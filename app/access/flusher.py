@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from app.access.dberrors import StoreDataError
+from app.background import stop
 
 log = logging.getLogger("routeiq.access")
 R = TypeVar("R")
@@ -92,10 +93,8 @@ class PeriodicFlusher:
 
     async def stop_and_drain(self, timeout_s: float) -> None:
         """Stop the task and write what is pending (best effort within ``timeout_s``)."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await stop(self._task)
+        self._task = None
         deadline = time.monotonic() + timeout_s
         while self.pending and time.monotonic() < deadline:
             if not await self.flush():

@@ -30,6 +30,7 @@ from app.access.keys import now_utc, utc
 from app.access.latency_histogram import COLUMNS
 from app.access.normalise import INT32_MAX, Normaliser
 from app.access.tables import audit_log, keys, request_minutes, spend_logs, spend_minutes, teams
+from app.background import stop
 from app.breaker import Breaker
 
 PROBE_TIMEOUT_S = 2.0
@@ -127,9 +128,7 @@ class AccessStore:
 
     async def close(self) -> None:
         """Stop the background probe (the engine is the replica's: app.wiring disposes it)."""
-        if self._probing is not None:
-            self._probing.cancel()
-            await asyncio.gather(self._probing, return_exceptions=True)
+        await stop(self._probing)
 
     # keys and teams -------------------------------------------------------------------
     async def key_with_team(self, key_hash: str) -> tuple[dict[str, Any], dict[str, Any] | None] | None:

@@ -12,6 +12,8 @@ status), with a fixed-bucket latency histogram (``app.access.request_stats``).
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -31,17 +33,27 @@ from app.access.latency_histogram import COLUMNS
 metadata = MetaData()
 TS = DateTime(timezone=True)
 
+
+def _budget_and_limits() -> list[Column[Any]]:
+    """The columns a team and a key both carry, in this order in both tables: what the policy
+    checks for either the same way (allowed models, budget and its window, RPM/TPM limits).
+    New ``Column`` objects each call: a column belongs to one table."""
+    return [
+        Column("models", JSON),
+        Column("max_budget", Float),
+        Column("budget_duration", String(16)),
+        Column("budget_anchor", TS, nullable=False),
+        Column("rpm_limit", Integer),
+        Column("tpm_limit", BigInteger),
+    ]
+
+
 teams = Table(
     "routeiq_teams",
     metadata,
     Column("team_id", String(64), primary_key=True),
     Column("team_alias", String(256)),
-    Column("models", JSON),
-    Column("max_budget", Float),
-    Column("budget_duration", String(16)),
-    Column("budget_anchor", TS, nullable=False),
-    Column("rpm_limit", Integer),
-    Column("tpm_limit", BigInteger),
+    *_budget_and_limits(),
     Column("metadata", JSON),
     Column("blocked", Boolean, nullable=False, default=False),
     Column("version", Integer, nullable=False, default=1),
@@ -57,12 +69,7 @@ keys = Table(
     Column("key_hint", String(16), nullable=False),
     Column("key_alias", String(256)),
     Column("team_id", String(64), index=True),
-    Column("models", JSON),
-    Column("max_budget", Float),
-    Column("budget_duration", String(16)),
-    Column("budget_anchor", TS, nullable=False),
-    Column("rpm_limit", Integer),
-    Column("tpm_limit", BigInteger),
+    *_budget_and_limits(),
     Column("expires_at", TS),
     Column("metadata", JSON),
     Column("admin", Boolean, nullable=False, default=False),

@@ -14,16 +14,12 @@ from typing import Any
 
 import orjson
 
+from app.chat_stream import as_object
 from app.errors import UpstreamError
 from app.providers.base import Usage
 
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "function_call": "tool_use",
                 "content_filter": "refusal"}
-
-
-def as_object(value: Any) -> dict[str, Any]:
-    """``value`` if it is a JSON object, else an empty one (an odd upstream must not crash us)."""
-    return value if isinstance(value, dict) else {}
 
 
 def stop_reason(finish_reason: Any) -> str:

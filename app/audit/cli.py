@@ -9,27 +9,13 @@ It reads the database and never moves the exporter's cursor. Errors are one line
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
-if TYPE_CHECKING:
-    from datetime import datetime
+from app.access.cli_options import DEFAULT_CONFIG, ConfigOption, DatabaseUrlOption, database_engine, iso_time
 
 app = typer.Typer(help="The audit log (docs/security.md).", no_args_is_help=True)
-
-
-def _time(value: str | None, option: str) -> datetime | None:
-    from datetime import UTC, datetime
-
-    if value is None:
-        return None
-    try:
-        at = datetime.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(f"not an ISO 8601 time: {value!r}", param_hint=option) from None
-    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 @app.command("export")
@@ -37,12 +23,8 @@ def export(
     since: Annotated[str, typer.Option(help="Rows written at or after this ISO 8601 time (UTC if no offset).")],
     to: Annotated[str, typer.Option(help="s3://bucket/prefix to write the objects under.")],
     until: Annotated[str | None, typer.Option(help="Rows written before this time; default: now.")] = None,
-    config: Annotated[
-        Path, typer.Option(help="Gateway config: its database (or DATABASE_URL, or the SQLite file).")
-    ] = Path("configs/demo.yaml"),
-    database_url: Annotated[
-        str | None, typer.Option(help="postgresql://... or sqlite:///path (wins over --config).")
-    ] = None,
+    config: ConfigOption = DEFAULT_CONFIG,
+    database_url: DatabaseUrlOption = None,
     endpoint_url: Annotated[str | None, typer.Option(help="S3-compatible endpoint (MinIO, Ceph).")] = None,
     region: Annotated[str | None, typer.Option(help="AWS region.")] = None,
     batch_rows: Annotated[int, typer.Option(min=1, max=100_000, help="Rows per object at most.")] = 5000,
@@ -50,20 +32,19 @@ def export(
     """Export the audit rows of a time range to S3 as gzip JSONL objects partitioned by date."""
     import asyncio
 
-    from app.access.decisions_cli import _decision_engine
     from app.access.store import StoreUnavailableError
     from app.audit.backfill import backfill
     from app.audit.objects import ExportUrlError, parse_export_url
     from app.audit.sink import AuditSinkError, S3Sink
     from app.config import AuditSettings, ConfigError
 
-    start, end = _time(since, "--since"), _time(until, "--until")
+    start, end = iso_time(since, "--since"), iso_time(until, "--until")
     assert start is not None
 
     async def run() -> tuple[int, int]:
         target = parse_export_url(to)
         sink = S3Sink(AuditSettings(export_url=to, endpoint_url=endpoint_url, region=region))
-        engine = _decision_engine(config, database_url)
+        engine = database_engine(config, database_url)
         try:
             return await backfill(engine, sink, target, start, end, batch_rows)
         finally:

@@ -33,6 +33,7 @@ from app.audit.lease import Lease, LocalLease
 from app.audit.ledger import Batch, ExportLedger
 from app.audit.objects import ExportTarget, encode
 from app.audit.spool import Spool
+from app.background import stop
 from app.config import AuditSettings
 from app.gateway.metrics import Metrics, NoMetrics
 
@@ -182,8 +183,5 @@ class AuditExporter:
                 log.exception("audit export round failed")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop(self._task)
+        self._task = None

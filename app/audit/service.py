@@ -19,6 +19,7 @@ from app.audit.denials import DenialTally
 from app.audit.exporter import AuditExporter
 from app.audit.lease import Lease, LocalLease, RedisLease
 from app.audit.promotions import PromotionWatcher, build_promotions
+from app.background import stop
 from app.config import GatewayConfig
 from app.credentials import CredentialReport
 from app.gateway.metrics import Metrics
@@ -77,9 +78,7 @@ class AuditService:
             await self.flush_denials()
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await stop(*self._tasks)
         self._tasks = []
         with suppress(Exception):
             await asyncio.wait_for(self.flush_denials(), 5)

@@ -6,8 +6,8 @@ exactly what the others did. A replica writes it only when it holds content othe
 the record's (a Lua compare-and-set on the content hash: two replicas finding the same new
 version write once, ``seq`` counts versions). Each replica reports what it applied into
 one hash (``<prefix>:config:replicas``, a field per replica, stale fields dropped by the
-reader, as ``app.router_replicas.ReplicaStates`` does), and the last sync error goes to
-``<prefix>:config:error`` so any replica's status shows it.
+reader: ``app.router_replicas.fresh_reports``, which reads the scorer replicas' states too),
+and the last sync error goes to ``<prefix>:config:error`` so any replica's status shows it.
 
 Redis errors propagate: the watcher counts them as sync errors and keeps serving.
 """
@@ -18,6 +18,8 @@ import time
 from typing import Any
 
 import orjson
+
+from app.router_replicas import fresh_reports
 
 _PUBLISH = """
 if redis.call('HGET', KEYS[1], 'hash') == ARGV[1] then return 0 end
@@ -56,17 +58,4 @@ class SyncRecord:
 
     async def replicas(self) -> list[dict[str, Any]]:
         """Every replica that reported within the TTL (stale fields are removed)."""
-        raw = await self._redis.hgetall(self._replicas)
-        fresh, stale = [], []
-        for field, value in raw.items():
-            try:
-                state = orjson.loads(value)
-                if time.time() - float(state["reported_at"]) <= self._ttl:
-                    fresh.append(state)
-                    continue
-            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-                pass
-            stale.append(field)
-        if stale:
-            await self._redis.hdel(self._replicas, *stale)
-        return sorted(fresh, key=lambda s: str(s.get("replica")))
+        return await fresh_reports(self._redis, self._replicas, self._ttl)

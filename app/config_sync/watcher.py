@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from app.background import stop
 from app.config import ConfigError, ConfigSyncSettings, GatewayConfig
 from app.config_sync.changes import graph_changes
 from app.config_sync.diff import diff_configs
@@ -115,10 +116,8 @@ class ConfigSync:
             self._task = asyncio.create_task(self._run(), name="config-sync")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await stop(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         while True:

@@ -1,9 +1,11 @@
 """``/ui``: the console's HTML pages, sign-in/out and its static files.
 
 Pages are server-rendered shells (``templates/``: semantic HTML, a form per action, a
-table per list) that ``static/console.js`` fills from ``/ui/api``. The session's CSRF token
-is in each page's ``<meta>``; no inline script runs (the Content-Security-Policy allows
-only this origin's files), so nothing from a page's data can execute. Static files are
+table per list) that ``static/console.js`` fills from ``/ui/api``; ``layout.html`` wraps
+each one, and a fragment two pages share (the time-range toolbar) is a template of its own
+(``PARTIALS``). The session's CSRF token is in each page's ``<meta>``; no inline script
+runs (the Content-Security-Policy allows only this origin's files), so nothing from a
+page's data can execute. Static files are
 read from the package once and served with their sha256 as ETag: air-gapped, no CDN.
 """
 
@@ -31,6 +33,8 @@ STATIC = {"console.js": "text/javascript", "console.css": "text/css",
           "vendor/uPlot.iife.min.js": "text/javascript", "vendor/uPlot.min.css": "text/css"}
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
+PARTIALS = ("time_range",)
+"""Shared fragments a page's template names as ``$time_range``: written once, like ``layout.html``."""
 _HEADERS = {"content-security-policy": CSP, "x-content-type-options": "nosniff", "referrer-policy": "no-referrer",
             "cache-control": "no-store"}
 
@@ -44,7 +48,8 @@ def _file(name: str) -> bytes:
 def _page(name: str, title: str, op: Operator | None, status: int = 200, **extra: str) -> Response:
     nav = "".join(f'<li><a href="/ui/{slug}"{" aria-current=page" if slug == name else ""}>{label}</a></li>'
                   for slug, label in PAGES.items()) if op else ""
-    body = Template(_file(f"templates/{name}.html").decode()).safe_substitute(**extra)
+    partials = {part: _file(f"templates/{part}.html").decode() for part in PARTIALS}
+    body = Template(_file(f"templates/{name}.html").decode()).safe_substitute(**partials, **extra)
     page = Template(_file("templates/layout.html").decode()).safe_substitute(
         title=html.escape(title), nav=nav, main=body, page=name, csrf=op.csrf if op else "",
         who=html.escape(op.principal.key_id) if op else "", signed_in="true" if op else "false")

@@ -28,12 +28,12 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from app.auth import Principal
-from app.errors import RouteIQError, UpstreamTimeoutError, sse_error_event
+from app.errors import RouteIQError, sse_error_event
 from app.gateway.admission import Ticket
 from app.gateway.decisions import DecisionRecord
 from app.gateway.exploration import explore_header
 from app.gateway.plan import NativeMessages, Plan, RequestContext
-from app.providers.base import Endpoint, StreamEnd, StreamItem, Usage
+from app.providers.base import Endpoint, StreamEnd, StreamItem, Usage, next_item
 from app.providers.estimate import estimate_tokens
 from app.schemas.openai import Steering
 from app.tracing import extract, headers_for, tracer
@@ -163,14 +163,9 @@ class Exchange:
                     return
                 self._events += item.count(b"data:")
                 yield item
-                try:
-                    async with asyncio.timeout(self.gateway.stream_idle_s):
-                        item = await anext(rest)
-                except StopAsyncIteration:
+                if (found := await next_item(rest, self.gateway.stream_idle_s, self.plan.model)) is None:
                     return
-                except TimeoutError:
-                    raise UpstreamTimeoutError(f"{self.plan.model}: stream silent for "
-                                               f"{self.gateway.stream_idle_s:g} s") from None
+                item = found
         except (asyncio.CancelledError, GeneratorExit):
             status = CLIENT_CLOSED
             raise

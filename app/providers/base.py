@@ -9,12 +9,14 @@ config, so every client prices and times out calls the same way.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from app.config import ModelEntry
+from app.errors import UpstreamTimeoutError
 
 Endpoint = Literal["chat", "completions", "embeddings", "messages", "responses"]
 """``messages``: an Anthropic Messages body, called natively (``app.providers.anthropic_native``)."""
@@ -84,6 +86,19 @@ class StreamEnd:
 
 
 StreamItem = bytes | StreamEnd
+
+
+async def next_item(items: AsyncIterator[StreamItem], idle_s: float, name: str) -> StreamItem | None:
+    """The stream's next item, ``None`` at its end. A stream silent for ``idle_s`` is a 504
+    naming ``name``: the provider replica bounds each gap of the upstream's stream with its
+    model's timeout, and the ingress bounds each gap of the whole path with its own."""
+    try:
+        async with asyncio.timeout(idle_s):
+            return await anext(items)
+    except StopAsyncIteration:
+        return None
+    except TimeoutError:
+        raise UpstreamTimeoutError(f"{name}: stream silent for {idle_s:g} s") from None
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,16 @@ from tenacity import wait_exponential_jitter as _exp_jitter
 from app.config import ModelEntry, ProviderSettings
 from app.errors import InvalidRequestError, NotFoundError, UpstreamError, UpstreamTimeoutError
 from app.providers.anthropic_native import AnthropicNativeClient, speaks_messages
-from app.providers.base import Prices, ProviderCall, ProviderClient, ProviderResult, StreamEnd, StreamItem, Upstream
+from app.providers.base import (
+    Prices,
+    ProviderCall,
+    ProviderClient,
+    ProviderResult,
+    StreamEnd,
+    StreamItem,
+    Upstream,
+    next_item,
+)
 from app.providers.errors import RetryableUpstreamError
 from app.providers.openai_native import OpenAINativeClient, is_native
 from app.providers.responses_native import ResponsesNativeClient, speaks_responses
@@ -185,15 +194,7 @@ class ProviderCaller:
             source, first = await self._open_stream(upstream, client, traced)
             try:
                 yield first
-                while True:
-                    try:
-                        async with asyncio.timeout(upstream.stream_idle_timeout_s):
-                            item = await anext(source)
-                    except StopAsyncIteration:
-                        return
-                    except TimeoutError:
-                        raise UpstreamTimeoutError(f"{upstream.name}: stream silent for "
-                                                   f"{upstream.stream_idle_timeout_s:g} s") from None
+                while (item := await next_item(source, upstream.stream_idle_timeout_s, upstream.name)) is not None:
                     if isinstance(item, StreamEnd) and item.usage is not None:
                         span.set_attributes({"gen_ai.usage.input_tokens": item.usage.prompt_tokens,
                                              "gen_ai.usage.output_tokens": item.usage.completion_tokens})

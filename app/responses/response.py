@@ -15,16 +15,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from app.chat_stream import as_object
 from app.providers.base import Usage
 from app.schemas.responses import FunctionChoice, ResponsesRequest
 
 INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
 """A chat ``finish_reason`` that leaves the response incomplete -> OpenAI's reason."""
-
-
-def as_object(value: Any) -> dict[str, Any]:
-    """``value`` if it is a JSON object, else an empty one (an odd upstream must not crash us)."""
-    return value if isinstance(value, dict) else {}
 
 
 def usage_of(prompt: int, completion: int) -> dict[str, Any]:

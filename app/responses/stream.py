@@ -1,8 +1,8 @@
 """The gateway's OpenAI chat stream as the Responses API's stream, event by event.
 
-``ResponseStream.feed`` takes the SSE bytes the exchange relays (LF-framed: the relay
-has normalised line ends; an event may be split across reads) and returns the
-Responses events they complete, so nothing is buffered beyond one partial event:
+``ResponseStream.feed`` takes the SSE bytes the exchange relays and returns the Responses
+events they complete (the framing and the reading of chat chunks are
+``app.chat_stream.ChatStreamTranslator``'s):
 
     response.created, response.in_progress          on the first chunk
     response.output_item.added (message),           text: the message item opens, its
@@ -27,112 +27,47 @@ Must not: block, or emit an item's delta outside its added and done events.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
 
-from app.providers.estimate import CHARS_PER_TOKEN
-from app.providers.sse_events import complete_events, data_of
-from app.responses.response import as_object, call_item, envelope, message_item, status_of, usage_of
+from app.chat_stream import ChatStreamTranslator, as_object
+from app.responses.response import call_item, envelope, message_item, status_of, usage_of
 
-_DONE = b"[DONE]"
 _FAILED_CODES = {"rate_limit_error": "rate_limit_exceeded"}
 """An OpenAI error ``type`` -> the ``code`` of ``response.failed``'s error (else ``server_error``)."""
 
 
-class ResponseStream:
+class ResponseStream(ChatStreamTranslator):
     """Translates one stream; feed it the relayed bytes in order, then call ``finish``."""
 
     def __init__(self, rid: str, model: str, settings: dict[str, Any], input_estimate: int) -> None:
-        self._rid, self._model, self._settings, self._input_estimate = rid, model, settings, input_estimate
-        self._tail = b""
+        super().__init__(input_estimate)
+        self._rid, self._model, self._settings = rid, model, settings
         self._seq = 0
-        self._started = self._ended = False
         self._output: list[dict[str, Any]] = []
         """Every output item so far, at its output index (replaced by its final form when done)."""
         self._message: int | None = None
         """Output index of the message item open for text."""
-        self._text: list[str] = []
+        self._text_parts: list[str] = []
         self._calls: dict[int, int] = {}
         """A chat tool call's ``index`` -> its open ``function_call`` item's output index."""
-        self._arguments: dict[int, list[str]] = {}
-        self._finish: Any = None
-        self._usage: dict[str, Any] | None = None
-        self._chars = 0
+        self._call_arguments: dict[int, list[str]] = {}
         self._created_at = int(time.time())
         """One ``created_at`` on every lifecycle event of the response."""
-
-    async def translate(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-        """The Responses events of ``chunks``, as they complete; closes ``chunks`` however it ends."""
-        try:
-            async for chunk in chunks:
-                if out := self.feed(chunk):
-                    yield out
-            if out := self.finish():
-                yield out
-        finally:
-            close = getattr(chunks, "aclose", None)
-            if close is not None:
-                await close()
-
-    def feed(self, data: bytes) -> bytes:
-        """The Responses events that ``data`` completes (none while an event is partial)."""
-        ready, self._tail = complete_events(self._tail + data)
-        if not ready:
-            return b""
-        return b"".join(self._event(raw) for raw in ready.split(b"\n\n") if raw.strip())
 
     def finish(self) -> bytes:
         """What ends the response: the open items' done events, then ``response.completed``."""
         if self._ended:
             return b""
-        out = self._start() + self._close_all()
+        out = self._start() + self._finished()
         self._ended = True
-        usage = self._usage or {}
-        prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
-        counts = usage_of(prompt if isinstance(prompt, int) else self._input_estimate,
-                          completion if isinstance(completion, int) else -(-self._chars // CHARS_PER_TOKEN))
+        counts = usage_of(*self._token_counts())
         status = status_of(self._finish)
         response = self._response(status, counts)
         return out + self._emit(f"response.{status}", {"response": response})
 
-    # one chat event ---------------------------------------------------------------------------
-    def _event(self, raw: bytes) -> bytes:
-        data = data_of(raw)
-        if data is None or self._ended:
-            return b""
-        if data.strip() == _DONE:
-            return self.finish()
-        try:
-            chunk = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return b""  # not a chunk (a comment-like keep-alive): nothing to translate
-        if not isinstance(chunk, dict):
-            return b""
-        if isinstance(chunk.get("error"), dict):
-            return self._fail(chunk["error"])
-        if isinstance(chunk.get("usage"), dict):
-            self._usage = chunk["usage"]
-        out = self._start()
-        for choice in chunk.get("choices") or ():
-            if isinstance(choice, dict) and choice.get("index", 0) == 0:
-                out += self._choice(choice)
-        return out
-
-    def _choice(self, choice: dict[str, Any]) -> bytes:
-        delta = as_object(choice.get("delta"))
-        out = b""
-        if isinstance(text := delta.get("content"), str) and text:
-            out += self._text_delta(text)
-        for call in delta.get("tool_calls") or ():
-            if isinstance(call, dict):
-                out += self._call_delta(call)
-        if choice.get("finish_reason"):
-            self._finish = choice["finish_reason"]
-            out += self._close_all()
-        return out
-
+    # one chat event's parts -------------------------------------------------------------------
     def _fail(self, error: dict[str, Any]) -> bytes:
         """An ``error`` event, then ``response.failed`` with what was answered so far."""
         out = self._start()
@@ -145,12 +80,11 @@ class ResponseStream:
         return out + self._emit("response.failed", {"response": response})
 
     # items ------------------------------------------------------------------------------------
-    def _text_delta(self, text: str) -> bytes:
+    def _text(self, text: str) -> bytes:
         out = b""
         if self._message is None:
             out = self._open_message()
-        self._text.append(text)
-        self._chars += len(text)
+        self._text_parts.append(text)
         item = self._output[self._message]  # type: ignore[index]
         return out + self._emit("response.output_text.delta", {
             "item_id": item["id"], "output_index": self._message, "content_index": 0, "delta": text, "logprobs": []})
@@ -160,7 +94,7 @@ class ResponseStream:
         item_id = f"msg_{self._rid}" if index == 0 else f"msg_{self._rid}_{index}"
         item = {"id": item_id, "type": "message", "role": "assistant", "status": "in_progress", "content": []}
         self._output.append(item)
-        self._message, self._text = index, []
+        self._message, self._text_parts = index, []
         part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
         return (self._emit("response.output_item.added", {"output_index": index, "item": item})
                 + self._emit("response.content_part.added", {"item_id": item_id, "output_index": index,
@@ -170,16 +104,16 @@ class ResponseStream:
         if self._message is None:
             return b""
         index, self._message = self._message, None
-        text, where = "".join(self._text), {"item_id": self._output[index]["id"], "output_index": index}
+        text, where = "".join(self._text_parts), {"item_id": self._output[index]["id"], "output_index": index}
         item = self._output[index] = message_item(self._output[index]["id"], text, None, status)
         part = item["content"][0]
         return (self._emit("response.output_text.done", {**where, "content_index": 0, "text": text, "logprobs": []})
                 + self._emit("response.content_part.done", {**where, "content_index": 0, "part": part})
                 + self._emit("response.output_item.done", {"output_index": index, "item": item}))
 
-    def _call_delta(self, call: dict[str, Any]) -> bytes:
+    def _tool_call(self, call: dict[str, Any]) -> bytes:
         function = as_object(call.get("function"))
-        key = call.get("index", 0) if isinstance(call.get("index", 0), int) else 0
+        key = self._call_key(call)
         out = b""
         if key not in self._calls:
             out = self._close_message("completed")
@@ -187,13 +121,11 @@ class ResponseStream:
             call_id = str(call.get("id") or f"call_{self._rid}_{key}")
             self._output.append(call_item(f"fc_{self._rid}_{key}", call_id, str(function.get("name") or ""), "",
                                           "in_progress"))
-            self._calls[key], self._arguments[index] = index, []
+            self._calls[key], self._call_arguments[index] = index, []
             out += self._emit("response.output_item.added", {"output_index": index, "item": self._output[index]})
         index = self._calls[key]
-        arguments = function.get("arguments")
-        if isinstance(arguments, str) and arguments:
-            self._arguments[index].append(arguments)
-            self._chars += len(arguments)
+        if arguments := self._arguments(call):
+            self._call_arguments[index].append(arguments)
             out += self._emit("response.function_call_arguments.delta", {
                 "item_id": self._output[index]["id"], "output_index": index, "delta": arguments})
         return out
@@ -201,7 +133,7 @@ class ResponseStream:
     def _close_calls(self) -> bytes:
         out = b""
         for index in sorted(self._calls.values()):
-            item = {**self._output[index], "arguments": "".join(self._arguments[index]), "status": "completed"}
+            item = {**self._output[index], "arguments": "".join(self._call_arguments[index]), "status": "completed"}
             self._output[index] = item
             out += self._emit("response.function_call_arguments.done", {
                 "item_id": item["id"], "output_index": index, "name": item["name"], "arguments": item["arguments"]})
@@ -209,7 +141,7 @@ class ResponseStream:
         self._calls.clear()
         return out
 
-    def _close_all(self) -> bytes:
+    def _finished(self) -> bytes:
         return self._close_message(status_of(self._finish)) + self._close_calls()
 
     # the response's lifecycle -----------------------------------------------------------------

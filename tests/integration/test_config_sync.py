@@ -25,7 +25,7 @@ from devtools.configs import MASTER_KEY, MID
 from devtools.s3_server import S3Server
 from tests.access_support import access_general
 from tests.integration.gateway_app import SMALL, App, two_model_config
-from tests.integration.test_redeploy import _direct_ingress_ports
+from tests.integration.streams import Streams, direct_ingress_ports
 
 PREFIX = "/sync"
 KEY = "gw.yaml"
@@ -136,7 +136,7 @@ def charged_per_token(app: App, base: str) -> float:
 
 
 def test_a_price_change_lands_on_both_replicas_under_traffic(synced: Synced) -> None:
-    ports = _direct_ingress_ports(PREFIX)
+    ports = direct_ingress_ports(PREFIX)
     assert len(ports) == 2
     old_price = synced.config["model_list"][1]["model_info"]["input_cost_per_token"]
     for port in ports:
@@ -230,25 +230,8 @@ async def test_a_new_provider_group_is_applied_as_a_serve_update_with_streams_in
     from ray import serve
 
     client = openai.AsyncOpenAI(base_url=f"{synced.app.base}/v1", api_key=MASTER_KEY, max_retries=0, timeout=120)
-    started, first_chunks = asyncio.Event(), 0
-
-    async def one(i: int) -> str:
-        nonlocal first_chunks
-        stream = await client.chat.completions.create(
-            model=MID, messages=[{"role": "user", "content": f"sync-{i} [[fake tokens=250 itl_ms=100]]"}],
-            stream=True)
-        parts: list[str] = []
-        async for chunk in stream:
-            if chunk.choices and chunk.choices[0].delta.content:
-                if not parts:
-                    first_chunks += 1
-                    if first_chunks == 20:
-                        started.set()
-                parts.append(chunk.choices[0].delta.content)
-        return "".join(parts)
-
-    streams = [asyncio.create_task(one(i)) for i in range(20)]
-    await asyncio.wait_for(started.wait(), 60)
+    streams = Streams(client, MID, "sync", tokens=250)
+    await asyncio.wait_for(streams.started.wait(), 60)
     grown = synced.with_price(2e-6)
     extra = copy.deepcopy(next(e for e in grown["model_list"] if e["model_name"] == MID))
     grown["model_list"].append({**extra, "model_name": "extra-model", "provider_group": "sync-extra"})
@@ -259,10 +242,8 @@ async def test_a_new_provider_group_is_applied_as_a_serve_update_with_streams_in
         return bool(app and "Provider-sync-extra" in app.deployments)
 
     await asyncio.to_thread(eventually, submitted, 60.0, "the Serve update submitted")
-    assert not all(s.done() for s in streams)  # the update rolls the app while the streams run
-    texts = await asyncio.gather(*streams)
-    for i, text in enumerate(texts):
-        assert text.startswith(f"echo: sync-{i}") and text.endswith(" t249"), text
+    assert not all(s.done() for s in streams.tasks)  # the update rolls the app while the streams run
+    streams.assert_intact(await streams.finish())
 
     def updated() -> bool:
         app = serve.status().applications.get("sync")

@@ -10,40 +10,21 @@ import time
 
 import httpx
 import openai
-import psutil
 from ray import serve
 
 from app.config import parse_config
 from deployments.graph import build_graph
 from devtools.configs import MASTER_KEY, MID, gateway_config
+from tests.integration.streams import Streams, direct_ingress_ports
 
 
 async def test_redeploy_under_twenty_active_streams(deploy_gateway, upstream) -> None:
     cfg = copy.deepcopy(gateway_config(upstream.url))
     url = deploy_gateway(cfg, name="drain", route_prefix="/drain")
     client = openai.AsyncOpenAI(base_url=url, api_key=MASTER_KEY, max_retries=0, timeout=60)
-    started = asyncio.Event()
-    first_chunks = 0
-    ended: list[float] = []
-
-    async def one(i: int) -> str:
-        nonlocal first_chunks
-        stream = await client.chat.completions.create(
-            model=MID, messages=[{"role": "user", "content": f"drain-{i} [[fake tokens=200 itl_ms=100]]"}], stream=True)
-        parts: list[str] = []
-        async for chunk in stream:
-            if chunk.choices and chunk.choices[0].delta.content:
-                if not parts:
-                    first_chunks += 1
-                    if first_chunks == 20:
-                        started.set()
-                parts.append(chunk.choices[0].delta.content)
-        ended.append(time.monotonic())
-        return "".join(parts)
-
-    old_ports = _direct_ingress_ports("/drain")  # the replicas serving the streams now
-    streams = [asyncio.create_task(one(i)) for i in range(20)]
-    await asyncio.wait_for(started.wait(), 30)
+    old_ports = direct_ingress_ports("/drain")  # the replicas serving the streams now
+    streams = Streams(client, MID, "drain", tokens=200)
+    await asyncio.wait_for(streams.started.wait(), 30)
     # A new config (new init args) rolls every replica of the app while the streams run.
     changed = copy.deepcopy(cfg)
     changed["general_settings"]["request_timeout_s"] = 4
@@ -70,14 +51,13 @@ async def test_redeploy_under_twenty_active_streams(deploy_gateway, upstream) ->
     watcher = threading.Thread(target=watch, daemon=True)
     thread.start()
     watcher.start()
-    texts = await asyncio.gather(*streams)
+    texts = await streams.finish()
     assert await asyncio.to_thread(_join_all, thread, watcher, done)
-    for i, text in enumerate(texts):
-        assert text.startswith(f"echo: drain-{i}") and text.endswith(" t199"), text
+    streams.assert_intact(texts)
     # Old replicas were stopping (draining) while the streams were still running, and the
     # old ingress replica's readiness said 503 draining meanwhile.
-    assert draining_seen and draining_seen[0] < min(ended)
-    assert old_ports and readiness_draining and readiness_draining[0] < max(ended)
+    assert draining_seen and draining_seen[0] < min(streams.ended)
+    assert old_ports and readiness_draining and readiness_draining[0] < max(streams.ended)
     # and the new version serves
     reply = await client.chat.completions.create(model=MID, messages=[{"role": "user", "content": "after"}])
     assert reply.choices[0].message.content.startswith("echo: after")
@@ -95,15 +75,3 @@ def _join_all(redeploy: threading.Thread, watcher: threading.Thread, done: threa
     watcher.join(30)
     return not redeploy.is_alive() and not watcher.is_alive()
 
-
-def _direct_ingress_ports(route_prefix: str) -> list[int]:
-    """Ports of the ingress replicas serving ``route_prefix`` (Serve's direct ingress)."""
-    ports = []
-    for conn in psutil.net_connections(kind="tcp"):
-        port = conn.laddr.port
-        if conn.status != psutil.CONN_LISTEN or not 30000 <= port < 31000:
-            continue
-        with contextlib.suppress(httpx.HTTPError, ValueError):
-            if route_prefix in httpx.get(f"http://127.0.0.1:{port}/-/routes", timeout=2).json():
-                ports.append(port)
-    return ports

@@ -77,6 +77,8 @@ async def test_every_page_and_read_endpoint_works_signed_in(client: httpx.AsyncC
     for name in PAGES:
         resp = await client.get(f"/ui/{name}")
         assert resp.status_code == 200 and 'aria-current=page' in resp.text
+        assert "$" + "time_range" not in resp.text  # every shared fragment was filled in
+        assert ('<select id="hours"' in resp.text) == (name in ("overview", "routing"))  # the range picker
     for path in ("overview?hours=24", "routing", "keys", "teams", "spend?group=day", "health"):
         resp = await client.get(f"/ui/api/{path}")
         assert resp.status_code == 200, (path, resp.text)

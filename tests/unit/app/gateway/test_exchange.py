@@ -73,10 +73,20 @@ class Harness:
         assert (admission.inflight, admission.active_streams) == (0, 0)
 
 
+def _native(name: str, model: str, **info: Any) -> dict[str, Any]:
+    """A model whose upstream speaks Anthropic's Messages API or OpenAI's Responses API natively."""
+    return {"model_name": name, "provider_group": "small",
+            "litellm_params": {"model": model, "api_base": "http://127.0.0.1:1/v1", "api_key": "sk-up"},
+            "model_info": {"input_cost_per_token": 1e-6, "output_cost_per_token": 1e-6, **info}}
+
+
 @pytest.fixture
 async def harness(tmp_path: Any) -> AsyncIterator[Harness]:
     general = {"access": {"sqlite_path": f"{tmp_path}/routeiq.db"}, "max_inflight_requests": 4}
-    cfg = parse_config(gateway_config("http://127.0.0.1:1/v1", **general))
+    raw = gateway_config("http://127.0.0.1:1/v1", **general)
+    raw["model_list"] += [_native("claude", "anthropic/claude-up"),
+                          _native("native-gpt", "openai/native-gpt", supported_endpoints=["/v1/responses"])]
+    cfg = parse_config(raw)
     replies: dict[str, MockReply] = {}
 
     def handler(upstream: Upstream, call: ProviderCall) -> MockReply:
@@ -99,9 +109,9 @@ class Reply:
 
 
 async def drive(app: FastAPI, payload: dict[str, Any], *, request_id: str, spec: str = "2.4",
-                drop_after: int | None = None, key: str = MASTER_KEY) -> Reply:
-    """One POST /v1/chat/completions through ASGI; the client leaves after ``drop_after`` body
-    chunks (-1: before the response starts, so the stream's body is never iterated)."""
+                drop_after: int | None = None, key: str = MASTER_KEY, path: str = "/v1/chat/completions") -> Reply:
+    """One POST (``path``: chat unless told) through ASGI; the client leaves after ``drop_after``
+    body chunks (-1: before the response starts, so the stream's body is never iterated)."""
     data = orjson.dumps(payload)
     reply = Reply()
     gone = asyncio.Event()
@@ -133,7 +143,7 @@ async def drive(app: FastAPI, payload: dict[str, Any], *, request_id: str, spec:
     headers = [(b"authorization", f"Bearer {key}".encode()), (b"content-type", b"application/json"),
                (b"x-request-id", request_id.encode())]
     scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": spec}, "http_version": "1.1",
-             "method": "POST", "scheme": "http", "path": "/v1/chat/completions", "raw_path": b"/v1/chat/completions",
+             "method": "POST", "scheme": "http", "path": path, "raw_path": path.encode(),
              "query_string": b"", "root_path": "", "headers": headers, "client": ("127.0.0.1", 1),
              "server": ("127.0.0.1", 8000)}
     with contextlib.suppress(ClientDisconnect):  # how Starlette tells the server the client left (spec 2.4)
@@ -274,3 +284,116 @@ async def test_a_full_replica_answers_503_and_counts_nothing_twice(harness: Harn
         ex.close(200)  # a second close changes nothing
     harness.assert_released()
     assert [s for _, s in harness.metrics.done] == [503, 200, 200, 200, 200]
+
+
+
+# /v1/responses and /v1/messages hand the same exchange their stream: chat's, translated by
+# the route (a model that speaks only chat), or the upstream's own events passed through (a
+# model whose upstream speaks that API). Every exit path must still end the exchange once.
+def _sse(kind: str, payload: dict[str, Any]) -> bytes:
+    return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps({"type": kind, **payload}) + b"\n\n"
+
+
+@dataclass(frozen=True)
+class Route:
+    path: str
+    model: str
+    body: dict[str, Any]
+    events: tuple[bytes, ...]
+    """What the upstream streams."""
+    endpoint: str
+    """The provider call's endpoint: ``chat`` when translated, the API's own when passed through."""
+
+    def request(self, stream: bool = True) -> dict[str, Any]:
+        return {**self.body, "model": self.model, "stream": stream}
+
+
+ANTHROPIC_EVENTS = (
+    _sse("message_start", {"message": {"id": "m", "usage": {"input_tokens": 3}}}),
+    *(_sse("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": f"t{i}"}}) for i in range(6)),
+    _sse("message_delta", {"delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 6}}),
+    _sse("message_stop", {}))
+RESPONSES_EVENTS = (
+    _sse("response.created", {"response": {"id": "r", "status": "in_progress"}}),
+    *(_sse("response.output_text.delta", {"delta": f"t{i}"}) for i in range(6)),
+    _sse("response.completed", {"response": {"id": "r", "status": "completed"}}))
+MESSAGES_BODY = {"max_tokens": 64, "messages": [{"role": "user", "content": "hello there"}]}
+RESPONSES_BODY = {"input": "hello there"}
+ROUTES = {
+    "responses-translated": Route("/v1/responses", MID, RESPONSES_BODY, CHUNKS, "chat"),
+    "messages-translated": Route("/v1/messages", MID, MESSAGES_BODY, CHUNKS, "chat"),
+    "responses-native": Route("/v1/responses", "native-gpt", RESPONSES_BODY, RESPONSES_EVENTS, "responses"),
+    "messages-native": Route("/v1/messages", "claude", MESSAGES_BODY, ANTHROPIC_EVENTS, "messages"),
+}
+
+
+@pytest.mark.parametrize("name", ROUTES)
+async def test_a_stream_of_another_api_is_settled_once_with_the_upstreams_usage(harness: Harness, name: str) -> None:
+    route, r = ROUTES[name], rid()
+    harness.replies[r] = MockReply(chunks=route.events)
+    reply = await drive(harness.app, route.request(), request_id=r, path=route.path)
+    assert harness.transport.calls[-1].endpoint == route.endpoint
+    assert reply.status == 200 and reply.chunks > 0
+    if route.endpoint != "chat":
+        assert reply.body == b"".join(route.events)  # passed through as sent
+    [row] = await harness.spend(r)
+    assert (row["prompt_tokens"], row["completion_tokens"], row["usage_estimated"]) == (3, 1, False)
+    assert harness.metrics.done == [(route.model, 200)]
+    harness.assert_released()
+
+
+@pytest.mark.parametrize("spec", ["2.4", "2.3"])
+@pytest.mark.parametrize("name", ROUTES)
+async def test_a_client_leaving_a_stream_of_another_api_is_charged_and_cancels_the_upstream(
+        harness: Harness, name: str, spec: str) -> None:
+    route, r = ROUTES[name], rid()
+    harness.replies[r] = MockReply(chunks=route.events, interval_s=0.05)
+    reply = await drive(harness.app, route.request(), request_id=r, spec=spec, drop_after=2, path=route.path)
+    assert reply.status == 200 and reply.chunks == 2
+    [row] = await harness.spend(r)
+    assert 1 <= row["completion_tokens"] < len(route.events) and row["usage_estimated"] is True
+    assert harness.metrics.done == [(route.model, 499)]
+    harness.assert_released()
+    assert harness.transport.open_streams == 0
+
+
+@pytest.mark.parametrize("name", ROUTES)
+async def test_a_stream_of_another_api_never_started_still_ends_its_exchange(harness: Harness, name: str) -> None:
+    route, r = ROUTES[name], rid()
+    harness.replies[r] = MockReply(chunks=route.events)
+    reply = await drive(harness.app, route.request(), request_id=r, drop_after=-1, path=route.path)
+    assert reply.status == 0 and reply.chunks == 0
+    assert len(await harness.spend(r)) == 1
+    assert harness.metrics.done == [(route.model, 499)]
+    harness.assert_released()
+    assert harness.transport.open_streams == 0
+
+
+@pytest.mark.parametrize("name", ROUTES)
+async def test_a_stream_of_another_api_cut_upstream_is_charged_and_ends_with_an_error_event(
+        harness: Harness, name: str) -> None:
+    route, r = ROUTES[name], rid()
+    harness.replies[r] = MockReply(chunks=route.events, fail_after=3)
+    reply = await drive(harness.app, route.request(), request_id=r, path=route.path)
+    assert reply.status == 200 and b"event: error\n" in reply.body
+    [row] = await harness.spend(r)
+    assert row["completion_tokens"] == 3 and row["usage_estimated"] is True  # one token an event relayed
+    assert harness.metrics.done == [(route.model, 502)]
+    harness.assert_released()
+    assert harness.transport.open_streams == 0
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("name", ROUTES)
+async def test_requests_of_another_api_refused_or_failed_before_the_answer_are_released_uncharged(
+        harness: Harness, name: str, stream: bool) -> None:
+    route, failed = ROUTES[name], rid()
+    harness.replies[failed] = MockReply(status=400)
+    bad_key = await drive(harness.app, route.request(stream), request_id=rid(), key="sk-nope", path=route.path)
+    bad_body = await drive(harness.app, {"model": route.model, "stream": stream}, request_id=rid(), path=route.path)
+    upstream = await drive(harness.app, route.request(stream), request_id=failed, path=route.path)
+    assert (bad_key.status, bad_body.status, upstream.status) == (401, 400, 400)
+    assert [s for _, s in harness.metrics.done] == [401, 400, 400]
+    assert await harness.spend(failed) == []
+    harness.assert_released()
+    assert harness.policy.spend.pending == 0
