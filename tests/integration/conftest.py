@@ -15,6 +15,7 @@ import pytest
 
 from devtools.configs import gateway_config
 from devtools.servers import free_port
+from tests.integration.gateway_app import with_patient_routers
 
 DeployGateway = Callable[..., str]
 METRICS_PORT = free_port()
@@ -48,7 +49,7 @@ def deploy_gateway(serve_port: int) -> DeployGateway:
 
     def deploy(config: dict[str, Any], *, name: str = "routeiq", route_prefix: str = "/",
                overrides: dict[str, dict[str, Any]] | None = None) -> str:
-        app = build_graph(parse_config(config), overrides=overrides)
+        app = build_graph(parse_config(with_patient_routers(config)), overrides=overrides)
         serve.run(app, name=name, route_prefix=route_prefix)
         prefix = route_prefix.rstrip("/")
         return f"http://127.0.0.1:{serve_port}{prefix}/v1"

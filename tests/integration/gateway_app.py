@@ -108,3 +108,16 @@ class App:
         return row
 
 
+ROUTER_DEADLINE_MS = 10_000
+"""The routing deadline of a test router that sets none. The product's default (250 ms)
+expires on a loaded 2-core CI machine, and the request then falls back to the router's
+``fallback_model``: right in production, but a test that checks what the router chose
+would see the fallback instead (seen in CI). Fallback on a deadline is tested on purpose,
+with routers that set ``timeout_ms: 0.001``."""
+
+
+def with_patient_routers(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with ``ROUTER_DEADLINE_MS`` for every router that sets no ``timeout_ms``."""
+    settings = config.get("router_settings") or {}
+    routers = [{"timeout_ms": ROUTER_DEADLINE_MS, **r} for r in settings.get("routers") or []]
+    return {**config, "router_settings": {**settings, "routers": routers}} if routers else config

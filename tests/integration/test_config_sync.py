@@ -24,7 +24,7 @@ import yaml
 from devtools.configs import MASTER_KEY, MID
 from devtools.s3_server import S3Server
 from tests.access_support import access_general
-from tests.integration.gateway_app import SMALL, App, two_model_config
+from tests.integration.gateway_app import SMALL, App, two_model_config, with_patient_routers
 from tests.integration.streams import Streams, direct_ingress_ports
 
 PREFIX = "/sync"
@@ -80,7 +80,7 @@ def synced(deploy_gateway: Any, upstream: Any, redis_server: Any, postgres_serve
                              redis_url=redis_server.url())
     general["config_sync"] = {"source": f"s3://{bucket}/{KEY}", "endpoint_url": s3.url, "region": "us-east-1",
                               "poll_interval_s": 0.5, "timeout_s": 1, "state_ttl_s": 5}
-    config = two_model_config(upstream.url, general, "sync")
+    config = with_patient_routers(two_model_config(upstream.url, general, "sync"))  # the file is what is deployed
     synced = Synced(App("", ""), s3, bucket, config)
     synced.upload(config)
     overrides = {"Ingress": {**SMALL, "num_replicas": 2}, "Provider-sync": SMALL, "RouterScoring": SMALL}
