@@ -87,10 +87,11 @@ lint: install
 	$(VENV)/bin/ruff check app deployments router_models tests bench research devtools kuberay
 	$(VENV)/bin/mypy
 
-## bench: the gateway benchmark, then `auto` vs a concrete model and the footprint (installs the `bench` extra: psutil, httpx)
+## bench: the gateway benchmark, `auto` vs a concrete model and the footprint, Ray's floor under `make run` (ports 8000, 9100) (installs the `bench` extra: psutil, httpx)
 bench: $(VENV)/.bench
 	$(PY) -m bench.gateway
 	$(PY) -m bench.auto_vs_concrete
+	$(PY) -m bench.ray_floor
 
 ## screenshots: regenerate docs/console/*.png from a live in-process demo gateway (chromium, Playwright)
 screenshots: install test-servers
