@@ -6,6 +6,7 @@ import copy
 import re
 import secrets
 import time
+from collections import Counter
 from collections.abc import Iterator
 
 import httpx
@@ -36,11 +37,15 @@ def traced_url(deploy_gateway, upstream, receiver: OTLPReceiver) -> str:
     return deploy_gateway(cfg, name="traced", route_prefix="/traced", overrides={n: options for n in names})
 
 
-def _spans(receiver: OTLPReceiver, trace_id: str, names: set[str]) -> dict[str, list[ReceivedSpan]]:
+def _spans(receiver: OTLPReceiver, trace_id: str, names: set[str],
+           at_least: dict[str, int] | None = None) -> dict[str, list[ReceivedSpan]]:
+    """The trace's spans by name, once each of ``names`` arrived (``at_least``: that many of a name:
+    replicas export on their own, so one provider's span can arrive well before another's)."""
+    want = {n: 1 for n in names} | (at_least or {})
     deadline = time.monotonic() + 60  # batched export (100 ms) from several replicas; generous under load
     while time.monotonic() < deadline:
-        spans = receiver.trace(trace_id)
-        if names <= {s.name for s in spans}:
+        got = Counter(s.name for s in receiver.trace(trace_id))
+        if all(got[n] >= k for n, k in want.items()):
             break
         time.sleep(0.2)
     by_name: dict[str, list[ReceivedSpan]] = {}
@@ -93,7 +98,7 @@ def test_streamed_and_failed_over_requests_are_traced(traced_url: str, receiver:
 
     client, trace_id = _client(traced_url)
     client.chat.completions.create(model=MID, messages=[{"role": "user", "content": f"[[fake error=500 only={MID}]]"}])
-    spans = _spans(receiver, trace_id, {"routeiq.request", "routeiq.provider"})
+    spans = _spans(receiver, trace_id, {"routeiq.request", "routeiq.provider"}, at_least={"routeiq.provider": 2})
     providers = {s.attributes["gen_ai.request.model"] for s in spans["routeiq.provider"]}
     assert providers == {MID, PRICEY}
     assert spans["routeiq.request"][0].attributes["routeiq.fallback_from"] == MID
