@@ -9,9 +9,10 @@ training embeddings (float16) and scores; serving recomputes neighbours in numpy
 
 On partial labels (decision-log feedback) a neighbour only counts for the models it has a
 score for, weighted by its row weight (inverse propensity, ``data.partial``). That is
-enough for the models the base set scores on every row, not for a *sparse* model (scored
-on under ``DENSE_SHARE`` of the rows: a model the user added, known only from explored
-answers). Exploring 3 new models at rate 0.1 gives each ~170 labels in 5,000 requests, so
+enough for the models the base set scores on every row, not for a *sparse* model: one
+scored on under ``DENSE_SHARE`` of the rows the best-covered model is (a model the user
+added, known only from explored answers). Exploring 3 new models at rate 0.1 gives each
+~170 labels in 5,000 requests, so
 fewer than one of a query's 80 neighbours scores it and its plain neighbour mean is one or
 two 0/1 scores: the first loop's router picked new models on noise and the gate refused
 every candidate (bench/RESULTS-learning-loop.md). Two fixes, measured offline by
@@ -46,7 +47,8 @@ from router_models.training.scorer import TrainedScorer
 PRIOR_STRENGTH = 200.0
 """Pseudo-weight of a sparse model's prior against its neighbours' (inverse-propensity) weights."""
 DENSE_SHARE = 0.5
-"""A model scored on fewer than this share of the rows is *sparse*: its neighbours are shrunk."""
+"""A model scored on fewer than this share of the rows the best-covered model is scored on is
+*sparse* (relative, so a base model the policy rarely serves stays dense however long the log)."""
 RIDGE = 1.0
 """Ridge penalty of the stacked prior (features are scores in [0, 1])."""
 DEFAULT_HPARAM: dict[str, Any] = {"n_neighbors": 80, "metric": "cosine", "weights": "uniform",
@@ -93,7 +95,8 @@ def knn_tensors(keys: np.ndarray, data: RoutingData, *, stack: bool = True, ridg
     if missing := [m for m, any_seen in zip(data.models, seen.any(axis=0), strict=True) if not any_seen]:
         raise ValueError(f"no row scores {missing}: nothing to learn them from")
     prior = (np.nan_to_num(data.scores) * w[:, None]).sum(0) / (seen * w[:, None]).sum(0)
-    sparse = seen.mean(axis=0) < DENSE_SHARE
+    counts = seen.sum(axis=0)
+    sparse = counts < DENSE_SHARE * counts.max()
     out.update({"weights": np.asarray(w, np.float32), "prior": prior.astype(np.float32),
                 "sparse": sparse.astype(np.float32)})
     if stack and sparse.any() and not sparse.all():
