@@ -267,7 +267,8 @@ def one_round(args: argparse.Namespace, setup: Setup, work: Path, db: Path, regi
             await engine.dispose()
 
     plan = RetrainPlan(router="auto", work=work, base_data=setup.base, eval_data=setup.gate,
-                       candidates=setup.candidates, router_type="knn", folds=1, hparam=args.hparam)
+                       candidates=setup.candidates, router_type="knn", folds=1, hparam=args.hparam,
+                       gate_holdout=args.gate_holdout)
     return retrain(plan, asyncio.run(export()), registry)
 
 
@@ -408,7 +409,8 @@ def write_results(run: dict[str, Any], summary: dict[str, Any], args: argparse.N
 
 Run {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, commit {commit_of(HERE.parent)}, {machine()};
 `python -m bench.learning_loop --requests {args.requests} --every {args.every} --seed {args.seed}
---explore-rate {args.explore_rate} --prior-strength {args.prior_strength:g}` ({seconds / 60:.0f} min).
+--explore-rate {args.explore_rate} --prior-strength {args.prior_strength:g} --gate-holdout {args.gate_holdout:g}`
+({seconds / 60:.0f} min).
 What it does: `bench/learning_loop.py`'s docstring.
 The gateway ran **in-process** (the real app: auth, `auto` routing, exploration, decision log in
 SQLite, `POST /v1/feedback`; the scorer is `build_scoring`, following a registry on moto's S3
@@ -452,6 +454,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--eval-rows", type=int, default=0, help="Use only its first N rows (0: all).")
     p.add_argument("--gate-rows", type=int, default=500, help="Full-label rows held out for the gate.")
     p.add_argument("--neighbors", type=int, default=80)
+    p.add_argument("--gate-holdout", type=float, default=0.2,
+                   help="Share of logged queries the gate reads and training never sees (app.retrain).")
     p.add_argument("--prior-strength", type=float, default=None,
                    help="Pseudo-weight of a sparse model's stacked prior (default: training.knn's).")
     p.add_argument("--smoke", action="store_true", help="A tiny run: 40 requests, a 300-row base.")
