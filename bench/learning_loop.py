@@ -19,8 +19,8 @@
    ``POST /v1/feedback`` with the data set's score of (query, served model).
 4. Every ``--every`` requests the loop runs (``app.retrain``: export the decision log,
    train a KNN on base + feedback, gate against the served version on the gate split and
-   the log, publish, promote when it passes); the gateway's scorer picks the promoted
-   version up from the registry. After each round the served router is measured on
+   the log's held-out queries (``--gate-holdout``), publish, promote when it passes); the
+   gateway's scorer picks the promoted version up from the registry. After each round the served router is measured on
    ``--eval-data`` (default: the test split; reported only, never tuned on).
 
 Writes ``bench/RESULTS-learning-loop.md`` and ``bench/learning-loop.png``.
@@ -449,7 +449,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--requests", type=int, default=5000, help="Requests replayed.")
     p.add_argument("--every", type=int, default=500, help="Run the loop after every K requests.")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--explore-rate", type=float, default=0.1)
+    p.add_argument("--explore-rate", type=float, default=0.2,
+                   help="0.2: research/partial_labels.py's choice (docs/routing.md); costs less than not exploring.")
     p.add_argument("--eval-data", type=Path, default=DEFAULT_TEST, help="Reporting split (never tuned on).")
     p.add_argument("--eval-rows", type=int, default=0, help="Use only its first N rows (0: all).")
     p.add_argument("--gate-rows", type=int, default=500, help="Full-label rows held out for the gate.")

@@ -17,9 +17,13 @@ serving anything, so learners can be compared in seconds instead of a 35-minute 
    gate split by the protocol's Q@C_best / Q_best, against the cold KNN and the
    full-label KNN on the same base. ``test.jsonl`` is never read.
 
-The learners are the functions in ``router_models.training.knn`` (``partial_predict``)
-with different settings, plus the KNN of the first bench run (``prior_strength=0``,
-``stack=False``).
+The learners are ``router_models.training.knn``'s tensors served by
+``inference.scorers.predict_knn`` with different settings (``--learners``): ``old`` is the
+first bench run's KNN (no ``sparse`` tensor: neighbours' mean, else the global prior),
+``shrinkN`` shrinks toward the global prior, ``stack+shrinkN`` toward the stacked prior with
+strength N, ``stack`` is the stacked prior alone. Results are in docs/routing.md ("Sparse
+models in the KNN"); "gap recovered" per split explodes where a split's gap is near zero,
+so compare the mean ratios.
 """
 
 from __future__ import annotations
@@ -48,8 +52,8 @@ class Learner:
 
 
 def traffic(cold_pred: np.ndarray, scores: np.ndarray, new: list[int], rate: float, n: int,
-            seed: int) -> tuple[list[int], list[int], list[float], float]:
-    """Rows served (indices into base), models served, propensities, and the cost ratio."""
+            seed: int) -> tuple[list[int], list[int], list[float]]:
+    """Rows served (indices into base), models served and their propensities."""
     rng = random.Random(seed)
     order = rng.sample(range(len(scores)), len(scores))
     rows, served, props = [], [], []
@@ -64,7 +68,7 @@ def traffic(cold_pred: np.ndarray, scores: np.ndarray, new: list[int], rate: flo
         rows.append(q)
         served.append(m)
         props.append(p)
-    return rows, served, props, 0.0
+    return rows, served, props
 
 
 def partial_data(base: RoutingData, full: RoutingData, rows: list[int], served: list[int],
@@ -93,7 +97,6 @@ def one_seed(x_all: np.ndarray, data: RoutingData, seed: int, args: argparse.Nam
     new = [full.models.index(m) for m in REMOVED]
     cold_scores = full.scores.copy()
     cold_scores[:, new] = np.nan
-    known = [j for j in range(len(full.models)) if j not in new]
     cold = RoutingData(full.queries, cold_scores, full.models, full.prices)
     knn = {"n_neighbors": 80, "weights": "uniform"}
     train_mean = full.scores.mean(0)
@@ -104,7 +107,7 @@ def one_seed(x_all: np.ndarray, data: RoutingData, seed: int, args: argparse.Nam
     out = {("cold", 0.0, 0): ratio(gate_cold, split, train_mean),
            ("full", 0.0, 0): ratio(predict_knn(xg, knn_tensors(xb, full), knn), split, train_mean)}
     for rate in args.rates:
-        rows, served, props, _ = traffic(cold_pred, full.scores, new, rate, max(args.at), seed)
+        rows, served, props = traffic(cold_pred, full.scores, new, rate, max(args.at), seed)
         for n in args.at:
             part = partial_data(cold, full, rows[:n], served[:n], props[:n])
             xp = np.vstack([xb, xb[rows[:n]]])
@@ -114,7 +117,6 @@ def one_seed(x_all: np.ndarray, data: RoutingData, seed: int, args: argparse.Nam
                     tensors.pop("sparse")
                 pred = predict_knn(xg, tensors, {**knn, "prior_strength": lr.params["prior_strength"]})
                 out[(lr.name, rate, n)] = ratio(pred, split, train_mean)
-    _ = known
     return out
 
 
