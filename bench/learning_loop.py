@@ -20,8 +20,9 @@
 4. Every ``--every`` requests the loop runs (``app.retrain``: export the decision log,
    train a KNN on base + feedback, gate against the served version on the gate split and
    the log's held-out queries (``--gate-holdout``), publish, promote when it passes); the
-   gateway's scorer picks the promoted version up from the registry. After each round the served router is measured on
-   ``--eval-data`` (default: the test split; reported only, never tuned on).
+   gateway's scorer picks the promoted version up from the registry. After each round the
+   served router is measured on ``--eval-data`` (default: the test split; reported only,
+   never tuned on).
 
 Writes ``bench/RESULTS-learning-loop.md`` and ``bench/learning-loop.png``.
 
