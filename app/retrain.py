@@ -3,8 +3,11 @@
 Each step is an existing piece, run in order over one work directory so every
 intermediate file stays for inspection:
 
-1. **export** the decision log (``decisions/log.jsonl``, every row: the gate's input) and
-   its rated rows in training form (``decisions/feedback.jsonl``);
+1. **export** the decision log (``decisions/log.jsonl``, every row) and its rated rows in
+   training form (``decisions/feedback.jsonl``), then **split** them by query
+   (``holdout_split``): the rows whose query text hashes into the ``gate_holdout`` share are
+   the gate's off-policy rows (``decisions/gate-log.jsonl``) and never train; the rest train
+   (``decisions/feedback-train.jsonl``);
 2. **fetch** the version the registry serves for the router (``current/``);
 3. **train** a candidate on the base set plus the feedback (partial labels, inverse
    propensity weighted; ``candidate/``);
@@ -13,18 +16,30 @@ intermediate file stays for inspection:
 5. **publish** the candidate to the registry (always: a refused version stays
    inspectable) and **promote** it only when the gate passed (and ``promote`` is set).
 
+Why the split: a router evaluated off-policy on rows it was trained on is judged on its own
+answers. In the first loop with the stacked-prior KNN (bench/RESULTS-learning-loop.md) the
+gate, reading the whole log, estimated the served version 0.06-0.1 above its true value on
+the logged queries and refused five candidates on IPS that were truly 0.011-0.012 better
+there (and better on the labelled split). Hashing the query, not the request, keeps a
+repeated query on one side, and the same share is held out in every round, so no version
+ever trains on a row a later gate reads.
+
 Lives in ``app`` because the export reads the gateway's decision store; the training
 and gate are ``router_models``'.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from app.access.decision_store import DecisionStore, export_jsonl
+
+GATE_HOLDOUT = 0.2
+"""Default share of the log the gate reads and training never sees (see the module docstring)."""
 
 
 @dataclass
@@ -40,6 +55,8 @@ class RetrainPlan:
     promote: bool = True
     margins: dict[str, float] = field(default_factory=dict)
     hparam: dict[str, Any] | None = None
+    gate_holdout: float = GATE_HOLDOUT
+    """Share of logged queries (by hash) kept out of training for the gate's off-policy view."""
 
 
 @dataclass(frozen=True)
@@ -57,11 +74,15 @@ class RetrainResult:
     promoted: bool
     reasons: list[str]
     feedback_rows: int
+    """Rated rows trained on (the held-out share excluded)."""
     log_rows: int
+    gate_rows: int = 0
+    """Log rows held out for the gate's off-policy view."""
 
     def summary(self) -> str:
         if self.promoted:
-            return f"promoted {self.version} ({self.feedback_rows} rated rows of {self.log_rows})"
+            return (f"promoted {self.version} (trained on {self.feedback_rows} rated rows of {self.log_rows}; "
+                    f"{self.gate_rows} held out for the gate)")
         verdict = "passed the gate, not promoted" if self.passed else "refused: " + "; ".join(self.reasons)
         return f"published {self.version}, {verdict}"
 
@@ -75,6 +96,30 @@ async def export_decisions(store: DecisionStore, dest: Path) -> Exported:
     with feedback.open("w", encoding="utf-8") as fh:
         n_feedback = await export_jsonl(store, fh, training=True)
     return Exported(log, feedback, n_log, n_feedback)
+
+
+def held_out(query: object, share: float) -> bool:
+    """Whether a logged query belongs to the gate's share (stable across rounds and processes)."""
+    if not isinstance(query, str) or share <= 0:
+        return False
+    digest = hashlib.sha256(query.encode("utf-8", "surrogatepass")).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < share
+
+
+def holdout_split(exported: Exported, share: float) -> tuple[Path, Path, int, int]:
+    """Training feedback without the held-out queries, and the log rows with only them:
+    (feedback path, gate log path, training rows, gate rows)."""
+    train, gate = exported.feedback.with_name("feedback-train.jsonl"), exported.log.with_name("gate-log.jsonl")
+    counts = []
+    for src, dst, keep in ((exported.feedback, train, False), (exported.log, gate, True)):
+        n = 0
+        with src.open(encoding="utf-8") as fin, dst.open("w", encoding="utf-8") as fout:
+            for line in fin:
+                if line.strip() and held_out(json.loads(line).get("query"), share) == keep:
+                    fout.write(line)
+                    n += 1
+        counts.append(n)
+    return train, gate, counts[0], counts[1]
 
 
 def single_model_means(base: Any, split: Any) -> Any:
@@ -95,9 +140,12 @@ def retrain(plan: RetrainPlan, exported: Exported, registry: Any) -> RetrainResu
     from router_models.inference.learned import LearnedRouter
     from router_models.training.pipeline import TrainConfig, train
 
-    log, feedback, n_log, n_feedback = exported.log, exported.feedback, exported.log_rows, exported.feedback_rows
-    if n_feedback == 0:
+    if exported.feedback_rows == 0:
         raise ValueError("the decision log has no rated request to learn from (POST /v1/feedback)")
+    feedback, log, n_feedback, n_gate = holdout_split(exported, plan.gate_holdout)
+    if n_feedback == 0:
+        raise ValueError(f"every rated request is in the gate's held-out share ({plan.gate_holdout}); "
+                         "nothing left to train on")
     current_dir = plan.work / "current"
     registry.fetch(registry.current(plan.router), current_dir)
     candidate_dir = plan.work / "candidate"
@@ -116,4 +164,4 @@ def retrain(plan: RetrainPlan, exported: Exported, registry: Any) -> RetrainResu
     if promoted:
         registry.promote(plan.router, version)
     return RetrainResult(version, bool(report["passed"]), promoted, list(report["refused_because"]), n_feedback,
-                         n_log)
+                         exported.log_rows, n_gate)

@@ -31,6 +31,8 @@ def retrain(
     margin_ope: Annotated[float, typer.Option(help="Off-policy value the candidate may lose.")] = 0.01,
     margin_q: Annotated[float, typer.Option(help="Q@C_best ratio the candidate may lose.")] = 0.01,
     margin_c: Annotated[float, typer.Option(help="C@Q_best percentage points it may add.")] = 5.0,
+    gate_holdout: Annotated[float, typer.Option(  # default = app.retrain.GATE_HOLDOUT (a test checks)
+        min=0.0, max=0.9, help="Share of logged queries the gate reads and training never sees.")] = 0.2,
     endpoint_url: Annotated[str | None, typer.Option(help="S3-compatible endpoint (MinIO, ...).")] = None,
     region: Annotated[str | None, typer.Option(help="S3 region.")] = None,
 ) -> None:
@@ -47,7 +49,7 @@ def retrain(
     from router_models.registry.errors import RegistryError
 
     plan = RetrainPlan(router=router, work=work, base_data=base_data, eval_data=eval_data, candidates=candidates,
-                       router_type=router_type, folds=folds, promote=promote,
+                       router_type=router_type, folds=folds, promote=promote, gate_holdout=gate_holdout,
                        margins={"ope": margin_ope, "q_ratio": margin_q, "c_pct": margin_c})
 
     async def export() -> Exported:

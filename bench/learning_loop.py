@@ -19,9 +19,10 @@
    ``POST /v1/feedback`` with the data set's score of (query, served model).
 4. Every ``--every`` requests the loop runs (``app.retrain``: export the decision log,
    train a KNN on base + feedback, gate against the served version on the gate split and
-   the log, publish, promote when it passes); the gateway's scorer picks the promoted
-   version up from the registry. After each round the served router is measured on
-   ``--eval-data`` (default: the test split; reported only, never tuned on).
+   the log's held-out queries (``--gate-holdout``), publish, promote when it passes); the
+   gateway's scorer picks the promoted version up from the registry. After each round the
+   served router is measured on ``--eval-data`` (default: the test split; reported only,
+   never tuned on).
 
 Writes ``bench/RESULTS-learning-loop.md`` and ``bench/learning-loop.png``.
 
@@ -267,7 +268,8 @@ def one_round(args: argparse.Namespace, setup: Setup, work: Path, db: Path, regi
             await engine.dispose()
 
     plan = RetrainPlan(router="auto", work=work, base_data=setup.base, eval_data=setup.gate,
-                       candidates=setup.candidates, router_type="knn", folds=1, hparam=args.hparam)
+                       candidates=setup.candidates, router_type="knn", folds=1, hparam=args.hparam,
+                       gate_holdout=args.gate_holdout)
     return retrain(plan, asyncio.run(export()), registry)
 
 
@@ -408,10 +410,14 @@ def write_results(run: dict[str, Any], summary: dict[str, Any], args: argparse.N
 
 Run {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, commit {commit_of(HERE.parent)}, {machine()};
 `python -m bench.learning_loop --requests {args.requests} --every {args.every} --seed {args.seed}
---explore-rate {args.explore_rate}` ({seconds / 60:.0f} min). What it does: `bench/learning_loop.py`'s docstring.
+--explore-rate {args.explore_rate} --prior-strength {args.prior_strength:g} --gate-holdout {args.gate_holdout:g}`
+({seconds / 60:.0f} min).
+What it does: `bench/learning_loop.py`'s docstring.
 The gateway ran **in-process** (the real app: auth, `auto` routing, exploration, decision log in
 SQLite, `POST /v1/feedback`; the scorer is `build_scoring`, following a registry on moto's S3
-server), not as a Serve graph. Router: KNN (k={args.hparam['n_neighbors']}). New models (removed
+server), not as a Serve graph. Router: KNN (k={args.hparam['n_neighbors']}; on partial labels a sparse
+model's neighbours are shrunk toward its stacked prior with strength {args.prior_strength:g},
+`router_models/training/knn.py`). New models (removed
 from the cold start, explored at rate {args.explore_rate}): {', '.join(REMOVED)}. Evaluation split:
 `{args.eval_data}` (reporting only); the gate judged on a {args.gate_rows}-row full-label slice of
 the training split that was never replayed.
@@ -444,11 +450,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--requests", type=int, default=5000, help="Requests replayed.")
     p.add_argument("--every", type=int, default=500, help="Run the loop after every K requests.")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--explore-rate", type=float, default=0.1)
+    p.add_argument("--explore-rate", type=float, default=0.2,
+                   help="0.2: research/partial_labels.py's choice (docs/routing.md); costs less than not exploring.")
     p.add_argument("--eval-data", type=Path, default=DEFAULT_TEST, help="Reporting split (never tuned on).")
     p.add_argument("--eval-rows", type=int, default=0, help="Use only its first N rows (0: all).")
     p.add_argument("--gate-rows", type=int, default=500, help="Full-label rows held out for the gate.")
     p.add_argument("--neighbors", type=int, default=80)
+    p.add_argument("--gate-holdout", type=float, default=0.2,
+                   help="Share of logged queries the gate reads and training never sees (app.retrain).")
+    p.add_argument("--prior-strength", type=float, default=None,
+                   help="Pseudo-weight of a sparse model's stacked prior (default: training.knn's).")
     p.add_argument("--smoke", action="store_true", help="A tiny run: 40 requests, a 300-row base.")
     p.add_argument("--out", type=Path, default=HERE / "RESULTS-learning-loop.md")
     p.add_argument("--work", type=Path, default=None, help="Keep the run's files here.")
@@ -457,7 +468,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.smoke:
         args.requests, args.every, args.gate_rows, args.eval_rows, args.neighbors = 40, 20, 60, 60, 10
         base_rows = 300
-    args.hparam = {"n_neighbors": args.neighbors}
+    from router_models.training.knn import PRIOR_STRENGTH
+
+    args.prior_strength = PRIOR_STRENGTH if args.prior_strength is None else args.prior_strength
+    args.hparam = {"n_neighbors": args.neighbors, "prior_strength": args.prior_strength}
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
     started = time.perf_counter()

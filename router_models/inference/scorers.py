@@ -65,17 +65,34 @@ def predict_knn(x: np.ndarray, t: Tensors, params: Mapping[str, object]) -> np.n
     else:
         w = np.ones(idx.shape, dtype=np.float32)
     if "prior" in t:  # partial labels: each model over the neighbours that scored it
-        return _partial_mean(w * t["weights"][idx], values[idx], t["prior"])
+        return _partial_mean(w * t["weights"][idx], values[idx], t, float(params.get("prior_strength", 0.0)))
     w = w / w.sum(axis=1, keepdims=True)
     return np.einsum("nk,nkm->nm", w, values[idx])
 
 
-def _partial_mean(w: np.ndarray, vals: np.ndarray, prior: np.ndarray) -> np.ndarray:
-    """Weighted mean of the neighbours' scores that exist (NaN: not scored), else ``prior``."""
+def _partial_mean(w: np.ndarray, vals: np.ndarray, t: Tensors, strength: float) -> np.ndarray:
+    """Weighted mean of the neighbours' scores that exist (NaN: not scored), shrunk toward a prior.
+
+    Without ``sparse`` (artifacts of the first loop), a model none of the neighbours scored
+    gets ``prior`` and the others their plain mean. With it, each sparse model's estimate is
+    ``(num + strength * prior_q) / (den + strength)``: ``strength`` pseudo-weight of a
+    per-query prior ``prior_q``, which is the model's global mean or, with ``stack_coef``,
+    a linear fit on the dense models' estimates for this query (``training.knn``).
+    """
     seen = ~np.isnan(vals)
     num = np.einsum("nk,nkm->nm", w, np.where(seen, vals, 0.0))
     den = np.einsum("nk,nkm->nm", w, seen.astype(w.dtype))
-    return np.where(den > 0, num / np.maximum(den, 1e-12), prior[None, :])
+    prior = np.broadcast_to(t["prior"][None, :], num.shape)
+    mean = np.where(den > 0, num / np.maximum(den, 1e-12), prior)
+    if "sparse" not in t:
+        return mean
+    sparse = t["sparse"] > 0
+    if "stack_coef" in t:
+        feats = np.concatenate([np.where(sparse[None, :], 0.0, mean), np.ones((len(mean), 1))], axis=1)
+        prior = np.where(sparse[None, :], np.clip(feats @ t["stack_coef"].T, 0.0, 1.0), prior)
+    total = den + strength
+    shrunk = np.where(total > 0, (num + strength * prior) / np.maximum(total, 1e-12), prior)
+    return np.where(sparse[None, :], shrunk, mean)
 
 
 def predict_ensemble(x: np.ndarray, t: Tensors, params: Mapping[str, object]) -> np.ndarray:

@@ -23,7 +23,7 @@ import numpy as np
 
 from router_models.data import RoutingData
 from router_models.embedding import ENCODER_PREFIX, Embedder, EmbedderConfig, encoder_digest, model_dir
-from router_models.training.knn import knn_tensors
+from router_models.training.knn import PRIOR_STRENGTH, knn_tensors
 from router_models.training.scorer import TrainedScorer
 
 DEFAULT_HPARAM: dict[str, Any] = {
@@ -83,7 +83,7 @@ def train_finetuned(
     keys = Embedder(serving, encoder_overrides=overrides).embed(data.queries)  # the KNN bank, as served
     tensors = {f"{ENCODER_PREFIX}{k}": v for k, v in overrides.items()}
     tensors.update({f"mlp.s0.{k}": v.detach().numpy().astype(np.float32) for k, v in head.state_dict().items()})
-    tensors.update({f"knn.{k}": v for k, v in knn_tensors(keys, data).items()})
+    tensors.update({f"knn.{k}": v for k, v in knn_tensors(keys, data, n_neighbors=int(hp["n_neighbors"])).items()})
     return TrainedScorer(
         router_type="finetuned",
         tensors=tensors,
@@ -97,7 +97,8 @@ def _components(hp: dict[str, Any], n_layers: int) -> dict[str, dict[str, Any]]:
     """``predict_ensemble`` parameters: the head as a one-seed ``mlp``, the bank as a ``knn``."""
     return {
         "mlp": {"router_type": "mlp", "activation": hp["activation"], "n_layers": n_layers, "n_seeds": 1},
-        "knn": {"router_type": "knn", "n_neighbors": int(hp["n_neighbors"]), "weights": "uniform"},
+        "knn": {"router_type": "knn", "n_neighbors": int(hp["n_neighbors"]), "weights": "uniform",
+                "prior_strength": PRIOR_STRENGTH},
     }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -82,14 +83,20 @@ def test_retrain_learns_an_unknown_model_from_the_log_and_promotes_it(
             "--margin-ope", "1", "--margin-q", "1", "--margin-c", "1000"]  # a tiny router: judge the loop, not it
     result = CliRunner().invoke(build_cli(), args)
     assert result.exit_code == 0, result.output
-    assert "retrain auto: promoted v2 (120 rated rows of 120)" in result.output
+    trained, held = map(int, re.search(r"promoted v2 \(trained on (\d+) rated rows of 120; (\d+) held out",
+                                       result.output).groups())  # type: ignore[union-attr]
+    assert trained + held == 120 and 10 <= held <= 40  # the default 20 % of the queries, by hash
     served = registry.current("auto")
     assert served.version == "v2"
     registry.fetch(served, tmp_path / "v2")
     router = LearnedRouter.load(tmp_path / "v2")
     assert NEW in router.models  # the promoted router scores the model only exploration served
     report = json.loads((tmp_path / "work" / "gate" / "gate.json").read_text())
-    assert report["passed"] and report["off_policy"]["rows"] == 120
+    assert report["passed"] and report["off_policy"]["rows"] == held  # the gate reads only the held-out rows
+    gate_queries = {json.loads(x)["query"] for x in (tmp_path / "work" / "decisions" / "gate-log.jsonl").open()}
+    trained_queries = {json.loads(x)["query"]
+                       for x in (tmp_path / "work" / "decisions" / "feedback-train.jsonl").open()}
+    assert gate_queries and not gate_queries & trained_queries
     assert (tmp_path / "work" / "gate" / "gate.png").exists()
 
     kept = CliRunner().invoke(build_cli(), [*args, "--no-promote", "--work", str(tmp_path / "work2")])
@@ -129,3 +136,19 @@ def test_the_best_single_model_may_be_one_only_the_labelled_split_scores() -> No
     split = RoutingData(["c", "d"], np.array([[1.0, 0.0, 0.9], [1.0, 0.0, 0.7]], np.float32), ["m2", "m1", NEW],
                         np.array([1.0, 1.0, 1.0]))
     assert np.allclose(single_model_means(base, split), [0.4, 0.3, 0.8])
+
+
+def test_the_gate_holdout_is_a_stable_share_of_queries_and_the_cli_default_is_the_modules() -> None:
+    import typer
+
+    from app.retrain import GATE_HOLDOUT, held_out
+    from app.retrain_cli import app as retrain_app
+
+    queries = [f"query {i}" for i in range(4000)]
+    first = [held_out(q, 0.2) for q in queries]
+    assert first == [held_out(q, 0.2) for q in queries]  # the same side in every round
+    assert 0.17 < sum(first) / len(queries) < 0.23
+    assert not any(held_out(q, 0.0) for q in queries) and not held_out(None, 0.5)
+    assert all(held_out(q, 0.3) for q, h in zip(queries, first, strict=True) if h)  # nested: a larger share adds
+    (opt,) = [p for p in typer.main.get_command(retrain_app).params if p.name == "gate_holdout"]
+    assert opt.default == GATE_HOLDOUT
