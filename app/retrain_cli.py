@@ -11,6 +11,7 @@ from app.access.cli_options import DEFAULT_CONFIG, ConfigOption, DatabaseUrlOpti
 
 app = typer.Typer(pretty_exceptions_show_locals=False)
 _DATA = Path("router_models/data/routing")
+RAY_RESOURCES = '{"CPU": 1}'
 
 
 @app.command()
@@ -35,16 +36,26 @@ def retrain(
         min=0.0, max=0.9, help="Share of logged queries the gate reads and training never sees.")] = 0.2,
     endpoint_url: Annotated[str | None, typer.Option(help="S3-compatible endpoint (MinIO, ...).")] = None,
     region: Annotated[str | None, typer.Option(help="S3 region.")] = None,
+    ray: Annotated[bool, typer.Option("--ray", help=(
+        "Train, gate and publish as one Ray task on a cluster (the export stays here); "
+        "joins the Ray this process already runs, else --ray-address."))] = False,
+    ray_address: Annotated[str | None, typer.Option(help=(
+        "Ray cluster to join (implies --ray). Default: $RAY_ADDRESS, else auto."), show_default=False)] = None,
+    ray_resources: Annotated[str, typer.Option(help=(
+        'Resources of the Ray task, JSON: {"CPU": 2, "routeiq-train": 1}.'))] = RAY_RESOURCES,
 ) -> None:
     """Export the decision log, train on its feedback, gate against the served version, publish,
-    and promote when the gate passes (docs/routing.md). Exit 0 promoted or passed, 1 refused."""
+    and promote when the gate passes (docs/routing.md). Exit 0 promoted or passed, 1 refused.
+    Writes the gate report (gate/gate.json, gate/gate.png) and result.json under --work."""
     import asyncio
+    import os
 
     from app.access.decision_store import DecisionStore
     from app.access.store import StoreUnavailableError
     from app.config import ConfigError
-    from app.retrain import Exported, RetrainPlan, export_decisions
+    from app.retrain import Exported, RetrainPlan, RetrainResult, export_decisions
     from app.retrain import retrain as run
+    from app.retrain_ray import RayRunError, RegistrySpec, parse_resources, worker_identity, write_result
     from router_models.artifacts import ArtifactError
     from router_models.registry.errors import RegistryError
 
@@ -59,15 +70,28 @@ def retrain(
         finally:
             await engine.dispose()
 
-    try:
-        exported = asyncio.run(export())
-        from router_models.registry.location import parse_registry_url
-        from router_models.registry.s3 import build_s3_client
-        from router_models.registry.store import RouterRegistry
+    spec = RegistrySpec(registry_url, endpoint_url, region)
+    on_ray = ray or ray_address is not None
 
-        registry = RouterRegistry(build_s3_client(endpoint_url, region), parse_registry_url(registry_url))
-        result = run(plan, exported, registry)
-    except (ArtifactError, RegistryError, ConfigError, StoreUnavailableError, OSError, ValueError, KeyError) as exc:
+    def loop() -> RetrainResult:
+        if ray_resources != RAY_RESOURCES and not on_ray:
+            raise ValueError("--ray-resources applies only with --ray")
+        resources = parse_resources(ray_resources)  # checked before the export: a typo costs nothing
+        exported = asyncio.run(export())
+        if on_ray:
+            from app.retrain_ray import run_on_ray
+
+            address = ray_address or os.environ.get("RAY_ADDRESS") or "auto"
+            return run_on_ray(plan, exported, spec, resources, address)
+        result = run(plan, exported, spec.build())
+        result.trained_on = worker_identity()
+        return result
+
+    try:
+        result = loop()
+        write_result(work, result)
+    except (ArtifactError, RegistryError, ConfigError, StoreUnavailableError, RayRunError, OSError, ValueError,
+            KeyError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     typer.echo(f"retrain {router}: {result.summary()} (report: {work / 'gate' / 'gate.json'})")
