@@ -107,6 +107,7 @@ kuberay: install
 	$(VENV)/bin/kubectl kustomize kuberay/overlays/dev >/dev/null
 	$(VENV)/bin/kubectl kustomize kuberay/overlays/prod >/dev/null
 	$(VENV)/bin/kubectl kustomize kuberay/overlays/registry >/dev/null
+	$(VENV)/bin/kubectl kustomize kuberay/overlays/registry-cronjob >/dev/null
 
 ## kuberay-check: the deployment tests only (manifests vs CRDs, serveConfigV2, Dockerfile, offline check)
 kuberay-check: install

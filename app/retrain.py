@@ -78,6 +78,8 @@ class RetrainResult:
     log_rows: int
     gate_rows: int = 0
     """Log rows held out for the gate's off-policy view."""
+    trained_on: dict[str, Any] = field(default_factory=dict)
+    """The process that trained (pid, host; the Ray node id under ``--ray``): result.json."""
 
     def summary(self) -> str:
         if self.promoted:

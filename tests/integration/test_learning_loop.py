@@ -1,7 +1,8 @@
 """The learning loop through Serve: a router that cannot score the user's own model
-explores it, clients rate the answers, ``routeiq retrain`` learns it from the log, gates,
-publishes and promotes, and the scorer replicas then route to the model the router did
-not know before (issue #16's integration test; the quality targets are a benchmark's).
+explores it, clients rate the answers, ``routeiq retrain --ray`` learns it from the log (the
+training a Ray task in a worker process of the session's Ray), gates, publishes and
+promotes, and the scorer replicas then route to the model the router did not know before
+(issue #16's integration test; the quality targets are a benchmark's).
 
 Tens of requests, a tiny KNN router trained on a 300-row slice, a registry on moto's S3
 server, the decision log in an embedded SQLite file.
@@ -10,6 +11,7 @@ server, the decision log in an embedded SQLite file.
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from collections import Counter
@@ -111,19 +113,31 @@ def test_traffic_feedback_retrain_and_the_router_routes_to_the_model_it_did_not_
         assert time.monotonic() < deadline, "feedback rows were not written"
         time.sleep(0.5)
     registry: RouterRegistry = loop["registry"]
-    args = ["retrain", "--registry", f"s3://{registry.location.bucket}/{registry.location.prefix}",
+    work = loop["tmp"] / f"work-{uuid.uuid4().hex[:6]}"
+    args = ["retrain", "--ray", "--ray-resources", '{"CPU": 1}',  # the session's Ray, joined, not started again
+            "--registry", f"s3://{registry.location.bucket}/{registry.location.prefix}",
             "--endpoint-url", loop["s3"],
             # the gate's labelled split is the base slice itself: this test is about the loop's mechanics,
             # and a tiny KNN judged on 60 unseen rows may not reach Q_best at all (the gate then refuses)
             "--database-url", f"sqlite:///{loop['db']}", "--eval-data", str(loop["base"]),
             "--base-data", str(loop["base"]), "--candidates", str(loop["tmp"] / "prices.json"),
-            "--router-type", "knn", "--folds", "1", "--work", str(loop["tmp"] / f"work-{uuid.uuid4().hex[:6]}"),
+            "--router-type", "knn", "--folds", "1", "--work", str(work),
             # 40 rated requests make IPS noisy (a run where exploration served our-llama less often can score
             # the better router lower): the gate's statistics are unit-tested; this test is the loop's mechanics
             "--margin-ope", "1", "--margin-q", "1", "--margin-c", "1000"]
-    result = CliRunner().invoke(build_cli(), args)
+    cli = build_cli()
+    unfit = CliRunner().invoke(cli, [*args, "--ray-resources", '{"CPU": 1, "no-such-resource": 1}'])
+    assert unfit.exit_code == 2 and unfit.output.startswith("error: no node of the Ray cluster offers"), unfit.output
+    down = CliRunner().invoke(cli, [*args, "--endpoint-url", "http://127.0.0.1:9"])  # the task's registry call fails
+    assert down.exit_code == 2 and down.output.startswith("error: ") and len(down.output.splitlines()) == 1, (
+        down.output)  # the task's error, unwrapped from Ray's: one line, not a remote traceback
+    result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert "retrain auto: promoted v2" in result.output
+    trained_on = json.loads((work / "result.json").read_text())["trained_on"]
+    assert trained_on["pid"] != os.getpid() and trained_on["node_id"]  # a Ray worker trained, not this driver
+    assert json.loads((work / "gate" / "gate.json").read_text())["passed"]  # the report came back
+    assert (work / "gate" / "gate.png").stat().st_size > 0
 
     deadline = time.monotonic() + CONVERGE_S
     while version_served(http) != {"v2"}:

@@ -10,6 +10,7 @@ import re
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -152,3 +153,48 @@ def test_the_gate_holdout_is_a_stable_share_of_queries_and_the_cli_default_is_th
     assert all(held_out(q, 0.3) for q, h in zip(queries, first, strict=True) if h)  # nested: a larger share adds
     (opt,) = [p for p in typer.main.get_command(retrain_app).params if p.name == "gate_holdout"]
     assert opt.default == GATE_HOLDOUT
+
+
+def test_the_shipped_loop_runs_where_the_drivers_paths_do_not_exist_and_brings_the_report_back(
+    s3_server: S3Server, files: dict[str, Path], tmp_path: Path,
+) -> None:
+    """``--ray``'s task body without Ray: the inputs travel as bytes, the task works in its own
+    directory and builds its own registry client, and the driver's work dir gets the report."""
+    import shutil
+
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from app.retrain import RetrainPlan, export_decisions
+    from app.retrain_ray import RegistrySpec, pack, receive, run_shipped
+
+    registry = new_registry(s3_server)
+    registry.promote("auto", registry.publish(files["current"]).version)
+    db = tmp_path / "decisions.db"
+    write_log(db, files["base"], 120)
+    driver = tmp_path / "driver"
+    driver.mkdir()
+    for name in ("base", "held", "prices"):
+        shutil.copy(files[name], driver / files[name].name)
+
+    async def export() -> Any:
+        engine = create_async_engine(f"sqlite+aiosqlite:///{db}")
+        try:
+            return await export_decisions(DecisionStore(engine), driver / "work" / "decisions")
+        finally:
+            await engine.dispose()
+
+    exported = asyncio.run(export())
+    plan = RetrainPlan(router="auto", work=driver / "work", base_data=driver / files["base"].name,
+                       eval_data=driver / files["held"].name, candidates=driver / files["prices"].name,
+                       router_type="knn", folds=1, margins={"ope": 1, "q_ratio": 1, "c_pct": 1000})
+    shipment = pack(plan, exported)
+    shutil.rmtree(driver / "work")
+    driver.rename(tmp_path / "elsewhere")  # nothing the driver named exists for the task
+    spec = RegistrySpec(f"s3://{registry.location.bucket}/{registry.location.prefix}", s3_server.url)
+    shipped = run_shipped(shipment, spec, tmp_path / "task")
+    assert shipped.result.promoted and shipped.result.version == "v2" and registry.current("auto").version == "v2"
+    assert sorted(shipped.files) == ["decisions/feedback-train.jsonl", "decisions/gate-log.jsonl",
+                                     "gate/gate.json", "gate/gate.png"]
+    result = receive(shipped, driver / "work")
+    assert json.loads((driver / "work" / "gate" / "gate.json").read_text())["passed"] is True
+    assert result.trained_on["pid"] > 0 and result.feedback_rows + result.gate_rows == 120

@@ -17,7 +17,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[3]
 KUBERAY = ROOT / "kuberay"
-TARGETS = ("base", "overlays/dev", "overlays/prod", "overlays/registry", "overlays/ops")
+TARGETS = ("base", "overlays/dev", "overlays/prod", "overlays/registry", "overlays/registry-cronjob", "overlays/ops")
+"""overlays/registry schedules the loop as a RayCronJob, overlays/registry-cronjob as a CronJob."""
 
 
 def tool(name: str) -> str:
@@ -39,7 +40,7 @@ def render(target: str) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="session")
 def rendered() -> dict[str, list[dict[str, Any]]]:
-    """target (base, overlays/dev, overlays/prod, overlays/registry, overlays/ops) -> the rendered objects."""
+    """target (one of TARGETS) -> the rendered objects."""
     return {t: render(t) for t in TARGETS}
 
 
@@ -57,3 +58,21 @@ def rayservice(docs: list[dict[str, Any]]) -> dict[str, Any]:
 def pod_templates(rs: dict[str, Any]) -> list[dict[str, Any]]:
     cluster = rs["spec"]["rayClusterConfig"]
     return [cluster["headGroupSpec"]["template"], *(g["template"] for g in cluster["workerGroupSpecs"])]
+
+
+def strict_schema(schema: Any) -> Any:
+    """A structural schema with unknown fields rejected (the API server would drop them silently)."""
+    if isinstance(schema, list):
+        return [strict_schema(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: (strict_schema(v) if k != "properties" else {n: strict_schema(s) for n, s in v.items()})
+           for k, v in schema.items()}
+    if (
+        out.get("type") == "object"
+        and "properties" in out
+        and "additionalProperties" not in out
+        and not out.get("x-kubernetes-preserve-unknown-fields")
+    ):
+        out["additionalProperties"] = False
+    return out

@@ -1,6 +1,7 @@
-"""The scheduled learning loop (kuberay/overlays/registry/retrain-cronjob.yaml): a CronJob whose
-pod runs ``routeiq retrain`` against the registry the scorer replicas follow, with the gateway's
-own config and secrets, away from the Ray pods. Schema validity is test_manifests'; this checks
+"""The scheduled learning loop without KubeRay's RayCronJob (kuberay/overlays/registry-cronjob/
+retrain-cronjob.yaml, the fallback for KubeRay < 1.6): a CronJob whose pod runs ``routeiq
+retrain`` against the registry the scorer replicas follow, with the gateway's own config and
+secrets, away from the Ray pods. Schema validity is test_manifests'; this checks
 that the command would run: every flag exists, every file it names ships in the image."""
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ APP_ROOT = "/app/"
 
 
 def _cronjob(rendered: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
-    (found,) = [d for d in rendered["overlays/registry"] if d["kind"] == "CronJob"]
+    (found,) = [d for d in rendered["overlays/registry-cronjob"] if d["kind"] == "CronJob"]
     return found
 
 
@@ -28,8 +29,12 @@ def _args(job: dict[str, Any]) -> dict[str, str]:
     return dict(a.removeprefix("--").split("=", 1) for a in container["args"])
 
 
-def test_only_the_registry_overlay_schedules_the_loop(rendered: dict[str, list[dict[str, Any]]]) -> None:
-    assert [t for t, docs in rendered.items() if any(d["kind"] == "CronJob" for d in docs)] == ["overlays/registry"]
+def test_only_the_fallback_overlay_schedules_the_loop_as_a_cronjob_and_not_also_as_a_raycronjob(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    assert [t for t, docs in rendered.items() if any(d["kind"] == "CronJob" for d in docs)] == [
+        "overlays/registry-cronjob"]
+    assert not any(d["kind"] == "RayCronJob" for d in rendered["overlays/registry-cronjob"])
 
 
 def test_every_flag_is_one_retrain_accepts_and_every_file_ships_in_the_image(
@@ -51,7 +56,8 @@ def test_it_mounts_the_gateways_config_and_secrets_and_runs_apart_from_the_ray_p
     pod = job["spec"]["jobTemplate"]["spec"]["template"]
     assert "ray.io/node-type" not in pod["metadata"].get("labels", {})  # no NetworkPolicy/PDB selects it
     volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
-    served = {v["name"]: v for v in pod_templates(rayservice(rendered["overlays/registry"]))[1]["spec"]["volumes"]}
+    workers = pod_templates(rayservice(rendered["overlays/registry-cronjob"]))[1]
+    served = {v["name"]: v for v in workers["spec"]["volumes"]}
     assert volumes["gateway-config"] == served["gateway-config"]  # the same (hashed) ConfigMap
     assert volumes["routeiq-secrets"]["secret"]["secretName"] == served["routeiq-secrets"]["secret"]["secretName"]
     (container,) = pod["spec"]["containers"]
