@@ -53,7 +53,8 @@ class RetrainPlan:
     router_type: str = "finetuned"
     folds: int = 5
     promote: bool = True
-    margins: dict[str, float] = field(default_factory=dict)
+    margins: dict[str, Any] = field(default_factory=dict)
+    """``router_models.evaluation.gate.Margins`` fields (the margins and ``ope_evidence``)."""
     hparam: dict[str, Any] | None = None
     gate_holdout: float = GATE_HOLDOUT
     """Share of logged queries (by hash) kept out of training for the gate's off-policy view."""

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from app.access.cli_options import DEFAULT_CONFIG, ConfigOption, DatabaseUrlOption, database_engine
+from router_models.evaluation.ope_evidence import OPE_EVIDENCE_HELP, OpeEvidence
 
 if TYPE_CHECKING:
     from app.retrain import Exported, RetrainPlan, RetrainResult
@@ -37,6 +38,7 @@ def retrain(
     margin_ope: Annotated[float, typer.Option(help="Off-policy value the candidate may lose.")] = 0.01,
     margin_q: Annotated[float, typer.Option(help="Q@C_best ratio the candidate may lose.")] = 0.01,
     margin_c: Annotated[float, typer.Option(help="C@Q_best percentage points it may add.")] = 5.0,
+    ope_evidence: Annotated[OpeEvidence, typer.Option(help=OPE_EVIDENCE_HELP)] = OpeEvidence.INTERVAL,
     gate_holdout: Annotated[float, typer.Option(  # default = app.retrain.GATE_HOLDOUT (a test checks)
         min=0.0, max=0.9, help="Share of logged queries the gate reads and training never sees.")] = 0.2,
     endpoint_url: Annotated[str | None, typer.Option(help="S3-compatible endpoint (MinIO, ...).")] = None,
@@ -62,7 +64,8 @@ def retrain(
 
     plan = RetrainPlan(router=router, work=work, base_data=base_data, eval_data=eval_data, candidates=candidates,
                        router_type=router_type, folds=folds, promote=promote, gate_holdout=gate_holdout,
-                       margins={"ope": margin_ope, "q_ratio": margin_q, "c_pct": margin_c})
+                       margins={"ope": margin_ope, "q_ratio": margin_q, "c_pct": margin_c,
+                                "ope_evidence": ope_evidence.value})
     on_ray = ray or ray_address is not None
     try:
         if ray_resources is not None and not on_ray:

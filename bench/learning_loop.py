@@ -140,15 +140,28 @@ def prepare(train: Path, candidates: Path, work: Path, gate_rows: int, base_rows
 
 # --- the gateway, in-process --------------------------------------------------------------
 
+def exploration(rate: float, known_within: float | None) -> dict[str, Any]:
+    """The router's exploration: the new models only, or (``known_within``) every candidate the
+    router cannot score plus each known one whose predicted utility is within that of the best.
+
+    Why the second: the gate's IPS credits a candidate only where the logging policy could have
+    taken its action (``router_models/evaluation/offpolicy.py``). Exploring only the new models
+    leaves a candidate's changed pick among the known ones at propensity 0, so a better
+    candidate can read as worse (bench/RESULTS-learning-loop.md, seeds 1-2)."""
+    if known_within is None:
+        return {"rate": rate, "models": list(REMOVED)}
+    return {"rate": rate, "max_utility_loss": known_within}
+
+
 def gateway_config(upstream: str, registry_url: str, s3: str, db: Path, cache: Path, models: list[str],
-                   prices: dict[str, float], rate: float) -> dict[str, Any]:
+                   prices: dict[str, float], explore: dict[str, Any]) -> dict[str, Any]:
     entries = [{"model_name": m, "provider_group": "pool",
                 "litellm_params": {"model": f"openai/{m}", "api_base": upstream, "api_key": "sk-up"},
                 "model_info": {"input_cost_per_token": prices[m] / 1e6, "output_cost_per_token": prices[m] / 1e6}}
                for m in models]
     auto = {"name": "auto", "strategy": "learned", "artifact": registry_url, "timeout_ms": 30000,
             "fallback_model": min(models, key=lambda m: prices[m]),
-            "exploration": {"rate": rate, "models": list(REMOVED)}}
+            "exploration": explore}
     return {"model_list": entries,
             "router_settings": {"routers": [auto], "registry": {"endpoint_url": s3, "poll_interval_s": 0.5,
                                                                  "cache_dir": str(cache)}},
@@ -269,7 +282,7 @@ def one_round(args: argparse.Namespace, setup: Setup, work: Path, db: Path, regi
 
     plan = RetrainPlan(router="auto", work=work, base_data=setup.base, eval_data=setup.gate,
                        candidates=setup.candidates, router_type="knn", folds=1, hparam=args.hparam,
-                       gate_holdout=args.gate_holdout)
+                       gate_holdout=args.gate_holdout, margins={"ope_evidence": args.ope_evidence})
     return retrain(plan, asyncio.run(export()), registry)
 
 
@@ -304,7 +317,8 @@ def simulate(args: argparse.Namespace, setup: Setup, work: Path) -> dict[str, An
         registry.promote("auto", registry.publish(work / "cold").version)
         db = work / "decisions.db"
         raw = gateway_config(upstream.url, f"s3://{registry.location.bucket}/{registry.location.prefix}", s3.url,
-                             db, work / "scorer-cache", models, prices, args.explore_rate)
+                             db, work / "scorer-cache", models, prices,
+                             exploration(args.explore_rate, args.explore_known_within))
         traffic, points = Traffic(), [Point(0, "v1", *cold)]
         order = random.Random(args.seed).sample(range(len(setup.queries)), len(setup.queries))
         with serve_gateway(raw) as (url, scorer), httpx.Client(base_url=url + "/", timeout=120,
@@ -410,7 +424,8 @@ def write_results(run: dict[str, Any], summary: dict[str, Any], args: argparse.N
 
 Run {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, commit {commit_of(HERE.parent)}, {machine()};
 `python -m bench.learning_loop --requests {args.requests} --every {args.every} --seed {args.seed}
---explore-rate {args.explore_rate} --prior-strength {args.prior_strength:g} --gate-holdout {args.gate_holdout:g}`
+--explore-rate {args.explore_rate}{known_arg(args)}
+--prior-strength {args.prior_strength:g} --gate-holdout {args.gate_holdout:g} --ope-evidence {args.ope_evidence}`
 ({seconds / 60:.0f} min).
 What it does: `bench/learning_loop.py`'s docstring.
 The gateway ran **in-process** (the real app: auth, `auto` routing, exploration, decision log in
@@ -443,6 +458,11 @@ the training split that was never replayed.
 """, encoding="utf-8")
 
 
+def known_arg(args: argparse.Namespace) -> str:
+    within = args.explore_known_within
+    return "" if within is None else f" --explore-known-within {within:g}"
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     from router_models.data import DEFAULT_CANDIDATES, DEFAULT_TEST, DEFAULT_TRAIN
 
@@ -452,12 +472,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--explore-rate", type=float, default=0.2,
                    help="0.2: research/partial_labels.py's choice (docs/routing.md); costs less than not exploring.")
+    p.add_argument("--explore-known-within", type=float, default=None,
+                   help="Also explore known models within this predicted utility of the best "
+                   "(default: the new models only).")
     p.add_argument("--eval-data", type=Path, default=DEFAULT_TEST, help="Reporting split (never tuned on).")
     p.add_argument("--eval-rows", type=int, default=0, help="Use only its first N rows (0: all).")
     p.add_argument("--gate-rows", type=int, default=500, help="Full-label rows held out for the gate.")
     p.add_argument("--neighbors", type=int, default=80)
     p.add_argument("--gate-holdout", type=float, default=0.2,
                    help="Share of logged queries the gate reads and training never sees (app.retrain).")
+    p.add_argument("--ope-evidence", choices=("interval", "point"), default="interval",
+                   help="What refuses a candidate on the log (router_models.evaluation.gate).")
     p.add_argument("--prior-strength", type=float, default=None,
                    help="Pseudo-weight of a sparse model's stacked prior (default: training.knn's).")
     p.add_argument("--smoke", action="store_true", help="A tiny run: 40 requests, a 300-row base.")

@@ -17,6 +17,8 @@ from typing import Annotated
 
 import typer
 
+from router_models.evaluation.ope_evidence import OPE_EVIDENCE_HELP, OpeEvidence
+
 app = typer.Typer(
     help="RouteIQ learned routing: train and evaluate routers.",
     no_args_is_help=True,
@@ -173,6 +175,7 @@ def gate_cmd(
     margin_ope: Annotated[float, typer.Option(help="Off-policy value the candidate may lose.")] = 0.01,
     margin_q: Annotated[float, typer.Option(help="Q@C_best ratio the candidate may lose.")] = 0.01,
     margin_c: Annotated[float, typer.Option(help="C@Q_best percentage points it may add.")] = 5.0,
+    ope_evidence: Annotated[OpeEvidence, typer.Option(help=OPE_EVIDENCE_HELP)] = OpeEvidence.INTERVAL,
     allow_pickle: Annotated[bool, typer.Option(help="Accept pickle artifacts (they can run code).")] = False,
 ) -> None:
     """Compare a candidate router with the current one (off-policy on the log, protocol on a
@@ -189,7 +192,7 @@ def gate_cmd(
         split = load_routing_data(eval_data, candidates)
         train_mean = load_routing_data(train_data, candidates, models=split.models).scores.mean(0)
         report, reports = run_gate(routers[0], routers[1], read_log(log), split, train_mean, load_prices(candidates),
-                                   Margins(margin_ope, margin_q, margin_c))
+                                   Margins(margin_ope, margin_q, margin_c, ope_evidence.value))
     except (ArtifactError, OSError, ValueError, KeyError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from router_models.cli import app
 from router_models.data import DEFAULT_TRAIN, RoutingData
-from router_models.evaluation.gate import Margins, run_gate
+from router_models.evaluation.gate import Margins, protocol, run_gate, verdict
 from router_models.evaluation.offpolicy import (
     dr_terms,
     estimate,
@@ -147,3 +148,31 @@ def test_routeiq_gate_on_the_shipped_artifact(tmp_path: Path) -> None:
     broken = CliRunner().invoke(app, args)
     assert broken.exit_code == 2 and broken.output.strip().endswith("not a JSON object (Expecting property name "
                                                                     "enclosed in double quotes)")
+
+
+def ope(value: float, low: float, high: float, rows: int = 500) -> dict[str, Any]:
+    diff = {"value": value, "ci95_low": low, "ci95_high": high, "n": rows}
+    return {"rows": rows, "difference": {"ips": diff, "dr": diff}}
+
+
+def test_the_log_refuses_only_what_its_interval_shows_worse_unless_told_to_use_the_point() -> None:
+    """A 0.06 drop whose interval spans 0 (seed 2 of bench/learning_loop.py, IPS at 5,000 requests)
+    is noise under the default rule and a refusal under ``point``; an interval wholly below the
+    margin refuses under both."""
+    split, _, truth = split_and_log(60)
+    same = protocol(Fixed(truth), split, split.scores.mean(0))
+    noisy, worse = ope(-0.061, -0.173, 0.051), ope(-0.242, -0.372, -0.113)
+    assert verdict(noisy, same, same, Margins()) == []
+    assert [r.split(" value")[0] for r in verdict(noisy, same, same, Margins(ope_evidence="point"))] == [
+        "off-policy IPS", "off-policy DR"]
+    for rule in ("interval", "point"):
+        reasons = verdict(worse, same, same, Margins(ope_evidence=rule))
+        assert len(reasons) == 2 and all("0.2420 lower" in r for r in reasons), rule
+    assert "interval up to -0.1130" in verdict(worse, same, same, Margins())[0]
+    edge = ope(-0.05, -0.09, -0.0101)  # just below -margin: refused; just above: not
+    assert verdict(edge, same, same, Margins()) and not verdict(ope(-0.05, -0.09, -0.0099), same, same, Margins())
+
+
+def test_margins_refuse_an_unknown_evidence_rule() -> None:
+    with pytest.raises(ValueError, match="ope_evidence must be 'interval' or 'point'"):
+        Margins(ope_evidence="vibes")
