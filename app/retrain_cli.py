@@ -51,6 +51,8 @@ def retrain(
     ray_resources: Annotated[str | None, typer.Option(help=(
         f'Resources of the Ray task, JSON such as {{"CPU": 2, "routeiq-train": 1}}. Default: {RAY_RESOURCES}.'),
         show_default=False)] = None,
+    ray_wait: Annotated[float, typer.Option(min=0.0, help=(
+        "Seconds to wait for a node that offers --ray-resources (a worker still starting) before giving up."))] = 300.0,
 ) -> None:
     """Export the decision log, train on its feedback, gate against the served version, publish,
     and promote when the gate passes (docs/routing.md). Exit 0 promoted or passed, 1 refused.
@@ -71,7 +73,7 @@ def retrain(
         if ray_resources is not None and not on_ray:
             raise ValueError("--ray-resources applies only with --ray")
         result = _loop(plan, RegistrySpec(registry_url, endpoint_url, region), lambda: _export(
-            config, database_url, work / "decisions"), ray_address, ray_resources, on_ray=on_ray)
+            config, database_url, work / "decisions"), ray_address, ray_resources, on_ray=on_ray, ray_wait=ray_wait)
         write_result(work, result)
     except (ArtifactError, RegistryError, ConfigError, StoreUnavailableError, RayRunError, OSError, ValueError,
             KeyError) as exc:
@@ -99,7 +101,7 @@ def _export(config: Path, database_url: str | None, dest: Path) -> Exported:
 
 
 def _loop(plan: RetrainPlan, registry: RegistrySpec, export: Callable[[], Exported], ray_address: str | None,
-          ray_resources: str | None, *, on_ray: bool) -> RetrainResult:
+          ray_resources: str | None, *, on_ray: bool, ray_wait: float = 300.0) -> RetrainResult:
     """Export here, then the rest here or as a Ray task (the resources checked first: a typo costs nothing)."""
     import os
 
@@ -112,7 +114,7 @@ def _loop(plan: RetrainPlan, registry: RegistrySpec, export: Callable[[], Export
         from app.retrain_ray import run_on_ray
 
         address = ray_address or os.environ.get("RAY_ADDRESS") or "auto"
-        return run_on_ray(plan, exported, registry, resources, address)
+        return run_on_ray(plan, exported, registry, resources, address, ray_wait)
     result = retrain(plan, exported, registry.build())
     result.trained_on = worker_identity()
     return result

@@ -20,6 +20,8 @@ import json
 import os
 import socket
 import tempfile
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -105,6 +107,22 @@ def fits_a_node(request: dict[str, float], nodes: list[dict[str, float]]) -> boo
     return any(all(node.get(name, 0.0) >= amount for name, amount in request.items()) for node in nodes)
 
 
+def wait_for_fit(request: dict[str, float], nodes: Callable[[], list[dict[str, float]]], wait_s: float,
+                 poll_s: float = 2.0) -> list[dict[str, float]]:
+    """Poll the cluster's live nodes until one covers the request or ``wait_s`` passes; raise then.
+
+    Why wait: a RayJob submits once its head is up, and a training worker may join seconds
+    to minutes later (a pod still pulling the train image, or an autoscaled group at 0)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        seen = nodes()
+        if fits_a_node(request, seen):
+            return seen
+        if time.monotonic() >= deadline:
+            raise RayRunError(f"no node of the Ray cluster offers {request} after {wait_s:g} s (its nodes: {seen})")
+        time.sleep(poll_s)
+
+
 def pack(plan: RetrainPlan, exported: Exported) -> Shipment:
     """Read every input of the task; the same file named twice travels once."""
     names: dict[Path, str] = {}
@@ -185,7 +203,7 @@ def _task(shipment: Shipment, registry: RegistrySpec) -> Shipped:
 
 
 def run_on_ray(plan: RetrainPlan, exported: Exported, registry: RegistrySpec, resources: dict[str, float],
-               address: str) -> RetrainResult:
+               address: str, wait_s: float = 300.0) -> RetrainResult:
     """Submit the task (joining the process's Ray if it has one, else ``address``) and wait for it."""
     import ray
     from ray.exceptions import RayError, RayTaskError
@@ -194,9 +212,8 @@ def run_on_ray(plan: RetrainPlan, exported: Exported, registry: RegistrySpec, re
     if started:
         ray.init(address=address, log_to_driver=True, configure_logging=False)
     try:
-        nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]  # type: ignore[no-untyped-call]
-        if not fits_a_node(resources, nodes):
-            raise RayRunError(f"no node of the Ray cluster offers {resources} (its nodes: {nodes})")
+        wait_for_fit(resources, lambda: [n["Resources"] for n in ray.nodes() if n.get("Alive")],  # type: ignore[no-untyped-call]
+                     wait_s)
         remote = ray.remote(_task).options(**ray_options(resources), max_retries=0)
         try:
             shipped: Shipped = ray.get(remote.remote(pack(plan, exported), registry))

@@ -126,7 +126,8 @@ def test_traffic_feedback_retrain_and_the_router_routes_to_the_model_it_did_not_
             # the better router lower): the gate's statistics are unit-tested; this test is the loop's mechanics
             "--margin-ope", "1", "--margin-q", "1", "--margin-c", "1000"]
     cli = build_cli()
-    unfit = CliRunner().invoke(cli, [*args, "--ray-resources", '{"CPU": 1, "no-such-resource": 1}'])
+    unfit = CliRunner().invoke(cli, [*args, "--ray-resources", '{"CPU": 1, "no-such-resource": 1}',
+                                           "--ray-wait", "1"])
     assert unfit.exit_code == 2 and unfit.output.startswith("error: no node of the Ray cluster offers"), unfit.output
     down = CliRunner().invoke(cli, [*args, "--endpoint-url", "http://127.0.0.1:9"])  # the task's registry call fails
     assert down.exit_code == 2 and down.output.startswith("error: ") and len(down.output.splitlines()) == 1, (

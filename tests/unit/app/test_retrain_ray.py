@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from app.cli import build_cli
 from app.retrain import Exported, RetrainPlan, RetrainResult
 from app.retrain_ray import (
+    RayRunError,
     Shipped,
     fits_a_node,
     pack,
@@ -19,6 +20,7 @@ from app.retrain_ray import (
     ray_options,
     receive,
     unpack,
+    wait_for_fit,
     write_result,
 )
 
@@ -108,3 +110,13 @@ def test_a_bad_ray_flag_is_one_line_before_anything_runs(tmp_path: Path, extra: 
     assert result.exit_code == 2
     assert result.output.strip().startswith(says) and len(result.output.strip().splitlines()) == 1
     assert not (tmp_path / "w").exists()  # nothing exported
+
+
+def test_the_task_waits_for_a_training_worker_that_joins_late_and_gives_up_after_its_deadline() -> None:
+    head, worker = {"CPU": 0.0}, {"CPU": 2.0, "routeiq-train": 1.0}
+    seen = iter([[head], [head], [head, worker]])
+    assert wait_for_fit({"routeiq-train": 1}, lambda: next(seen), wait_s=60, poll_s=0) == [head, worker]
+    calls = []
+    with pytest.raises(RayRunError, match=r"no node of the Ray cluster offers \{'routeiq-train': 1\} after 0.05 s"):
+        wait_for_fit({"routeiq-train": 1}, lambda: calls.append(1) or [head], wait_s=0.05, poll_s=0.01)
+    assert len(calls) >= 2  # polled until the deadline, not once
