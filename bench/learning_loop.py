@@ -9,7 +9,8 @@
    standing for the user's own models); a full-label KNN on the same rows with all nine is
    the upper bound.
 2. The gateway serves the cold router from a router registry (moto's S3 server) with all
-   nine models as candidates, exploring the three it does not know at ``--explore-rate``.
+   nine models as candidates, exploring the three it does not know at ``--explore-rate``
+   (``--explore-known-within``: the known models near the best too).
    It is the real app (auth, routing, exploration, decision log in SQLite, feedback) run
    **in-process** (uvicorn in a thread; the router-scoring node is the same
    ``build_scoring`` a scorer replica runs, following the registry), not a Serve graph:
