@@ -36,6 +36,7 @@ EXPORT_FIELDS = (
     "request_id", "created_at", "key_id", "router", "strategy", "lambda", "query", "query_sha256", "query_chars",
     "candidates", "chosen", "routed_to", "route_latency_ms", "latency_ms", "prompt_tokens", "completion_tokens",
     "cost", "status", "fallback", "feedback", "feedback_at", "usage_estimated", "propensity", "explored",
+    "policy",
 )
 """The JSONL fields, in order (docs/observability.md documents each)."""
 
@@ -62,6 +63,7 @@ def decision_row(record: DecisionRecord, settings: DecisionLogSettings) -> dict[
         "prompt_tokens": record.prompt_tokens, "completion_tokens": record.completion_tokens, "cost": record.cost,
         "status": record.status, "fallback": record.fallback, "feedback": None, "feedback_at": None,
         "usage_estimated": record.usage_estimated, "propensity": record.propensity, "explored": record.explored,
+        "policy": dict(record.policy) if record.policy is not None else None,
     })
 
 

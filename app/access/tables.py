@@ -179,4 +179,5 @@ decisions = Table(
     Column("usage_estimated", Boolean, nullable=False, default=False),
     Column("propensity", Float),
     Column("explored", Boolean, nullable=False, default=False),
+    Column("policy", JSON),
 )

@@ -46,6 +46,8 @@ class DecisionRecord:
     """Probability with which the routing policy picked ``routed_to`` (off-policy estimates)."""
     explored: bool = False
     """``routed_to`` was drawn by exploration, not the router's best guess."""
+    policy: dict[str, float] | None = None
+    """The routing policy's probability of each model it could have picked (off-policy support)."""
 
 
 class DecisionLog(Protocol):

@@ -266,7 +266,8 @@ class Exchange:
             route_latency_ms=d.latency_ms,
             latency_ms=(time.perf_counter() - self.started) * 1000,
             prompt_tokens=u.prompt_tokens, completion_tokens=u.completion_tokens, cost=u.cost, status=status,
-            fallback=d.fallback, usage_estimated=u.estimated, propensity=d.propensity, explored=d.explored)
+            fallback=d.fallback, usage_estimated=u.estimated, propensity=d.propensity, explored=d.explored,
+            policy=d.policy)
 
 
 def _status_of(err: BaseException) -> int:

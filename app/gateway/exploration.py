@@ -139,6 +139,16 @@ def base_propensity(decision: RouteDecision) -> float:
     return 1.0
 
 
+def base_policy(decision: RouteDecision) -> dict[str, float] | None:
+    """The whole distribution of a decision nothing explored: a shuffle's weights, else the pick
+    alone (``None`` when nothing was picked: the router failed and the ingress falls back)."""
+    if not decision.model:
+        return None
+    if decision.strategy == "weighted-shuffle" and decision.scores:
+        return dict(decision.scores)
+    return {decision.model: 1.0}
+
+
 class Explorer:
     """Applies each router's exploration to its decisions; one per ingress replica."""
 
@@ -156,7 +166,7 @@ class Explorer:
                      key_id: str, opted_out: bool) -> RouteDecision:
         """``decision``, possibly redirected to an explored model, with its propensity."""
         settings = self._routers.get(router)
-        sure = replace(decision, propensity=base_propensity(decision))
+        sure = replace(decision, propensity=base_propensity(decision), policy=base_policy(decision))
         if settings is None or opted_out or decision.fallback or decision.error:
             return sure
         pool = eligible(settings, decision, candidates)
@@ -165,10 +175,11 @@ class Explorer:
         rate = settings.rate
         explore = self._rng.random() < rate
         served = self._rng.choice(pool).name if explore else decision.model
-        p = distribution(rate, decision.model, pool)[served]
+        policy = distribution(rate, decision.model, pool)
+        p = policy[served]
         if not explore:
-            return replace(decision, propensity=p)
-        return replace(decision, model=served, propensity=p, explored=True,
+            return replace(decision, propensity=p, policy=policy)
+        return replace(decision, model=served, propensity=p, policy=policy, explored=True,
                        reason=f"explored (rate {rate:g}) instead of {decision.model}")
 
     def charge(self, key_id: str, decision: RouteDecision, cost: float) -> None:

@@ -109,10 +109,16 @@ def off_policy(current: Predictor, candidate: Predictor, rows: Sequence[LoggedRo
     models = sorted({c for r in rows for c in r.candidates})
     texts = [r.query for r in rows]
     qhat = reward_model(rows)
-    out: dict[str, Any] = {"rows": len(rows)}
+    acts = {name: policy_actions(rows, columns(router, texts, models), models, prices)
+            for name, router in (("current", current), ("candidate", candidate))}
+    keep = [i for i, r in enumerate(rows) if r.supports(acts["current"][i]) and r.supports(acts["candidate"][i])]
+    rows = [rows[i] for i in keep]
+    out: dict[str, Any] = {"rows": len(rows), "usable_rows": len(texts), "unsupported_rows": len(texts) - len(rows)}
+    if not rows:
+        return out
     terms = {}
-    for name, router in (("current", current), ("candidate", candidate)):
-        actions = policy_actions(rows, columns(router, texts, models), models, prices)
+    for name in ("current", "candidate"):
+        actions = [acts[name][i] for i in keep]
         terms[name] = {"ips": ips_terms(rows, actions), "dr": dr_terms(rows, actions, qhat)}
         out[name] = {k: estimate(v).as_dict() for k, v in terms[name].items()}
         out[name]["agrees_with_log"] = float(np.mean([a == r.action for a, r in zip(actions, rows, strict=True)]))
@@ -143,8 +149,11 @@ def ope_refusal(kind: str, diff: Mapping[str, float], margins: Margins) -> list[
 def verdict(ope: dict[str, Any] | None, cur: EvalReport, cand: EvalReport, margins: Margins) -> list[str]:
     """Why the candidate is refused (empty: it passes)."""
     why = []
-    if ope is None or ope["rows"] == 0:
+    if ope is None or not ope.get("usable_rows", ope["rows"]):
         why.append("no usable decision-log rows (rated, answered by the routed model, with a propensity)")
+    elif ope["rows"] == 0:
+        why.append(f"no decision-log row where the logging policy could have taken both routers' actions "
+                   f"({ope['unsupported_rows']} usable rows lacked that support)")
     else:
         for k in ("ips", "dr"):
             why.extend(ope_refusal(k, ope["difference"][k], margins))

@@ -15,6 +15,14 @@ of another router ``π`` (the mean quality it would have obtained) is estimated 
   that model (a model never served gets the mean of all rewards). A constant per model is a
   weak ``q̂``, chosen because it cannot favour either router.
 
+**Support.** Both estimators are unbiased for a router only where the logging policy could
+have taken that router's action (probability > 0). Exploration covers a few models, so a
+router that picks a known model the log never offered on a row would be credited 0 there by
+IPS, whatever that model's answer is worth. Rows log the policy's whole distribution
+(``policy``), and the gate compares two routers on the rows where both of their actions were
+supported (``LoggedRow.supports``); rows logged before that (``policy`` null) count as
+supported, as before.
+
 Confidence intervals are normal approximations (95 %: ±1.96 standard errors of the
 per-row terms). The comparison of two routers is **paired**: the interval is on the mean of
 the per-row differences of their terms, which cancels the variance they share.
@@ -24,7 +32,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -42,6 +50,13 @@ class LoggedRow:
     reward: float
     propensity: float
     lam: float
+    policy: Mapping[str, float] | None = field(default=None, compare=False)
+    """The logging policy's probability of each model on this row (absent: 0); ``None`` for
+    rows logged before it was recorded, whose support is unknown."""
+
+    def supports(self, action: str) -> bool:
+        """Whether the logging policy could have taken ``action`` here (unknown support: yes)."""
+        return self.policy is None or self.policy.get(action, 0.0) > 0.0
 
 
 @dataclass(frozen=True)
@@ -75,8 +90,23 @@ def usable_rows(records: Iterable[Mapping[str, Any]], default_lam: float = 0.0) 
             cands = (*cands, str(rec["routed_to"]))
         lam = rec.get("lambda")
         out.append(LoggedRow(str(rec["query"]), cands, str(rec["routed_to"]), float(fb), float(p),
-                             float(lam) if lam is not None else default_lam))
+                             float(lam) if lam is not None else default_lam, logged_policy(rec)))
     return out, skipped
+
+
+def logged_policy(rec: Mapping[str, Any]) -> dict[str, float] | None:
+    """A row's logged distribution, or ``None`` when absent or malformed (support unknown)."""
+    raw = rec.get("policy")
+    if not isinstance(raw, Mapping) or rec.get("routed_to") not in raw:
+        return None
+    out = {}
+    for model, prob in raw.items():
+        if not isinstance(model, str) or isinstance(prob, bool) or not isinstance(prob, int | float):
+            return None
+        if not 0.0 <= float(prob) <= 1.0:
+            return None
+        out[model] = float(prob)
+    return out
 
 
 def policy_actions(rows: Sequence[LoggedRow], quality: np.ndarray, models: Sequence[str],

@@ -82,6 +82,10 @@ class RouteDecision:
     less when it explores. Logged, so the decision log supports off-policy estimates."""
     explored: bool = False
     """``model`` was drawn by exploration rather than being the router's best guess."""
+    policy: dict[str, float] | None = None
+    """The routing policy's whole distribution for this query (model -> probability; absent
+    models had 0), set with ``propensity``. Logged, so the gate knows which actions the log
+    could have taken: its support (``router_models.evaluation.offpolicy``)."""
     error: str | None = None
     """The router could not decide this query; the ingress falls back. One line, the cause.
 

@@ -115,6 +115,42 @@ def test_the_gate_accepts_a_better_candidate_and_refuses_a_worse_one() -> None:
     assert same["passed"]  # not worse than itself, even with no margin
 
 
+def test_the_log_compares_routers_only_where_it_could_have_taken_both_of_their_actions() -> None:
+    """The log's policy never offered ``a`` (the best model): a candidate that picks it on half
+    the rows is not read as scoring 0 there; it is judged on the other half, where it and the
+    current router agree. Rows without a logged policy keep the old behaviour (support unknown)."""
+    rng = np.random.default_rng(11)
+    log = []
+    for i in range(400):
+        action = "b" if rng.random() < 0.8 else "c"
+        log.append({"query": f"q{i}", "candidates": dict.fromkeys(MODELS, 0.0), "routed_to": action,
+                    "chosen": action, "status": 200, "feedback": float(rng.random() < MEANS[action]),
+                    "propensity": 0.8 if action == "b" else 0.2, "lambda": 0.0, "policy": {"b": 0.8, "c": 0.2}})
+    split, _, _ = split_and_log(60)
+    current = Fixed(np.array([0.1, 0.9, 0.0]))  # always b
+    half = Fixed({f"q{i}": np.array([0.9, 0.1, 0.0]) if i % 2 else np.array([0.1, 0.9, 0.0]) for i in range(400)})
+    mean = split.scores.mean(0)
+    report, _ = run_gate(current, half, log, split, mean, PRICES)
+    ope_report = report["off_policy"]
+    assert (ope_report["rows"], ope_report["usable_rows"], ope_report["unsupported_rows"]) == (200, 400, 200)
+    assert ope_report["difference"]["ips"]["value"] == 0.0 and ope_report["difference"]["dr"]["value"] == 0.0
+    assert not any(r.startswith("off-policy") for r in report["refused_because"])
+    unknown = [{k: v for k, v in r.items() if k != "policy"} for r in log]  # rows logged before the policy was
+    old, _ = run_gate(current, half, unknown, split, mean, PRICES, Margins(ope_evidence="point"))
+    assert old["off_policy"]["rows"] == 400 and "off-policy IPS" in " ".join(old["refused_because"])
+    always_a, _ = run_gate(current, Fixed(np.array([0.9, 0.1, 0.0])), log, split, mean, PRICES)
+    assert "no decision-log row where the logging policy could have taken both" in always_a["refused_because"][0]
+
+
+def test_a_row_with_a_malformed_policy_counts_as_of_unknown_support() -> None:
+    base = {**logged(1, np.random.default_rng(0))[0]}
+    for bad in ({"zzz": 1.0}, {base["routed_to"]: 2.0}, {base["routed_to"]: "x"}, ["b"]):
+        (row,), _ = usable_rows([{**base, "policy": bad}])
+        assert row.policy is None and row.supports("anything")
+    (row,), _ = usable_rows([{**base, "policy": {base["routed_to"]: 1.0}}])
+    assert row.supports(base["routed_to"]) and not row.supports("nope")
+
+
 def test_a_gate_without_usable_log_rows_refuses() -> None:
     split, log, truth = split_and_log(50)
     report, _ = run_gate(Fixed(truth), Fixed(truth), [{**r, "propensity": None} for r in log], split,

@@ -30,15 +30,15 @@ async def test_concurrent_upgrades_on_postgres(postgres_server: PostgresServer) 
     db = postgres_server.create_database()
     url = async_db_url(postgres_server.url(db))
     try:
-        assert await _race(url) == ["0008"]
-        assert await _race(url, n=2) == ["0008"]  # and again: a no-op
+        assert await _race(url) == ["0009"]
+        assert await _race(url, n=2) == ["0009"]  # and again: a no-op
     finally:
         postgres_server.drop_database(db)
 
 
 async def test_concurrent_upgrades_on_sqlite(tmp_path: Any) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path}/race.db"
-    assert await _race(url, connect_args={"timeout": 30}) == ["0008"]
+    assert await _race(url, connect_args={"timeout": 30}) == ["0009"]
 
 
 def test_url_forms() -> None:

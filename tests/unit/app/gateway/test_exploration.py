@@ -52,6 +52,7 @@ async def test_logged_propensities_are_the_probabilities_draws_actually_follow()
         assert d.propensity is not None
         logged.setdefault(d.model, d.propensity)
         assert logged[d.model] == d.propensity  # the same model always logs the same probability
+        assert d.policy == pytest.approx({MID: 0.8, CHEAP: 0.1, PRICEY: 0.1})  # the whole distribution, every time
     assert logged == pytest.approx({MID: 0.7 + 0.1, CHEAP: 0.1, PRICEY: 0.1})
     for model, p in logged.items():
         assert served[model] / n == pytest.approx(p, abs=0.02)
@@ -59,9 +60,10 @@ async def test_logged_propensities_are_the_probabilities_draws_actually_follow()
 
 async def test_without_exploration_every_decision_is_logged_as_sure() -> None:
     d = await explorer(rate=0.0).choose("auto", GREEDY, CANDS, key_id="k", opted_out=False)
-    assert (d.model, d.propensity, d.explored) == (MID, 1.0, False)
+    assert (d.model, d.propensity, d.explored, d.policy) == (MID, 1.0, False, {MID: 1.0})
     shuffle = RouteDecision(model=CHEAP, strategy="weighted-shuffle", scores={CHEAP: 0.25, MID: 0.75})
-    assert (await explorer(rate=0.0).choose("auto", shuffle, CANDS, key_id="k", opted_out=False)).propensity == 0.25
+    drawn = await explorer(rate=0.0).choose("auto", shuffle, CANDS, key_id="k", opted_out=False)
+    assert (drawn.propensity, drawn.policy) == (0.25, {CHEAP: 0.25, MID: 0.75})
 
 
 async def test_opted_out_requests_and_router_fallbacks_are_never_explored() -> None:
@@ -184,10 +186,13 @@ async def test_explored_answers_say_so_and_their_decision_rows_carry_the_propens
         assert (row["routed_to"], row["propensity"], row["explored"]) == (raw.headers["x-routeiq-model"], 0.5, True)
         # every candidate offered is logged, the one the router could not score as null
         assert row["candidates"] == {CHEAP: None, MID: 0.9, PRICEY: 0.5, "via-litellm": 0.5}
+        # the policy's whole distribution: what the gate needs to know which actions the log could take
+        assert row["policy"][row["routed_to"]] == row["propensity"] and sum(row["policy"].values()) == 1.0
+        assert set(row["policy"]) == {MID, CHEAP, PRICEY}
     for raw in (opted_out, by_body):
         assert "x-routeiq-explored" not in raw.headers and raw.headers["x-routeiq-model"] == MID
         row = logged[raw.headers["x-request-id"]]
-        assert (row["routed_to"], row["propensity"], row["explored"]) == (MID, 1.0, False)
+        assert (row["routed_to"], row["propensity"], row["explored"], row["policy"]) == (MID, 1.0, False, {MID: 1.0})
 
 
 async def test_a_key_whose_metadata_opts_out_is_never_explored(app: tuple[Any, DecisionWriter]) -> None:
