@@ -4,8 +4,9 @@ Two independent views, because each can be fooled alone:
 
 - **(a) the user's traffic**, from the decision log: off-policy value of each router's
   choices on the logged, rated requests (IPS and doubly robust, ``offpolicy``), compared
-  paired. It covers the user's own models and queries, but only as well as exploration
-  covered the actions the candidate would take.
+  paired, on the rows where the logged policy could have taken both routers' actions (its
+  support; ``LoggedRow.supports``). It covers the user's own models and queries, but only
+  where exploration covered the actions the candidate would take.
 - **(b) a labelled split**, with the data README's protocol (Q@C_best ratio and C@Q_best):
   every model scored on every query, so no propensities are needed, but only for the models
   and kinds of query the split holds.
