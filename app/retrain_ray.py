@@ -48,11 +48,9 @@ class RegistrySpec:
     region: str | None = None
 
     def build(self) -> Any:
-        from router_models.registry.location import parse_registry_url
-        from router_models.registry.s3 import build_s3_client
-        from router_models.registry.store import RouterRegistry
+        from router_models.registry.store import open_registry
 
-        return RouterRegistry(build_s3_client(self.endpoint_url, self.region), parse_registry_url(self.url))
+        return open_registry(self.url, self.endpoint_url, self.region)
 
 
 @dataclass(frozen=True)

@@ -132,13 +132,6 @@ def distribution(rate: float, greedy: str, pool: tuple[Candidate, ...]) -> dict[
     return out
 
 
-def base_propensity(decision: RouteDecision) -> float:
-    """The propensity of a decision nothing explored: a shuffle's draw, else a sure pick."""
-    if decision.strategy == "weighted-shuffle":
-        return decision.scores.get(decision.model, 1.0)
-    return 1.0
-
-
 def base_policy(decision: RouteDecision) -> dict[str, float] | None:
     """The whole distribution of a decision nothing explored: a shuffle's weights, else the pick
     alone (``None`` when nothing was picked: the router failed and the ingress falls back)."""
@@ -166,7 +159,8 @@ class Explorer:
                      key_id: str, opted_out: bool) -> RouteDecision:
         """``decision``, possibly redirected to an explored model, with its propensity."""
         settings = self._routers.get(router)
-        sure = replace(decision, propensity=base_propensity(decision), policy=base_policy(decision))
+        policy = base_policy(decision)
+        sure = replace(decision, propensity=policy.get(decision.model, 1.0) if policy else 1.0, policy=policy)
         if settings is None or opted_out or decision.fallback or decision.error:
             return sure
         pool = eligible(settings, decision, candidates)

@@ -41,11 +41,9 @@ def _one_line_errors() -> Iterator[None]:
 
 
 def _registry(url: str, endpoint_url: str | None, region: str | None) -> RouterRegistry:
-    from router_models.registry.location import parse_registry_url
-    from router_models.registry.s3 import build_s3_client
-    from router_models.registry.store import RouterRegistry
+    from router_models.registry.store import open_registry
 
-    return RouterRegistry(build_s3_client(endpoint_url, region), parse_registry_url(url))
+    return open_registry(url, endpoint_url, region)
 
 
 def _run(url: str, endpoint_url: str | None, region: str | None, action: Callable[[RouterRegistry], None]) -> None:

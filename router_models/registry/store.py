@@ -330,6 +330,14 @@ class RouterRegistry:
         return self.location.key("pointers", f"{router}.json")
 
 
+def open_registry(url: str, endpoint_url: str | None = None, region: str | None = None) -> RouterRegistry:
+    """The registry at ``s3://bucket/prefix``, with a client for ``endpoint_url``/``region`` (the CLIs' options)."""
+    from router_models.registry.location import parse_registry_url
+    from router_models.registry.s3 import build_s3_client
+
+    return RouterRegistry(build_s3_client(endpoint_url, region), parse_registry_url(url))
+
+
 def eval_summary(manifest: dict[str, Any]) -> dict[str, float]:
     """The artifact's headline held-out numbers, when its manifest has an ``eval``."""
     holdout = (manifest.get("eval") or {}).get("holdout") or {}
