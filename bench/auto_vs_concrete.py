@@ -6,11 +6,13 @@ bench.gateway). For each checkout (this one, and ``--before`` in the order befor
 start the gateway (bench/serve_config.py, the shipped learned router over the routing data's
 nine models on a 0 ms fake upstream), measure idle CPU of its process tree over
 ``--idle`` seconds and PSS per process kind, then wrk at c=1/16/32 on a concrete model and
-on ``auto``. Every ``auto`` request carries a distinct prompt (a real query of
-test.jsonl, prefixed with a per-request counter), so the prediction cache cannot fake
-the headline; one row repeats a single prompt (what the cache does for repeats). CPU per
-request is the gateway's process tree's CPU time over the requests served (psutil), so
-other load on the shared machine does not count. Writes bench/RESULTS-auto.md and .png.
+on ``auto``, and on ``auto-static`` (this checkout only: a router on the static embedder,
+``--static-artifact`` or trained here as ``routeiq train --embedder static`` does). Every
+``auto`` request carries a distinct prompt (a real query of test.jsonl, prefixed with a
+per-request counter), so the prediction cache cannot fake the headline; one row repeats a
+single prompt (what the cache does for repeats). CPU per request is the gateway's process
+tree's CPU time over the requests served (psutil), so other load on the shared machine does
+not count. Writes bench/RESULTS-auto.md and .png.
 """
 
 from __future__ import annotations
@@ -98,19 +100,24 @@ def _measure(pid: int, fn, seconds: float) -> Point:  # type: ignore[no-untyped-
     return Point(r.rps, r.p50_ms, r.p99_ms, used * 1000 / max(1.0, r.rps * seconds), r.errors)
 
 
-def _start(tree: Path, upstream: str) -> tuple[subprocess.Popen[str], int]:
+def _start(tree: Path, upstream: str, static: Path | None) -> tuple[subprocess.Popen[str], int]:
     env = {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1", "RAY_SERVE_ENABLE_HA_PROXY": "0", "RAY_USAGE_STATS_ENABLED": "0",
            "PYTHONPATH": str(tree), "PYTHONDONTWRITEBYTECODE": "1"}
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "gateway.json"
-        path.write_text(json.dumps(learned_gateway_config(upstream)))
+        cfg = learned_gateway_config(upstream)
+        if static is not None:  # a second learned router, on the static embedder
+            auto = cfg["router_settings"]["routers"][0]
+            cfg["router_settings"]["routers"].append({**auto, "name": "auto-static", "artifact": str(static)})
+        path.write_text(json.dumps(cfg))
         proc, port = start_gateway(tree, path, env)
     time.sleep(3)
     return proc, port
 
 
-def _run_tree(tree: Path, upstream: str, seconds: float, idle: float, queries: list[str]) -> dict[str, object]:
-    proc, port = _start(tree, upstream)
+def _run_tree(tree: Path, upstream: str, seconds: float, idle: float, queries: list[str],
+              static: Path | None = None) -> dict[str, object]:
+    proc, port = _start(tree, upstream, static)
     url = f"http://127.0.0.1:{port}/v1/chat/completions"
     res: dict[str, object] = {}
     try:
@@ -123,6 +130,10 @@ def _run_tree(tree: Path, upstream: str, seconds: float, idle: float, queries: l
             distinct = _lua_distinct("auto", queries, MASTER_KEY, salt=f"{time.time_ns()}")  # new prompts per point
             res[f"concrete c={c}"] = _measure(proc.pid, lambda c=c: wrk(url, body, MASTER_KEY, c, seconds), seconds)
             res[f"auto c={c}"] = _measure(proc.pid, lambda c=c, d=distinct: _wrk_script(url, d, c, seconds), seconds)
+            if static is not None:
+                fast = _lua_distinct("auto-static", queries, MASTER_KEY, salt=f"{time.time_ns()}")
+                res[f"auto-static c={c}"] = _measure(proc.pid, lambda c=c, d=fast: _wrk_script(url, d, c, seconds),
+                                                     seconds)
         same = {"model": "auto", "messages": [{"role": "user", "content": queries[0]}]}
         res["auto, one repeated prompt c=16"] = _measure(proc.pid, lambda: wrk(url, same, MASTER_KEY, 16, seconds),
                                                          seconds)
@@ -131,12 +142,11 @@ def _run_tree(tree: Path, upstream: str, seconds: float, idle: float, queries: l
     return res
 
 
-def _scorer_alone(queries: list[str]) -> dict[int, tuple[float, float]]:
-    """Decisions/s and p50 per batch of the shipped router in-process (encoder + head + decide)."""
-    from devtools.configs import ARTIFACT
+def _scorer_alone(queries: list[str], artifact: Path) -> dict[int, tuple[float, float]]:
+    """Decisions/s and p50 per batch of a router in-process (embedder + head)."""
     from router_models.inference.learned import LearnedRouter
 
-    router = LearnedRouter.load(ARTIFACT, num_threads=1)
+    router = LearnedRouter.load(artifact, num_threads=1)
     router.predict(["warm-up"])
     out = {}
     for batch in (1, 16):
@@ -162,11 +172,30 @@ def _passthrough(upstream: str, seconds: float) -> dict[int, WrkResult]:
         proc.terminate()
 
 
+def _static_router(path: Path | None, work: Path) -> Path:
+    """``path``, or a static-embedder ensemble router trained now on train.jsonl (~1.5 min)."""
+    if path is not None:
+        return path
+    from router_models.static_embedding import static_config
+    from router_models.training.pipeline import TrainConfig, train
+    from router_models.training.progress import rich_progress
+
+    out = work / "static-router"
+    with rich_progress() as progress:
+        train(TrainConfig(router_type="ensemble", data=QUERIES.with_name("train.jsonl"), out=out,
+                          embedder=static_config()), progress)
+    return out
+
+
 def main(seconds: float = 5.0, idle: float = 60.0,
          before: Annotated[Path | None, typer.Option(help="Another checkout, measured in the same run.")] = None,
+         static_artifact: Annotated[Path | None, typer.Option(
+             help="A router trained with --embedder static (default: train one now).")] = None,
          ) -> None:
     require_wrk()
     queries = _queries()
+    work = Path(tempfile.mkdtemp(prefix="bench-auto-"))
+    static = _static_router(static_artifact, work)
     port = free_port()
     up = subprocess.Popen([sys.executable, "-m", "devtools.fake_upstream", "--port", str(port)], cwd=ROOT)
     wait_port(port)
@@ -177,18 +206,30 @@ def main(seconds: float = 5.0, idle: float = 60.0,
         trees = [(f"before ({commit_of(before)})", before.resolve())] if before else []
         for label, tree in [*trees, (f"this ({commit_of(ROOT)})", ROOT)]:
             print(f"measuring {label}", flush=True)
-            runs[label] = _run_tree(tree, upstream, seconds, idle, queries)
-        scorer = _scorer_alone(queries)
+            runs[label] = _run_tree(tree, upstream, seconds, idle, queries, static if tree == ROOT else None)
+        from devtools.configs import ARTIFACT
+
+        scorer = {"MiniLM (shipped)": _scorer_alone(queries, ARTIFACT), "static": _scorer_alone(queries, static)}
     finally:
         up.terminate()
     report = _report(bare, runs, scorer, seconds, idle)
     print(report)
     _plot(bare, runs, HERE / "auto.png")
-    (HERE / "RESULTS-auto.md").write_text(report + "\n![auto vs concrete](auto.png)\n")
+    _write(HERE / "RESULTS-auto.md", report + "\n![auto vs concrete](auto.png)\n")
 
 
-def _report(bare: dict[int, WrkResult], runs: dict[str, dict[str, object]], scorer: dict[int, tuple[float, float]],
-            seconds: float, idle: float) -> str:
+MARKER = "<!-- hand-written below: a re-run of bench.auto_vs_concrete rewrites only the part above -->"
+
+
+def _write(path: Path, generated: str) -> None:
+    """Replace the generated part of ``path``, keeping what was written below ``MARKER``."""
+    old = path.read_text() if path.exists() else ""
+    kept = old.split(MARKER, 1)[1] if MARKER in old else ("\n" + old if old else "\n")
+    path.write_text(f"{generated}\n{MARKER}\n{kept.lstrip(chr(10))}")
+
+
+def _report(bare: dict[int, WrkResult], runs: dict[str, dict[str, object]],
+            scorer: dict[str, dict[int, tuple[float, float]]], seconds: float, idle: float) -> str:
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())
     lines = [f"# `auto` vs a concrete model, footprint ({dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC)", "",
              f"- machine: {machine()}; load average at the end (1/5/15 min): {load}",
@@ -207,8 +248,9 @@ def _report(bare: dict[int, WrkResult], runs: dict[str, dict[str, object]], scor
                              f"{p.cpu_ms:.1f} | {p.errors} |")
     lines += ["", "Ratios (targets: auto/concrete RPS at c=16 >= 0.8; auto added p50 at c=1 <= 1.5x concrete's; "
               "concrete/bare RPS at c=32 >= 0.35; idle <= 0.05 cores; PSS <= 1200 MB):", "",
-              "| checkout | auto/concrete RPS c=16 | auto/concrete p50 c=1 | concrete/bare RPS c=32 | idle cores "
-              "| PSS MB | processes |", "|---|---:|---:|---:|---:|---:|---:|"]
+              "| checkout | auto/concrete RPS c=16 | auto/concrete p50 c=1 | auto-static/concrete RPS c=16 "
+              "| auto-static/concrete p50 c=1 | concrete/bare RPS c=32 | idle cores | PSS MB | processes |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for label, res in runs.items():
         a16, c16 = res["auto c=16"], res["concrete c=16"]
         a1, c1, c32 = res["auto c=1"], res["concrete c=1"], res["concrete c=32"]
@@ -217,7 +259,10 @@ def _report(bare: dict[int, WrkResult], runs: dict[str, dict[str, object]], scor
         pss = res["pss"]
         assert isinstance(pss, dict)
         add_a, add_c = a1.p50_ms - bare[1].p50_ms, c1.p50_ms - bare[1].p50_ms
-        lines.append(f"| {label} | {a16.rps / c16.rps:.2f} | {add_a / max(add_c, 1e-9):.2f} | "
+        s16, s1 = res.get("auto-static c=16"), res.get("auto-static c=1")
+        fast = (f"{s16.rps / c16.rps:.2f} | {(s1.p50_ms - bare[1].p50_ms) / max(add_c, 1e-9):.2f}"
+                if isinstance(s16, Point) and isinstance(s1, Point) else "- | -")
+        lines.append(f"| {label} | {a16.rps / c16.rps:.2f} | {add_a / max(add_c, 1e-9):.2f} | {fast} | "
                      f"{c32.rps / bare[32].rps:.2f} | {res['idle_cores']:.3f} | "
                      f"{sum(mb for _, mb in pss.values()):.0f} | {sum(n for n, _ in pss.values())} |")
     lines += ["", "PSS per process kind (MB, processes):", "", "| checkout | kind | processes | PSS MB |",
@@ -228,8 +273,9 @@ def _report(bare: dict[int, WrkResult], runs: dict[str, dict[str, object]], scor
         for kind, (n, mb) in sorted(pss.items(), key=lambda kv: -kv[1][1]):
             lines.append(f"| {label} | {kind} | {n} | {mb:.0f} |")
     lines += ["", "The scorer alone (this checkout, in-process, 1 encoder thread, distinct test queries):", "",
-              "| batch | decisions/s | p50 ms per batch |", "|---:|---:|---:|"]
-    lines += [f"| {b} | {dps:.0f} | {p50:.1f} |" for b, (dps, p50) in scorer.items()]
+              "| embedder | batch | decisions/s | p50 ms per batch |", "|---|---:|---:|---:|"]
+    lines += [f"| {kind} | {b} | {dps:.0f} | {p50:.2f} |" for kind, rows in scorer.items()
+              for b, (dps, p50) in rows.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -242,7 +288,9 @@ def _plot(bare: dict[int, WrkResult], runs: dict[str, dict[str, object]], path: 
     fig, ax = plt.subplots(figsize=(8, 4.5))
     ax.plot(list(bare), [r.rps for r in bare.values()], marker="o", c="grey", label="bare aiohttp pass-through")
     for label, res in runs.items():
-        for kind, style in (("concrete", "-"), ("auto", "--")):
+        for kind, style in (("concrete", "-"), ("auto", "--"), ("auto-static", ":")):
+            if f"{kind} c=1" not in res:
+                continue
             pts = [res[f"{kind} c={c}"] for c in CONCURRENCY]
             ax.plot(list(CONCURRENCY), [p.rps for p in pts if isinstance(p, Point)], ls=style, marker="o",
                     label=f"{label}: {kind}")

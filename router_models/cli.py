@@ -45,7 +45,8 @@ def _missing_training_libraries() -> list[str]:
 
 @app.command()
 def train(
-    router: Annotated[str, typer.Option(help="finetuned (default), ensemble, mlp, knn, mf.")] = "finetuned",
+    router: Annotated[str | None, typer.Option(
+        help="finetuned, ensemble, mlp, knn, mf (default: finetuned; ensemble with --embedder static).")] = None,
     data: Annotated[Path, typer.Option(help="Training split (JSONL: query, scores).")] = _TRAIN,
     feedback: Annotated[list[Path] | None, typer.Option(
         help="Decision-log training export (`routeiq decisions export --training`): partial labels, "
@@ -56,6 +57,9 @@ def train(
     folds: Annotated[int, typer.Option(help="Cross-validation folds for the default lambda.")] = 5,
     max_seq_length: Annotated[int, typer.Option(help="Embedder window (tokens).")] = 128,
     quantize: Annotated[bool, typer.Option(help="Dynamic int8 quantisation of the embedder.")] = True,
+    embedder: Annotated[str, typer.Option(
+        help="minilm (the encoder per query) or static (token vectors distilled from it: ~30x less CPU per "
+             "query, lower routing quality; docs/routing.md).")] = "minilm",
     seed: Annotated[int, typer.Option()] = 0,
     sign: Annotated[bool, typer.Option(help="Sign with $ROUTEIQ_ROUTER_SIGNING_KEY (automatic if set).")] = False,
 ) -> None:
@@ -65,6 +69,7 @@ def train(
 
     from router_models.artifacts import SIGNING_KEY_ENV
     from router_models.embedding import EmbedderConfig
+    from router_models.static_embedding import static_config
     from router_models.training.pipeline import TrainConfig
     from router_models.training.pipeline import train as run_train
     from router_models.training.progress import rich_progress
@@ -75,14 +80,18 @@ def train(
         needs = ", ".join(missing)
         typer.echo(f"error: training needs {needs} (the `train` extra): run `make install-train`", err=True)
         raise typer.Exit(2)
+    if embedder not in ("minilm", "static"):
+        raise typer.BadParameter(f"--embedder must be minilm or static, not {embedder!r}")
+    static = embedder == "static"
     cfg = TrainConfig(
-        router_type=router,
+        router_type=router or ("ensemble" if static else "finetuned"),
         data=data,
         candidates=candidates,
         out=out,
         folds=folds,
         seed=seed,
-        embedder=EmbedderConfig(max_seq_length=max_seq_length, quantize=quantize),
+        embedder=static_config(max_seq_length) if static else EmbedderConfig(max_seq_length=max_seq_length,
+                                                                              quantize=quantize),
         eval_data=eval_data,
         feedback=tuple(feedback or ()),
     )

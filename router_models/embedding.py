@@ -53,10 +53,20 @@ class EmbedderConfig:
     """Dynamic int8 quantisation of Linear layers (CPU only)."""
     encoder_sha256: str | None = None
     """Digest (``encoder_digest``) of fine-tuned weights that replace some of the bundled
-    model's; None means the bundled model as shipped."""
+    model's; None means the bundled model as shipped. For a static embedder, the digest of
+    its table and weights."""
+    kind: str = "minilm"
+    """``minilm`` runs the encoder per query; ``static`` pools token vectors distilled from
+    it (``router_models.static_embedding``): ~30x less CPU, lower routing quality."""
 
     def to_dict(self) -> dict[str, object]:
-        return asdict(self)
+        """The manifest's ``embedder``. ``kind`` is written only when it is not ``minilm``, so
+        a MiniLM artifact reads as before (earlier builds refuse the unknown field of a static
+        one, rightly: they cannot serve it)."""
+        out = asdict(self)
+        if self.kind == "minilm":
+            del out["kind"]
+        return out
 
 
 def encoder_digest(overrides: Mapping[str, np.ndarray]) -> str:
@@ -102,6 +112,8 @@ class Embedder:
         from router_models.minilm_onnx import load_onnx_minilm
 
         self.config = config or EmbedderConfig()
+        if self.config.kind != "minilm":
+            raise ValueError(f"Embedder runs MiniLM; kind {self.config.kind!r} has its own class")
         if not 8 <= self.config.max_seq_length <= 512:
             raise ValueError(f"max_seq_length must be in [8, 512], got {self.config.max_seq_length}")
         path = model_dir()

@@ -20,6 +20,10 @@ import numpy as np
 from router_models.artifacts import ArtifactError, load_artifact
 from router_models.embedding import EMBEDDER_NAME, EMBEDDING_DIM, Embedder, EmbedderConfig, split_encoder
 from router_models.inference.scorers import PREDICTORS
+from router_models.static_embedding import STATIC, StaticEmbedder, split_static
+
+QueryEmbedder = Embedder | StaticEmbedder
+"""What a router embeds queries with: the MiniLM encoder, or static token vectors."""
 
 
 class LearnedRouter:
@@ -29,7 +33,7 @@ class LearnedRouter:
         self,
         manifest: dict[str, Any],
         tensors: Mapping[str, np.ndarray],
-        embedder: Embedder | None,
+        embedder: QueryEmbedder | None,
         pickled: Any = None,
     ) -> None:
         self.manifest = manifest
@@ -49,7 +53,7 @@ class LearnedRouter:
         *,
         signing_key: bytes | None = None,
         allow_pickle: bool = False,
-        embedder: Embedder | None = None,
+        embedder: QueryEmbedder | None = None,
         num_threads: int | None = None,
     ) -> LearnedRouter:
         """Verify and load ``path`` (see ``artifacts.store``); raise ``ArtifactError`` if refused.
@@ -63,13 +67,14 @@ class LearnedRouter:
         if embedder is not None and embedder.config != config:
             raise ArtifactError(f"{path}: artifact needs embedder {config}, got {embedder.config}")
         encoder, scoring = split_encoder(art.tensors)
+        static, scoring = split_static(scoring)
         router = cls(art.manifest, scoring, None, art.pickled)
         router._self_check(path)
-        router._embedder = embedder or _build_embedder(path, config, encoder, num_threads)
+        router._embedder = embedder or _build_embedder(path, config, encoder, static, num_threads)
         return router
 
     @property
-    def embedder(self) -> Embedder | None:
+    def embedder(self) -> QueryEmbedder | None:
         return self._embedder
 
     @property
@@ -105,10 +110,18 @@ class LearnedRouter:
 
 
 def _build_embedder(
-    path: str | Path, config: EmbedderConfig, encoder: Mapping[str, np.ndarray], num_threads: int | None
-) -> Embedder:
-    """The manifest's embedder, with the artifact's fine-tuned encoder weights if it has any."""
+    path: str | Path, config: EmbedderConfig, encoder: Mapping[str, np.ndarray], static: Mapping[str, np.ndarray],
+    num_threads: int | None,
+) -> QueryEmbedder:
+    """The manifest's embedder, with the artifact's fine-tuned encoder weights or static
+    table if it has any (a static artifact with encoder weights, or the reverse, is refused)."""
     try:
+        if config.kind == STATIC:
+            if encoder:
+                raise ValueError("a static embedder has no encoder weights to override")
+            return StaticEmbedder.from_tensors(config, static)
+        if static:
+            raise ValueError(f"static embedder tensors in an artifact of embedder kind {config.kind!r}")
         return Embedder(config, num_threads=num_threads, encoder_overrides=encoder or None)
     except ValueError as exc:  # digest mismatch, unknown weight name or shape
         raise ArtifactError(f"{path}: encoder weights refused ({exc})") from None
@@ -122,9 +135,12 @@ def _embedder_config(path: str | Path, manifest: dict[str, Any]) -> EmbedderConf
             f"(this build embeds with {EMBEDDER_NAME}, dim {EMBEDDING_DIM})"
         )
     try:
-        return EmbedderConfig(**emb)
+        config = EmbedderConfig(**emb)
     except TypeError as exc:
         raise ArtifactError(f"{path}: embedder settings not understood ({exc})") from None
+    if config.kind not in ("minilm", STATIC):
+        raise ArtifactError(f"{path}: embedder kind {config.kind!r} is unknown (minilm or {STATIC})")
+    return config
 
 
 def _check_manifest(path: str | Path, manifest: dict[str, Any], pickled: Any) -> None:

@@ -32,6 +32,7 @@ from router_models.data.partial import load_feedback, merge
 from router_models.embedding import EmbedderConfig
 from router_models.embedding_cache import DEFAULT_CACHE_DIR, embed_cached
 from router_models.evaluation.protocol import DEFAULT_LAMBDAS, evaluate
+from router_models.static_embedding import STATIC, StaticEmbedder, vocabulary_size
 from router_models.training.progress import NullProgress, ProgressSink
 from router_models.training.scorer import TrainedScorer
 
@@ -187,9 +188,12 @@ def train(cfg: TrainConfig, progress: ProgressSink | None = None) -> dict[str, A
     if data.partial and cfg.router_type not in PARTIAL_LABEL_TYPES:
         raise ValueError(f"router type {cfg.router_type!r} does not train on partial labels (--feedback); "
                          f"use one of {PARTIAL_LABEL_TYPES}")
-    x = embed_cached(
-        data.queries, cfg.embedder, cache_dir=cfg.cache_dir, progress=progress.task("embedding queries", len(data))
-    )
+    static = _static_embedder(cfg, data, progress)
+    if static is not None:
+        x = static.embed(data.queries)
+    else:
+        x = embed_cached(data.queries, cfg.embedder, cache_dir=cfg.cache_dir,
+                         progress=progress.task("embedding queries", len(data)))
     cv = (cross_validate(cfg, data, x, progress, len(base), len(base.models)) if cfg.folds > 1
           else {"default_lambda": 0.0})
     advance = progress.task(f"fitting {cfg.router_type} on all {len(data)} rows", 1)
@@ -197,7 +201,7 @@ def train(cfg: TrainConfig, progress: ProgressSink | None = None) -> dict[str, A
     advance(1)
     evals: dict[str, Any] = {"cross_validation": cv}
     if cfg.eval_data is not None:
-        evals["holdout"] = _holdout(cfg, base, data, scorer, cv["default_lambda"], progress)
+        evals["holdout"] = _holdout(cfg, base, scorer, static, cv["default_lambda"], progress)
     manifest = {
         "router_type": scorer.router_type,
         "library": scorer.library,
@@ -205,7 +209,7 @@ def train(cfg: TrainConfig, progress: ProgressSink | None = None) -> dict[str, A
         "models": data.models,
         "prices": dict(zip(data.models, map(float, data.prices), strict=True)),
         "price_unit": "USD per 1M tokens, (input + output) / 2",
-        "embedder": (scorer.embedder or cfg.embedder).to_dict(),
+        "embedder": (scorer.embedder or (static.config if static else cfg.embedder)).to_dict(),
         "training_data": {
             "file": Path(cfg.data).name,
             "sha256": file_sha256(cfg.data),
@@ -219,12 +223,27 @@ def train(cfg: TrainConfig, progress: ProgressSink | None = None) -> dict[str, A
         "eval": evals,
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
-    save_artifact(cfg.out, manifest, scorer.tensors, signing_key=cfg.signing_key)
+    tensors = {**scorer.tensors, **(static.tensors() if static else {})}
+    save_artifact(cfg.out, manifest, tensors, signing_key=cfg.signing_key)
     return manifest
 
 
+def _static_embedder(cfg: TrainConfig, data: RoutingData, progress: ProgressSink) -> StaticEmbedder | None:
+    """A new static embedder for ``cfg.embedder.kind == "static"`` (weighted by ``data``'s
+    queries), else None. Only frozen-embedder routers train on one: ``finetuned`` tunes
+    MiniLM's layers, which a static embedder does not run."""
+    if cfg.embedder.kind != STATIC:
+        return None
+    if cfg.router_type in TRAINS_EMBEDDER:
+        raise ValueError(f"router type {cfg.router_type!r} tunes the MiniLM encoder; a static embedder "
+                         f"has none: use one of {tuple(t for t in ROUTER_TYPES if t not in TRAINS_EMBEDDER)}")
+    size = vocabulary_size()
+    return StaticEmbedder.distill(data.queries, cfg.embedder, progress.task("distilling token vectors", size))
+
+
 def _holdout(
-    cfg: TrainConfig, base: RoutingData, data: RoutingData, scorer: TrainedScorer, lam: float, progress: ProgressSink
+    cfg: TrainConfig, base: RoutingData, scorer: TrainedScorer, static: StaticEmbedder | None, lam: float,
+    progress: ProgressSink,
 ) -> dict[str, Any]:
     """Protocol metrics of the fitted scorer on ``cfg.eval_data`` (never used for choices),
     over the base set's models (``data`` may add models only feedback scores)."""
@@ -232,7 +251,7 @@ def _holdout(
 
     assert cfg.eval_data is not None
     held = load_routing_data(cfg.eval_data, cfg.candidates, models=base.models)
-    xe = embed_cached(
+    xe = static.embed(held.queries) if static else embed_cached(
         held.queries, cfg.embedder, cache_dir=cfg.cache_dir, progress=progress.task("embedding eval queries", len(held))
     )
     pred = predict_scorer(scorer, held.queries, xe)[:, : len(base.models)]
