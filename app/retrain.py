@@ -60,6 +60,19 @@ class RetrainPlan:
     """Share of logged queries (by hash) kept out of training for the gate's off-policy view."""
 
 
+def served_embedder(artifact: Path) -> Any:
+    """The embedder a candidate trains with: the served version's kind. A router trained on
+    the static embedder (for its speed) stays static; the gate compares quality only, and
+    would otherwise promote a MiniLM candidate that costs ~30x the CPU per query."""
+    from router_models.embedding import EmbedderConfig
+    from router_models.static_embedding import STATIC, static_config
+
+    served = json.loads((artifact / "manifest.json").read_text(encoding="utf-8")).get("embedder") or {}
+    if served.get("kind") == STATIC:
+        return static_config(int(served.get("max_seq_length", 128)))
+    return EmbedderConfig()
+
+
 @dataclass(frozen=True)
 class Exported:
     log: Path
@@ -153,7 +166,8 @@ def retrain(plan: RetrainPlan, exported: Exported, registry: Any) -> RetrainResu
     registry.fetch(registry.current(plan.router), current_dir)
     candidate_dir = plan.work / "candidate"
     train(TrainConfig(router_type=plan.router_type, data=plan.base_data, feedback=(feedback,),
-                      candidates=plan.candidates, out=candidate_dir, folds=plan.folds, hparam=plan.hparam))
+                      candidates=plan.candidates, out=candidate_dir, folds=plan.folds, hparam=plan.hparam,
+                      embedder=served_embedder(current_dir)))
     split = load_routing_data(plan.eval_data, plan.candidates)
     train_mean = single_model_means(load_routing_data(plan.base_data, plan.candidates), split)
     report, curves = run_gate(LearnedRouter.load(current_dir), LearnedRouter.load(candidate_dir), read_log(log),

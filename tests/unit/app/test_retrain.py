@@ -105,6 +105,34 @@ def test_retrain_learns_an_unknown_model_from_the_log_and_promotes_it(
     assert registry.current("auto").version == "v2"
 
 
+def test_a_static_router_retrains_on_the_static_embedder(
+    s3_server: S3Server, files: dict[str, Path], tmp_path: Path,
+) -> None:
+    """A router chosen for the static embedder's speed keeps it: the gate compares quality only."""
+    from router_models.static_embedding import StaticEmbedder, static_config
+
+    current = tmp_path / "static"
+    train(TrainConfig(router_type="knn", data=files["base"], out=current, folds=1, cache_dir=None,
+                      hparam={"n_neighbors": 5}, embedder=static_config()))
+    registry = new_registry(s3_server)
+    registry.promote("auto", registry.publish(current).version)
+    db = tmp_path / "decisions.db"
+    write_log(db, files["base"], 120)
+    args = ["retrain", "--registry", f"s3://{registry.location.bucket}/{registry.location.prefix}",
+            "--endpoint-url", s3_server.url, "--database-url", f"sqlite:///{db}", "--eval-data", str(files["held"]),
+            "--base-data", str(files["base"]), "--candidates", str(files["prices"]), "--folds", "1",
+            "--margin-ope", "1", "--margin-q", "1", "--margin-c", "1000"]
+    refused = CliRunner().invoke(build_cli(), [*args, "--router-type", "finetuned", "--work", str(tmp_path / "w1")])
+    assert refused.exit_code == 2
+    assert refused.output.strip().startswith("error: router type 'finetuned' tunes the MiniLM encoder; a static "
+                                             "embedder has none")
+    result = CliRunner().invoke(build_cli(), [*args, "--router-type", "knn", "--work", str(tmp_path / "w2")])
+    assert result.exit_code == 0, result.output
+    registry.fetch(registry.current("auto"), tmp_path / "v2")
+    router = LearnedRouter.load(tmp_path / "v2")
+    assert isinstance(router.embedder, StaticEmbedder) and NEW in router.models
+
+
 def test_a_log_without_feedback_is_one_line(s3_server: S3Server, files: dict[str, Path], tmp_path: Path) -> None:
     registry = new_registry(s3_server)
     db = tmp_path / "empty.db"
