@@ -156,6 +156,12 @@ class RouterConfig(_Strict):
     timeout_ms: float = Field(250, gt=0, description="Deadline for a routing decision.")
     exploration: ExplorationSettings = Field(
         default_factory=ExplorationSettings, description="Exploration with logged propensities (off by default).")
+    scoring: Literal["replica", "ingress"] = Field(
+        "replica", description="Where decisions are computed: `replica`, the router-scoring deployment (batched, "
+        "scaled on its own); `ingress`, in each ingress replica, with no hop. `ingress` suits a router whose "
+        "decision is cheap: a static-embedder artifact (~0.4 ms of CPU) or a non-learned strategy; a MiniLM "
+        "artifact there costs the ingress ~12 ms of CPU per query and loads ONNX Runtime into every ingress "
+        "replica (docs/operations.md).")
 
 
     @field_validator("artifact")

@@ -104,15 +104,17 @@ def build_graph(
         .bind(cfg.provider_settings(g.name))
         for g in cfg.groups()
     }
-    router = None
+    router, local = None, []
     if cfg.router_settings.routers:
         specs = _absolute_artifacts(cfg, root or Path.cwd())
-        router = _deployment(RouterScoring, opts(ROUTER_SCORING, ROUTER_OPTIONS)).bind(
-            specs, sync=cfg.scorer_sync_settings())
+        in_ingress = {r.name for r in cfg.router_settings.routers if r.scoring == "ingress"}
+        local = [s for s in specs if s.name in in_ingress]
+        if remote := [s for s in specs if s.name not in in_ingress]:  # no scorer deployment when none is left
+            router = _deployment(RouterScoring, opts(ROUTER_SCORING, ROUTER_OPTIONS)).bind(
+                remote, sync=cfg.scorer_sync_settings())
     ingress = _deployment(serve.ingress()(Ingress), opts(INGRESS, INGRESS_OPTIONS))
-    if cfg.general_settings.config_sync.source:  # a synced version that changes the graph comes back here
-        return ingress.bind(cfg, router, providers, ServeGraphUpdater(build_graph, root))
-    return ingress.bind(cfg, router, providers)
+    updater = ServeGraphUpdater(build_graph, root) if cfg.general_settings.config_sync.source else None
+    return ingress.bind(cfg, router, providers, updater, local_routers=local)
 
 
 def _with_environment(options: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:

@@ -10,21 +10,27 @@ of the router-scoring and provider-call deployments, adapted to the
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
 
 from app.config import GatewayConfig
 from app.config_sync import GraphUpdater
-from app.gateway import Gateway
+from app.gateway import Gateway, RouterClient
+from app.gateway.split_router import SplitRouter
 from app.logs import setup_logging
 from app.main import create_app
 from app.routes.health import readiness_report
 from app.tracing import configure_tracing
 from app.wiring import build_gateway
 from deployments.handles import Handle, HandleProviders, HandleRouter
-from deployments.metrics import ServeMetrics
+from deployments.metrics import RouterVersionMetrics, ServeMetrics
+from deployments.router_sync import LocalScoring, build_scoring
+from router_models.inference.types import RouterSpec
 
 
 class GraphProbe:
@@ -84,13 +90,32 @@ async def serve_health(server: tuple[str, int] | None, timeout_s: float = 1.0) -
 
 
 def compose(cfg: GatewayConfig, router: Handle | None, providers: dict[str, Handle],
-            updater: GraphUpdater | None = None) -> tuple[Gateway, GraphProbe]:
-    """Everything an ingress replica runs on: logging, tracing, the gateway over the handles."""
+            updater: GraphUpdater | None = None, local_routers: Sequence[RouterSpec] = (),
+            ) -> tuple[Gateway, GraphProbe, LocalScoring | None]:
+    """Everything an ingress replica runs on: logging, tracing, the gateway over the handles,
+    and the scorer of the ``scoring: ingress`` routers (``app.gateway.split_router``)."""
     setup_logging("ingress", cfg)
     configure_tracing("ingress")
-    gateway = build_gateway(cfg, HandleProviders(providers), HandleRouter(router) if router else None,
-                            metrics=ServeMetrics(), replica=_replica_id(), updater=updater)
-    return gateway, GraphProbe(router, providers)
+    replica = _replica_id()
+    client: RouterClient | None = HandleRouter(router) if router else None
+    local = _local_scoring(cfg, local_routers, replica or _process_id()) if local_routers else None
+    if local is not None:
+        client = SplitRouter(local, frozenset(s.name for s in local_routers), client, replica or _process_id())
+    gateway = build_gateway(cfg, HandleProviders(providers), client, metrics=ServeMetrics(), replica=replica,
+                            updater=updater)
+    return gateway, GraphProbe(router, providers), local
+
+
+def _local_scoring(cfg: GatewayConfig, specs: Sequence[RouterSpec], replica: str) -> LocalScoring:
+    """The routers this replica scores itself, loaded (and following a registry) as a scorer replica's."""
+    key = os.environ.get("ROUTEIQ_ROUTER_SIGNING_KEY")
+    service, sync = build_scoring(specs, cfg.scorer_sync_settings(), signing_key=key.encode() if key else None,
+                                  replica=replica, on_round=RouterVersionMetrics().observe)
+    return LocalScoring(service, sync)
+
+
+def _process_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def _replica_id() -> str | None:
@@ -109,9 +134,14 @@ class Ingress:
 
     def __init__(
         self, cfg: GatewayConfig, router: Handle | None, providers: dict[str, Handle],
-        updater: GraphUpdater | None = None,
+        updater: GraphUpdater | None = None, local_routers: Sequence[RouterSpec] = (),
     ) -> None:
-        self._gateway, self._graph, self._was_ready = *compose(cfg, router, providers, updater), False
+        self._gateway, self._graph, self._local, self._was_ready = *compose(cfg, router, providers, updater,
+                                                                            local_routers), False
+
+    def __del__(self) -> None:
+        if (local := getattr(self, "_local", None)) is not None:
+            local.stop()
 
     def __serve_build_asgi_app__(self) -> Any:
         # Serve's proxy (and direct ingress) echoes x-request-id itself

@@ -21,7 +21,7 @@ from app.config import ScorerSyncSettings
 from app.logs import setup_logging
 from app.tracing import configure_tracing, extract, tracer
 from deployments.metrics import RouterVersionMetrics
-from deployments.router_sync import build_scoring
+from deployments.router_sync import build_scoring, describe_scoring
 from router_models.artifacts import ArtifactError
 from router_models.inference.service import RouterSpec
 from router_models.inference.types import RouteDecision, RouteQuery
@@ -86,10 +86,7 @@ class RouterScoring:
 
     def describe(self) -> dict[str, Any]:
         """This replica's routers: what is loaded, and for registry routers the sync state."""
-        routers = self._service.describe()
-        for state in self._sync.states() if self._sync else []:
-            routers[state.router] = {**routers.get(state.router, {}), **state.as_dict()}
-        return {"replica": self._replica, "routers": routers}
+        return {"replica": self._replica, "routers": describe_scoring(self._service, self._sync)}
 
     def __del__(self) -> None:
         if (sync := getattr(self, "_sync", None)) is not None:

@@ -20,7 +20,7 @@ from app.config import RegistrySettings, ScorerSyncSettings, resolve_secret
 from app.router_replicas import RedisDownloadLock, ReplicaStates
 from app.store_urls import build_redis_client
 from router_models.inference.service import RoutingService
-from router_models.inference.types import RouterSpec
+from router_models.inference.types import RouteDecision, RouteQuery, RouterSpec
 from router_models.registry import is_registry_url, parse_registry_url
 from router_models.registry.cache import ArtifactCache
 from router_models.registry.s3 import build_s3_client
@@ -91,6 +91,31 @@ def build_scoring(
     loop.call(loop.round())  # report the first state now, not one interval later
     loop.start()
     return service, loop
+
+
+def describe_scoring(service: RoutingService, sync: SyncLoop | None) -> dict[str, Any]:
+    """What a replica has loaded, per router, with the sync state of the registry routers."""
+    routers = service.describe()
+    for state in sync.states() if sync else []:
+        routers[state.router] = {**routers.get(state.router, {}), **state.as_dict()}
+    return routers
+
+
+class LocalScoring:
+    """An ingress replica's own scorer (``scoring: ingress`` routers): the service and its sync."""
+
+    def __init__(self, service: RoutingService, sync: SyncLoop | None) -> None:
+        self.service, self.sync = service, sync
+
+    async def route(self, query: RouteQuery) -> RouteDecision:
+        return await self.service.route(query)
+
+    def describe(self) -> dict[str, Any]:
+        return describe_scoring(self.service, self.sync)
+
+    def stop(self) -> None:
+        if self.sync is not None:
+            self.sync.stop()
 
 
 def _redis(settings: ScorerSyncSettings) -> Any:

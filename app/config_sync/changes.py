@@ -7,7 +7,7 @@ routers' λ, candidates, fallback model, deadline and exploration, and
 ``general_settings.request_timeout_s``. Everything a deployment was *bound* with
 needs the graph rebuilt: provider groups (new, removed, their options), what a provider
 replica reads (retries, connect and idle timeouts, private-upstream blocking, logging),
-the routers' set, strategies and artifacts (the scorer's specs), the registry, the stores,
+the routers' set, strategies, artifacts and where they score (the scorer's specs), the registry, the stores,
 access and decision-log settings, cooldowns, the routing strategy, the sync settings
 themselves, environment variables, and rpm/tpm limits where the replicas have no limiter yet.
 """
@@ -24,7 +24,7 @@ IN_PLACE_ROUTER_SETTINGS = frozenset({
 })
 """``router_settings`` fields the ingress reads per request (cooldown settings are bound into
 ``Cooldowns`` when a replica starts); ``routers`` is judged per field below."""
-GRAPH_ROUTER_FIELDS = ("strategy", "artifact")
+GRAPH_ROUTER_FIELDS = ("strategy", "artifact", "scoring")
 
 
 def graph_changes(old: GatewayConfig, new: GatewayConfig) -> list[str]:

@@ -123,6 +123,7 @@ class RouterInfo:
         chat = [m.model_name for m in self._cfg.model_list if m.model_info.mode == "chat"]
         return {
             "strategy": config.strategy,
+            "scoring": config.scoring,
             "source": config.artifact,
             "version": loaded.get("version"),
             "sha256": loaded.get("sha256"),
@@ -134,7 +135,9 @@ class RouterInfo:
                          if loaded.get("models") is not None else None),
             "default_lambda": loaded.get("default_lambda", config.lam),
             "last_sync_error": loaded.get("last_error"),
-            "replicas": [{"replica": rep.get("replica"), "reported_at": rep.get("reported_at"),
+            # a `scoring: ingress` router names the ingress replica that answered (``SplitRouter.info``)
+            "replicas": [{"replica": (rep.get("routers") or {}).get(name, {}).get("replica", rep.get("replica")),
+                          "reported_at": rep.get("reported_at"),
                           **{k: (rep.get("routers") or {}).get(name, {}).get(k) for k in _REPLICA_FIELDS}}
                          for rep in replicas if name in (rep.get("routers") or {})],
         }

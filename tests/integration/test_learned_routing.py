@@ -1,4 +1,5 @@
-"""``auto`` through the graph with the shipped learned router: λ trades quality for cost."""
+"""``auto`` through the graph with the shipped learned router: λ trades quality for cost; and
+``auto-static``, a static-embedder router scored in the ingress itself (``scoring: ingress``)."""
 
 from __future__ import annotations
 
@@ -7,20 +8,38 @@ import json
 import shutil
 from pathlib import Path
 
+import httpx
 import openai
 import pytest
 from ray import serve
 
 from devtools.configs import ARTIFACT, MASTER_KEY, learned_gateway_config
-from router_models.data.loader import DEFAULT_TEST, load_prices
+from router_models.data.loader import DEFAULT_TEST, DEFAULT_TRAIN, load_prices
+from router_models.static_embedding import static_config
+from router_models.training.pipeline import TrainConfig, train
+from tests.unit.router_models.conftest import write_slice
 
 PRICES = load_prices()
 LAMBDAS = (0.0, 0.02, 0.05, 0.1, 0.2, 0.5, 5.0)
 
 
 @pytest.fixture(scope="module")
-def learned_url(deploy_gateway, upstream) -> str:
-    return deploy_gateway(learned_gateway_config(upstream.url), name="learned", route_prefix="/learned")
+def static_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small static-embedder KNN on 400 training rows (~20 s: most of it distilling the table)."""
+    root = tmp_path_factory.mktemp("static")
+    data = write_slice(DEFAULT_TRAIN, root / "train.jsonl", 400, seed=5)
+    train(TrainConfig(router_type="knn", data=data, out=root / "router", folds=1, cache_dir=None,
+                      hparam={"n_neighbors": 10}, embedder=static_config()))
+    return root / "router"
+
+
+@pytest.fixture(scope="module")
+def learned_url(deploy_gateway, upstream, static_artifact: Path) -> str:
+    cfg = learned_gateway_config(upstream.url)
+    auto = cfg["router_settings"]["routers"][0]
+    cfg["router_settings"]["routers"].append(
+        {**auto, "name": "auto-static", "artifact": str(static_artifact), "scoring": "ingress"})
+    return deploy_gateway(cfg, name="learned", route_prefix="/learned")
 
 
 @pytest.fixture(scope="module")
@@ -78,3 +97,17 @@ async def test_tampered_artifact_is_refused_and_the_loaded_router_keeps_serving(
     await handle.reconfigure.remote({"artifacts": {"auto": str(bad)}})
     assert (await handle.describe.remote())["routers"]["auto"]["artifact"] == str(ARTIFACT)
     assert _route(client, _queries(1)[0])["x-routeiq-strategy"].startswith("learned")
+
+
+def test_a_router_scored_in_the_ingress_routes_without_the_scorer(
+    client: openai.OpenAI, learned_url: str, static_artifact: Path,
+) -> None:
+    picks = [_route(client, q, lam, model="auto-static") for lam in (0.0, 5.0) for q in _queries(4)]
+    assert {p["x-routeiq-strategy"] for p in picks} == {"learned:knn"}
+    assert {PRICES[p["x-routeiq-model"]] for p in picks[4:]} == {min(PRICES.values())}  # λ 5: the cheapest
+    info = httpx.get(learned_url.removesuffix("/v1") + "/router/info",
+                     headers={"Authorization": f"Bearer {MASTER_KEY}"}, timeout=30).json()["routers"]
+    assert info["auto-static"]["scoring"] == "ingress" and info["auto"]["scoring"] == "replica"
+    assert info["auto-static"]["artifact"] == str(static_artifact)
+    ingress, scorer = info["auto-static"]["replicas"], info["auto"]["replicas"]
+    assert ingress and scorer and {r["replica"] for r in ingress}.isdisjoint(r["replica"] for r in scorer)

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[3]
 def test_graph_binds_one_provider_deployment_per_group() -> None:
     ingress = build_graph(parse_config(gateway_config("http://x/v1")))._bound_deployment
     assert ingress.name == INGRESS
-    _, router, providers = ingress.init_args
+    _, router, providers, _ = ingress.init_args
     assert router._bound_deployment.name == ROUTER_SCORING
     assert {g: p._bound_deployment.name for g, p in providers.items()} == {
         g: provider_deployment_name(g) for g in ("small", "large", "slow")}
@@ -24,7 +24,7 @@ def test_graph_binds_one_provider_deployment_per_group() -> None:
 
 def test_deployments_use_fractional_cpus_and_high_concurrency() -> None:
     ingress = build_graph(parse_config(gateway_config("http://x/v1")))._bound_deployment
-    _, router, providers = ingress.init_args
+    _, router, providers, _ = ingress.init_args
     for dep in (ingress, router._bound_deployment, *(p._bound_deployment for p in providers.values())):
         assert dep.ray_actor_options["num_cpus"] < 1
         assert dep._deployment_config.max_ongoing_requests >= 100
@@ -60,9 +60,30 @@ def test_environment_variables_reach_every_replica(monkeypatch: pytest.MonkeyPat
     raw = {**gateway_config("http://x/v1"), "environment_variables": {"ROUTEIQ_T_GRAPH_ENV": "v"}}
     overrides = {INGRESS: {"ray_actor_options": {"num_cpus": 0.1, "runtime_env": {"env_vars": {"OTHER": "1"}}}}}
     ingress = build_graph(parse_config(raw), overrides=overrides)._bound_deployment
-    _, router, providers = ingress.init_args
+    _, router, providers, _ = ingress.init_args
     assert ingress.ray_actor_options["runtime_env"]["env_vars"] == {"ROUTEIQ_T_GRAPH_ENV": "v", "OTHER": "1"}
     assert ingress.ray_actor_options["num_cpus"] == 0.1
     for dep in (router._bound_deployment, *(p._bound_deployment for p in providers.values())):
         assert dep.ray_actor_options["runtime_env"]["env_vars"] == {"ROUTEIQ_T_GRAPH_ENV": "v"}
     monkeypatch.delenv("ROUTEIQ_T_GRAPH_ENV")
+
+
+def test_routers_scored_in_the_ingress_leave_the_scorer_and_with_none_left_it_is_not_deployed() -> None:
+    cfg = gateway_config("http://x/v1")
+    auto, shuffle = cfg["router_settings"]["routers"]
+    auto["scoring"] = "ingress"
+    ingress = build_graph(parse_config(cfg))._bound_deployment
+    scorer = ingress.init_args[1]._bound_deployment
+    assert [s.name for s in scorer.init_args[0]] == ["shuffle"]
+    assert [s.name for s in ingress.init_kwargs["local_routers"]] == ["auto"]
+    shuffle["scoring"] = "ingress"
+    ingress = build_graph(parse_config(cfg))._bound_deployment
+    assert ingress.init_args[1] is None
+    assert [s.name for s in ingress.init_kwargs["local_routers"]] == ["auto", "shuffle"]
+
+
+def test_scoring_is_replica_or_ingress() -> None:
+    cfg = gateway_config("http://x/v1")
+    cfg["router_settings"]["routers"][0]["scoring"] = "gpu"
+    with pytest.raises(ConfigError, match="scoring"):
+        parse_config(cfg)
