@@ -5,14 +5,15 @@ aiohttp pass-through: one run, on distinct prompts (issue #21).
 bench.gateway). For each checkout (this one, and ``--before`` in the order before, this):
 start the gateway (bench/serve_config.py, the shipped learned router over the routing data's
 nine models on a 0 ms fake upstream), measure idle CPU of its process tree over
-``--idle`` seconds and PSS per process kind, then wrk at c=1/16/32 on a concrete model and
-on ``auto``, and on ``auto-static`` (this checkout only: a router on the static embedder,
-``--static-artifact`` or trained here as ``routeiq train --embedder static`` does). Every
-``auto`` request carries a distinct prompt (a real query of test.jsonl, prefixed with a
-per-request counter), so the prediction cache cannot fake the headline; one row repeats a
-single prompt (what the cache does for repeats). CPU per request is the gateway's process
-tree's CPU time over the requests served (psutil), so other load on the shared machine does
-not count. Writes bench/RESULTS-auto.md and .png.
+``--idle`` seconds and PSS per process kind, then wrk at c=1/16/32 on a concrete model, on
+``auto``, and on ``auto-static`` and ``auto-static-ingress`` (this checkout only: a router
+on the static embedder, ``--static-artifact`` or trained here as ``routeiq train --embedder
+static`` does, scored in the router-scoring replica and in the ingress). Every request
+carries a distinct prompt (a real query of test.jsonl, 336 characters on average, prefixed
+with a per-request counter), the concrete model's too, so the rows differ only by routing
+and the prediction cache cannot fake the headline; one row repeats a single prompt (what
+the cache does for repeats). CPU per request is the gateway's process tree's CPU time over
+the requests served (psutil), so other load on the shared machine does not count. Writes bench/RESULTS-auto.md and .png.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ ROOT = HERE.parent
 QUERIES = Path("/work/shared/data/routing/test.jsonl")
 CONCURRENCY = (1, 16, 32)
 CONCRETE = "llama-3.1-8b-instruct"
+STATIC_ROUTERS = ("auto-static", "auto-static-ingress")
+"""The static-embedder router scored in the router-scoring replica, and in the ingress (no hop)."""
 
 
 @dataclass(frozen=True)
@@ -108,7 +111,9 @@ def _start(tree: Path, upstream: str, static: Path | None) -> tuple[subprocess.P
         cfg = learned_gateway_config(upstream)
         if static is not None:  # a second learned router, on the static embedder
             auto = cfg["router_settings"]["routers"][0]
-            cfg["router_settings"]["routers"].append({**auto, "name": "auto-static", "artifact": str(static)})
+            cfg["router_settings"]["routers"] += [
+                {**auto, "name": "auto-static", "artifact": str(static)},
+                {**auto, "name": "auto-static-ingress", "artifact": str(static), "scoring": "ingress"}]
         path.write_text(json.dumps(cfg))
         proc, port = start_gateway(tree, path, env)
     time.sleep(3)
@@ -125,15 +130,13 @@ def _run_tree(tree: Path, upstream: str, seconds: float, idle: float, queries: l
         time.sleep(idle)
         res["idle_cores"] = (cpu_seconds(proc.pid) - cpu0) / idle
         res["pss"] = pss_by_kind(proc.pid)
-        body = {"model": CONCRETE, "messages": [{"role": "user", "content": "hello benchmark"}]}
-        for c in CONCURRENCY:
-            distinct = _lua_distinct("auto", queries, MASTER_KEY, salt=f"{time.time_ns()}")  # new prompts per point
-            res[f"concrete c={c}"] = _measure(proc.pid, lambda c=c: wrk(url, body, MASTER_KEY, c, seconds), seconds)
-            res[f"auto c={c}"] = _measure(proc.pid, lambda c=c, d=distinct: _wrk_script(url, d, c, seconds), seconds)
-            if static is not None:
-                fast = _lua_distinct("auto-static", queries, MASTER_KEY, salt=f"{time.time_ns()}")
-                res[f"auto-static c={c}"] = _measure(proc.pid, lambda c=c, d=fast: _wrk_script(url, d, c, seconds),
-                                                     seconds)
+        for c in CONCURRENCY:  # every point sends the same real queries, so the rows differ only by routing
+            # MiniLM's `auto` last: saturating its scorer scales it up, and a replica starting takes CPU
+            for name in (CONCRETE, *(STATIC_ROUTERS if static is not None else ()), "auto"):
+                script = _lua_distinct(name, queries, MASTER_KEY, salt=f"{time.time_ns()}")  # new prompts per point
+                label = "concrete" if name == CONCRETE else name
+                res[f"{label} c={c}"] = _measure(proc.pid, lambda c=c, d=script: _wrk_script(url, d, c, seconds),
+                                                 seconds)
         same = {"model": "auto", "messages": [{"role": "user", "content": queries[0]}]}
         res["auto, one repeated prompt c=16"] = _measure(proc.pid, lambda: wrk(url, same, MASTER_KEY, 16, seconds),
                                                          seconds)
@@ -248,9 +251,10 @@ def _report(bare: dict[int, WrkResult], runs: dict[str, dict[str, object]],
                              f"{p.cpu_ms:.1f} | {p.errors} |")
     lines += ["", "Ratios (targets: auto/concrete RPS at c=16 >= 0.8; auto added p50 at c=1 <= 1.5x concrete's; "
               "concrete/bare RPS at c=32 >= 0.35; idle <= 0.05 cores; PSS <= 1200 MB):", "",
-              "| checkout | auto/concrete RPS c=16 | auto/concrete p50 c=1 | auto-static/concrete RPS c=16 "
-              "| auto-static/concrete p50 c=1 | concrete/bare RPS c=32 | idle cores | PSS MB | processes |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+              "| checkout | auto/concrete RPS c=16 | auto/concrete p50 c=1 | "
+              + "".join(f"{n}/concrete RPS c=16 | {n}/concrete p50 c=1 | " for n in STATIC_ROUTERS)
+              + "concrete/bare RPS c=32 | idle cores | PSS MB | processes |",
+              "|---|---:|---:|" + "---:|" * (2 * len(STATIC_ROUTERS) + 4)]
     for label, res in runs.items():
         a16, c16 = res["auto c=16"], res["concrete c=16"]
         a1, c1, c32 = res["auto c=1"], res["concrete c=1"], res["concrete c=32"]
@@ -259,9 +263,8 @@ def _report(bare: dict[int, WrkResult], runs: dict[str, dict[str, object]],
         pss = res["pss"]
         assert isinstance(pss, dict)
         add_a, add_c = a1.p50_ms - bare[1].p50_ms, c1.p50_ms - bare[1].p50_ms
-        s16, s1 = res.get("auto-static c=16"), res.get("auto-static c=1")
-        fast = (f"{s16.rps / c16.rps:.2f} | {(s1.p50_ms - bare[1].p50_ms) / max(add_c, 1e-9):.2f}"
-                if isinstance(s16, Point) and isinstance(s1, Point) else "- | -")
+        fast = " | ".join(_ratios(res.get(f"{n} c=16"), res.get(f"{n} c=1"), c16, add_c, bare[1].p50_ms)
+                          for n in STATIC_ROUTERS)
         lines.append(f"| {label} | {a16.rps / c16.rps:.2f} | {add_a / max(add_c, 1e-9):.2f} | {fast} | "
                      f"{c32.rps / bare[32].rps:.2f} | {res['idle_cores']:.3f} | "
                      f"{sum(mb for _, mb in pss.values()):.0f} | {sum(n for n, _ in pss.values())} |")
@@ -279,6 +282,13 @@ def _report(bare: dict[int, WrkResult], runs: dict[str, dict[str, object]],
     return "\n".join(lines) + "\n"
 
 
+def _ratios(s16: object, s1: object, c16: Point, add_c: float, bare_p50: float) -> str:
+    """RPS at c=16 and added p50 at c=1 of a static router, as multiples of the concrete model's."""
+    if not (isinstance(s16, Point) and isinstance(s1, Point)):
+        return "- | -"
+    return f"{s16.rps / c16.rps:.2f} | {(s1.p50_ms - bare_p50) / max(add_c, 1e-9):.2f}"
+
+
 def _plot(bare: dict[int, WrkResult], runs: dict[str, dict[str, object]], path: Path) -> None:
     import matplotlib
 
@@ -288,7 +298,7 @@ def _plot(bare: dict[int, WrkResult], runs: dict[str, dict[str, object]], path: 
     fig, ax = plt.subplots(figsize=(8, 4.5))
     ax.plot(list(bare), [r.rps for r in bare.values()], marker="o", c="grey", label="bare aiohttp pass-through")
     for label, res in runs.items():
-        for kind, style in (("concrete", "-"), ("auto", "--"), ("auto-static", ":")):
+        for kind, style in (("concrete", "-"), ("auto", "--"), ("auto-static", ":"), ("auto-static-ingress", "-.")):
             if f"{kind} c=1" not in res:
                 continue
             pts = [res[f"{kind} c={c}"] for c in CONCURRENCY]
