@@ -8,6 +8,7 @@ applications can live side by side under different route prefixes.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -28,6 +29,11 @@ def serve_port() -> Iterator[int]:
     from ray import serve
 
     port = free_port()
+    # Serve keeps a deleted or replaced ingress replica draining for at least 30 s (Ray 2.60's
+    # RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S) so that external load balancers notice;
+    # tests have none, and each module's serve.delete waited ~31 s for it. In-flight requests
+    # still finish (graceful_shutdown_timeout_s). Read by the controller, which inherits it.
+    os.environ.setdefault("RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S", "2")
     # Logical CPUs: several test apps (0.25 CPU a replica) share the 2 real cores. address="local":
     # always a private Ray, never one a stale /tmp/ray/ray_current_cluster points at.
     ray.init(address="local", num_cpus=16, include_dashboard=False, log_to_driver=False, configure_logging=False,
