@@ -3,9 +3,9 @@
 Why: a decision's hop to the scorer replica (Serve's RPC on both sides, the batch queue, the
 handle call) cost 0.7-5.6 ms of CPU per request on a 2-core machine, while a static-embedder
 router decides in 0.4-0.8 ms (bench/RESULTS-auto.md): in the ingress, such a router served
-0.76-0.79x a concrete model's requests per second at c=16, in the replica 0.64-0.80x. A router configured with
-``scoring: ingress`` is therefore decided by a ``RoutingService`` in this process; the
-rest keep their hop, batching and independent scaling. The local service is the scorer's
+0.76-0.79x a concrete model's requests per second at c=16, in the replica 0.64-0.80x. A
+router configured with ``scoring: ingress`` is therefore decided by a ``RoutingService`` in
+this process; the rest keep their hop, batching and independent scaling. The local service is the scorer's
 own class (``deployments.router_sync.build_scoring``), so artifacts load, verify and follow
 a registry exactly as in a scorer replica.
 """
