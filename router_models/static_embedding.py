@@ -77,13 +77,27 @@ def vocabulary_size() -> int:
 def distill_table(progress: Callable[[int], None] | None = None) -> np.ndarray:
     """(vocabulary, 384) float32: each token's output of the bundled MiniLM, run alone.
 
-    fp32 in padded batches (every input is three tokens long, so no padding happens); the
-    int8 path would scale activations per batch. ``progress`` gets the tokens done per batch.
+    fp32 in batches (every input is three tokens long, so no padding happens); the int8 path
+    would scale activations per batch. ``progress`` gets the tokens done per batch. The table
+    depends only on the bundled encoder, so a process computes it once (~16 s on 2 cores) and
+    hands out copies: a retraining loop or a test session distils it once, not per router.
     """
+    size = vocabulary_size()
+    if size not in _DISTILLED:
+        _DISTILLED[size] = _distill(size, progress)
+    elif progress:
+        progress(size)
+    return _DISTILLED[size].copy()
+
+
+_DISTILLED: dict[int, np.ndarray] = {}
+"""The tables this process distilled, by vocabulary size (one, outside tests)."""
+
+
+def _distill(size: int, progress: Callable[[int], None] | None) -> np.ndarray:
     from router_models.minilm_onnx import load_onnx_minilm
 
     encoder = load_onnx_minilm(model_dir(), quantize=False)
-    size = vocabulary_size()
     table = np.empty((size, 384), np.float32)
     for start in range(0, size, _DISTILL_BATCH):
         ids = np.arange(start, min(size, start + _DISTILL_BATCH), dtype=np.int64)

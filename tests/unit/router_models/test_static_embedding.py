@@ -85,6 +85,11 @@ def test_a_distilled_row_is_the_encoder_output_of_its_token_alone(monkeypatch: p
     encoder = load_onnx_minilm(model_dir(), quantize=False)
     ids = np.array([[101, 1037, 102]])  # [CLS] "a" [SEP]
     np.testing.assert_allclose(table[1037], encoder.encode(ids, np.ones_like(ids))[0, 1], rtol=1e-4, atol=1e-5)
+    done: list[int] = []
+    again = static_embedding.distill_table(done.append)  # once per process: a copy, progress at once
+    assert np.array_equal(again, table) and done == [1100]
+    again[1037] = 0.0
+    assert np.array_equal(static_embedding.distill_table()[1037], table[1037])
 
 
 def test_idf_weights_rare_tokens_up() -> None:
