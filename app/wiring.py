@@ -12,6 +12,7 @@ first request), so building one is cheap and never fails on a server being down.
 from __future__ import annotations
 
 import os
+import random
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,7 +81,7 @@ class Clients:
 def build_gateway(cfg: GatewayConfig, providers: ProviderPool, router: RouterClient | None, *,
                   metrics: Metrics | None = None, clients: Clients | None = None,
                   updater: GraphUpdater | None = None, replica: str | None = None,
-                  root: Path | None = None) -> Gateway:
+                  root: Path | None = None, exploration_rng: random.Random | None = None) -> Gateway:
     """A gateway for ``cfg`` whose parts share one Redis client and one engine; with
     ``general_settings.config_sync.source``, its config watcher too (``updater`` applies
     versions that change the graph; ``replica`` names this replica in the sync status)."""
@@ -98,7 +99,7 @@ def build_gateway(cfg: GatewayConfig, providers: ProviderPool, router: RouterCli
         decisions=build_decision_log(cfg, clients.engine),
         clients=clients,
         router_info=RouterInfo(cfg, router, _replica_states(cfg, clients.redis)),
-        explorer=_explorer(cfg, clients.redis),
+        explorer=_explorer(cfg, clients.redis, exploration_rng),
         deployment_limits=build_deployment_limits(cfg, clients.redis),
         audit=_audit(cfg, policy, clients, metrics),
         request_stats=_request_stats(cfg, policy, clients),
@@ -147,11 +148,12 @@ def _request_stats(cfg: GatewayConfig, policy: Any, clients: Clients) -> Request
     return RequestStats(store)
 
 
-def _explorer(cfg: GatewayConfig, redis: Any | None) -> Explorer:
-    """Exploration per router; its daily cost caps are shared through Redis when there is one."""
+def _explorer(cfg: GatewayConfig, redis: Any | None, rng: random.Random | None) -> Explorer:
+    """Exploration per router; its daily cost caps are shared through Redis when there is one.
+    ``rng``: a seeded one makes a simulation repeat (bench/learning_loop.py); else the system's."""
     budget = (RedisExploreBudget(redis, cfg.general_settings.access.redis_prefix) if redis is not None
               else LocalExploreBudget())
-    return Explorer({r.name: r.exploration for r in cfg.router_settings.routers}, budget)
+    return Explorer({r.name: r.exploration for r in cfg.router_settings.routers}, budget, rng)
 
 
 def build_deployment_limits(cfg: GatewayConfig, redis: Any | None) -> DeploymentLimits | None:

@@ -170,43 +170,34 @@ def gateway_config(upstream: str, registry_url: str, s3: str, db: Path, cache: P
                                  "decisions": {"flush_interval_s": 0.2, "query_max_chars": 1_000_000}}}
 
 
-class LocalScorer:
-    """The gateway's ``RouterClient`` over an in-process ``RoutingService`` (what a scorer replica wraps)."""
-
-    def __init__(self, service: Any, sync: Any) -> None:
-        self._service, self.sync = service, sync
-
-    async def route(self, query: Any) -> Any:
-        return await self._service.route(query)
-
-    async def info(self) -> dict[str, Any]:
-        routers = self._service.describe()
-        for state in self.sync.states() if self.sync else []:
-            routers[state.router] = {**routers.get(state.router, {}), **state.as_dict()}
-        return {"replica": "in-process", "routers": routers}
-
-    def version(self) -> str | None:
-        return next((s.version for s in self.sync.states()), None) if self.sync else None
+def served_version(scorer: Any) -> str | None:
+    """The registry version the in-process scorer (``LocalScoring``) serves now."""
+    return next((st.version for st in scorer.sync.states()), None) if scorer.sync else None
 
 
 @contextmanager
-def serve_gateway(raw: dict[str, Any]) -> Iterator[tuple[str, LocalScorer]]:
-    """The ingress app with its scorer, on a free loopback port, in a thread."""
+def serve_gateway(raw: dict[str, Any], seed: int) -> Iterator[tuple[str, Any]]:
+    """The ingress app with its scorer, on a free loopback port, in a thread: the routers are
+    scored in-process, as ``scoring: ingress`` does; exploration draws from a ``seed``ed RNG,
+    so a run repeats (requests are sent one at a time)."""
     import uvicorn
 
     from app.config import parse_config
+    from app.gateway.split_router import SplitRouter
     from app.main import create_app
     from app.providers.pool import LocalProviderPool
     from app.wiring import build_gateway
     from deployments.graph import _absolute_artifacts
-    from deployments.router_sync import build_scoring
+    from deployments.router_sync import LocalScoring, build_scoring
     from devtools.ports import free_port, wait_port
 
     cfg = parse_config(raw)
-    service, sync = build_scoring(_absolute_artifacts(cfg, Path.cwd()), cfg.scorer_sync_settings())
-    scorer = LocalScorer(service, sync)
+    specs = _absolute_artifacts(cfg, Path.cwd())
+    scorer = LocalScoring(*build_scoring(specs, cfg.scorer_sync_settings()))
+    client = SplitRouter(scorer, frozenset(s.name for s in specs), None, "in-process")
+    gateway = build_gateway(cfg, LocalProviderPool(cfg), client, exploration_rng=random.Random(seed))
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(build_gateway(cfg, LocalProviderPool(cfg), scorer)),
+    server = uvicorn.Server(uvicorn.Config(create_app(gateway),
                                            host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -216,8 +207,7 @@ def serve_gateway(raw: dict[str, Any]) -> Iterator[tuple[str, LocalScorer]]:
     finally:
         server.should_exit = True
         thread.join(timeout=30)
-        if sync is not None:
-            sync.stop()
+        scorer.stop()
 
 
 def request(http: httpx.Client, query: str, scores: dict[str, float], traffic: Traffic) -> None:
@@ -287,11 +277,11 @@ def one_round(args: argparse.Namespace, setup: Setup, work: Path, db: Path, regi
     return retrain(plan, asyncio.run(export()), registry)
 
 
-def wait_version(scorer: LocalScorer, version: str, deadline_s: float = 120.0) -> None:
+def wait_version(scorer: Any, version: str, deadline_s: float = 120.0) -> None:
     end = time.monotonic() + deadline_s
-    while scorer.version() != version:
+    while served_version(scorer) != version:
         if time.monotonic() > end:
-            raise TimeoutError(f"the scorer still serves {scorer.version()}, not {version}")
+            raise TimeoutError(f"the scorer still serves {served_version(scorer)}, not {version}")
         time.sleep(0.2)
 
 
@@ -322,7 +312,7 @@ def simulate(args: argparse.Namespace, setup: Setup, work: Path) -> dict[str, An
                              exploration(args.explore_rate, args.explore_known_within))
         traffic, points = Traffic(), [Point(0, "v1", *cold)]
         order = random.Random(args.seed).sample(range(len(setup.queries)), len(setup.queries))
-        with serve_gateway(raw) as (url, scorer), httpx.Client(base_url=url + "/", timeout=120,
+        with serve_gateway(raw, args.seed) as (url, scorer), httpx.Client(base_url=url + "/", timeout=120,
                                                                headers={"authorization": f"Bearer {KEY}"}) as http:
             bar = tqdm(total=args.requests, desc="requests served", unit="req")
             for i in range(args.requests):
@@ -339,7 +329,7 @@ def simulate(args: argparse.Namespace, setup: Setup, work: Path) -> dict[str, An
     return {"cold": cold, "full": full, "points": points, "traffic": traffic, "prices": prices}
 
 
-def loop_round(args: argparse.Namespace, setup: Setup, work: Path, db: Path, registry: Any, scorer: LocalScorer,
+def loop_round(args: argparse.Namespace, setup: Setup, work: Path, db: Path, registry: Any, scorer: Any,
                served: int, split: Any, train_mean: np.ndarray, bar: Any) -> Point:
     bar.set_postfix_str("retraining")
     wait_rated(db, served)
