@@ -60,17 +60,15 @@ class RetrainPlan:
     """Share of logged queries (by hash) kept out of training for the gate's off-policy view."""
 
 
-def served_embedder(artifact: Path) -> Any:
-    """The embedder a candidate trains with: the served version's kind. A router trained on
+def served_embedder(current: Any) -> Any:
+    """The embedder a candidate trains with: the served router's kind. A router trained on
     the static embedder (for its speed) stays static; the gate compares quality only, and
     would otherwise promote a MiniLM candidate that costs ~30x the CPU per query."""
     from router_models.embedding import EmbedderConfig
     from router_models.static_embedding import STATIC, static_config
 
-    served = json.loads((artifact / "manifest.json").read_text(encoding="utf-8")).get("embedder") or {}
-    if served.get("kind") == STATIC:
-        return static_config(int(served.get("max_seq_length", 128)))
-    return EmbedderConfig()
+    served = current.embedder_config
+    return static_config(served.max_seq_length) if served.kind == STATIC else EmbedderConfig()
 
 
 @dataclass(frozen=True)
@@ -164,13 +162,14 @@ def retrain(plan: RetrainPlan, exported: Exported, registry: Any) -> RetrainResu
                          "nothing left to train on")
     current_dir = plan.work / "current"
     registry.fetch(registry.current(plan.router), current_dir)
+    current = LearnedRouter.load(current_dir)
     candidate_dir = plan.work / "candidate"
     train(TrainConfig(router_type=plan.router_type, data=plan.base_data, feedback=(feedback,),
                       candidates=plan.candidates, out=candidate_dir, folds=plan.folds, hparam=plan.hparam,
-                      embedder=served_embedder(current_dir)))
+                      embedder=served_embedder(current)))
     split = load_routing_data(plan.eval_data, plan.candidates)
     train_mean = single_model_means(load_routing_data(plan.base_data, plan.candidates), split)
-    report, curves = run_gate(LearnedRouter.load(current_dir), LearnedRouter.load(candidate_dir), read_log(log),
+    report, curves = run_gate(current, LearnedRouter.load(candidate_dir), read_log(log),
                               split, train_mean, load_prices(plan.candidates), Margins(**plan.margins))
     gate_dir = plan.work / "gate"
     gate_dir.mkdir(parents=True, exist_ok=True)

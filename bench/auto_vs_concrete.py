@@ -13,7 +13,8 @@ carries a distinct prompt (a real query of test.jsonl, 336 characters on average
 with a per-request counter), the concrete model's too, so the rows differ only by routing
 and the prediction cache cannot fake the headline; one row repeats a single prompt (what
 the cache does for repeats). CPU per request is the gateway's process tree's CPU time over
-the requests served (psutil), so other load on the shared machine does not count. Writes bench/RESULTS-auto.md and .png.
+the requests served (psutil), so other load on the shared machine does not count. Writes
+bench/RESULTS-auto.md and .png.
 """
 
 from __future__ import annotations

@@ -98,9 +98,11 @@ def compose(cfg: GatewayConfig, router: Handle | None, providers: dict[str, Hand
     configure_tracing("ingress")
     replica = _replica_id()
     client: RouterClient | None = HandleRouter(router) if router else None
-    local = _local_scoring(cfg, local_routers, replica or _process_id()) if local_routers else None
-    if local is not None:
-        client = SplitRouter(local, frozenset(s.name for s in local_routers), client, replica or _process_id())
+    local = None
+    if local_routers:
+        label = replica or f"{socket.gethostname()}:{os.getpid()}"  # outside Serve (a test)
+        local = _local_scoring(cfg, local_routers, label)
+        client = SplitRouter(local, frozenset(s.name for s in local_routers), client, label)
     gateway = build_gateway(cfg, HandleProviders(providers), client, metrics=ServeMetrics(), replica=replica,
                             updater=updater)
     return gateway, GraphProbe(router, providers), local
@@ -112,10 +114,6 @@ def _local_scoring(cfg: GatewayConfig, specs: Sequence[RouterSpec], replica: str
     service, sync = build_scoring(specs, cfg.scorer_sync_settings(), signing_key=key.encode() if key else None,
                                   replica=replica, on_round=RouterVersionMetrics().observe)
     return LocalScoring(service, sync)
-
-
-def _process_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def _replica_id() -> str | None:

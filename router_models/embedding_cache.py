@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from router_models.embedding import Embedder, EmbedderConfig
+from router_models.static_embedding import StaticEmbedder
 
 DEFAULT_CACHE_DIR = Path(os.environ.get("ROUTEIQ_CACHE_DIR", ".routeiq/cache"))
 
@@ -36,7 +37,7 @@ def embed_cached(
     config: EmbedderConfig,
     *,
     cache_dir: Path | None = DEFAULT_CACHE_DIR,
-    embedder: Embedder | None = None,
+    embedder: Embedder | StaticEmbedder | None = None,
     progress: Callable[[int], None] | None = None,
     chunk: int = 256,
 ) -> np.ndarray:

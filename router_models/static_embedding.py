@@ -33,11 +33,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any
 
 import numpy as np
 
-from router_models.embedding import EmbedderConfig, model_dir
+from router_models.embedding import EmbedderConfig, bundled_tokenizer, clip_text, model_dir
 
 STATIC = "static"
 """``EmbedderConfig.kind`` of this embedder."""
@@ -46,7 +45,6 @@ STATIC_PREFIX = "static."
 _TABLE, _WEIGHTS = f"{STATIC_PREFIX}table", f"{STATIC_PREFIX}weights"
 _PAD, _CLS, _SEP = 0, 101, 102  # BERT's special tokens in the bundled vocabulary
 _DISTILL_BATCH = 512
-_CHARS_PER_TOKEN_CAP = 16
 
 
 def static_config(max_seq_length: int = 128) -> EmbedderConfig:
@@ -60,18 +58,9 @@ def split_static(tensors: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarra
     return static, {k: v for k, v in tensors.items() if not k.startswith(STATIC_PREFIX)}
 
 
-def _tokenizer(max_seq_length: int) -> Any:
-    from tokenizers import Tokenizer
-
-    tok = Tokenizer.from_file(str(model_dir() / "tokenizer.json"))
-    tok.enable_truncation(max_seq_length)
-    tok.no_padding()
-    return tok
-
-
 def vocabulary_size() -> int:
     """Rows of the table: the bundled tokenizer's vocabulary."""
-    return int(_tokenizer(8).get_vocab_size())
+    return int(bundled_tokenizer(8).get_vocab_size())
 
 
 def distill_table(progress: Callable[[int], None] | None = None) -> np.ndarray:
@@ -110,9 +99,9 @@ def _distill(size: int, progress: Callable[[int], None] | None) -> np.ndarray:
 
 def idf_weights(texts: Sequence[str], vocabulary: int, max_seq_length: int) -> np.ndarray:
     """Smoothed inverse document frequency of each token over ``texts`` (float32)."""
-    tok = _tokenizer(max_seq_length)
+    tok = bundled_tokenizer(max_seq_length)
     df = np.zeros(vocabulary, np.float64)
-    for enc in tok.encode_batch([t[: max_seq_length * _CHARS_PER_TOKEN_CAP] for t in texts]):
+    for enc in tok.encode_batch([clip_text(t, max_seq_length) for t in texts]):
         df[np.unique(np.asarray(enc.ids[1:-1], dtype=np.int64))] += 1
     return (np.log((len(texts) + 1) / (df + 1)) + 1).astype(np.float32)
 
@@ -137,11 +126,12 @@ class StaticEmbedder:
         if config.kind != STATIC or table.ndim != 2 or table.shape[1] != config.dim \
                 or weights.shape != (table.shape[0],):
             raise ValueError(f"static embedder tensors {table.shape} / {weights.shape} do not fit {config}")
-        if config.encoder_sha256 not in (None, _digest(table, weights)):
+        digest = _digest(table, weights)
+        if config.encoder_sha256 not in (None, digest):
             raise ValueError("static embedder tensors do not match the config's digest")
-        self.config = replace(config, encoder_sha256=_digest(table, weights))
+        self.config = replace(config, encoder_sha256=digest)
         self._table, self._weights = table, weights
-        self._tokenizer = _tokenizer(config.max_seq_length)
+        self._tokenizer = bundled_tokenizer(config.max_seq_length)
 
     @classmethod
     def distill(cls, texts: Sequence[str], config: EmbedderConfig | None = None,
@@ -164,9 +154,9 @@ class StaticEmbedder:
         return {_TABLE: self._table.astype(np.float16), _WEIGHTS: self._weights}
 
     def clip(self, text: str) -> str:
-        return text[: self.config.max_seq_length * _CHARS_PER_TOKEN_CAP]
+        return clip_text(text, self.config.max_seq_length)
 
-    def embed(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
         out = np.empty((len(texts), self.config.dim), np.float32)
         if not texts:
             return out

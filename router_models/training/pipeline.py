@@ -189,11 +189,7 @@ def train(cfg: TrainConfig, progress: ProgressSink | None = None) -> dict[str, A
         raise ValueError(f"router type {cfg.router_type!r} does not train on partial labels (--feedback); "
                          f"use one of {PARTIAL_LABEL_TYPES}")
     static = _static_embedder(cfg, data, progress)
-    if static is not None:
-        x = static.embed(data.queries)
-    else:
-        x = embed_cached(data.queries, cfg.embedder, cache_dir=cfg.cache_dir,
-                         progress=progress.task("embedding queries", len(data)))
+    x = _embed(cfg, static, data.queries, progress.task("embedding queries", len(data)))
     cv = (cross_validate(cfg, data, x, progress, len(base), len(base.models)) if cfg.folds > 1
           else {"default_lambda": 0.0})
     advance = progress.task(f"fitting {cfg.router_type} on all {len(data)} rows", 1)
@@ -228,6 +224,15 @@ def train(cfg: TrainConfig, progress: ProgressSink | None = None) -> dict[str, A
     return manifest
 
 
+def _embed(cfg: TrainConfig, static: StaticEmbedder | None, texts: list[str],
+           progress: Callable[[int], None]) -> np.ndarray:
+    """``texts`` embedded as the artifact will embed them. Static embeddings are not cached:
+    they cost less than reading a cache file, and each training's weights would add files."""
+    if static is not None:
+        return embed_cached(texts, static.config, cache_dir=None, embedder=static, progress=progress)
+    return embed_cached(texts, cfg.embedder, cache_dir=cfg.cache_dir, progress=progress)
+
+
 def _static_embedder(cfg: TrainConfig, data: RoutingData, progress: ProgressSink) -> StaticEmbedder | None:
     """A new static embedder for ``cfg.embedder.kind == "static"`` (weighted by ``data``'s
     queries), else None. Only frozen-embedder routers train on one: ``finetuned`` tunes
@@ -251,9 +256,7 @@ def _holdout(
 
     assert cfg.eval_data is not None
     held = load_routing_data(cfg.eval_data, cfg.candidates, models=base.models)
-    xe = static.embed(held.queries) if static else embed_cached(
-        held.queries, cfg.embedder, cache_dir=cfg.cache_dir, progress=progress.task("embedding eval queries", len(held))
-    )
+    xe = _embed(cfg, static, held.queries, progress.task("embedding eval queries", len(held)))
     pred = predict_scorer(scorer, held.queries, xe)[:, : len(base.models)]
     rep = evaluate(pred, held.scores, held.prices, held.models, base.scores.mean(0))
     at_default = quality_cost_curve(pred, held.scores, held.prices, (lam,))[0]

@@ -23,7 +23,7 @@ from devtools.servers import free_port, wait_port
 from router_models import static_embedding
 from router_models.artifacts import ArtifactError
 from router_models.cli import app as cli
-from router_models.embedding import EmbedderConfig, model_dir
+from router_models.embedding import EmbedderConfig, bundled_tokenizer, model_dir
 from router_models.inference.learned import LearnedRouter
 from router_models.inference.service import RouterSpec, RoutingService
 from router_models.minilm_onnx import load_onnx_minilm
@@ -94,7 +94,8 @@ def test_a_distilled_row_is_the_encoder_output_of_its_token_alone(monkeypatch: p
 
 def test_idf_weights_rare_tokens_up() -> None:
     w = static_embedding.idf_weights(["the cat", "the dog", "the bird"], static_embedding.vocabulary_size(), 128)
-    the, cat, unseen = 1996, 4937, 5000
+    tok = bundled_tokenizer(128)
+    the, cat, unseen = (tok.token_to_id(t) for t in ("the", "cat", "river"))
     assert w[the] < w[cat] < w[unseen]
 
 
