@@ -36,7 +36,7 @@ import typer
 
 from bench.loadgen import WrkResult, require_wrk, wrk
 from bench.proctree import cpu_seconds, pss_by_kind
-from bench.runs import commit_of, machine, start_gateway, stop_gateway
+from bench.runs import commit_of, machine, start_gateway, start_served, stop_gateway
 from devtools.configs import MASTER_KEY, learned_gateway_config
 from devtools.servers import free_port, wait_port
 
@@ -45,6 +45,9 @@ ROOT = HERE.parent
 QUERIES = Path("/work/shared/data/routing/test.jsonl")
 CONCURRENCY = (1, 16, 32)
 CONCRETE = "llama-3.1-8b-instruct"
+SERVE_ENV = {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1", "RAY_SERVE_ENABLE_HA_PROXY": "0", "RAY_USAGE_STATS_ENABLED": "0",
+             "PYTHONDONTWRITEBYTECODE": "1"}
+"""Serve's settings for every Serve app measured here (the gateways and the Serve floor)."""
 STATIC_ROUTERS = ("auto-static", "auto-static-ingress")
 """The static-embedder router scored in the router-scoring replica, and in the ingress (no hop)."""
 
@@ -104,9 +107,14 @@ def _measure(pid: int, fn, seconds: float) -> Point:  # type: ignore[no-untyped-
     return Point(r.rps, r.p50_ms, r.p99_ms, used * 1000 / max(1.0, r.rps * seconds), r.errors)
 
 
+def _distinct_point(pid: int, url: str, model: str, queries: list[str], connections: int, seconds: float) -> Point:
+    """wrk on ``model`` with prompts no earlier point sent (a new salt), measured on ``pid``'s tree."""
+    script = _lua_distinct(model, queries, MASTER_KEY, salt=f"{time.time_ns()}")
+    return _measure(pid, lambda: _wrk_script(url, script, connections, seconds), seconds)
+
+
 def _start(tree: Path, upstream: str, static: Path | None) -> tuple[subprocess.Popen[str], int]:
-    env = {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1", "RAY_SERVE_ENABLE_HA_PROXY": "0", "RAY_USAGE_STATS_ENABLED": "0",
-           "PYTHONPATH": str(tree), "PYTHONDONTWRITEBYTECODE": "1"}
+    env = {**SERVE_ENV, "PYTHONPATH": str(tree)}
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "gateway.json"
         cfg = learned_gateway_config(upstream)
@@ -134,10 +142,8 @@ def _run_tree(tree: Path, upstream: str, seconds: float, idle: float, queries: l
         for c in CONCURRENCY:  # every point sends the same real queries, so the rows differ only by routing
             # MiniLM's `auto` last: saturating its scorer scales it up, and a replica starting takes CPU
             for name in (CONCRETE, *(STATIC_ROUTERS if static is not None else ()), "auto"):
-                script = _lua_distinct(name, queries, MASTER_KEY, salt=f"{time.time_ns()}")  # new prompts per point
                 label = "concrete" if name == CONCRETE else name
-                res[f"{label} c={c}"] = _measure(proc.pid, lambda c=c, d=script: _wrk_script(url, d, c, seconds),
-                                                 seconds)
+                res[f"{label} c={c}"] = _distinct_point(proc.pid, url, name, queries, c, seconds)
         same = {"model": "auto", "messages": [{"role": "user", "content": queries[0]}]}
         res["auto, one repeated prompt c=16"] = _measure(proc.pid, lambda: wrk(url, same, MASTER_KEY, 16, seconds),
                                                          seconds)
@@ -164,16 +170,33 @@ def _scorer_alone(queries: list[str], artifact: Path) -> dict[int, tuple[float, 
     return out
 
 
-def _passthrough(upstream: str, seconds: float) -> dict[int, WrkResult]:
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "bench.passthrough", upstream, str(port)], cwd=ROOT)
-    wait_port(port)
-    body = {"model": CONCRETE, "messages": [{"role": "user", "content": "hello benchmark"}]}
-    try:
-        return {c: wrk(f"http://127.0.0.1:{port}/v1/chat/completions", body, MASTER_KEY, c, seconds)
-                for c in CONCURRENCY}
-    finally:
-        proc.terminate()
+SETTLE_S = 20.0
+BARE, SERVE_1HOP, SERVE_2HOP = "bare aiohttp pass-through", "Ray Serve, 1 hop", "Ray Serve, 2 hops"
+"""The ceilings: no Ray at all; a Serve ingress calling the upstream; ingress -> handle -> a
+deployment calling it (the gateway's concrete-model shape with none of its work)."""
+
+
+def _ceilings(upstream: str, seconds: float, queries: list[str]) -> dict[str, dict[int, Point]]:
+    """wrk at each concurrency on the three pass-throughs, with the concrete model's prompts.
+
+    A Serve app is measured only after ``SETTLE_S``: Ray's own start-up work (agents, the
+    controller's first rounds) takes the CPU for a while after the app is ready, and the
+    gateways get longer (their idle measurement) before their first point.
+    """
+    out = {}
+    for label, argv in ((BARE, lambda port: ["-m", "bench.passthrough", upstream, str(port)]),
+                        (SERVE_1HOP, lambda port: [str(HERE / "serve_floor.py"), upstream, str(port), "1"]),
+                        (SERVE_2HOP, lambda port: [str(HERE / "serve_floor.py"), upstream, str(port), "2"])):
+        print(f"measuring {label}", flush=True)
+        env = {} if label == BARE else {**SERVE_ENV, "PYTHONPATH": str(ROOT)}
+        proc, port = start_served(ROOT, env, argv)
+        try:
+            time.sleep(0 if label == BARE else SETTLE_S)
+            url = f"http://127.0.0.1:{port}/v1/chat/completions"
+            out[label] = {c: _distinct_point(proc.pid, url, CONCRETE, queries, c, seconds) for c in CONCURRENCY}
+        finally:
+            stop_gateway(proc)
+    return out
 
 
 def _static_router(path: Path | None, work: Path) -> Path:
@@ -206,7 +229,7 @@ def main(seconds: float = 5.0, idle: float = 60.0,
     upstream = f"http://127.0.0.1:{port}/v1"
     runs: dict[str, dict[str, object]] = {}
     try:
-        bare = _passthrough(upstream, seconds)
+        bare = _ceilings(upstream, seconds, queries)
         trees = [(f"before ({commit_of(before)})", before.resolve())] if before else []
         for label, tree in [*trees, (f"this ({commit_of(ROOT)})", ROOT)]:
             print(f"measuring {label}", flush=True)
@@ -232,7 +255,7 @@ def _write(path: Path, generated: str) -> None:
     path.write_text(f"{generated}\n{MARKER}\n{kept.lstrip(chr(10))}")
 
 
-def _report(bare: dict[int, WrkResult], runs: dict[str, dict[str, object]],
+def _report(ceilings: dict[str, dict[int, Point]], runs: dict[str, dict[str, object]],
             scorer: dict[str, dict[int, tuple[float, float]]], seconds: float, idle: float) -> str:
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())
     lines = [f"# `auto` vs a concrete model, footprint ({dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC)", "",
@@ -242,9 +265,10 @@ def _report(bare: dict[int, WrkResult], runs: dict[str, dict[str, object]],
              "throughput-optimized, no HAProxy, the shipped learned router over the 9 routing models",
              f"- CPU ms/request: the gateway's process tree (psutil), idle CPU over {idle:g} s", "",
              "| checkout | point | RPS | p50 ms | p99 ms | CPU ms/req | errors |", "|---|---|---:|---:|---:|---:|---:|"]
-    for c, r in bare.items():
-        lines.append(f"| bare aiohttp pass-through | c={c} | {r.rps:.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | | "
-                     f"{r.errors} |")
+    bare, floor = ceilings[BARE], ceilings[SERVE_2HOP]
+    for name, rows in ceilings.items():
+        lines += [f"| {name} | c={c} | {r.rps:.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | {r.cpu_ms:.1f} | {r.errors} |"
+                  for c, r in rows.items()]
     for label, res in runs.items():
         for name, p in res.items():
             if isinstance(p, Point):
@@ -254,8 +278,9 @@ def _report(bare: dict[int, WrkResult], runs: dict[str, dict[str, object]],
               "concrete/bare RPS at c=32 >= 0.35; idle <= 0.05 cores; PSS <= 1200 MB):", "",
               "| checkout | auto/concrete RPS c=16 | auto/concrete p50 c=1 | "
               + "".join(f"{n}/concrete RPS c=16 | {n}/concrete p50 c=1 | " for n in STATIC_ROUTERS)
-              + "concrete/bare RPS c=32 | idle cores | PSS MB | processes |",
-              "|---|---:|---:|" + "---:|" * (2 * len(STATIC_ROUTERS) + 4)]
+              + "concrete/bare RPS c=32 | serve-2-hops/bare c=32 | concrete/serve-2-hops c=32 | idle cores | PSS MB "
+              "| processes |",
+              "|---|---:|---:|" + "---:|" * (2 * len(STATIC_ROUTERS) + 6)]
     for label, res in runs.items():
         a16, c16 = res["auto c=16"], res["concrete c=16"]
         a1, c1, c32 = res["auto c=1"], res["concrete c=1"], res["concrete c=32"]
@@ -267,7 +292,8 @@ def _report(bare: dict[int, WrkResult], runs: dict[str, dict[str, object]],
         fast = " | ".join(_ratios(res.get(f"{n} c=16"), res.get(f"{n} c=1"), c16, add_c, bare[1].p50_ms)
                           for n in STATIC_ROUTERS)
         lines.append(f"| {label} | {a16.rps / c16.rps:.2f} | {add_a / max(add_c, 1e-9):.2f} | {fast} | "
-                     f"{c32.rps / bare[32].rps:.2f} | {res['idle_cores']:.3f} | "
+                     f"{c32.rps / bare[32].rps:.2f} | {floor[32].rps / bare[32].rps:.2f} | "
+                     f"{c32.rps / floor[32].rps:.2f} | {res['idle_cores']:.3f} | "
                      f"{sum(mb for _, mb in pss.values()):.0f} | {sum(n for n, _ in pss.values())} |")
     lines += ["", "PSS per process kind (MB, processes):", "", "| checkout | kind | processes | PSS MB |",
               "|---|---|---:|---:|"]
@@ -290,14 +316,15 @@ def _ratios(s16: object, s1: object, c16: Point, add_c: float, bare_p50: float) 
     return f"{s16.rps / c16.rps:.2f} | {(s1.p50_ms - bare_p50) / max(add_c, 1e-9):.2f}"
 
 
-def _plot(bare: dict[int, WrkResult], runs: dict[str, dict[str, object]], path: Path) -> None:
+def _plot(ceilings: dict[str, dict[int, Point]], runs: dict[str, dict[str, object]], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    ax.plot(list(bare), [r.rps for r in bare.values()], marker="o", c="grey", label="bare aiohttp pass-through")
+    for (name, rows), shade in zip(ceilings.items(), ("black", "grey", "silver"), strict=True):
+        ax.plot(list(rows), [r.rps for r in rows.values()], marker="o", c=shade, label=name)
     for label, res in runs.items():
         for kind, style in (("concrete", "-"), ("auto", "--"), ("auto-static", ":"), ("auto-static-ingress", "-.")):
             if f"{kind} c=1" not in res:

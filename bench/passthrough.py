@@ -1,7 +1,7 @@
 """The ceiling for the gateway benchmarks: a bare aiohttp pass-through to the upstream.
 
 ``python -m bench.passthrough UPSTREAM PORT``: one ``aiohttp.ClientSession``, the request
-body forwarded unchanged to ``UPSTREAM/chat/completions``, the answer returned unchanged.
+body forwarded unchanged to ``UPSTREAM/chat/completions``, the answer returned unchanged. Prints READY, then serves.
 No auth, no routing, no accounting: what any Python proxy on this machine cannot beat.
 """
 
@@ -33,4 +33,5 @@ def app(upstream: str) -> web.Application:
 
 
 if __name__ == "__main__":
+    print("READY", flush=True)  # bench.runs.start_served then waits for the port
     web.run_app(app(sys.argv[1]), host="127.0.0.1", port=int(sys.argv[2]), print=None, access_log=None)

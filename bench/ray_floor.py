@@ -10,6 +10,13 @@ waits for readiness, lets start-up settle, then reads the CPU time and PSS of ev
 process of the demo's tree (the fake upstream excluded) over ``--idle`` seconds of no
 traffic, and serves ``--seconds`` of wrk at c=16 on a concrete model and on ``auto``
 (distinct prompts) for CPU ms per request. Appends a section to bench/RESULTS-auto.md.
+
+``--lean-router PATH`` (a router trained with ``routeiq train --embedder static``) adds one
+more start per round, ``one-machine, lean``: the demo with ``auto`` on that artifact scored
+in the ingress (``scoring: ingress``: no RouterScoring deployment) and the nine models in
+one provider group (one Provider replica): the smallest gateway that still routes
+``auto`` with a learned router, to say how close a configuration gets to the footprint
+targets of issue #21.
 """
 
 from __future__ import annotations
@@ -17,12 +24,14 @@ from __future__ import annotations
 import datetime as dt
 import os
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Annotated
 
 import httpx
 import typer
+import yaml
 
 from bench.auto_vs_concrete import _lua_distinct, _queries, _wrk_script
 from bench.loadgen import require_wrk
@@ -31,6 +40,7 @@ from bench.runs import commit_of, machine
 
 ROOT = Path(__file__).resolve().parent.parent
 PROFILES = ("ray-defaults", "one-machine")
+LEAN = "one-machine, lean"
 URL = "http://127.0.0.1:8000"
 KEY = "sk-routeiq-demo"
 SKIP = {"fake_upstream", "bash", "flock", "timeout"}
@@ -50,13 +60,15 @@ def _wait_ready(proc: subprocess.Popen[str], deadline_s: float = 300.0) -> None:
     raise SystemExit(f"bench: the demo was not ready within {deadline_s:.0f} s")
 
 
-def _start(profile: str) -> subprocess.Popen[str]:
+def _start(profile: str, serve_config: Path | None = None) -> subprocess.Popen[str]:
     env = {**os.environ, "ROUTEIQ_RAY_PROFILE": profile, "RAY_SERVE_ENABLE_HA_PROXY": "1",
            "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1", "RAY_USAGE_STATS_ENABLED": "0", "HF_HUB_OFFLINE": "1",
            "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
     for key in [k for k in env if k.startswith("RAY_SERVE_") and k not in {
             "RAY_SERVE_ENABLE_HA_PROXY", "RAY_SERVE_THROUGHPUT_OPTIMIZED"}]:
         del env[key]  # the profile decides Serve's timers, not the caller's shell
+    if serve_config is not None:
+        env["ROUTEIQ_SERVE_CONFIG"] = str(serve_config)
     return subprocess.Popen(["bash", "scripts/run-demo.sh"], cwd=ROOT, env=env, text=True, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -78,8 +90,26 @@ def _load_ms(pid: int, model: str, seconds: float) -> tuple[float, dict[str, flo
     return r.rps, {k: (after[k] - before.get(k, 0.0)) * 1000 / served for k in after if k not in SKIP}
 
 
-def _one(profile: str, idle: float, seconds: float) -> dict[str, object]:
-    proc = _start(profile)
+def lean_configs(router: Path, work: Path) -> Path:
+    """The lean variant of the demo's Serve config (written under ``work``; see the module doc)."""
+    gateway = yaml.safe_load((ROOT / "configs/demo.yaml").read_text())
+    for entry in gateway["model_list"]:
+        entry["provider_group"] = "small"
+    gateway["provider_groups"] = [{"name": "small"}]
+    auto = next(r for r in gateway["router_settings"]["routers"] if r["name"] == "auto")
+    auto.update(artifact=str(router.resolve()), scoring="ingress")
+    serve = yaml.safe_load((ROOT / "configs/serve.demo.yaml").read_text())
+    app = serve["applications"][0]
+    app["args"]["config_path"] = str(work / "gateway.yaml")
+    app["deployments"] = [d for d in app["deployments"] if d["name"] in {"Ingress", "Provider-small"}]
+    (work / "gateway.yaml").write_text(yaml.safe_dump(gateway))
+    (work / "serve.yaml").write_text(yaml.safe_dump(serve))
+    return work / "serve.yaml"
+
+
+def _one(profile: str, idle: float, seconds: float, serve_config: Path | None = None) -> dict[str, object]:
+    label = LEAN if serve_config is not None else profile
+    proc = _start(profile, serve_config)
     try:
         _wait_ready(proc)
         time.sleep(20)  # replicas' start-up work (warm-up, schema checks) is not idle
@@ -88,19 +118,23 @@ def _one(profile: str, idle: float, seconds: float) -> dict[str, object]:
         load = {m: _load_ms(proc.pid, m, seconds) for m in ("llama-3.1-8b-instruct", "auto")}
     finally:
         stop_tree(proc, group=True)
-    return {"profile": profile, "cores": cores, "pss": pss, "load": load}
+    return {"profile": label, "cores": cores, "pss": pss, "load": load}
 
 
 def main(idle: Annotated[float, typer.Option(help="Seconds of no traffic measured.")] = 60.0,
          seconds: Annotated[float, typer.Option(help="Seconds of wrk per model.")] = 10.0,
          rounds: Annotated[int, typer.Option(help="Rounds of (ray-defaults, one-machine).")] = 2,
+         lean_router: Annotated[Path | None, typer.Option(
+             help="A static-embedder router: adds the lean one-machine variant to each round.")] = None,
          out: Annotated[Path, typer.Option(help="Report to append to.")] = ROOT / "bench/RESULTS-auto.md") -> None:
     require_wrk()
     runs = []
+    lean = lean_configs(lean_router, Path(tempfile.mkdtemp(prefix="ray-floor-"))) if lean_router else None
+    starts = [(p, None) for p in PROFILES] + ([("one-machine", lean)] if lean else [])
     for r in range(rounds):
-        for profile in PROFILES:
-            print(f"round {r + 1}/{rounds}: {profile}", flush=True)
-            runs.append(_one(profile, idle, seconds))
+        for profile, serve_config in starts:
+            print(f"round {r + 1}/{rounds}: {LEAN if serve_config else profile}", flush=True)
+            runs.append(_one(profile, idle, seconds, serve_config))
     with out.open("a") as f:
         f.write(_report(runs, idle, seconds))
     print(f"appended to {out}")
@@ -122,30 +156,30 @@ def _report(runs: list[dict[str, object]], idle: float, seconds: float) -> str:
         lines.append(f"| {run['profile']} | {sum(cores.values()):.3f} | {sum(mb for _, mb in pss.values()):.0f} "
                      f"| {sum(n for n, _ in pss.values())} | {c_rps:.0f} | {sum(c_ms.values()):.1f} | {a_rps:.0f} "
                      f"| {sum(a_ms.values()):.1f} |")
-    lines += ["", "Idle cores and PSS per process kind (last round of each profile):", "",
-              "| kind | " + " | ".join(f"{p} cores | {p} PSS MB" for p in PROFILES) + " |",
-              "|---|" + "---:|" * (2 * len(PROFILES))]
     last = {str(run["profile"]): run for run in runs}
+    lines += ["", "Idle cores and PSS per process kind (last round of each profile):", "",
+              "| kind | " + " | ".join(f"{p} cores | {p} PSS MB" for p in last) + " |",
+              "|---|" + "---:|" * (2 * len(last))]
     kinds = sorted({k for run in last.values() for k in run["pss"]},  # type: ignore[attr-defined]
                    key=lambda k: -max(run["cores"].get(k, 0.0) for run in last.values()))  # type: ignore[attr-defined]
     for k in kinds:
         cells = []
-        for p in PROFILES:
-            run = last.get(p, {"cores": {}, "pss": {}})
+        for run in last.values():
             n, mb = run["pss"].get(k, (0, 0.0))  # type: ignore[attr-defined]
             cells.append(f"{run['cores'].get(k, 0.0):.4f} | {mb:.0f}" if n else "- | -")  # type: ignore[attr-defined]
         lines.append(f"| {k} | " + " | ".join(cells) + " |")
-    return "\n".join(lines + _split(last.get("one-machine"))) + "\n"
+    split = [line for p in ("one-machine", LEAN) for line in _split(last.get(p), p)]
+    return "\n".join(lines + split) + "\n"
 
 
-def _split(run: dict[str, object] | None) -> list[str]:
-    """Where a request's CPU goes, concrete vs ``auto``, per process kind (one-machine, last round)."""
+def _split(run: dict[str, object] | None, profile: str) -> list[str]:
+    """Where a request's CPU goes, concrete vs ``auto``, per process kind (``profile``, last round)."""
     if run is None:
         return []
     load = run["load"]
     assert isinstance(load, dict)
     concrete, auto = load["llama-3.1-8b-instruct"][1], load["auto"][1]
-    lines = ["", "CPU ms per request by process kind at c=16 (one-machine, last round):", "",
+    lines = ["", f"CPU ms per request by process kind at c=16 ({profile}, last round):", "",
              "| kind | concrete | auto | auto - concrete |", "|---|---:|---:|---:|"]
     for k in sorted(set(concrete) | set(auto), key=lambda k: -auto.get(k, 0.0)):
         c, a = concrete.get(k, 0.0), auto.get(k, 0.0)

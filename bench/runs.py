@@ -7,6 +7,7 @@ import os
 import platform
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from bench.proctree import stop_tree
@@ -36,10 +37,17 @@ def start_gateway(tree: Path, config: Path, env: dict[str, str], *extra: str) ->
     ``config`` may be deleted once this returns (the app is built by then); ``extra`` are more
     arguments of serve_config.py (an overrides file).
     """
+    return start_served(tree, env, lambda port: [str(HERE / "serve_config.py"), str(config), str(port), "bench",
+                                                 *extra])
+
+
+def start_served(tree: Path, env: dict[str, str],
+                 argv: Callable[[int], list[str]]) -> tuple[subprocess.Popen[str], int]:
+    """A bench script that prints READY once it serves (``argv(port)``: its path and arguments),
+    run with ``tree`` as its working directory, on a free port."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, str(HERE / "serve_config.py"), str(config), str(port), "bench", *extra],
-                            cwd=tree, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            text=True)
+    proc = subprocess.Popen([sys.executable, *argv(port)], cwd=tree, env={**os.environ, **env},
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     assert proc.stdout is not None
     for line in proc.stdout:
         if line.strip() == "READY":

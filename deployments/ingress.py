@@ -29,7 +29,7 @@ from app.tracing import configure_tracing
 from app.wiring import build_gateway
 from deployments.handles import Handle, HandleProviders, HandleRouter
 from deployments.metrics import RouterVersionMetrics, ServeMetrics
-from deployments.router_sync import LocalScoring, build_scoring
+from deployments.router_sync import LocalScoring, build_scoring, one_blas_thread
 from router_models.inference.types import RouterSpec
 
 
@@ -134,6 +134,8 @@ class Ingress:
         self, cfg: GatewayConfig, router: Handle | None, providers: dict[str, Handle],
         updater: GraphUpdater | None = None, local_routers: Sequence[RouterSpec] = (),
     ) -> None:
+        if local_routers:
+            one_blas_thread()
         self._gateway, self._graph, self._local, self._was_ready = *compose(cfg, router, providers, updater,
                                                                             local_routers), False
 

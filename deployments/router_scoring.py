@@ -21,7 +21,7 @@ from app.config import ScorerSyncSettings
 from app.logs import setup_logging
 from app.tracing import configure_tracing, extract, tracer
 from deployments.metrics import RouterVersionMetrics
-from deployments.router_sync import build_scoring, describe_scoring
+from deployments.router_sync import build_scoring, describe_scoring, one_blas_thread
 from router_models.artifacts import ArtifactError
 from router_models.inference.service import RouterSpec
 from router_models.inference.types import RouteDecision, RouteQuery
@@ -44,6 +44,7 @@ class RouterScoring:
                  sync: ScorerSyncSettings | None = None) -> None:
         setup_logging("router-scoring")  # no config here: ROUTEIQ_LOG_FORMAT, pattern redaction
         configure_tracing("router-scoring")
+        one_blas_thread()
         key = os.environ.get("ROUTEIQ_ROUTER_SIGNING_KEY")
         self._replica = _replica_id()
         self._metrics = RouterVersionMetrics()

@@ -34,7 +34,7 @@ trap cleanup EXIT INT TERM
 # start` on this machine or a stale file), without the dashboard and with slower
 # background timers. ROUTEIQ_RAY_PROFILE=ray-defaults keeps Ray's defaults (the dashboard
 # on 127.0.0.1:8265, `serve status`): docs/operations.md, "One machine".
-config=configs/serve.demo.yaml
+config=${ROUTEIQ_SERVE_CONFIG:-configs/serve.demo.yaml}  # another Serve config: bench.ray_floor --lean-router
 case ${ROUTEIQ_RAY_PROFILE:-one-machine} in
   one-machine) .venv/bin/python -m deployments.run_local "$config" ;;
   ray-defaults) .venv/bin/serve run --address local "$config" ;;

@@ -4,9 +4,11 @@ follows it (the shipped learned router, a real S3-compatible server, no Ray)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from app.config import RegistrySettings, ScorerSyncSettings
 from deployments.router_scoring import RouterScoring
@@ -16,6 +18,19 @@ from devtools.registry import default_variant, new_registry
 from devtools.s3_server import S3Server
 from router_models.inference.types import RouterSpec
 from router_models.registry.sync import SyncState
+
+
+@pytest.fixture(autouse=True)
+def _blas_threads_restored() -> Iterator[None]:
+    """A scorer caps this process's BLAS threads; later tests get the machine's default back."""
+    with threadpool_limits(limits=None):
+        yield
+
+
+def test_a_scorer_replica_runs_one_blas_thread() -> None:
+    RouterScoring([RouterSpec("auto", "learned", str(ARTIFACT))])
+    blas = [lib for lib in threadpool_info() if lib["user_api"] == "blas"]
+    assert blas and all(lib["num_threads"] == 1 for lib in blas)
 
 
 def test_a_file_url_is_a_plain_directory() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import threading
@@ -18,7 +19,7 @@ from app.config import parse_config
 from app.main import create_app
 from app.providers.pool import LocalProviderPool
 from app.wiring import build_gateway
-from devtools.configs import MASTER_KEY, learned_gateway_config
+from devtools.configs import ARTIFACT, MASTER_KEY, learned_gateway_config
 from devtools.servers import free_port, wait_port
 from router_models import static_embedding
 from router_models.artifacts import ArtifactError
@@ -26,6 +27,7 @@ from router_models.cli import app as cli
 from router_models.embedding import EmbedderConfig, bundled_tokenizer, model_dir
 from router_models.inference.learned import LearnedRouter
 from router_models.inference.service import RouterSpec, RoutingService
+from router_models.inference.types import Candidate, RouteQuery
 from router_models.minilm_onnx import load_onnx_minilm
 from router_models.static_embedding import StaticEmbedder, static_config
 
@@ -122,6 +124,24 @@ def test_train_writes_a_static_artifact_that_serves(static_router: Path) -> None
     assert router.embedder_config == router.embedder.config
     pred = router.predict(["What is 2 + 2?", "Write a sonnet about the sea."])
     assert pred.shape == (2, len(router.models)) and np.all((pred >= 0) & (pred <= 1))
+
+
+def test_a_static_router_decides_on_the_event_loop_and_minilm_in_a_thread(
+        static_router: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The static router's decision (~1 ms) is cheaper than a hop to a worker thread."""
+    from router_models.inference.learned_strategy import LearnedStrategy
+
+    async def no_thread(*_: object, **__: object) -> object:
+        raise AssertionError("decided in a worker thread")
+
+    static = LearnedStrategy(RouterSpec("auto", "learned", str(static_router)))
+    minilm = LearnedStrategy(RouterSpec("auto", "learned", str(ARTIFACT)))
+    query = RouteQuery("auto", "What is 2 + 2?", tuple(Candidate(m, 1.0) for m in static.describe()["models"]))
+    monkeypatch.setattr(asyncio, "to_thread", no_thread)
+    [decision] = asyncio.run(static.route_batch([query]))
+    assert decision.error is None and decision.strategy.startswith("learned")
+    with pytest.raises(AssertionError, match="worker thread"):
+        asyncio.run(minilm.route_batch([query]))
 
 
 def test_finetuned_cannot_train_on_a_static_embedder(tmp_path: Path, data_dir: Path) -> None:
