@@ -54,7 +54,7 @@ class RetrainPlan:
     folds: int = 5
     promote: bool = True
     margins: dict[str, Any] = field(default_factory=dict)
-    """``router_models.evaluation.gate.Margins`` fields (the margins and ``ope_evidence``)."""
+    """``router_models.evaluation.gate.Margins`` fields (the margins, ``ope_evidence``, ``split_evidence``)."""
     hparam: dict[str, Any] | None = None
     gate_holdout: float = GATE_HOLDOUT
     """Share of logged queries (by hash) kept out of training for the gate's off-policy view."""

@@ -9,7 +9,12 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from app.access.cli_options import DEFAULT_CONFIG, ConfigOption, DatabaseUrlOption, database_engine
-from router_models.evaluation.ope_evidence import OPE_EVIDENCE_HELP, OpeEvidence
+from router_models.evaluation.ope_evidence import (
+    OPE_EVIDENCE_HELP,
+    SPLIT_EVIDENCE_HELP,
+    OpeEvidence,
+    SplitEvidence,
+)
 
 if TYPE_CHECKING:
     from app.retrain import Exported, RetrainPlan, RetrainResult
@@ -39,6 +44,7 @@ def retrain(
     margin_q: Annotated[float, typer.Option(help="Q@C_best ratio the candidate may lose.")] = 0.01,
     margin_c: Annotated[float, typer.Option(help="C@Q_best percentage points it may add.")] = 5.0,
     ope_evidence: Annotated[OpeEvidence, typer.Option(help=OPE_EVIDENCE_HELP)] = OpeEvidence.INTERVAL,
+    split_evidence: Annotated[SplitEvidence, typer.Option(help=SPLIT_EVIDENCE_HELP)] = SplitEvidence.POINT,
     gate_holdout: Annotated[float, typer.Option(  # default = app.retrain.GATE_HOLDOUT (a test checks)
         min=0.0, max=0.9, help="Share of logged queries the gate reads and training never sees.")] = 0.2,
     endpoint_url: Annotated[str | None, typer.Option(help="S3-compatible endpoint (MinIO, ...).")] = None,
@@ -67,7 +73,7 @@ def retrain(
     plan = RetrainPlan(router=router, work=work, base_data=base_data, eval_data=eval_data, candidates=candidates,
                        router_type=router_type, folds=folds, promote=promote, gate_holdout=gate_holdout,
                        margins={"ope": margin_ope, "q_ratio": margin_q, "c_pct": margin_c,
-                                "ope_evidence": ope_evidence.value})
+                                "ope_evidence": ope_evidence.value, "split_evidence": split_evidence.value})
     on_ray = ray or ray_address is not None
     try:
         if ray_resources is not None and not on_ray:

@@ -273,7 +273,8 @@ def one_round(args: argparse.Namespace, setup: Setup, work: Path, db: Path, regi
 
     plan = RetrainPlan(router="auto", work=work, base_data=setup.base, eval_data=setup.gate,
                        candidates=setup.candidates, router_type="knn", folds=1, hparam=args.hparam,
-                       gate_holdout=args.gate_holdout, margins={"ope_evidence": args.ope_evidence})
+                       gate_holdout=args.gate_holdout,
+                       margins={"ope_evidence": args.ope_evidence, "split_evidence": args.split_evidence})
     return retrain(plan, asyncio.run(export()), registry)
 
 
@@ -416,7 +417,8 @@ def write_results(run: dict[str, Any], summary: dict[str, Any], args: argparse.N
 Run {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, commit {commit_of(HERE.parent)}, {machine()};
 `python -m bench.learning_loop --requests {args.requests} --every {args.every} --seed {args.seed}
 --explore-rate {args.explore_rate}{known_arg(args)}
---prior-strength {args.prior_strength:g} --gate-holdout {args.gate_holdout:g} --ope-evidence {args.ope_evidence}`
+--prior-strength {args.prior_strength:g} --gate-holdout {args.gate_holdout:g} --ope-evidence {args.ope_evidence}
+--split-evidence {args.split_evidence}`
 ({seconds / 60:.0f} min).
 What it does: `bench/learning_loop.py`'s docstring.
 The gateway ran **in-process** (the real app: auth, `auto` routing, exploration, decision log in
@@ -474,6 +476,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                    help="Share of logged queries the gate reads and training never sees (app.retrain).")
     p.add_argument("--ope-evidence", choices=("interval", "point"), default="interval",
                    help="What refuses a candidate on the log (router_models.evaluation.gate).")
+    p.add_argument("--split-evidence", choices=("point", "better"), default="point",
+                   help="What passes on the gate's labelled split (router_models.evaluation.gate).")
     p.add_argument("--prior-strength", type=float, default=None,
                    help="Pseudo-weight of a sparse model's stacked prior (default: training.knn's).")
     p.add_argument("--smoke", action="store_true", help="A tiny run: 40 requests, a 300-row base.")

@@ -12,9 +12,9 @@ traffic, and serves ``--seconds`` of wrk at c=16 on a concrete model and on ``au
 (distinct prompts) for CPU ms per request. Appends a section to bench/RESULTS-auto.md.
 
 ``--lean-router PATH`` (a router trained with ``routeiq train --embedder static``) adds one
-more start per round, ``one-machine, lean``: the demo with ``auto`` on that artifact scored
-in the ingress (``scoring: ingress``: no RouterScoring deployment) and the nine models in
-one provider group (one Provider replica): the smallest gateway that still routes
+more start per round, ``one-machine, lean``: the demo with ``auto`` on that artifact and
+every router scored in the ingress (``scoring: ingress``: no RouterScoring deployment) and
+the nine models in one provider group (one Provider replica): the smallest gateway that still routes
 ``auto`` with a learned router, to say how close a configuration gets to the footprint
 targets of issue #21.
 """
@@ -96,8 +96,10 @@ def lean_configs(router: Path, work: Path) -> Path:
     for entry in gateway["model_list"]:
         entry["provider_group"] = "small"
     gateway["provider_groups"] = [{"name": "small"}]
-    auto = next(r for r in gateway["router_settings"]["routers"] if r["name"] == "auto")
-    auto.update(artifact=str(router.resolve()), scoring="ingress")
+    for spec in gateway["router_settings"]["routers"]:  # `auto`, and `cheapest` (cost-first)
+        spec["scoring"] = "ingress"
+        if spec["name"] == "auto":
+            spec["artifact"] = str(router.resolve())
     serve = yaml.safe_load((ROOT / "configs/serve.demo.yaml").read_text())
     app = serve["applications"][0]
     app["args"]["config_path"] = str(work / "gateway.yaml")

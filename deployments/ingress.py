@@ -100,6 +100,7 @@ def compose(cfg: GatewayConfig, router: Handle | None, providers: dict[str, Hand
     client: RouterClient | None = HandleRouter(router) if router else None
     local = None
     if local_routers:
+        one_blas_thread()
         label = replica or f"{socket.gethostname()}:{os.getpid()}"  # outside Serve (a test)
         local = _local_scoring(cfg, local_routers, label)
         client = SplitRouter(local, frozenset(s.name for s in local_routers), client, label)
@@ -134,8 +135,6 @@ class Ingress:
         self, cfg: GatewayConfig, router: Handle | None, providers: dict[str, Handle],
         updater: GraphUpdater | None = None, local_routers: Sequence[RouterSpec] = (),
     ) -> None:
-        if local_routers:
-            one_blas_thread()
         self._gateway, self._graph, self._local, self._was_ready = *compose(cfg, router, providers, updater,
                                                                             local_routers), False
 

@@ -53,7 +53,7 @@ class _Reloader:
 
 def one_blas_thread() -> None:
     """Caps numpy's BLAS at one thread in this process: a scorer replica, an ingress that scores
-    (called by their constructors, not by ``build_scoring``, which training code also calls).
+    (called where they build their routers, not by ``build_scoring``, which training code also calls).
 
     Why: a router's head is small matrix products (one query against a 5,008-row KNN bank),
     and OpenBLAS starts a spinning thread per core for each. On a 2-core machine shared

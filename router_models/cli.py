@@ -17,7 +17,12 @@ from typing import Annotated
 
 import typer
 
-from router_models.evaluation.ope_evidence import OPE_EVIDENCE_HELP, OpeEvidence
+from router_models.evaluation.ope_evidence import (
+    OPE_EVIDENCE_HELP,
+    SPLIT_EVIDENCE_HELP,
+    OpeEvidence,
+    SplitEvidence,
+)
 
 app = typer.Typer(
     help="RouteIQ learned routing: train and evaluate routers.",
@@ -185,6 +190,7 @@ def gate_cmd(
     margin_q: Annotated[float, typer.Option(help="Q@C_best ratio the candidate may lose.")] = 0.01,
     margin_c: Annotated[float, typer.Option(help="C@Q_best percentage points it may add.")] = 5.0,
     ope_evidence: Annotated[OpeEvidence, typer.Option(help=OPE_EVIDENCE_HELP)] = OpeEvidence.INTERVAL,
+    split_evidence: Annotated[SplitEvidence, typer.Option(help=SPLIT_EVIDENCE_HELP)] = SplitEvidence.POINT,
     allow_pickle: Annotated[bool, typer.Option(help="Accept pickle artifacts (they can run code).")] = False,
 ) -> None:
     """Compare a candidate router with the current one (off-policy on the log, protocol on a
@@ -201,7 +207,8 @@ def gate_cmd(
         split = load_routing_data(eval_data, candidates)
         train_mean = load_routing_data(train_data, candidates, models=split.models).scores.mean(0)
         report, reports = run_gate(routers[0], routers[1], read_log(log), split, train_mean, load_prices(candidates),
-                                   Margins(margin_ope, margin_q, margin_c, ope_evidence.value))
+                                   Margins(margin_ope, margin_q, margin_c, ope_evidence.value,
+                                           split_evidence.value))
     except (ArtifactError, OSError, ValueError, KeyError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

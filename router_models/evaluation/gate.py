@@ -12,9 +12,14 @@ Two independent views, because each can be fooled alone:
   and kinds of query the split holds.
 
 The candidate passes when, on every measure, it is not worse than the current router by
-more than the stated margin. On the labelled split the point estimates decide: Q@C_best ratio
->= current's - ``margins.q_ratio``; C@Q_best (% of the best single model's cost) <= current's +
-``margins.c_pct`` (a router that never reaches Q_best counts as infinitely expensive). On the
+more than the stated margin. On the labelled split, by default (``margins.split_evidence ==
+"point"``), the point estimates decide: Q@C_best ratio >= current's - ``margins.q_ratio``;
+C@Q_best (% of the best single model's cost) <= current's + ``margins.c_pct`` (a router that
+never reaches Q_best counts as infinitely expensive). With ``"better"`` the Q@C_best ratio
+must instead be higher than the current's in at least ``margins.split_better_share`` of the
+split's paired bootstrap resamples (``paired_bootstrap``): a loop then promotes only what
+the split shows better, not a run of routers each not measurably worse than the last. The
+report carries the paired comparison under either rule. On the
 log, by default (``margins.ope_evidence == "interval"``), the candidate is refused when the
 log shows it worse: the 95 % interval of the paired IPS or DR difference lies wholly below
 ``-margins.ope``. ``"point"`` refuses on the point estimate alone, as the first gate did.
@@ -51,7 +56,8 @@ from router_models.evaluation.offpolicy import (
     reward_model,
     usable_rows,
 )
-from router_models.evaluation.ope_evidence import OpeEvidence
+from router_models.evaluation.ope_evidence import OpeEvidence, SplitEvidence
+from router_models.evaluation.paired_bootstrap import PairedComparison, compare
 from router_models.evaluation.protocol import EvalReport, evaluate
 
 
@@ -74,10 +80,16 @@ class Margins:
     """Percentage points of C_best the candidate's C@Q_best may rise."""
     ope_evidence: str = OpeEvidence.INTERVAL.value
     """What refuses on the log: the 95 % interval below ``-ope`` (default), or the point estimate."""
+    split_evidence: str = SplitEvidence.POINT.value
+    """What passes on the labelled split's Q@C_best ratio: not worse by ``q_ratio`` (default), or better."""
+    split_better_share: float = 0.9
+    """With ``split_evidence="better"``: the share of paired resamples the candidate must win."""
 
     def __post_init__(self) -> None:
         if self.ope_evidence not in {e.value for e in OpeEvidence}:
             raise ValueError(f"ope_evidence must be 'interval' or 'point', not {self.ope_evidence!r}")
+        if self.split_evidence not in {e.value for e in SplitEvidence}:
+            raise ValueError(f"split_evidence must be 'point' or 'better', not {self.split_evidence!r}")
 
 
 def read_log(path: str | Path) -> list[dict[str, Any]]:
@@ -129,7 +141,10 @@ def off_policy(current: Predictor, candidate: Predictor, rows: Sequence[LoggedRo
 
 def protocol(router: Predictor, split: RoutingData, train_mean: np.ndarray) -> EvalReport:
     """The README protocol on a labelled split, over the split's models."""
-    pred = columns(router, split.queries, split.models)
+    return _protocol(columns(router, split.queries, split.models), split, train_mean)
+
+
+def _protocol(pred: np.ndarray, split: RoutingData, train_mean: np.ndarray) -> EvalReport:
     if not np.isfinite(pred).any(axis=1).all():
         raise ValueError("the router knows none of the labelled split's models")
     return evaluate(pred, split.scores, split.prices, split.models, train_mean)
@@ -147,8 +162,9 @@ def ope_refusal(kind: str, diff: Mapping[str, float], margins: Margins) -> list[
     return []
 
 
-def verdict(ope: dict[str, Any] | None, cur: EvalReport, cand: EvalReport, margins: Margins) -> list[str]:
-    """Why the candidate is refused (empty: it passes)."""
+def verdict(ope: dict[str, Any] | None, cur: EvalReport, cand: EvalReport, margins: Margins,
+            paired: PairedComparison | None = None) -> list[str]:
+    """Why the candidate is refused (empty: it passes); ``paired`` is needed by ``split_evidence="better"``."""
     why = []
     if ope is None or not ope.get("usable_rows", ope["rows"]):
         why.append("no usable decision-log rows (rated, answered by the routed model, with a propensity)")
@@ -158,14 +174,27 @@ def verdict(ope: dict[str, Any] | None, cur: EvalReport, cand: EvalReport, margi
     else:
         for k in ("ips", "dr"):
             why.extend(ope_refusal(k, ope["difference"][k], margins))
-    cur_ratio, cand_ratio = cur.q_at_c_best / cur.q_best, cand.q_at_c_best / cand.q_best
-    if not cand_ratio >= cur_ratio - margins.q_ratio:
-        why.append(f"Q@C_best ratio {cand_ratio:.4f} < current {cur_ratio:.4f} - {margins.q_ratio}")
+    why.extend(split_refusal(cur, cand, margins, paired))
     cur_c = cur.c_at_q_best_pct if cur.c_at_q_best_pct is not None else math.inf
     cand_c = cand.c_at_q_best_pct if cand.c_at_q_best_pct is not None else math.inf
     if cand_c > cur_c + margins.c_pct:
         why.append(f"C@Q_best {cand_c:.1f} % > current {cur_c:.1f} % + {margins.c_pct}")
     return why
+
+
+def split_refusal(cur: EvalReport, cand: EvalReport, margins: Margins, paired: PairedComparison | None) -> list[str]:
+    """Why the labelled split's Q@C_best ratio refuses the candidate (empty: it does not)."""
+    if margins.split_evidence == SplitEvidence.BETTER:
+        if paired is None:
+            raise ValueError("split_evidence 'better' needs the paired comparison")
+        if paired.candidate_better_share < margins.split_better_share:
+            return [f"Q@C_best ratio higher in {100 * paired.candidate_better_share:.1f} % of paired resamples "
+                    f"of the labelled split (needs {100 * margins.split_better_share:.0f} %)"]
+        return []
+    cur_ratio, cand_ratio = cur.q_at_c_best / cur.q_best, cand.q_at_c_best / cand.q_best
+    if not cand_ratio >= cur_ratio - margins.q_ratio:
+        return [f"Q@C_best ratio {cand_ratio:.4f} < current {cur_ratio:.4f} - {margins.q_ratio}"]
+    return []
 
 
 def run_gate(current: Predictor, candidate: Predictor, log: Sequence[Mapping[str, Any]], split: RoutingData,
@@ -175,8 +204,11 @@ def run_gate(current: Predictor, candidate: Predictor, log: Sequence[Mapping[str
     margins = margins or Margins()
     rows, skipped = usable_rows(log)
     ope = off_policy(current, candidate, rows, prices) if rows else None
-    reports = {"current": protocol(current, split, train_mean), "candidate": protocol(candidate, split, train_mean)}
-    refused = verdict(ope, reports["current"], reports["candidate"], margins)
+    preds = {"current": columns(current, split.queries, split.models),
+             "candidate": columns(candidate, split.queries, split.models)}
+    reports = {k: _protocol(pred, split, train_mean) for k, pred in preds.items()}
+    paired = compare(preds["current"], preds["candidate"], split.scores, split.prices, int(np.argmax(train_mean)))
+    refused = verdict(ope, reports["current"], reports["candidate"], margins, paired)
     report = {
         "passed": not refused,
         "refused_because": refused,
@@ -184,5 +216,6 @@ def run_gate(current: Predictor, candidate: Predictor, log: Sequence[Mapping[str
         "off_policy": ope if ope is not None else {"rows": 0},
         "log_rows_skipped": skipped,
         "protocol": {k: {m: v for m, v in r.to_dict().items() if m != "curve"} for k, r in reports.items()},
+        "split_paired_bootstrap": paired.as_dict(),
     }
     return report, reports

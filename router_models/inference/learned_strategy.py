@@ -155,7 +155,7 @@ def _cheap(router: LearnedRouter) -> bool:
     """Whether ``router`` decides faster than a hop to a worker thread costs (static embedder)."""
     from router_models.static_embedding import STATIC
 
-    return router.embedder_config.kind == STATIC
+    return bool(router.manifest.get("embedder", {}).get("kind") == STATIC)  # MiniLM manifests name no kind
 
 
 def _load(artifact: str, options: LoadOptions) -> LearnedRouter:

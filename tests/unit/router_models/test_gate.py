@@ -23,6 +23,7 @@ from router_models.evaluation.offpolicy import (
     reward_model,
     usable_rows,
 )
+from router_models.evaluation.paired_bootstrap import compare
 from tests.unit.router_models.conftest import write_slice
 
 MODELS = ["a", "b", "c"]
@@ -180,6 +181,8 @@ def test_routeiq_gate_on_the_shipped_artifact(tmp_path: Path) -> None:
     report = json.loads((out / "gate.json").read_text())
     assert report["passed"] and report["off_policy"]["rows"] == 40
     assert (out / "gate.png").read_bytes()[:4] == b"\x89PNG"
+    itself = CliRunner().invoke(app, [*args, "--split-evidence", "better"])  # not better than itself
+    assert itself.exit_code == 1 and "gate refused: Q@C_best ratio higher in 50.0 % of paired" in itself.output
     log.write_text("{not json\n")
     broken = CliRunner().invoke(app, args)
     assert broken.exit_code == 2 and broken.output.strip().endswith("not a JSON object (Expecting property name "
@@ -212,3 +215,41 @@ def test_the_log_refuses_only_what_its_interval_shows_worse_unless_told_to_use_t
 def test_margins_refuse_an_unknown_evidence_rule() -> None:
     with pytest.raises(ValueError, match="ope_evidence must be 'interval' or 'point'"):
         Margins(ope_evidence="vibes")
+
+
+def test_the_paired_bootstrap_tells_a_better_router_from_an_equal_one() -> None:
+    split, _, truth = split_and_log()
+    best = int(np.argmax(split.scores.mean(0)))
+    oracle = np.stack([truth[q] for q in split.queries])
+    same = compare(oracle, oracle, split.scores, split.prices, best)
+    assert same.candidate_better_share == 0.5 and same.ratio_difference_ci95 == (0.0, 0.0)
+    better = compare(-oracle, oracle, split.scores, split.prices, best)
+    assert better.candidate_better_share == 1.0 and better.ratio_difference_ci95[0] > 0
+    assert compare(oracle, -oracle, split.scores, split.prices, best).candidate_better_share == 0.0
+    again = compare(-oracle, oracle, split.scores, split.prices, best)
+    assert again == better  # a fixed seed: a gate's verdict repeats
+
+
+def test_split_evidence_better_refuses_what_is_only_not_measurably_worse() -> None:
+    """A candidate a little worse than the current router, within the 0.01 margin, passes the
+    point rule: a loop of such promotions drifts down. Under ``better`` it is refused, and so is
+    one equal to the current router; a clearly better one passes both."""
+    split, log, truth = split_and_log()
+    mean = split.scores.mean(0)
+    current = Fixed(truth)
+    # the candidate sends 1 row in 50 where the oracle picked `a` to the cheaper `b` instead
+    flipped = {q: (np.array([0.0, 1.0, 0.0]) if i % 50 == 0 and v[0] >= 1 else v)
+               for i, (q, v) in enumerate(truth.items())}
+    report, _ = run_gate(current, Fixed(flipped), log, split, mean, PRICES)
+    ratio = {k: v["q_at_c_best_ratio"] for k, v in report["protocol"].items()}
+    assert 0 < ratio["current"] - ratio["candidate"] < 0.01 and report["passed"]
+    assert report["split_paired_bootstrap"]["candidate_better_share"] < 0.5
+    better = Margins(split_evidence="better")
+    for candidate in (Fixed(flipped), current):
+        refused, _ = run_gate(current, candidate, log, split, mean, PRICES, better)
+        assert not refused["passed"]
+        assert [r for r in refused["refused_because"] if "paired resamples of the labelled split" in r]
+    report, _ = run_gate(Fixed({q: -v for q, v in truth.items()}), current, log, split, mean, PRICES, better)
+    assert report["passed"] and report["split_paired_bootstrap"]["candidate_better_share"] == 1.0
+    with pytest.raises(ValueError, match="split_evidence must be 'point' or 'better'"):
+        Margins(split_evidence="maybe")
