@@ -58,8 +58,8 @@ def one_blas_thread() -> None:
     Why: a router's head is small matrix products (one query against a 5,008-row KNN bank),
     and OpenBLAS starts a spinning thread per core for each. On a 2-core machine shared
     with the other replicas that only burns CPU: a static-embedder decision cost 2.7 ms of
-    CPU with the default, 1.47 with one thread, at the same wall time; with four decisions
-    in worker threads at once, 18 ms against 2.0 (in-process, 400 test queries). The
+    CPU with the default, 1.47 with one thread, at the same wall time; with 400 decisions
+    gathered into ``asyncio.to_thread`` at once, 18 ms each against 2.0 (in-process). The
     encoder has its own single thread already (ONNX Runtime's ``num_threads=1``).
     """
     from threadpoolctl import threadpool_limits
