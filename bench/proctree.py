@@ -27,10 +27,15 @@ def tree(pid: int) -> list[psutil.Process]:
 
 
 def kind(p: psutil.Process) -> str:
-    """What a process is, coarse enough to compare runs: a Serve deployment or a Ray part."""
+    """What a process is, coarse enough to compare runs: a Serve deployment or a Ray part.
+
+    An actor's title names the method it is running (``ray::ProxyActor.receive_asgi_messages``)
+    and changes with it; the kind drops it, or a CPU delta between two readings would split
+    one process across two kinds.
+    """
     name = p.name()
     if name.startswith("ray::"):
-        return re.sub(r"ServeReplica:[^:]+:", "", name.removeprefix("ray::")).split("-")[0]
+        return re.split(r"[-.]", re.sub(r"ServeReplica:[^:]+:", "", name.removeprefix("ray::")))[0]
     cmd = " ".join(p.cmdline()[:3])
     for k in ("gcs_server", "raylet", "dashboard", "log_monitor", "monitor.py", "runtime_env", "haproxy",
               "serve_config.py", "deployments.run_local", "fake_upstream", "default_worker", "serve run"):
