@@ -103,6 +103,10 @@ def test_retrain_learns_an_unknown_model_from_the_log_and_promotes_it(
     kept = CliRunner().invoke(build_cli(), [*args, "--no-promote", "--work", str(tmp_path / "work2")])
     assert kept.exit_code == 0 and "published v3, passed the gate, not promoted" in kept.output
     assert registry.current("auto").version == "v2"
+    # the same data again is no better than v2: `--split-evidence better` refuses what `point` passed
+    same = CliRunner().invoke(build_cli(), [*args, "--split-evidence", "better", "--work", str(tmp_path / "work3")])
+    assert same.exit_code == 1 and "of paired resamples of the labelled split (needs 90 %)" in same.output
+    assert registry.current("auto").version == "v2"
 
 
 def test_a_static_router_retrains_on_the_static_embedder(
