@@ -2,7 +2,9 @@
 
 Starting Ray costs ~10 s, so every integration test shares it. Tests deploy gateway
 applications with ``deploy_gateway(config, name=..., route_prefix=...)``; several
-applications can live side by side under different route prefixes.
+applications can live side by side under different route prefixes. What a module deployed
+is deleted when the module ends (``_module_apps_deleted``); only the session's main gateway
+(``gateway_url``, app ``routeiq``) lives for the whole session.
 """
 
 from __future__ import annotations
@@ -45,6 +47,31 @@ def serve_port() -> Iterator[int]:
     ray.shutdown()
 
 
+SESSION_APP = "routeiq"
+"""The one app every module may share (``gateway_url``)."""
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _module_apps_deleted() -> Iterator[None]:
+    """After each module, delete the Serve apps it left (all but ``SESSION_APP``).
+
+    Why: a module's app idles at a few hundredths of a core per replica and holds its memory
+    (ONNX Runtime, the scorer's router) until the session ends; six left behind kept the load
+    average at 11-14 through the rest of a CI run, the unit tests after them included.
+    """
+    yield
+    import ray
+
+    if not ray.is_initialized():
+        return
+    from ray import serve
+
+    for name in list(serve.status().applications):
+        if name != SESSION_APP:
+            with contextlib.suppress(Exception):  # a failed delete only leaves the app running, as before
+                serve.delete(name)
+
+
 @pytest.fixture(scope="session")
 def deploy_gateway(serve_port: int) -> DeployGateway:
     """Deploy a gateway app from a config dict; returns its OpenAI base URL (``.../v1``)."""
@@ -53,7 +80,7 @@ def deploy_gateway(serve_port: int) -> DeployGateway:
     from app.config import parse_config
     from deployments.graph import build_graph
 
-    def deploy(config: dict[str, Any], *, name: str = "routeiq", route_prefix: str = "/",
+    def deploy(config: dict[str, Any], *, name: str = SESSION_APP, route_prefix: str = "/",
                overrides: dict[str, dict[str, Any]] | None = None) -> str:
         app = build_graph(parse_config(with_patient_routers(config)), overrides=overrides)
         serve.run(app, name=name, route_prefix=route_prefix)
