@@ -56,8 +56,9 @@ def _module_apps_deleted() -> Iterator[None]:
     """After each module, delete the Serve apps it left (all but ``SESSION_APP``).
 
     Why: a module's app idles at a few hundredths of a core per replica and holds its memory
-    (ONNX Runtime, the scorer's router) until the session ends; six left behind kept the load
-    average at 11-14 through the rest of a CI run, the unit tests after them included.
+    (ONNX Runtime, the scorer's router) until the session ends: six modules' apps were seen
+    resident together in a CI run whose load average stood at 11-14 (its tests took 42 min,
+    against 26 the day before), the unit tests after them included.
     """
     yield
     import ray
