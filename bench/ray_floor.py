@@ -131,12 +131,13 @@ def main(idle: Annotated[float, typer.Option(help="Seconds of no traffic measure
          out: Annotated[Path, typer.Option(help="Report to append to.")] = ROOT / "bench/RESULTS-auto.md") -> None:
     require_wrk()
     runs = []
-    lean = lean_configs(lean_router, Path(tempfile.mkdtemp(prefix="ray-floor-"))) if lean_router else None
-    starts = [(p, None) for p in PROFILES] + ([("one-machine", lean)] if lean else [])
-    for r in range(rounds):
-        for profile, serve_config in starts:
-            print(f"round {r + 1}/{rounds}: {LEAN if serve_config else profile}", flush=True)
-            runs.append(_one(profile, idle, seconds, serve_config))
+    with tempfile.TemporaryDirectory(prefix="ray-floor-") as work:
+        lean = lean_configs(lean_router, Path(work)) if lean_router else None
+        starts = [(p, None) for p in PROFILES] + ([("one-machine", lean)] if lean else [])
+        for r in range(rounds):
+            for profile, serve_config in starts:
+                print(f"round {r + 1}/{rounds}: {LEAN if serve_config else profile}", flush=True)
+                runs.append(_one(profile, idle, seconds, serve_config))
     with out.open("a") as f:
         f.write(_report(runs, idle, seconds))
     print(f"appended to {out}")

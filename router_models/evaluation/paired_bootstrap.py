@@ -61,10 +61,9 @@ def compare(current: np.ndarray, candidate: np.ndarray, scores: np.ndarray, pric
 def _ratios(pred: np.ndarray, scores: np.ndarray, prices: np.ndarray, counts: np.ndarray, c_best: float) -> np.ndarray:
     """Q@C_best per resample (not yet divided by Q_best): the best quality among the λ whose
     resampled mean cost stays within C_best."""
-    rows = np.arange(len(scores))
-    picks = np.stack([pick(pred, prices, lam) for lam in DEFAULT_LAMBDAS])  # (L, n)
     n = len(scores)
-    quality = counts @ scores[rows[None, :], picks].T / n  # (B, L)
+    picks = np.stack([pick(pred, prices, lam) for lam in DEFAULT_LAMBDAS])  # (L, n)
+    quality = counts @ np.take_along_axis(scores, picks.T, axis=1) / n  # (B, L)
     cost = counts @ prices[picks].T / n
     affordable = np.where(cost <= c_best + 1e-12, quality, -np.inf)
     out = affordable.max(axis=1)

@@ -253,3 +253,18 @@ def test_split_evidence_better_refuses_what_is_only_not_measurably_worse() -> No
     assert report["passed"] and report["split_paired_bootstrap"]["candidate_better_share"] == 1.0
     with pytest.raises(ValueError, match="split_evidence must be 'point' or 'better'"):
         Margins(split_evidence="maybe")
+
+
+def test_the_bootstraps_curve_on_the_whole_split_is_the_protocols() -> None:
+    """``paired_bootstrap`` re-derives Q@C_best with row weights; with every row once it must
+    read what ``evaluate`` reads."""
+    from router_models.evaluation.paired_bootstrap import _ratios
+
+    split, _, truth = split_and_log()
+    mean = split.scores.mean(0)
+    best = int(np.argmax(mean))
+    for router in (Fixed(truth), Fixed({q: v[::-1].copy() for q, v in truth.items()})):
+        pred = router.predict(split.queries)
+        expected = protocol(router, split, mean).q_at_c_best
+        ones = np.ones((1, len(split.queries)))
+        assert _ratios(pred, split.scores, split.prices, ones, float(split.prices[best]))[0] == pytest.approx(expected)
