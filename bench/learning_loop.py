@@ -72,6 +72,8 @@ class Point:
     retrain_s: float = 0.0
     candidate_q_ratio: float | None = None
     """The round's candidate on the evaluation split, promoted or not (what the gate refused)."""
+    holdout_q_ratio: float | None = None
+    """The served router on ``--eval-holdout``'s rows of the training split (none: not asked)."""
 
 
 @dataclass
@@ -90,6 +92,8 @@ class Setup:
     base: Path
     base_full: Path
     gate: Path
+    holdout: Path | None
+    """``--eval-holdout`` rows: the traffic's own distribution, never replayed nor gated on."""
     candidates: Path
     queries: list[str]
     scores: list[dict[str, float]]
@@ -126,16 +130,19 @@ def _write(rows: list[dict[str, Any]], path: Path) -> Path:
     return path
 
 
-def prepare(train: Path, candidates: Path, work: Path, gate_rows: int, base_rows: int | None, seed: int) -> Setup:
-    """Gate split (all models), base (new models removed) and its full-label twin."""
+def prepare(train: Path, candidates: Path, work: Path, gate_rows: int, base_rows: int | None, seed: int,
+            holdout_rows: int = 0) -> Setup:
+    """Gate split (all models), an optional in-distribution holdout, base (new models removed)
+    and its full-label twin."""
     rows = [json.loads(line) for line in train.read_text(encoding="utf-8").splitlines() if line.strip()]
     random.Random(seed).shuffle(rows)
-    gate, base = rows[:gate_rows], rows[gate_rows:]
+    gate, holdout, base = rows[:gate_rows], rows[gate_rows:gate_rows + holdout_rows], rows[gate_rows + holdout_rows:]
     if base_rows is not None:
         base = base[:base_rows]
     cold = [{"query": r["query"], "scores": {m: s for m, s in r["scores"].items() if m not in REMOVED}} for r in base]
     return Setup(_write(cold, work / "base.jsonl"), _write(base, work / "base-full.jsonl"),
-                 _write(gate, work / "gate.jsonl"), candidates, [r["query"] for r in base],
+                 _write(gate, work / "gate.jsonl"), _write(holdout, work / "holdout.jsonl") if holdout else None,
+                 candidates, [r["query"] for r in base],
                  [r["scores"] for r in base])
 
 
@@ -298,11 +305,14 @@ def simulate(args: argparse.Namespace, setup: Setup, work: Path) -> dict[str, An
     split = load_routing_data(args.eval_data, setup.candidates, models=models)
     if args.eval_rows:
         split = split.subset(np.arange(min(args.eval_rows, len(split))))
+    holdout = None if setup.holdout is None else load_routing_data(setup.holdout, setup.candidates, models=models)
     train_mean = load_routing_data(setup.base_full, setup.candidates, models=models).scores.mean(0)
     for name, data in (("cold", setup.base), ("full", setup.base_full)):
         train(TrainConfig(router_type="knn", data=data, candidates=setup.candidates, out=work / name, folds=1,
                           cache_dir=work / "cache", hparam=args.hparam))
     cold, full = measure(work / "cold", split, train_mean), measure(work / "full", split, train_mean)
+    splits = Splits(split, holdout, train_mean)
+    in_dist = None if holdout is None else tuple(measure(work / n, holdout, train_mean)[0] for n in ("cold", "full"))
     s3, upstream = S3Server().start(), ThreadedFakeUpstream().start()
     try:
         registry = new_registry(s3)
@@ -311,7 +321,7 @@ def simulate(args: argparse.Namespace, setup: Setup, work: Path) -> dict[str, An
         raw = gateway_config(upstream.url, f"s3://{registry.location.bucket}/{registry.location.prefix}", s3.url,
                              db, work / "scorer-cache", models, prices,
                              exploration(args.explore_rate, args.explore_known_within))
-        traffic, points = Traffic(), [Point(0, "v1", *cold)]
+        traffic, points = Traffic(), [Point(0, "v1", *cold, holdout_q_ratio=None if in_dist is None else in_dist[0])]
         order = random.Random(args.seed).sample(range(len(setup.queries)), len(setup.queries))
         with serve_gateway(raw, args.seed) as (url, scorer), httpx.Client(base_url=url + "/", timeout=120,
                                                                headers={"authorization": f"Bearer {KEY}"}) as http:
@@ -322,16 +332,25 @@ def simulate(args: argparse.Namespace, setup: Setup, work: Path) -> dict[str, An
                 bar.update(1)
                 if (i + 1) % args.every == 0 or i + 1 == args.requests:
                     points.append(loop_round(args, setup, work / f"round-{i + 1}", db, registry, scorer,
-                                             i + 1, split, train_mean, bar))
+                                             i + 1, splits, bar))
             bar.close()
     finally:
         upstream.stop()
         s3.stop()
-    return {"cold": cold, "full": full, "points": points, "traffic": traffic, "prices": prices}
+    return {"cold": cold, "full": full, "points": points, "traffic": traffic, "prices": prices, "in_dist": in_dist}
+
+
+@dataclass(frozen=True)
+class Splits:
+    """What each round is measured on: the evaluation split and, if asked, the holdout."""
+
+    eval: Any
+    holdout: Any
+    train_mean: np.ndarray
 
 
 def loop_round(args: argparse.Namespace, setup: Setup, work: Path, db: Path, registry: Any, scorer: Any,
-               served: int, split: Any, train_mean: np.ndarray, bar: Any) -> Point:
+               served: int, splits: Splits, bar: Any) -> Point:
     bar.set_postfix_str("retraining")
     wait_rated(db, served)
     started = time.perf_counter()
@@ -342,10 +361,11 @@ def loop_round(args: argparse.Namespace, setup: Setup, work: Path, db: Path, reg
     info = registry.current("auto")
     current = info.version
     registry.fetch(info, work / "served")
-    q_ratio, c_pct = measure(work / "served", split, train_mean)
-    candidate_q = measure(work / "candidate", split, train_mean)[0]
+    q_ratio, c_pct = measure(work / "served", splits.eval, splits.train_mean)
+    candidate_q = measure(work / "candidate", splits.eval, splits.train_mean)[0]
+    holdout_q = None if splits.holdout is None else measure(work / "served", splits.holdout, splits.train_mean)[0]
     bar.set_postfix_str(f"{current} Q@C_best {q_ratio:.3f}")
-    return Point(served, current, q_ratio, c_pct, result.promoted, result.summary(), seconds, candidate_q)
+    return Point(served, current, q_ratio, c_pct, result.promoted, result.summary(), seconds, candidate_q, holdout_q)
 
 
 # --- the report ---------------------------------------------------------------------------
@@ -369,7 +389,18 @@ def summarise(run: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
         "served_new_share": float(np.mean([m in REMOVED for m in traffic.served])) if traffic.served else 0.0,
         "mean_served_score": float(np.mean(traffic.score)) if traffic.score else float("nan"),
         "promotions": sum(p.promoted for p in points),
+        **holdout_summary(run["in_dist"], points),
     }
+
+
+def holdout_summary(in_dist: tuple[float, float] | None, points: list[Point]) -> dict[str, Any]:
+    """The gap recovered on the ``--eval-holdout`` rows (the traffic's distribution), if asked."""
+    if in_dist is None:
+        return {}
+    cold, full = in_dist
+    gap, last = full - cold, points[-1].holdout_q_ratio
+    return {"holdout_cold_q_ratio": cold, "holdout_full_q_ratio": full, "holdout_final_q_ratio": last,
+            "holdout_gap_recovered": (last - cold) / gap if gap > 0 and last is not None else float("nan")}
 
 
 def plot(run: dict[str, Any], out: Path, title: str) -> None:
@@ -386,6 +417,11 @@ def plot(run: dict[str, Any], out: Path, title: str) -> None:
     ax.plot([c[0] for c in cands], [c[1] for c in cands], "x:", label="each round's candidate (gated)")
     ax.axhline(run["cold"][0], color="grey", ls="--", label="cold start (6 of 9 models)")
     ax.axhline(run["full"][0], color="green", ls="--", label="full labels (upper bound)")
+    if run["in_dist"] is not None:  # --eval-holdout: the same routers on the traffic's distribution
+        ax.plot(xs, [p.holdout_q_ratio for p in points], "s-", color="purple", alpha=0.6,
+                label="served router, held-out training rows")
+        ax.axhline(run["in_dist"][0], color="purple", ls=":", alpha=0.6, label="cold / full, held-out rows")
+        ax.axhline(run["in_dist"][1], color="purple", ls=":", alpha=0.6)
     ax.set(xlabel="requests served", ylabel="Q@C_best / Q_best (eval split)", title="quality")
     ax.legend(fontsize=8)
     window = max(1, len(traffic.served) // 50)
@@ -418,7 +454,7 @@ Run {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, commit {commit_of(HERE.parent)
 `python -m bench.learning_loop --requests {args.requests} --every {args.every} --seed {args.seed}
 --explore-rate {args.explore_rate}{known_arg(args)}
 --prior-strength {args.prior_strength:g} --gate-holdout {args.gate_holdout:g} --ope-evidence {args.ope_evidence}
---split-evidence {args.split_evidence}`
+--split-evidence {args.split_evidence} --gate-rows {args.gate_rows}{holdout_arg(args)}`
 ({seconds / 60:.0f} min).
 What it does: `bench/learning_loop.py`'s docstring.
 The gateway ran **in-process** (the real app: auth, `auto` routing, exploration, decision log in
@@ -445,10 +481,25 @@ the training split that was never replayed.
   the requests explored; {s['served_new_share']:.1%} were served by a new model; mean served score
   {s['mean_served_score']:.3f}; {s['promotions']} promotions.
 
+{holdout_lines(s, args)}
 | requests | version served | Q@C_best / Q_best | C@Q_best | candidate's Q@C_best / Q_best | promoted | round took |
 |---|---|---|---|---|---|---|
 {rows}
 """, encoding="utf-8")
+
+
+def holdout_arg(args: argparse.Namespace) -> str:
+    return f" --eval-holdout {args.eval_holdout}" if args.eval_holdout else ""
+
+
+def holdout_lines(s: dict[str, Any], args: argparse.Namespace) -> str:
+    """The same served routers on the traffic's own distribution (``--eval-holdout``)."""
+    if "holdout_gap_recovered" not in s:
+        return ""
+    return (f"- **On {args.eval_holdout} held-out rows of the training split** (the traffic's distribution; "
+            f"never replayed, never gated on): cold {s['holdout_cold_q_ratio']:.4f}, end "
+            f"{s['holdout_final_q_ratio']:.4f}, full labels {s['holdout_full_q_ratio']:.4f}: "
+            f"**{s['holdout_gap_recovered']:.0%}** of the gap recovered.\n")
 
 
 def known_arg(args: argparse.Namespace) -> str:
@@ -471,6 +522,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--eval-data", type=Path, default=DEFAULT_TEST, help="Reporting split (never tuned on).")
     p.add_argument("--eval-rows", type=int, default=0, help="Use only its first N rows (0: all).")
     p.add_argument("--gate-rows", type=int, default=500, help="Full-label rows held out for the gate.")
+    p.add_argument("--eval-holdout", type=int, default=0,
+                   help="Also measure on this many more held-out training rows (the traffic's distribution).")
     p.add_argument("--neighbors", type=int, default=80)
     p.add_argument("--gate-holdout", type=float, default=0.2,
                    help="Share of logged queries the gate reads and training never sees (app.retrain).")
@@ -498,7 +551,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="learning-loop-") as tmp, memoised_embedder():
         work = args.work or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        setup = prepare(DEFAULT_TRAIN, DEFAULT_CANDIDATES, work, args.gate_rows, base_rows, args.seed)
+        setup = prepare(DEFAULT_TRAIN, DEFAULT_CANDIDATES, work, args.gate_rows, base_rows, args.seed,
+                        args.eval_holdout)
         run = simulate(args, setup, work)
     summary = summarise(run, args)
     print(json.dumps({**summary, "points": [asdict(pt) for pt in run["points"]]}, indent=1))
