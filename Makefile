@@ -29,7 +29,7 @@ TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 TRAIN_OUT   ?= .routeiq/router
 TRAIN_ARGS  ?=
 
-.PHONY: install install-serve install-train run test test-servers train lint bench kuberay kuberay-check screenshots vendor-check
+.PHONY: install install-serve install-train run run-lean test test-servers train lint bench kuberay kuberay-check screenshots vendor-check
 
 # The venv, on Python 3.11 (pyproject: requires-python >=3.11,<3.12).
 $(VENV)/.venv:
@@ -69,6 +69,11 @@ install: $(VENV)/.test
 run: install-serve
 	@$(PY) -m app.config configs/demo.yaml
 	@RAY_SERVE_ENABLE_HA_PROXY=1 bash scripts/run-demo.sh
+
+## run-lean: the demo in its smallest measured shape (static-embedder `auto` scored in the ingress, one provider group; devtools/lean_demo.py). The first run trains that router into .routeiq/ (a few minutes)
+run-lean: install-train
+	@config=$$($(PY) -m devtools.lean_demo) && $(PY) -m app.config .routeiq/lean/gateway.yaml \
+	  && ROUTEIQ_SERVE_CONFIG=$$config RAY_SERVE_ENABLE_HA_PROXY=1 bash scripts/run-demo.sh
 
 ## test: static checks, then the whole suite; it starts its own Redis and Postgres (never the machine's)
 test: install test-servers lint

@@ -31,12 +31,12 @@ from typing import Annotated
 
 import httpx
 import typer
-import yaml
 
 from bench.auto_vs_concrete import _lua_distinct, _queries, _wrk_script
 from bench.loadgen import require_wrk
 from bench.proctree import cpu_by_kind, pss_by_kind, stop_tree
 from bench.runs import commit_of, machine
+from devtools.lean_demo import write_configs
 
 ROOT = Path(__file__).resolve().parent.parent
 PROFILES = ("ray-defaults", "one-machine")
@@ -91,22 +91,8 @@ def _load_ms(pid: int, model: str, seconds: float) -> tuple[float, dict[str, flo
 
 
 def lean_configs(router: Path, work: Path) -> Path:
-    """The lean variant of the demo's Serve config (written under ``work``; see the module doc)."""
-    gateway = yaml.safe_load((ROOT / "configs/demo.yaml").read_text())
-    for entry in gateway["model_list"]:
-        entry["provider_group"] = "small"
-    gateway["provider_groups"] = [{"name": "small"}]
-    for spec in gateway["router_settings"]["routers"]:  # `auto`, and `cheapest` (cost-first)
-        spec["scoring"] = "ingress"
-        if spec["name"] == "auto":
-            spec["artifact"] = str(router.resolve())
-    serve = yaml.safe_load((ROOT / "configs/serve.demo.yaml").read_text())
-    app = serve["applications"][0]
-    app["args"]["config_path"] = str(work / "gateway.yaml")
-    app["deployments"] = [d for d in app["deployments"] if d["name"] in {"Ingress", "Provider-small"}]
-    (work / "gateway.yaml").write_text(yaml.safe_dump(gateway))
-    (work / "serve.yaml").write_text(yaml.safe_dump(serve))
-    return work / "serve.yaml"
+    """The lean variant of the demo's Serve config (``make run-lean``'s, written under ``work``)."""
+    return write_configs(router, work, ROOT)
 
 
 def _one(profile: str, idle: float, seconds: float, serve_config: Path | None = None) -> dict[str, object]:
