@@ -92,6 +92,8 @@ class RetrainResult:
     """Log rows held out for the gate's off-policy view."""
     trained_on: dict[str, Any] = field(default_factory=dict)
     """The process that trained (pid, host; the Ray node id under ``--ray``): result.json."""
+    warnings: list[str] = field(default_factory=list)
+    """The gate's (``gate.json``): e.g. a labelled split too small to decide on."""
 
     def summary(self) -> str:
         if self.promoted:
@@ -180,4 +182,4 @@ def retrain(plan: RetrainPlan, exported: Exported, registry: Any) -> RetrainResu
     if promoted:
         registry.promote(plan.router, version)
     return RetrainResult(version, bool(report["passed"]), promoted, list(report["refused_because"]), n_feedback,
-                         exported.log_rows, n_gate)
+                         exported.log_rows, n_gate, warnings=list(report["warnings"]))

@@ -85,6 +85,8 @@ def retrain(
             KeyError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    for warning in result.warnings:
+        typer.echo(f"warning: {warning}", err=True)
     typer.echo(f"retrain {router}: {result.summary()} (report: {work / 'gate' / 'gate.json'})")
     raise typer.Exit(0 if result.passed else 1)
 

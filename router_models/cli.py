@@ -215,6 +215,8 @@ def gate_cmd(
     out.mkdir(parents=True, exist_ok=True)
     (out / "gate.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     plot_report(reports, out / "gate.png", title=f"gate: {candidate.name} vs {current.name}")
+    for warning in report["warnings"]:
+        typer.echo(f"warning: {warning}", err=True)
     verdict = "passed" if report["passed"] else "refused: " + "; ".join(report["refused_because"])
     typer.echo(f"gate {verdict} ({out / 'gate.json'})")
     raise typer.Exit(0 if report["passed"] else 1)

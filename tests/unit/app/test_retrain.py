@@ -94,6 +94,9 @@ def test_retrain_learns_an_unknown_model_from_the_log_and_promotes_it(
     assert NEW in router.models  # the promoted router scores the model only exploration served
     report = json.loads((tmp_path / "work" / "gate" / "gate.json").read_text())
     assert report["passed"] and report["off_policy"]["rows"] == held  # the gate reads only the held-out rows
+    split_rows = len(files["held"].read_text().splitlines())
+    assert f"warning: the labelled split has {split_rows} rows" in result.output  # too few to decide on
+    assert json.loads((tmp_path / "work" / "result.json").read_text())["warnings"] == report["warnings"]
     gate_queries = {json.loads(x)["query"] for x in (tmp_path / "work" / "decisions" / "gate-log.jsonl").open()}
     trained_queries = {json.loads(x)["query"]
                        for x in (tmp_path / "work" / "decisions" / "feedback-train.jsonl").open()}

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from router_models.cli import app
 from router_models.data import DEFAULT_TRAIN, RoutingData
-from router_models.evaluation.gate import Margins, protocol, run_gate, verdict
+from router_models.evaluation.gate import SPLIT_ROWS_ADVISED, Margins, protocol, run_gate, verdict
 from router_models.evaluation.offpolicy import (
     dr_terms,
     estimate,
@@ -180,6 +180,7 @@ def test_routeiq_gate_on_the_shipped_artifact(tmp_path: Path) -> None:
     assert "gate passed" in result.output
     report = json.loads((out / "gate.json").read_text())
     assert report["passed"] and report["off_policy"]["rows"] == 40
+    assert report["labelled_rows"] == 40 and "warning: the labelled split has 40 rows" in result.output
     assert (out / "gate.png").read_bytes()[:4] == b"\x89PNG"
     itself = CliRunner().invoke(app, [*args, "--split-evidence", "better"])  # not better than itself
     assert itself.exit_code == 1 and "gate refused: Q@C_best ratio higher in 50.0 % of paired" in itself.output
@@ -268,3 +269,13 @@ def test_the_bootstraps_curve_on_the_whole_split_is_the_protocols() -> None:
         expected = protocol(router, split, mean).q_at_c_best
         ones = np.ones((1, len(split.queries)))
         assert _ratios(pred, split.scores, split.prices, ones, float(split.prices[best]))[0] == pytest.approx(expected)
+
+
+def test_a_labelled_split_too_small_to_decide_on_is_named_in_the_report() -> None:
+    for n, warned in ((300, True), (SPLIT_ROWS_ADVISED, False)):
+        split, log, truth = split_and_log(n)
+        report, _ = run_gate(Fixed(truth), Fixed(truth), log, split, split.scores.mean(0), PRICES)
+        assert report["labelled_rows"] == n
+        assert bool(report["warnings"]) is warned
+        if warned:
+            assert report["warnings"] == [w for w in report["warnings"] if f"has {n} rows" in w and "\n" not in w]
