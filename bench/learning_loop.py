@@ -521,7 +521,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                    "(default: the new models only).")
     p.add_argument("--eval-data", type=Path, default=DEFAULT_TEST, help="Reporting split (never tuned on).")
     p.add_argument("--eval-rows", type=int, default=0, help="Use only its first N rows (0: all).")
-    p.add_argument("--gate-rows", type=int, default=500, help="Full-label rows held out for the gate.")
+    p.add_argument("--gate-rows", type=int, default=1500,
+                   help="Full-label rows held out for the gate (500: mean gap recovered 42 %, 1,500: 87 %; RESULTS).")
     p.add_argument("--eval-holdout", type=int, default=0,
                    help="Also measure on this many more held-out training rows (the traffic's distribution).")
     p.add_argument("--neighbors", type=int, default=80)
