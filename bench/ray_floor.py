@@ -16,7 +16,8 @@ more start per round, ``one-machine, lean``: the demo with ``auto`` on that arti
 every router scored in the ingress (``scoring: ingress``: no RouterScoring deployment) and
 the nine models in one provider group (one Provider replica): the smallest gateway that still routes
 ``auto`` with a learned router, to say how close a configuration gets to the footprint
-targets of issue #21.
+targets of issue #21. It is ``make run-lean``'s configuration, written by the same
+``devtools.lean_demo.write_configs``.
 """
 
 from __future__ import annotations
