@@ -70,7 +70,7 @@ run: install-serve
 	@$(PY) -m app.config configs/demo.yaml
 	@RAY_SERVE_ENABLE_HA_PROXY=1 bash scripts/run-demo.sh
 
-## run-lean: the demo in its smallest measured shape (static-embedder `auto` scored in the ingress, one provider group; devtools/lean_demo.py). The first run trains that router into .routeiq/ (a few minutes)
+## run-lean: the demo in its smallest measured shape (static-embedder `auto` scored in the ingress, one provider group; devtools/lean_demo.py). The first run trains that router into .routeiq/ (~1.5 min)
 run-lean: install-train
 	@config=$$($(PY) -m devtools.lean_demo) && $(PY) -m app.config .routeiq/lean/gateway.yaml \
 	  && ROUTEIQ_SERVE_CONFIG=$$config RAY_SERVE_ENABLE_HA_PROXY=1 bash scripts/run-demo.sh
