@@ -5,6 +5,12 @@ latency p50/p99 at batch 1 and throughput at batch 8 and 32, on real test querie
 the resident memory of the process after loading and predicting. Writes a markdown
 table (date, machine) to ``bench/RESULTS-scorer.md``.
 
+It also splits a batch-1 decision's CPU into its stages (embed, the head's prediction,
+decide) twice: back to back, and with the CPU caches emptied before each decision (a
+64 MB sweep, outside the timed part). A gateway process does other work between two
+decisions, so its decisions run closer to the second: the router's arrays (a KNN bank of
+5,008 x 384 float32 is 7.7 MB) come from memory, not cache.
+
     python bench/bench_scorer.py [--router-dir DIR] [--threads N] [--n 200]
 """
 
@@ -22,6 +28,7 @@ from pathlib import Path
 import numpy as np
 from rich.progress import Progress
 
+from deployments.router_sync import one_blas_thread
 from router_models.data import DEFAULT_TEST, load_routing_data
 from router_models.inference.decide import decide
 from router_models.inference.learned import LearnedRouter
@@ -49,6 +56,7 @@ def rss_mb() -> float:
 
 
 def run(router_dir: Path, n: int, threads: int | None) -> list[dict[str, object]]:
+    one_blas_thread()  # as every process that scores does (its docstring says why)
     t0 = time.perf_counter()
     router = LearnedRouter.load(router_dir, num_threads=threads)
     load_s = time.perf_counter() - t0
@@ -96,6 +104,8 @@ def run(router_dir: Path, n: int, threads: int | None) -> list[dict[str, object]
                     "per_s": done / (time.perf_counter() - start_all),
                 }
             )
+    rows.append({"stages": {"warm": stages(router, sample, cands, cold=False),
+                            "cold": stages(router, sample, cands, cold=True)}})
     rows.append(
         {
             "load_s": load_s,
@@ -107,6 +117,26 @@ def run(router_dir: Path, n: int, threads: int | None) -> list[dict[str, object]
     return rows
 
 
+def stages(router: LearnedRouter, sample: list[str], cands: list[Candidate], *, cold: bool) -> dict[str, float]:
+    """Mean CPU ms (this thread) per batch-1 decision in each stage; ``cold``: caches swept first."""
+    sweep = np.ones(64 * 2**20 // 8)
+    totals = dict.fromkeys(("embed", "predict", "decide"), 0.0)
+    assert router.embedder is not None
+    for q in sample:
+        if cold:
+            sweep.sum()
+        t0 = time.thread_time()
+        x = router.embedder.embed([q])
+        t1 = time.thread_time()
+        row = router.predict_embeddings(x)[0]
+        t2 = time.thread_time()
+        decide(dict(zip(router.models, row.tolist(), strict=True)), cands, router.default_lambda)
+        t3 = time.thread_time()
+        for k, d in zip(totals, (t1 - t0, t2 - t1, t3 - t2), strict=True):
+            totals[k] += d
+    return {k: v / len(sample) * 1e3 for k, v in totals.items()}
+
+
 def write_markdown(rows: list[dict[str, object]], out: Path, router_dir: Path, threads: int | None, n: int) -> str:
     meta = rows[-1]
     nproc = subprocess.run(["nproc"], capture_output=True, text=True, check=False).stdout.strip()
@@ -115,7 +145,8 @@ def write_markdown(rows: list[dict[str, object]], out: Path, router_dir: Path, t
         "",
         f"- machine: `nproc`={nproc}, CPU: {cpu_model()}, Python {platform.python_version()}",
         f"- router: `{router_dir}` ({meta['router_type']}), embedder {meta['embedder']}",
-        f"- encoder threads: {threads or 'default'}; {n} real test queries; embed + score + decide, in-process",
+        f"- encoder threads: {threads or 'default'}, BLAS 1 thread (as a replica); {n} real test queries; "
+        "embed + score + decide, in-process",
         f"- load time {meta['load_s']:.2f} s; process RSS after load and predict: {meta['rss_mb']:.0f} MB",
         f"- load average at the end (1/5/15 min): {' '.join(f'{x:.1f}' for x in os.getloadavg())}"
         " (the 2 cores are shared: a load above 2 inflates every figure)",
@@ -123,8 +154,14 @@ def write_markdown(rows: list[dict[str, object]], out: Path, router_dir: Path, t
         "| batch | p50 ms / batch | p99 ms / batch | decisions / s |",
         "| ---: | ---: | ---: | ---: |",
     ]
-    for r in rows[:-1]:
+    for r in rows[:-2]:
         lines.append(f"| {r['batch']} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['per_s']:.0f} |")
+    st: dict[str, dict[str, float]] = rows[-2]["stages"]  # type: ignore[assignment]
+    lines += ["", "CPU ms per batch-1 decision by stage (this thread), back to back and with the caches swept first:",
+              "", "| stage | back to back | caches cold |", "| --- | ---: | ---: |"]
+    for stage in ("embed", "predict", "decide"):
+        lines.append(f"| {stage} | {st['warm'][stage]:.3f} | {st['cold'][stage]:.3f} |")
+    lines.append(f"| **all** | **{sum(st['warm'].values()):.3f}** | **{sum(st['cold'].values()):.3f}** |")
     text = "\n".join(lines) + "\n"
     out.write_text(text, encoding="utf-8")
     return text
