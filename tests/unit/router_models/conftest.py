@@ -43,12 +43,13 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("emb-cache")
 
 
-def train_slice(data_dir: Path, cache_dir: Path, out: Path, router_type: str, hparam: dict) -> Path:
-    """Train ``router_type`` on the train slice through the real pipeline (2 CV folds)."""
+def train_slice(data_dir: Path, cache_dir: Path, out: Path, router_type: str, hparam: dict, folds: int = 2) -> Path:
+    """Train ``router_type`` on the train slice through the real pipeline (``folds`` CV folds; 1: none)."""
     from router_models.training.pipeline import TrainConfig, train
 
     cfg = TrainConfig(
-        router_type=router_type, data=data_dir / "train.jsonl", out=out, folds=2, cache_dir=cache_dir, hparam=hparam
+        router_type=router_type, data=data_dir / "train.jsonl", out=out, folds=folds, cache_dir=cache_dir,
+        hparam=hparam,
     )
     train(cfg)
     return out

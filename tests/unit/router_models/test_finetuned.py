@@ -15,7 +15,9 @@ from router_models.evaluation.protocol import evaluate
 from router_models.inference.learned import LearnedRouter
 from tests.unit.router_models.conftest import manifest_of, train_slice
 
-# Training the fixture takes ~40 s on an idle 2-core machine; allow for a loaded one.
+# The fixture is one fine-tune (no cross-validation: these tests read the artifact, not its
+# CV metrics, and the CV loop is tested on cheaper routers); it took 224-377 s with 2 folds
+# (three fine-tunes) in clean-clone runs on a loaded machine. Allow for a loaded one.
 pytestmark = pytest.mark.timeout(900)
 
 TEXTS = ["What is the capital of Australia?", "Write a python function to reverse a list.", "x" * 5000]
@@ -25,7 +27,7 @@ TEXTS = ["What is the capital of Australia?", "Write a python function to revers
 def trained_finetuned(data_dir: Path, cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One tuned layer, two epochs, on the 1,200-row slice, through the real pipeline."""
     out = tmp_path_factory.mktemp("artifact") / "finetuned"
-    return train_slice(data_dir, cache_dir, out, "finetuned", {"tuned_layers": 1, "epochs": 2})
+    return train_slice(data_dir, cache_dir, out, "finetuned", {"tuned_layers": 1, "epochs": 2}, folds=1)
 
 
 def test_manifest_records_the_tuned_encoder(trained_finetuned: Path) -> None:
