@@ -8,8 +8,9 @@ table (date, machine) to ``bench/RESULTS-scorer.md``.
 It also splits a batch-1 decision's CPU into its stages (embed, the head's prediction,
 decide) twice: back to back, and with the CPU caches emptied before each decision (a
 64 MB sweep, outside the timed part). A gateway process does other work between two
-decisions, so its decisions run closer to the second: the router's arrays (a KNN bank of
-5,008 x 384 float32 is 7.7 MB) come from memory, not cache.
+decisions, so its decisions run somewhere between the two: part of the router's arrays (a
+KNN bank of 5,008 x 384 float32 is 7.7 MB) comes from memory, not cache. The sweep also
+empties L3, so the second is the worst case.
 
     python bench/bench_scorer.py [--router-dir DIR] [--threads N] [--n 200]
 """
