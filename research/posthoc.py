@@ -20,7 +20,7 @@ from rich.progress import track
 from scipy.optimize import minimize
 from sklearn.isotonic import IsotonicRegression
 
-from bench.gateway import _machine
+from bench.runs import machine
 from research.split_noise import TARGET_PCT, TARGET_RATIO, draw, out_of_fold_cached
 from router_models.evaluation.protocol import evaluate
 
@@ -88,7 +88,7 @@ def main(n: int = 500, draws: int = 400, seed: int = 1) -> None:
                     f"{np.median(ratios):.4f} / {np.median(pcts):.1f} | {miss_q:.0f} % / {miss_c:.0f} % | "
                     f"{np.mean((pred - scores) ** 2):.4f} |")
     lines = [
-        f"# Post-hoc calibration and blends, out-of-fold on train ({dt.date.today()}, {_machine()})",
+        f"# Post-hoc calibration and blends, out-of-fold on train ({dt.date.today()}, {machine()})",
         "",
         f"`python -m research.posthoc --n {n} --draws {draws}`. Q@C_best x Q_best / C@Q_best % of C_best; subsets are",
         f"{draws} random {n}-query subsets of the out-of-fold rows (the same subsets for every variant).",

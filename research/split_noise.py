@@ -16,7 +16,7 @@ import numpy as np
 import typer
 from rich.progress import track
 
-from bench.gateway import _machine
+from bench.runs import machine
 from router_models.data import DEFAULT_TRAIN, file_sha256, load_routing_data
 from router_models.embedding import EmbedderConfig
 from router_models.embedding_cache import DEFAULT_CACHE_DIR, embed_cached
@@ -87,7 +87,7 @@ def main(router: str = "ensemble", n: int = 500, draws: int = 1000, seed: int = 
     png = HERE / f"split-noise-{router}.png"
     _plot(ratios, pcts, png, router, n)
     lines = [
-        f"# Split noise: {router}, subsets of {n} train queries ({dt.date.today()}, {_machine()})",
+        f"# Split noise: {router}, subsets of {n} train queries ({dt.date.today()}, {machine()})",
         "",
         f"`python -m research.split_noise --router {router} --n {n} --draws {draws}`: out-of-fold predictions on",
         f"train.jsonl (5 folds), then {draws} random subsets of {n} rows, each scored with the README protocol.",
