@@ -11,7 +11,7 @@ What differs from ``make run`` (``configs/demo.yaml``, ``configs/serve.demo.yaml
 
 bench/RESULTS-auto.md measured it against the demo as shipped: 1,295 MB PSS instead of
 1,711, 14 processes instead of 16, 0.131 idle cores instead of 0.156, and ``auto`` at about
-2.4x the demo's throughput. The static router is not in git (~28 MB): the first run trains
+2.4x the demo's throughput. The static router is not in git (~25 MB): the first run trains
 it into ``.routeiq/routers/static`` from the shipped training split (80 s on two
 cores, with progress bars); later runs reuse it. The configs are written next to it, derived
 from the demo's, so the two cannot drift apart.

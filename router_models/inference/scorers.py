@@ -53,8 +53,17 @@ def predict_mf(x: np.ndarray, t: Tensors, params: Mapping[str, object]) -> np.nd
     return _sigmoid(proj @ model_vecs.T + t["bias"])
 
 
+def project(x: np.ndarray, t: Tensors) -> np.ndarray:
+    """``x`` on the KNN's principal components (``training.knn.project_keys``), unit length."""
+    p = (x - t["proj_mean"]) @ t["proj"].T
+    return (p / np.maximum(np.linalg.norm(p, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
 def predict_knn(x: np.ndarray, t: Tensors, params: Mapping[str, object]) -> np.ndarray:
-    """Mean score of the k nearest training queries by cosine (sklearn semantics)."""
+    """Mean score of the k nearest training queries by cosine (sklearn semantics); a bank
+    with ``proj`` holds projected keys, so the query is projected the same way first."""
+    if "proj" in t:
+        x = project(x, t)
     keys, values = t["keys"], t["values"]
     k = min(int(params["n_neighbors"]), len(keys))  # type: ignore[call-overload]
     sims = x @ keys.T

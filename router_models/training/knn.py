@@ -52,7 +52,14 @@ DENSE_SHARE = 0.5
 RIDGE = 1.0
 """Ridge penalty of the stacked prior (features are scores in [0, 1])."""
 DEFAULT_HPARAM: dict[str, Any] = {"n_neighbors": 80, "metric": "cosine", "weights": "uniform",
-                                  "prior_strength": PRIOR_STRENGTH, "stack": True}
+                                  "prior_strength": PRIOR_STRENGTH, "stack": True, "dims": None}
+STATIC_DIMS = 64
+"""``dims`` for a KNN on the static embedder (``training.pipeline.fit``): its keys projected onto
+their top 64 principal components (fitted on the training rows), centred and unit length.
+Cross-validated with the projection fitted per fold (``research/knn_projection.py``), the KNN
+alone routed better that way (1.047 x / 36.4 % against 1.040 x / 46.7 %), and the bank is
+1.3 MB instead of 7.7: with cold caches that product was most of a static decision's CPU
+(bench/RESULTS-auto.md). ``None`` (the default, and MiniLM routers): no projection."""
 
 
 def train_knn(
@@ -70,17 +77,32 @@ def train_knn(
         raise ValueError("serving implements metric=cosine with weights uniform|distance only")
     sk = {k: hp[k] for k in ("n_neighbors", "metric", "weights")}
     router = build_router("KNNRouter", data, embeddings, sk)
+    keys, projection = project_keys(np.asarray(embeddings, np.float32), hp["dims"])
     reg = KNeighborsRegressor(**router.cfg["hparam"])
-    reg.fit(np.asarray(embeddings, np.float32), np.nan_to_num(data.scores))  # validates the config
+    reg.fit(keys, np.nan_to_num(data.scores))  # validates the config
     if progress:
         progress(1, 1)
+    bank = knn_tensors(keys, data, stack=bool(hp["stack"]), n_neighbors=int(hp["n_neighbors"]))
     return TrainedScorer(
         router_type="knn",
-        tensors=knn_tensors(embeddings, data, stack=bool(hp["stack"]), n_neighbors=int(hp["n_neighbors"])),
+        tensors={**bank, **projection},  # after the stacked fit, which reads the projected keys
         params={"n_neighbors": int(hp["n_neighbors"]), "weights": hp["weights"],
                 "prior_strength": float(hp["prior_strength"]), "hparam": hp},
         library="llmrouter.models.KNNRouter (hparam -> sklearn KNeighborsRegressor on per-model scores)",
     )
+
+
+def project_keys(embeddings: np.ndarray, dims: int | None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The bank's keys and the projection serving applies to a query (``proj_mean``, ``proj``):
+    none for ``dims`` None or >= the embedding's width."""
+    if dims is None or int(dims) >= embeddings.shape[1]:
+        return embeddings, {}
+    mean = embeddings.mean(0)
+    _, _, vt = np.linalg.svd(embeddings - mean, full_matrices=False)
+    tensors = {"proj_mean": mean.astype(np.float32), "proj": vt[: int(dims)].astype(np.float32)}
+    from router_models.inference.scorers import project
+
+    return project(embeddings, tensors), tensors
 
 
 def knn_tensors(keys: np.ndarray, data: RoutingData, *, stack: bool = True, ridge: float = RIDGE,

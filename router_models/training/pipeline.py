@@ -89,10 +89,26 @@ def fit(
 ) -> TrainedScorer:
     """Train ``router_type`` on (x, data); ``x`` are the frozen-embedder vectors of its queries."""
     train = _trainers()[router_type]
+    if embedder is not None and embedder.kind == STATIC:
+        hparam = static_hparam(router_type, hparam)
     if router_type not in TRAINS_EMBEDDER:
         return train(data, x, hparam)
     advance = (progress or NullProgress()).task(f"fine-tuning on {len(data)} rows (epochs)", _epochs(hparam))
     return train(data, x, hparam, lambda *_: advance(1), embedder=embedder or EmbedderConfig())
+
+
+def static_hparam(router_type: str, hparam: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A KNN on the static embedder projects its bank (``training.knn.STATIC_DIMS``) unless
+    ``hparam`` says otherwise; an ensemble's KNN component too."""
+    from router_models.training.knn import STATIC_DIMS
+
+    if router_type == "knn":
+        return {"dims": STATIC_DIMS, **(hparam or {})}
+    if router_type == "ensemble":
+        hp = dict(hparam or {})
+        hp["knn"] = {"dims": STATIC_DIMS, **(hp.get("knn") or {})}
+        return hp
+    return hparam
 
 
 def fit_predict(

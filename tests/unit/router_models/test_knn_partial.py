@@ -128,3 +128,16 @@ def test_a_model_no_row_scores_is_refused(stack: bool) -> None:
     x, data = partial(50, 0, seed=5)
     with pytest.raises(ValueError, match=r"no row scores \['new'\]"):
         knn_tensors(x, data, stack=stack)
+
+
+def test_a_projected_bank_learns_a_sparse_model_as_the_full_one_does() -> None:
+    from router_models.training.knn import train_knn
+
+    x, data = partial(600, 60, seed=3)
+    full = train_knn(data, x, {"n_neighbors": K})
+    projected = train_knn(data, x, {"n_neighbors": K, "dims": 8})
+    assert "stack_coef" in projected.tensors and projected.tensors["keys"].shape == (len(x), 8)
+    q, _ = world(400, np.random.default_rng(9))
+    a, b = (predict_knn(q, {k: v.astype(np.float32) for k, v in s.tensors.items()}, s.params)
+            for s in (full, projected))
+    assert np.all(np.isfinite(b)) and np.abs(a - b).mean() < 0.05  # 8 of 16 dimensions keep the clusters apart

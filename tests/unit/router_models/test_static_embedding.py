@@ -124,6 +124,12 @@ def test_train_writes_a_static_artifact_that_serves(static_router: Path) -> None
     assert router.embedder_config == router.embedder.config
     pred = router.predict(["What is 2 + 2?", "Write a sonnet about the sea."])
     assert pred.shape == (2, len(router.models)) and np.all((pred >= 0) & (pred <= 1))
+    from safetensors.numpy import load_file
+
+    from router_models.training.knn import STATIC_DIMS
+
+    weights = load_file(str(static_router / "weights.safetensors"))  # its KNN bank is projected
+    assert weights["proj"].shape == (STATIC_DIMS, 384) and weights["keys"].shape[1] == STATIC_DIMS
 
 
 def test_a_static_router_decides_on_the_event_loop_and_minilm_in_a_thread(

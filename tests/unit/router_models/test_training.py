@@ -84,3 +84,21 @@ def test_knn_numpy_matches_sklearn(weights: str, eval_split, embedder, cache_dir
     reg = KNeighborsRegressor(n_neighbors=15, metric="cosine", weights=weights).fit(keys, train.scores)
     t32 = {k: v.astype(np.float32) for k, v in scorer.tensors.items()}
     np.testing.assert_allclose(PREDICTORS["knn"](xe, t32, scorer.params), reg.predict(xe), atol=2e-3)
+
+
+def test_a_projected_knn_is_sklearns_knn_on_the_projected_keys(eval_split, embedder, cache_dir) -> None:
+    from sklearn.neighbors import KNeighborsRegressor
+
+    train, held = eval_split
+    x, xe = _embed(train, embedder, cache_dir), _embed(held, embedder, cache_dir)[:40]
+    plain = train_knn(train, x, {"n_neighbors": 15})
+    assert "proj" not in plain.tensors and plain.tensors["keys"].shape == (len(train), 384)  # the default
+    scorer = train_knn(train, x, {"n_neighbors": 15, "dims": 32})
+    t32 = {k: v.astype(np.float32) for k, v in scorer.tensors.items()}
+    assert t32["proj"].shape == (32, 384) and t32["keys"].shape == (len(train), 32)
+    centred = xe - x.mean(0)
+    z = centred @ t32["proj"].T
+    z /= np.linalg.norm(z, axis=1, keepdims=True)
+    reg = KNeighborsRegressor(n_neighbors=15, metric="cosine").fit(t32["keys"], train.scores)
+    np.testing.assert_allclose(PREDICTORS["knn"](xe, t32, scorer.params), reg.predict(z), atol=2e-3)
+    assert np.abs(np.linalg.norm(t32["keys"], axis=1) - 1).max() < 1e-2  # unit length, stored as float16
