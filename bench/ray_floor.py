@@ -91,11 +91,6 @@ def _load_ms(pid: int, model: str, seconds: float) -> tuple[float, dict[str, flo
     return r.rps, {k: (after[k] - before.get(k, 0.0)) * 1000 / served for k in after if k not in SKIP}
 
 
-def lean_configs(router: Path, work: Path) -> Path:
-    """The lean variant of the demo's Serve config (``make run-lean``'s, written under ``work``)."""
-    return write_configs(router, work, ROOT)
-
-
 def _one(profile: str, idle: float, seconds: float, serve_config: Path | None = None) -> dict[str, object]:
     label = LEAN if serve_config is not None else profile
     proc = _start(profile, serve_config)
@@ -119,7 +114,7 @@ def main(idle: Annotated[float, typer.Option(help="Seconds of no traffic measure
     require_wrk()
     runs = []
     with tempfile.TemporaryDirectory(prefix="ray-floor-") as work:
-        lean = lean_configs(lean_router, Path(work)) if lean_router else None
+        lean = write_configs(lean_router, Path(work), ROOT) if lean_router else None
         starts = [(p, None) for p in PROFILES] + ([("one-machine", lean)] if lean else [])
         for r in range(rounds):
             for profile, serve_config in starts:

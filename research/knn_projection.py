@@ -7,11 +7,10 @@ what the projection does to routing quality, with the pipeline's folds and metri
 
 ``python -m research.knn_projection [--router-dir .routeiq/routers/static] [--dims 384,128,96,64]``
 
-For each fold the projection (mean and top-d components) is fitted on that fold's training
-rows only; keys and held-out queries are projected, centred and L2-normalised, and a KNN
-(the pipeline's default hyperparameters) predicts the held-out rows. ``384`` is the KNN as
-the pipeline trains it (no projection). Each fold is scored with the data README's protocol
-and averaged as ``training.pipeline.cross_validate`` does. Writes
+It runs the pipeline's own cross-validation (``training.pipeline.cross_validate``) of a KNN
+with ``dims``: each fold's training fits the projection (mean and top-d components) on that
+fold's rows only, and held-out queries are projected, centred and L2-normalised as serving
+does. ``384`` is the KNN unprojected. Writes
 ``research/RESULTS-knn-projection.md``. Test data is never read.
 """
 
@@ -27,46 +26,21 @@ from rich.progress import track
 
 from bench.runs import machine
 from router_models.data import DEFAULT_TRAIN, RoutingData, load_routing_data
-from router_models.evaluation.protocol import evaluate
 from router_models.inference.learned import LearnedRouter
-from router_models.training.pipeline import DEFAULT_LAMBDAS, fit_predict
+from router_models.training.pipeline import TrainConfig, cross_validate
+from router_models.training.progress import NullProgress
 
 HERE = Path(__file__).parent
 FULL = 384
+"""The embedding's width: ``--dims 384`` is the KNN as trained, unprojected."""
 
 
-def project(fit: np.ndarray, *others: np.ndarray, dims: int) -> list[np.ndarray]:
-    """``fit`` and ``others`` on ``fit``'s top ``dims`` principal components, unit length."""
-    if dims >= fit.shape[1]:
-        return [fit, *others]
-    mean = fit.mean(0)
-    _, _, vt = np.linalg.svd(fit - mean, full_matrices=False)
-    out = []
-    for z in (fit, *others):
-        p = (z - mean) @ vt[:dims].T
-        out.append((p / np.linalg.norm(p, axis=1, keepdims=True)).astype(np.float32))
-    return out
-
-
-def cv(data: RoutingData, x: np.ndarray, dims: int, folds: int = 5, seed: int = 0) -> dict[str, float | None]:
-    """Q@C_best ratio and C@Q_best %, averaged over folds as the pipeline's CV does."""
-    parts = np.array_split(np.random.default_rng(seed).permutation(len(data)), folds)
-    quality, cost, q_best, ratios = [], [], [], []
-    for f in range(folds):
-        fit = np.concatenate([p for g, p in enumerate(parts) if g != f])
-        held = parts[f]
-        z_fit, z_held = project(x[fit], x[held], dims=dims)
-        _, pred = fit_predict("knn", data.subset(fit), z_fit, [data.queries[i] for i in held], z_held)
-        rep = evaluate(pred, data.scores[held], data.prices, data.models, data.subset(fit).mean_scores())
-        quality.append([p.quality for p in rep.curve])
-        cost.append([p.cost for p in rep.curve])
-        q_best.append(rep.q_best)
-        ratios.append(rep.q_at_c_best / rep.q_best)
-    q, c, qb = np.mean(quality, 0), np.mean(cost, 0), float(np.mean(q_best))
-    c_best = float(data.prices[int(np.argmax(data.mean_scores()))])
-    reach = [i for i in range(len(DEFAULT_LAMBDAS)) if q[i] >= qb]
-    return {"q_ratio": float(np.mean(ratios)),
-            "c_pct": 100.0 * float(min(c[i] for i in reach)) / c_best if reach else None}
+def cv(data: RoutingData, x: np.ndarray, dims: int) -> dict[str, float | None]:
+    """The pipeline's own cross-validation of a KNN with ``dims`` (``training.knn.project_keys``
+    fits the projection inside each fold's training, on that fold's rows only)."""
+    cfg = TrainConfig(router_type="knn", data=DEFAULT_TRAIN, out=Path("unused"), hparam={"dims": dims})
+    r = cross_validate(cfg, data, x, NullProgress())
+    return {"q_ratio": r["q_at_c_best_ratio"], "c_pct": r["c_at_q_best_pct"]}
 
 
 def main(router_dir: Annotated[Path, typer.Option(help="A static-embedder router (its embedder is used).")] = Path(
