@@ -8,8 +8,13 @@ ray-defaults, one-machine, repeated ``--rounds`` times (ABAB): ``ray-defaults`` 
 ``one-machine`` is ``deployments.run_local`` (what ``make run`` ships). For each start it
 waits for readiness, lets start-up settle, then reads the CPU time and PSS of every
 process of the demo's tree (the fake upstream excluded) over ``--idle`` seconds of no
-traffic, and serves ``--seconds`` of wrk at c=16 on a concrete model and on ``auto``
-(distinct prompts) for CPU ms per request. Appends a section to bench/RESULTS-auto.md.
+traffic, and serves ``--seconds`` of wrk at c=16 and at c=1 on a concrete model, on
+``cheapest`` and on ``auto`` (distinct prompts) for RPS, p50 and CPU ms per request; the
+fake upstream alone at c=1 gives the p50 that "added latency" subtracts. ``cheapest`` is
+the demo's cost-first router: a routed request (the routing span, the decision record,
+exploration, the router's fallback chain) whose decision costs nothing, so it is the most
+any learned ``auto`` can reach in the same gateway (issue #21's 0.8x target). Appends a
+section to bench/RESULTS-auto.md.
 
 ``--lean-router PATH`` (a router trained with ``routeiq train --embedder static``) adds one
 more start per round, ``one-machine, lean``: the demo with ``auto`` on that artifact and
@@ -27,6 +32,7 @@ import os
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -43,6 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PROFILES = ("ray-defaults", "one-machine")
 LEAN = "one-machine, lean"
 URL = "http://127.0.0.1:8000"
+UPSTREAM = "http://127.0.0.1:9100"
 KEY = "sk-routeiq-demo"
 SKIP = {"fake_upstream", "bash", "flock", "timeout"}
 
@@ -82,13 +89,32 @@ def _idle(pid: int, seconds: float) -> dict[str, float]:
     return {k: (after[k] - before.get(k, 0.0)) / seconds for k in after if k not in SKIP}
 
 
-def _load_ms(pid: int, model: str, seconds: float) -> tuple[float, dict[str, float]]:
-    """(RPS, gateway CPU ms per request by process kind) at c=16 on distinct prompts."""
-    script = _lua_distinct(model, _queries(), KEY, f"{model}-{time.monotonic_ns()}")
+MODELS = {"concrete": "llama-3.1-8b-instruct", "cheapest": "cheapest", "auto": "auto"}
+"""What each start serves, by the label the report uses: a concrete model, the cost-first
+router (a routed request with a free decision) and the learned ``auto``."""
+
+
+@dataclass(frozen=True)
+class Load:
+    rps: float
+    p50_ms: float
+    cpu_ms: dict[str, float]
+    """Gateway CPU ms per request, by process kind."""
+
+
+def _load(pid: int, model: str, connections: int, seconds: float) -> Load:
+    """wrk at ``connections`` on distinct prompts: RPS, p50 and CPU per request by process kind."""
+    script = _lua_distinct(model, _queries(), KEY, f"{model}-{connections}-{time.monotonic_ns()}")
     before = cpu_by_kind(pid)
-    r = _wrk_script(f"{URL}/v1/chat/completions", script, 16, seconds)
+    r = _wrk_script(f"{URL}/v1/chat/completions", script, connections, seconds)
     after, served = cpu_by_kind(pid), max(1.0, r.rps * seconds)
-    return r.rps, {k: (after[k] - before.get(k, 0.0)) * 1000 / served for k in after if k not in SKIP}
+    return Load(r.rps, r.p50_ms, {k: (after[k] - before.get(k, 0.0)) * 1000 / served for k in after if k not in SKIP})
+
+
+def _upstream_p50(seconds: float) -> float:
+    """p50 of the fake upstream alone at c=1 (what "added latency" subtracts)."""
+    script = _lua_distinct(MODELS["concrete"], _queries(), KEY, f"direct-{time.monotonic_ns()}")
+    return _wrk_script(f"{UPSTREAM}/v1/chat/completions", script, 1, seconds).p50_ms
 
 
 def _one(profile: str, idle: float, seconds: float, serve_config: Path | None = None) -> dict[str, object]:
@@ -99,10 +125,11 @@ def _one(profile: str, idle: float, seconds: float, serve_config: Path | None = 
         time.sleep(20)  # replicas' start-up work (warm-up, schema checks) is not idle
         cores = _idle(proc.pid, idle)
         pss = {k: v for k, v in pss_by_kind(proc.pid).items() if k not in SKIP}
-        load = {m: _load_ms(proc.pid, m, seconds) for m in ("llama-3.1-8b-instruct", "auto")}
+        load = {(label_, c): _load(proc.pid, model, c, seconds) for c in (16, 1) for label_, model in MODELS.items()}
+        direct = _upstream_p50(seconds)
     finally:
         stop_tree(proc, group=True)
-    return {"profile": label, "cores": cores, "pss": pss, "load": load}
+    return {"profile": label, "cores": cores, "pss": pss, "load": load, "direct_p50": direct}
 
 
 def main(idle: Annotated[float, typer.Option(help="Seconds of no traffic measured.")] = 60.0,
@@ -131,16 +158,22 @@ def _report(runs: list[dict[str, object]], idle: float, seconds: float) -> str:
     lines = [f"\n## Ray's floor under `make run`, by Ray profile ({now}, {commit_of(ROOT)})\n",
              f"- machine: {machine()}; load average at the end: {load_avg}",
              f"- `python -m bench.ray_floor`: the demo as `make run` starts it, idle {idle:.0f} s, then "
-             f"wrk c=16 for {seconds:.0f} s per model; the fake upstream is not counted\n",
-             "| profile | idle cores | PSS MB | processes | concrete RPS | concrete CPU ms/req | auto RPS "
-             "| auto CPU ms/req |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+             f"wrk for {seconds:.0f} s per model at c=16 and at c=1 (distinct prompts); the fake upstream "
+             "is not counted. `cheapest` is the cost-first router: a routed request with a free decision\n",
+             "| profile | idle cores | PSS MB | processes | RPS c=16: concrete / cheapest / auto "
+             "| CPU ms/req c=16: concrete / cheapest / auto | cheapest / concrete RPS | auto / concrete RPS "
+             "| auto / concrete added p50 c=1 |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for run in runs:
-        cores, pss, load = run["cores"], run["pss"], run["load"]
+        cores, pss, load, direct = run["cores"], run["pss"], run["load"], run["direct_p50"]
         assert isinstance(cores, dict) and isinstance(pss, dict) and isinstance(load, dict)
-        (c_rps, c_ms), (a_rps, a_ms) = load["llama-3.1-8b-instruct"], load["auto"]
+        assert isinstance(direct, float)
+        hot = [load[(m, 16)] for m in MODELS]
+        added = [load[(m, 1)].p50_ms - direct for m in ("concrete", "auto")]
         lines.append(f"| {run['profile']} | {sum(cores.values()):.3f} | {sum(mb for _, mb in pss.values()):.0f} "
-                     f"| {sum(n for n, _ in pss.values())} | {c_rps:.0f} | {sum(c_ms.values()):.1f} | {a_rps:.0f} "
-                     f"| {sum(a_ms.values()):.1f} |")
+                     f"| {sum(n for n, _ in pss.values())} | {' / '.join(f'{x.rps:.0f}' for x in hot)} "
+                     f"| {' / '.join(f'{sum(x.cpu_ms.values()):.1f}' for x in hot)} "
+                     f"| {hot[1].rps / hot[0].rps:.2f} | {hot[2].rps / hot[0].rps:.2f} "
+                     f"| {added[1] / max(added[0], 1e-9):.2f} |")
     last = {str(run["profile"]): run for run in runs}
     lines += ["", "Idle cores and PSS per process kind (last round of each profile):", "",
               "| kind | " + " | ".join(f"{p} cores | {p} PSS MB" for p in last) + " |",
@@ -163,13 +196,13 @@ def _split(run: dict[str, object] | None, profile: str) -> list[str]:
         return []
     load = run["load"]
     assert isinstance(load, dict)
-    concrete, auto = load["llama-3.1-8b-instruct"][1], load["auto"][1]
+    concrete, cheapest, auto = (load[(m, 16)].cpu_ms for m in MODELS)
     lines = ["", f"CPU ms per request by process kind at c=16 ({profile}, last round):", "",
-             "| kind | concrete | auto | auto - concrete |", "|---|---:|---:|---:|"]
+             "| kind | concrete | cheapest | auto | auto - concrete |", "|---|---:|---:|---:|---:|"]
     for k in sorted(set(concrete) | set(auto), key=lambda k: -auto.get(k, 0.0)):
-        c, a = concrete.get(k, 0.0), auto.get(k, 0.0)
+        c, f, a = concrete.get(k, 0.0), cheapest.get(k, 0.0), auto.get(k, 0.0)
         if max(c, a) >= 0.05:
-            lines.append(f"| {k} | {c:.2f} | {a:.2f} | {a - c:+.2f} |")
+            lines.append(f"| {k} | {c:.2f} | {f:.2f} | {a:.2f} | {a - c:+.2f} |")
     return lines
 
 
