@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -161,7 +161,17 @@ class RouterConfig(_Strict):
         "scaled on its own); `ingress`, in each ingress replica, with no hop. `ingress` suits a router whose "
         "decision is cheap: a static-embedder artifact (~0.4 ms of CPU) or a non-learned strategy; a MiniLM "
         "artifact there costs the ingress ~12 ms of CPU per query and loads ONNX Runtime into every ingress "
-        "replica (docs/operations.md).")
+        "replica (docs/operations.md). Unset: `replica` for a `learned` router, `ingress` for the others.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _scoring_by_strategy(cls, data: Any) -> Any:
+        """A non-learned router decides in the ingress unless told otherwise: its decision costs
+        microseconds, and the hop to a scorer replica cost 1.8 ms of the scorer's CPU and about
+        as much of the ingress's per request (bench/RESULTS-auto.md, ``bench.ray_floor``)."""
+        if isinstance(data, dict) and "scoring" not in data and data.get("strategy", "cost-first") != "learned":
+            return {**data, "scoring": "ingress"}
+        return data
 
 
     @field_validator("artifact")

@@ -71,9 +71,9 @@ def gateway_config(upstream: str, **general: Any) -> dict[str, Any]:
         ],
         "provider_groups": [{"name": "small"}, {"name": "large"}, {"name": "slow", "transport": "litellm"}],
         "router_settings": {
-            "routers": [
-                {"name": "auto", "strategy": "cost-first", "fallback_model": MID},
-                {"name": "shuffle", "strategy": "weighted-shuffle", "candidates": [CHEAP, MID]},
+            "routers": [  # scored in the router-scoring replica (not their default): the tests' graph has the hop
+                {"name": "auto", "strategy": "cost-first", "fallback_model": MID, "scoring": "replica"},
+                {"name": "shuffle", "strategy": "weighted-shuffle", "candidates": [CHEAP, MID], "scoring": "replica"},
             ],
             "num_retries": 2,
             "retry_backoff_s": 0.01,

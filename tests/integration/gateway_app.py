@@ -37,7 +37,8 @@ def two_model_config(upstream: str, general: dict[str, Any], group: str,
 
     return {
         "model_list": [entry(CHEAP), entry(MID)],
-        "router_settings": {"routers": [{"name": "auto", "strategy": "cost-first", "fallback_model": MID}],
+        "router_settings": {"routers": [{"name": "auto", "strategy": "cost-first", "fallback_model": MID,
+                                         "scoring": "replica"}],  # not its default: these apps have the hop
                             "num_retries": 0},
         "general_settings": {"master_key": MASTER_KEY, "request_timeout_s": 10,
                              "decisions": {"flush_interval_s": 0.2}, **general},

@@ -37,9 +37,10 @@ def access_config(upstream: str, general: dict[str, Any]) -> dict[str, Any]:
         "model_list": [entry(CHEAP, 0.1), entry(MID, 0.5)],
         "router_settings": {
             "routers": [
-                {"name": "auto", "strategy": "cost-first"},
-                # a deadline no scorer meets: every request takes the router's fallback
-                {"name": "hurried", "strategy": "cost-first", "timeout_ms": 0.001, "fallback_model": MID},
+                {"name": "auto", "strategy": "cost-first", "scoring": "replica"},
+                # a deadline no scorer meets (through the hop): every request takes the router's fallback
+                {"name": "hurried", "strategy": "cost-first", "timeout_ms": 0.001, "fallback_model": MID,
+                 "scoring": "replica"},
             ],
             "num_retries": 0, "allowed_fails": 3, "cooldown_time_s": 60,
         },

@@ -45,7 +45,8 @@ def battery_config(upstream: str, general: dict[str, Any]) -> dict[str, Any]:
     general = {**general, "decisions": {"flush_interval_s": 0.2}}
     return {
         "model_list": [entry(CHEAP, 0.1), entry(MID, 0.5), entry("embed-model", 0.02, mode="embedding")],
-        "router_settings": {"routers": [{"name": "auto", "strategy": "cost-first", "fallback_model": MID}]},
+        "router_settings": {"routers": [{"name": "auto", "strategy": "cost-first", "fallback_model": MID,
+                                         "scoring": "replica"}]},
         "general_settings": {"master_key": MASTER_KEY, "request_timeout_s": 10,
                              "max_request_body_bytes": BODY_LIMIT, **general},
     }

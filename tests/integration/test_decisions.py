@@ -39,8 +39,9 @@ def decisions_config(upstream: str, general: dict[str, Any]) -> dict[str, Any]:
     return {
         "model_list": [entry(CHEAP, 0.1), entry(MID, 0.5)],
         "router_settings": {
-            "routers": [{"name": "auto", "strategy": "cost-first", "fallback_model": MID},
-                        {"name": "hasty", "strategy": "cost-first", "fallback_model": MID, "timeout_ms": 0.001}],
+            "routers": [{"name": "auto", "strategy": "cost-first", "fallback_model": MID, "scoring": "replica"},
+                        {"name": "hasty", "strategy": "cost-first", "fallback_model": MID, "timeout_ms": 0.001,
+                         "scoring": "replica"}],  # the hop: a deadline it cannot meet
             "aliases": {"auto:thrifty": {"router": "auto", "lambda": 0.2}},
             "num_retries": 0,
         },

@@ -19,6 +19,16 @@ def test_demo_config_loads() -> None:
     assert any(r.name == "auto" for r in cfg.router_settings.routers)
 
 
+def test_the_demo_scores_its_learned_router_in_the_replica_and_its_cost_first_one_in_the_ingress() -> None:
+    cfg = load_config(ROOT / "configs/demo.yaml")  # neither says `scoring`: the defaults by strategy
+    assert {r.name: r.scoring for r in cfg.router_settings.routers} == {"auto": "replica", "cheapest": "ingress"}
+
+
+def test_an_explicit_scoring_wins_over_the_strategys_default() -> None:
+    raw = gateway_config("http://127.0.0.1:1/v1")  # both routers say `scoring: replica`
+    assert {r.scoring for r in parse_config(raw).router_settings.routers} == {"replica"}
+
+
 def _bad(mutate) -> str:
     raw = copy.deepcopy(gateway_config("http://127.0.0.1:1/v1"))
     mutate(raw)

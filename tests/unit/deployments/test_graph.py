@@ -82,6 +82,21 @@ def test_routers_scored_in_the_ingress_leave_the_scorer_and_with_none_left_it_is
     assert [s.name for s in ingress.init_kwargs["local_routers"]] == ["auto", "shuffle"]
 
 
+def test_a_non_learned_router_decides_in_the_ingress_unless_configured_otherwise(tmp_path: Path) -> None:
+    cfg = gateway_config("http://x/v1")
+    auto, shuffle = cfg["router_settings"]["routers"]
+    del auto["scoring"], shuffle["scoring"]  # the defaults: both non-learned
+    ingress = build_graph(parse_config(cfg))._bound_deployment
+    assert ingress.init_args[1] is None  # no router-scoring deployment at all
+    assert [s.name for s in ingress.init_kwargs["local_routers"]] == ["auto", "shuffle"]
+    artifact = tmp_path / "router"
+    artifact.mkdir()
+    auto.update(strategy="learned", artifact=str(artifact))  # a learned router keeps its replica by default
+    ingress = build_graph(parse_config(cfg))._bound_deployment
+    assert [s.name for s in ingress.init_args[1]._bound_deployment.init_args[0]] == ["auto"]
+    assert [s.name for s in ingress.init_kwargs["local_routers"]] == ["shuffle"]
+
+
 def test_scoring_is_replica_or_ingress() -> None:
     cfg = gateway_config("http://x/v1")
     cfg["router_settings"]["routers"][0]["scoring"] = "gpu"
