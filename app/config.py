@@ -169,9 +169,11 @@ class RouterConfig(_Strict):
         """A non-learned router decides in the ingress unless told otherwise: its decision costs
         microseconds, and the hop to a scorer replica cost 1.8 ms of the scorer's CPU and about
         as much of the ingress's per request (bench/RESULTS-auto.md, ``bench.ray_floor``)."""
-        if isinstance(data, dict) and "scoring" not in data and data.get("strategy", "cost-first") != "learned":
-            return {**data, "scoring": "ingress"}
-        return data
+        if not isinstance(data, dict) or "scoring" in data:
+            return data
+        if data.get("strategy", cls.model_fields["strategy"].default) == "learned":
+            return data
+        return {**data, "scoring": "ingress"}
 
 
     @field_validator("artifact")

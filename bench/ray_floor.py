@@ -125,7 +125,7 @@ def _one(profile: str, idle: float, seconds: float, serve_config: Path | None = 
         time.sleep(20)  # replicas' start-up work (warm-up, schema checks) is not idle
         cores = _idle(proc.pid, idle)
         pss = {k: v for k, v in pss_by_kind(proc.pid).items() if k not in SKIP}
-        load = {(label_, c): _load(proc.pid, model, c, seconds) for c in (16, 1) for label_, model in MODELS.items()}
+        load = {(name, c): _load(proc.pid, model, c, seconds) for c in (16, 1) for name, model in MODELS.items()}
         direct = _upstream_p50(seconds)
     finally:
         stop_tree(proc, group=True)

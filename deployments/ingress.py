@@ -100,7 +100,8 @@ def compose(cfg: GatewayConfig, router: Handle | None, providers: dict[str, Hand
     client: RouterClient | None = HandleRouter(router) if router else None
     local = None
     if local_routers:
-        one_blas_thread()
+        if any(s.strategy == "learned" for s in local_routers):  # numpy heads; a cost-first decision has none
+            one_blas_thread()
         label = replica or f"{socket.gethostname()}:{os.getpid()}"  # outside Serve (a test)
         local = _local_scoring(cfg, local_routers, label)
         client = SplitRouter(local, frozenset(s.name for s in local_routers), client, label)

@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from router_models.data import RoutingData
+from router_models.inference.scorers import project
 from router_models.training.scorer import TrainedScorer
 
 PRIOR_STRENGTH = 200.0
@@ -100,8 +101,6 @@ def project_keys(embeddings: np.ndarray, dims: int | None) -> tuple[np.ndarray, 
     mean = embeddings.mean(0)
     _, _, vt = np.linalg.svd(embeddings - mean, full_matrices=False)
     tensors = {"proj_mean": mean.astype(np.float32), "proj": vt[: int(dims)].astype(np.float32)}
-    from router_models.inference.scorers import project
-
     return project(embeddings, tensors), tensors
 
 
